@@ -1,0 +1,180 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isGone } from '../kcp-client-ts/errors.ts';
+import type { ListOptions, WatchOptions } from '../kcp-client-ts/resources.ts';
+import type { KubeList, KubeObject, WatchEvent } from '../kcp-client-ts/types.ts';
+import { WatchStalledError } from '../kcp-client-ts/watch.ts';
+import { silentLogger, type Logger } from '../logging.ts';
+import { backoffDelay } from './backoff.ts';
+import { encodeKey, objectKeyOf } from './object-key.ts';
+import { ObjectStore } from './store.ts';
+
+/** What an informer needs of a resource: ResourceClient provides it. */
+export type ListerWatcher<T extends KubeObject> = {
+  list(options?: ListOptions): Promise<KubeList<T>>;
+  watch(options: WatchOptions): AsyncGenerator<WatchEvent<T>>;
+};
+
+export type InformerEvent<T extends KubeObject> =
+  | { type: 'added'; object: T }
+  | { type: 'updated'; object: T; old: T }
+  | { type: 'deleted'; object: T };
+
+export type InformerHandler<T extends KubeObject> = (event: InformerEvent<T>) => void;
+
+export type InformerOptions<T extends KubeObject> = {
+  name: string;
+  source: ListerWatcher<T>;
+  logger?: Logger;
+  labelSelector?: string;
+  /** Longest silence on a watch before it is treated as stalled and reopened (bookmarks count). */
+  stallTimeoutMs?: number;
+  /** Server-side watch timeout; the informer re-watches from its resourceVersion afterwards. */
+  watchTimeoutSeconds?: number;
+  backoff?: { initialMs: number; maxMs: number };
+};
+
+export type InformerStats = {
+  lists: number;
+  watchRestarts: number;
+  stalls: number;
+  lastEventAt: number | undefined;
+};
+
+/**
+ * List+watch into an ObjectStore, for one resource at one cluster base (a workspace, or `*` in
+ * a virtual workspace). Keeps the resourceVersion, asks for bookmarks, relists on 410 Gone,
+ * reopens stalled or dropped watches with jittered backoff, and emits added/updated/deleted
+ * events (also for differences found by a relist) to its handlers.
+ */
+export class Informer<T extends KubeObject = KubeObject> {
+  readonly name: string;
+  readonly store = new ObjectStore<T>();
+  readonly stats: InformerStats = { lists: 0, watchRestarts: 0, stalls: 0, lastEventAt: undefined };
+  readonly #options: InformerOptions<T>;
+  readonly #logger: Logger;
+  readonly #handlers: InformerHandler<T>[] = [];
+  #synced = false;
+  readonly #syncWaiters: (() => void)[] = [];
+
+  constructor(options: InformerOptions<T>) {
+    this.#options = options;
+    this.name = options.name;
+    this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
+  }
+
+  onEvent(handler: InformerHandler<T>): void {
+    this.#handlers.push(handler);
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves after the first complete list, or when `signal` aborts. */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.#synced || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#syncWaiters.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  /** Runs until `signal` aborts; never throws for API or network errors. */
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = this.#options.backoff ?? { initialMs: 200, maxMs: 30_000 };
+    let resourceVersion: string | undefined;
+    let needList = true;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          const list = await this.#options.source.list({ labelSelector: this.#options.labelSelector, signal });
+          this.stats.lists++;
+          this.#replace(list.items);
+          resourceVersion = list.metadata.resourceVersion;
+          needList = false;
+          this.#markSynced();
+        }
+        const events = this.#options.source.watch({
+          resourceVersion,
+          labelSelector: this.#options.labelSelector,
+          timeoutSeconds: this.#options.watchTimeoutSeconds ?? 300,
+          stallTimeoutMs: this.#options.stallTimeoutMs ?? 180_000,
+          signal,
+        });
+        for await (const event of events) {
+          failures = 0;
+          this.stats.lastEventAt = Date.now();
+          resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
+          this.#apply(event);
+        }
+        // The server ended the watch (timeout): reopen from where we are.
+        this.stats.watchRestarts++;
+      } catch (err) {
+        if (signal.aborted) break;
+        this.stats.watchRestarts++;
+        if (isGone(err)) {
+          this.#logger.info({ resourceVersion }, 'resourceVersion expired, relisting');
+          needList = true;
+          continue;
+        }
+        if (err instanceof WatchStalledError) {
+          this.stats.stalls++;
+          this.#logger.warn({ resourceVersion }, 'watch stalled, reopening');
+          continue;
+        }
+        failures++;
+        const delay = backoffDelay(failures, backoff);
+        this.#logger.warn({ err: String(err), failures, delayMs: delay, relist: needList }, 'list/watch failed, retrying');
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  #apply(event: WatchEvent<T>): void {
+    switch (event.type) {
+      case 'BOOKMARK':
+        return;
+      case 'ADDED':
+      case 'MODIFIED': {
+        const old = this.store.upsert(event.object);
+        if (old && old.metadata.resourceVersion === event.object.metadata.resourceVersion) return;
+        this.#emit(old ? { type: 'updated', object: event.object, old } : { type: 'added', object: event.object });
+        return;
+      }
+      case 'DELETED': {
+        const old = this.store.remove(event.object);
+        if (old) this.#emit({ type: 'deleted', object: event.object });
+        return;
+      }
+    }
+  }
+
+  /** Makes the store equal to a fresh list, emitting the differences. */
+  #replace(items: T[]): void {
+    const seen = new Set<string>();
+    for (const item of items) {
+      seen.add(encodeKey(objectKeyOf(item)));
+      this.#apply({ type: 'MODIFIED', object: item });
+    }
+    for (const obj of this.store.list()) {
+      if (!seen.has(encodeKey(objectKeyOf(obj)))) this.#apply({ type: 'DELETED', object: obj });
+    }
+  }
+
+  #emit(event: InformerEvent<T>): void {
+    for (const handler of this.#handlers) {
+      try {
+        handler(event);
+      } catch (err) {
+        this.#logger.error({ err: String(err) }, 'informer handler threw');
+      }
+    }
+  }
+
+  #markSynced(): void {
+    if (this.#synced) return;
+    this.#synced = true;
+    for (const resolve of this.#syncWaiters.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,75 @@
+import type { KubeObject } from '../kcp-client-ts/types.ts';
+import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
+
+/** The informer's in-memory copy of a resource, keyed by (cluster, namespace, name). */
+export class ObjectStore<T extends KubeObject = KubeObject> {
+  readonly #objects = new Map<string, T>();
+  readonly #indexes = new Map<string, { fn: (obj: T) => string[]; values: Map<string, Set<string>> }>();
+
+  get size(): number {
+    return this.#objects.size;
+  }
+
+  get(key: ObjectKey): T | undefined {
+    return this.#objects.get(encodeKey(key));
+  }
+
+  list(filter?: (obj: T) => boolean): T[] {
+    const all = [...this.#objects.values()];
+    return filter ? all.filter(filter) : all;
+  }
+
+  keys(): string[] {
+    return [...this.#objects.keys()];
+  }
+
+  /** Adds an index; `byIndex(name, value)` then answers without a scan. */
+  addIndex(name: string, fn: (obj: T) => string[]): void {
+    const values = new Map<string, Set<string>>();
+    this.#indexes.set(name, { fn, values });
+    for (const [key, obj] of this.#objects) addToIndex(values, fn(obj), key);
+  }
+
+  byIndex(name: string, value: string): T[] {
+    const keys = this.#indexes.get(name)?.values.get(value);
+    if (!keys) return [];
+    return [...keys].map((k) => this.#objects.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  /** Stores the object; returns the previous version. */
+  upsert(obj: T): T | undefined {
+    const key = encodeKey(objectKeyOf(obj));
+    const old = this.#objects.get(key);
+    if (old) this.#unindex(key, old);
+    this.#objects.set(key, obj);
+    for (const { fn, values } of this.#indexes.values()) addToIndex(values, fn(obj), key);
+    return old;
+  }
+
+  remove(obj: T): T | undefined {
+    const key = encodeKey(objectKeyOf(obj));
+    const old = this.#objects.get(key);
+    if (!old) return undefined;
+    this.#unindex(key, old);
+    this.#objects.delete(key);
+    return old;
+  }
+
+  #unindex(key: string, obj: T): void {
+    for (const { fn, values } of this.#indexes.values()) {
+      for (const value of fn(obj)) {
+        const set = values.get(value);
+        set?.delete(key);
+        if (set?.size === 0) values.delete(value);
+      }
+    }
+  }
+}
+
+const addToIndex = (values: Map<string, Set<string>>, indexValues: string[], key: string): void => {
+  for (const value of indexValues) {
+    let set = values.get(value);
+    if (!set) values.set(value, (set = new Set()));
+    set.add(key);
+  }
+};

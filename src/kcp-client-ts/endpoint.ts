@@ -1,0 +1,158 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
+import { ApiError } from './errors.ts';
+import { virtualWorkspaceBase, workspaceBase } from './paths.ts';
+
+export type KcpEndpointOptions = {
+  /** `https://host:port`, without a path; the kubeconfig's `/clusters/...` suffix is dropped. */
+  serverOrigin: string;
+  ca?: string | Buffer | undefined;
+  cert?: string | Buffer | undefined;
+  key?: string | Buffer | undefined;
+  bearerToken?: string | undefined;
+  insecureSkipTLSVerify?: boolean;
+  /** Upper bound of parallel sockets to the server; watches share HTTP/2 connections when `allowH2`. */
+  connections?: number;
+  allowH2?: boolean;
+};
+
+export type JsonRequest = {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal | undefined;
+};
+
+/**
+ * One kcp server as the kubeconfig describes it: TLS material, credentials and a keep-alive
+ * undici dispatcher shared by every request to it (any workspace, any virtual workspace).
+ */
+export class KcpEndpoint {
+  readonly serverOrigin: string;
+  readonly dispatcher: Agent;
+  readonly #authorization: string | undefined;
+  readonly #options: KcpEndpointOptions;
+
+  constructor(options: KcpEndpointOptions) {
+    this.#options = options;
+    this.serverOrigin = new URL(options.serverOrigin).origin;
+    this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
+    this.dispatcher = new Agent({
+      connect: {
+        ca: options.ca,
+        cert: options.cert,
+        key: options.key,
+        rejectUnauthorized: !options.insecureSkipTLSVerify,
+      },
+      keepAliveTimeout: 30_000,
+      connections: options.connections ?? 64,
+      allowH2: options.allowH2 ?? false,
+    });
+  }
+
+  /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
+  static async fromKubeconfig(options: { path?: string | undefined; context?: string | undefined; token?: string | undefined } = {}): Promise<KcpEndpoint> {
+    const config = new KubeConfig();
+    if (options.path) config.loadFromFile(options.path);
+    else config.loadFromDefault();
+    if (options.context) config.setCurrentContext(options.context);
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error(`kubeconfig ${options.path ?? '(default)'}: no cluster for context ${config.getCurrentContext()}`);
+    const tls: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string; headers?: Record<string, string>; rejectUnauthorized?: boolean } = {};
+    await config.applyToHTTPSOptions(tls);
+    const authorization = tls.headers?.['Authorization'] ?? tls.headers?.['authorization'];
+    return new KcpEndpoint({
+      serverOrigin: cluster.server,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      bearerToken: options.token ?? authorization?.replace(/^Bearer\s+/i, ''),
+      insecureSkipTLSVerify: cluster.skipTLSVerify,
+    });
+  }
+
+  /** The same server and TLS, another identity (a token of the test token file, say). */
+  withToken(token: string): KcpEndpoint {
+    return new KcpEndpoint({ ...this.#options, bearerToken: token });
+  }
+
+  /** `<server>/clusters/<workspace>`: the base URL of a workspace by path (`root:a:b`) or logical cluster name. */
+  workspaceUrl(workspace: string): string {
+    return workspaceBase(this.serverOrigin, workspace);
+  }
+
+  /** `<vw>/clusters/<cluster>`: the base URL of a logical cluster (or `*`) inside a virtual workspace. */
+  virtualWorkspaceUrl(virtualWorkspaceUrl: string, cluster: string): string {
+    return virtualWorkspaceBase(virtualWorkspaceUrl, cluster);
+  }
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.#authorization ? { authorization: this.#authorization, ...extra } : { ...extra };
+  }
+
+  /** A fetch bound to this endpoint's dispatcher and credentials (for openapi-fetch). */
+  readonly fetch = async (input: Request): Promise<Response> => {
+    const headers = new Headers(input.headers);
+    if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
+    const body = input.body ? await input.arrayBuffer() : undefined;
+    const response = await undiciFetch(input.url, {
+      method: input.method,
+      headers: Object.fromEntries(headers),
+      body,
+      signal: input.signal,
+      dispatcher: this.dispatcher,
+    });
+    return response as unknown as Response;
+  };
+
+  /** A JSON request; throws ApiError on a non-2xx answer. */
+  async json<T>(req: JsonRequest): Promise<T> {
+    const response = await undiciRequest(req.url, {
+      method: req.method,
+      dispatcher: this.dispatcher,
+      headers: this.headers({
+        accept: 'application/json',
+        ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
+      }),
+      body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+      signal: req.signal,
+    });
+    const text = await response.body.text();
+    if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** A streaming GET (watch); the caller owns the body. Throws ApiError on a non-2xx answer. */
+  async stream(url: string, signal: AbortSignal, bodyTimeoutMs: number): Promise<Dispatcher.ResponseData['body']> {
+    const response = await undiciRequest(url, {
+      method: 'GET',
+      dispatcher: this.dispatcher,
+      headers: this.headers({ accept: 'application/json' }),
+      signal,
+      bodyTimeout: bodyTimeoutMs,
+    });
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      const text = await response.body.text();
+      throw toApiError('GET', url, response.statusCode, text);
+    }
+    return response.body;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+const toApiError = (method: string, url: string, status: number, text: string): ApiError => {
+  let reason: string | undefined;
+  let message = text.slice(0, 500);
+  try {
+    const parsed = JSON.parse(text) as { reason?: string; message?: string };
+    reason = parsed.reason;
+    message = parsed.message ?? message;
+  } catch {
+    // not a Status object: keep the raw text
+  }
+  return new ApiError({ status, reason, message, method, url });
+};

@@ -1,0 +1,24 @@
+/** A failed call to the Kubernetes/kcp API, carrying the server's Status when it sent one. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly reason: string | undefined;
+  readonly method: string;
+  readonly url: string;
+
+  constructor(options: { status: number; reason?: string; message: string; method: string; url: string }) {
+    super(`${options.method} ${options.url}: ${options.status} ${options.reason ?? ''} ${options.message}`.replace(/\s+/g, ' ').trim());
+    this.name = 'ApiError';
+    this.status = options.status;
+    this.reason = options.reason;
+    this.method = options.method;
+    this.url = options.url;
+  }
+}
+
+export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
+export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
+export const isAlreadyExists = (err: unknown): boolean =>
+  err instanceof ApiError && err.status === 409 && err.reason === 'AlreadyExists';
+/** 410 Gone: the resourceVersion asked for is older than what the server keeps. */
+export const isGone = (err: unknown): boolean =>
+  err instanceof ApiError && (err.status === 410 || err.reason === 'Expired' || err.reason === 'Gone');
