@@ -10,7 +10,7 @@ import { KCP_VERSION } from './version.ts';
 
 /** Identities of the token file every local kcp starts with. */
 export const TOKENS = {
-  admin: { token: 'admin-token', user: 'kcp-admin', groups: ['system:masters'] },
+  admin: { token: 'admin-token', user: 'kcp-admin', groups: ['system:kcp:admin'] },
   broker: { token: 'broker-token', user: 'resource-broker', groups: ['broker'] },
   userA: { token: 'user-a-token', user: 'user-a', groups: ['consumers'] },
   userB: { token: 'user-b-token', user: 'user-b', groups: ['consumers'] },

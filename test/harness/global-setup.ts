@@ -10,6 +10,12 @@ declare module 'vitest' {
 
 /** Starts one real kcp for the e2e run (or uses KCP_KUBECONFIG's) and stops it afterwards. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const reuse = process.env['KCP_KUBECONFIG'];
+  if (reuse) {
+    // A kcp the developer already runs (hack/start-kcp.ts): faster iteration, same tests.
+    project.provide('kcp', { kubeconfig: reuse, serverOrigin: '', rootDirectory: '' });
+    return async () => undefined;
+  }
   const kcp = new LocalKcp({ verbose: process.env['KCP_VERBOSE'] === '1' });
   const started = Date.now();
   await kcp.start();

@@ -969,7 +969,7 @@ export interface components {
                      *     For core groups this is the empty string '""'.
                      * @default
                      */
-                    group: string;
+                    group?: string;
                     /**
                      * @description This is the identity for a given APIExport that the APIResourceSchema belongs to.
                      *     The hash can be found on APIExport and APIResourceSchema's status.
@@ -1249,7 +1249,7 @@ export interface components {
                  * @default DNS1123Subdomain
                  * @enum {string}
                  */
-                nameValidation: "DNS1123Subdomain" | "PathSegmentName";
+                nameValidation?: "DNS1123Subdomain" | "PathSegmentName";
                 /** @description names specify the resource and kind names for the custom resource. */
                 names: {
                     /**
@@ -1350,7 +1350,7 @@ export interface components {
                      * @description schema describes the structural schema used for validation, pruning, and defaulting
                      *     of this version of the custom resource.
                      */
-                    schema: Record<string, never>;
+                    schema: Record<string, unknown>;
                     /**
                      * @description served is a flag enabling/disabling this version from being served via REST APIs
                      * @default true

@@ -407,7 +407,7 @@ export interface components {
                      *     For core groups this is the empty string '""'.
                      * @default
                      */
-                    group: string;
+                    group?: string;
                     /**
                      * @description This is the identity for a given APIExport that the APIResourceSchema belongs to.
                      *     The hash can be found on APIExport and APIResourceSchema's status.
@@ -415,7 +415,7 @@ export interface components {
                      *     Note that one must look this up for a particular KCP instance.
                      * @default
                      */
-                    identityHash: string;
+                    identityHash?: string;
                     /**
                      * @description resource is the name of the resource.
                      *     Note: it is worth noting that you can not ask for permissions for resource provided by a CRD
@@ -497,7 +497,7 @@ export interface components {
                      *     For core groups this is the empty string '""'.
                      * @default
                      */
-                    group: string;
+                    group?: string;
                     /**
                      * @description This is the identity for a given APIExport that the APIResourceSchema belongs to.
                      *     The hash can be found on APIExport and APIResourceSchema's status.
@@ -505,7 +505,7 @@ export interface components {
                      *     Note that one must look this up for a particular KCP instance.
                      * @default
                      */
-                    identityHash: string;
+                    identityHash?: string;
                     /**
                      * @description resource is the name of the resource.
                      *     Note: it is worth noting that you can not ask for permissions for resource provided by a CRD
@@ -633,7 +633,7 @@ export interface components {
                      *     For core groups this is the empty string '""'.
                      * @default
                      */
-                    group: string;
+                    group?: string;
                     /**
                      * @description This is the identity for a given APIExport that the APIResourceSchema belongs to.
                      *     The hash can be found on APIExport and APIResourceSchema's status.
@@ -641,7 +641,7 @@ export interface components {
                      *     Note that one must look this up for a particular KCP instance.
                      * @default
                      */
-                    identityHash: string;
+                    identityHash?: string;
                     /**
                      * @description resource is the name of the resource.
                      *     Note: it is worth noting that you can not ask for permissions for resource provided by a CRD
@@ -754,7 +754,7 @@ export interface components {
                      *     For core groups this is the empty string '""'.
                      * @default
                      */
-                    group: string;
+                    group?: string;
                     /**
                      * @description This is the identity for a given APIExport that the APIResourceSchema belongs to.
                      *     The hash can be found on APIExport and APIResourceSchema's status.
@@ -762,7 +762,7 @@ export interface components {
                      *     Note that one must look this up for a particular KCP instance.
                      * @default
                      */
-                    identityHash: string;
+                    identityHash?: string;
                     /**
                      * @description resource is the name of the resource.
                      *     Note: it is worth noting that you can not ask for permissions for resource provided by a CRD
@@ -802,7 +802,7 @@ export interface components {
                      *       "crd": {}
                      *     }
                      */
-                    storage: {
+                    storage?: {
                         /**
                          * @description CRD storage defines that this APIResourceSchema is exposed as
                          *     CustomResourceDefinitions inside the workspaces that bind to the APIExport.

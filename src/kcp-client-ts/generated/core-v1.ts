@@ -2060,7 +2060,7 @@ export interface components {
              * @description Status is filled in by the server and indicates whether the token can be authenticated.
              * @default {}
              */
-            status: components["schemas"]["io.k8s.api.authentication.v1.TokenRequestStatus"];
+            status?: components["schemas"]["io.k8s.api.authentication.v1.TokenRequestStatus"];
         };
         /** @description TokenRequestSpec contains client provided parameters of a token request. */
         "io.k8s.api.authentication.v1.TokenRequestSpec": {
@@ -2159,19 +2159,19 @@ export interface components {
              * @description Name of the controller that emitted this Event, e.g. `kubernetes.io/kubelet`.
              * @default
              */
-            reportingComponent: string;
+            reportingComponent?: string;
             /**
              * @description ID of the controller instance, e.g. `kubelet-xyzf`.
              * @default
              */
-            reportingInstance: string;
+            reportingInstance?: string;
             /** @description Data about the Event series this event represents or nil if it's a singleton Event. */
             series?: components["schemas"]["io.k8s.api.core.v1.EventSeries"];
             /**
              * @description The component reporting this event. Should be a short machine understandable string.
              * @default {}
              */
-            source: components["schemas"]["io.k8s.api.core.v1.EventSource"];
+            source?: components["schemas"]["io.k8s.api.core.v1.EventSource"];
             /** @description Type of this event (Normal, Warning), new types could be added in the future */
             type?: string;
         };
@@ -2212,7 +2212,7 @@ export interface components {
              * @description Name of the referent. This field is effectively required, but due to backwards compatibility is allowed to be empty. Instances of this type with an empty value here are almost certainly wrong. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names
              * @default
              */
-            name: string;
+            name?: string;
         };
         /** @description Namespace provides a scope for Names. Use of multiple namespaces is optional. */
         "io.k8s.api.core.v1.Namespace": {
@@ -2234,7 +2234,7 @@ export interface components {
              * @description Status describes the current status of a Namespace. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status
              * @default {}
              */
-            status: components["schemas"]["io.k8s.api.core.v1.NamespaceStatus"];
+            status?: components["schemas"]["io.k8s.api.core.v1.NamespaceStatus"];
         };
         /** @description NamespaceCondition contains details about state of namespace. */
         "io.k8s.api.core.v1.NamespaceCondition": {
@@ -2325,7 +2325,7 @@ export interface components {
              * @description Status defines the actual enforced quota and its current usage. https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#spec-and-status
              * @default {}
              */
-            status: components["schemas"]["io.k8s.api.core.v1.ResourceQuotaStatus"];
+            status?: components["schemas"]["io.k8s.api.core.v1.ResourceQuotaStatus"];
         };
         /** @description ResourceQuotaList is a list of ResourceQuota items. */
         "io.k8s.api.core.v1.ResourceQuotaList": {

@@ -403,7 +403,7 @@ export interface components {
                  *     from within by deleting the LogicalCluster object.
                  * @default false
                  */
-                directlyDeletable: boolean;
+                directlyDeletable?: boolean;
                 /**
                  * @description initializers are set on creation by the system and copied to status when
                  *     initialization starts.
@@ -441,7 +441,7 @@ export interface components {
              * @description LogicalClusterStatus communicates the observed state of the Workspace.
              * @default {}
              */
-            status: {
+            status?: {
                 /**
                  * @description url is the address under which the Kubernetes-cluster-like endpoint
                  *     can be found. This URL can be used to access the logical cluster with standard Kubernetes
@@ -494,7 +494,7 @@ export interface components {
                  * @default Scheduling
                  * @enum {string}
                  */
-                phase: "Scheduling" | "Initializing" | "Ready" | "Unavailable";
+                phase?: "Scheduling" | "Initializing" | "Ready" | "Unavailable";
                 /**
                  * @description Terminators are set on creation by the system and must be cleared
                  *     by a controller before the logical cluster can be deleted. The LogicalCluster object

@@ -543,7 +543,7 @@ export interface components {
              * @description WorkspaceStatus communicates the observed state of the Workspace.
              * @default {}
              */
-            status: {
+            status?: {
                 /** @description Current processing state of the Workspace. */
                 conditions?: {
                     /**
@@ -589,7 +589,7 @@ export interface components {
                  * @default Scheduling
                  * @enum {string}
                  */
-                phase: "Scheduling" | "Initializing" | "Ready" | "Unavailable";
+                phase?: "Scheduling" | "Initializing" | "Ready" | "Unavailable";
                 /**
                  * @description terminators must be cleared by a controller before the workspace is being
                  *     deleted.
@@ -766,7 +766,7 @@ export interface components {
                  *       "path": "root"
                  *     }
                  */
-                defaultChildWorkspaceType: {
+                defaultChildWorkspaceType?: {
                     /** @description name is the name of the WorkspaceType */
                     name: string;
                     /** @description path is an absolute reference to the workspace that owns this type, e.g. root:org:ws. */
