@@ -123,14 +123,17 @@ export class KcpEndpoint {
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
-  /** A streaming GET (watch); the caller owns the body. Throws ApiError on a non-2xx answer. */
-  async stream(url: string, signal: AbortSignal, bodyTimeoutMs: number): Promise<Dispatcher.ResponseData['body']> {
+  /**
+   * A streaming GET (watch); the caller owns the body and detects stalls itself (undici's
+   * bodyTimeout does not cover a body that never starts). Throws ApiError on a non-2xx answer.
+   */
+  async stream(url: string, signal: AbortSignal): Promise<Dispatcher.ResponseData['body']> {
     const response = await undiciRequest(url, {
       method: 'GET',
       dispatcher: this.dispatcher,
       headers: this.headers({ accept: 'application/json' }),
       signal,
-      bodyTimeout: bodyTimeoutMs,
+      bodyTimeout: 0,
     });
     if (response.statusCode < 200 || response.statusCode >= 300) {
       const text = await response.body.text();

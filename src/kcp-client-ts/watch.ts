@@ -32,18 +32,23 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
   const local = new AbortController();
   const onAbort = (): void => local.abort(options.signal.reason);
   options.signal.addEventListener('abort', onAbort, { once: true });
-  // undici's bodyTimeout fires when no bytes arrive for that long: exactly a stall.
+  // Any bytes (events, bookmarks) re-arm the stall timer; silence past it aborts the request.
+  const stalled = new WatchStalledError(url, options.stallTimeoutMs);
+  const stallTimer = setTimeout(() => local.abort(stalled), options.stallTimeoutMs);
+  stallTimer.unref();
   let body;
   try {
-    body = await endpoint.stream(url, local.signal, options.stallTimeoutMs);
+    body = await endpoint.stream(url, local.signal);
   } catch (err) {
+    clearTimeout(stallTimer);
     options.signal.removeEventListener('abort', onAbort);
-    throw translate(err, url, options);
+    throw translate(err, options, local.signal);
   }
   const decoder = new StringDecoder('utf8');
   let buffered = '';
   try {
     for await (const chunk of body) {
+      stallTimer.refresh();
       buffered += decoder.write(chunk as Buffer);
       let newline = buffered.indexOf('\n');
       while (newline >= 0) {
@@ -65,8 +70,9 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
       }
     }
   } catch (err) {
-    throw translate(err, url, options);
+    throw translate(err, options, local.signal);
   } finally {
+    clearTimeout(stallTimer);
     options.signal.removeEventListener('abort', onAbort);
     // Ends the request when the consumer stops early (break, return, throw).
     if (!body.destroyed) body.destroy();
@@ -74,10 +80,8 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
   }
 }
 
-const translate = (err: unknown, url: string, options: WatchStreamOptions): unknown => {
+const translate = (err: unknown, options: WatchStreamOptions, local: AbortSignal): unknown => {
   if (options.signal.aborted) return options.signal.reason;
-  if (err instanceof Error && (err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') {
-    return new WatchStalledError(url, options.stallTimeoutMs);
-  }
+  if (local.aborted && local.reason instanceof WatchStalledError) return local.reason;
   return err;
 };

@@ -1,0 +1,115 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeWatchServer } from '../../test/harness/fake-watch-server.ts';
+import { eventually } from '../../test/harness/eventually.ts';
+import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { ResourceClient } from '../kcp-client-ts/resources.ts';
+import type { KubeObject } from '../kcp-client-ts/types.ts';
+import { Informer, type InformerEvent } from './informer.ts';
+
+const GVR = { group: 'example.test', version: 'v1', resource: 'widgets' };
+
+describe('Informer against a list/watch server that fails on demand', () => {
+  let server: FakeWatchServer;
+  let endpoint: KcpEndpoint;
+  let informer: Informer;
+  let events: InformerEvent<KubeObject>[];
+  let controller: AbortController;
+  let running: Promise<void>;
+
+  beforeEach(async () => {
+    server = new FakeWatchServer();
+    await server.start();
+    server.upsert('a', { spec: { n: 1 } });
+    server.upsert('b', { spec: { n: 1 } });
+    endpoint = new KcpEndpoint({ serverOrigin: server.origin });
+    const source = new ResourceClient({ endpoint, baseUrl: `${server.origin}/clusters/*`, gvr: GVR });
+    informer = new Informer({ name: 'widgets', source, stallTimeoutMs: 300, backoff: { initialMs: 10, maxMs: 50 } });
+    events = [];
+    informer.onEvent((e) => events.push(e));
+    controller = new AbortController();
+    running = informer.run(controller.signal);
+    await informer.waitForSync();
+    await eventually(() => expect(server.openWatches).toBe(1));
+    events.length = 0;
+  });
+
+  afterEach(async () => {
+    controller.abort();
+    await running;
+    await endpoint.close();
+    await server.stop();
+  });
+
+  /** The store equals the server, and each change produced exactly one event. */
+  const expectConverged = async (expected: { type: string; name: string }[]): Promise<void> => {
+    await eventually(() => {
+      expect(informer.store.list().map((o) => o.metadata.name).sort()).toEqual(server.names());
+      expect(events.map((e) => ({ type: e.type, name: e.object.metadata.name })).sort(byName)).toEqual([...expected].sort(byName));
+    });
+    for (const obj of informer.store.list()) expect(obj['spec']).toBeDefined();
+  };
+
+  it('streams changes as added/updated/deleted events keyed by cluster', async () => {
+    server.upsert('c', { spec: { n: 1 } });
+    server.upsert('a', { spec: { n: 2 } });
+    server.delete('b');
+    await expectConverged([
+      { type: 'added', name: 'c' },
+      { type: 'updated', name: 'a' },
+      { type: 'deleted', name: 'b' },
+    ]);
+    expect(informer.store.get({ cluster: 'c1', namespace: 'default', name: 'a' })?.['spec']).toEqual({ n: 2 });
+  });
+
+  it('relists after 410 Gone and emits exactly the differences', async () => {
+    server.stalled = true; // changes below reach no open watch
+    server.upsert('c', { spec: { n: 1 } });
+    server.upsert('a', { spec: { n: 2 } });
+    server.delete('b');
+    server.compact();
+    server.stalled = false;
+    const listsBefore = server.lists;
+    server.dropWatches();
+    await expectConverged([
+      { type: 'added', name: 'c' },
+      { type: 'updated', name: 'a' },
+      { type: 'deleted', name: 'b' },
+    ]);
+    expect(server.lists).toBe(listsBefore + 1);
+    expect(informer.stats.lists).toBe(2);
+  });
+
+  it('re-watches from its resourceVersion after a dropped connection, losing and repeating nothing', async () => {
+    server.dropWatches();
+    server.upsert('c', { spec: { n: 1 } });
+    server.delete('a');
+    await expectConverged([
+      { type: 'added', name: 'c' },
+      { type: 'deleted', name: 'a' },
+    ]);
+    expect(informer.stats.lists).toBe(1);
+    expect(server.watches).toBeGreaterThanOrEqual(2);
+  });
+
+  it('detects a silent stall and reconnects', async () => {
+    server.stalled = true;
+    server.upsert('c', { spec: { n: 1 } });
+    server.upsert('b', { spec: { n: 5 } });
+    server.stalled = false;
+    await expectConverged([
+      { type: 'added', name: 'c' },
+      { type: 'updated', name: 'b' },
+    ]);
+    expect(informer.stats.stalls).toBeGreaterThanOrEqual(1);
+    expect(informer.stats.lists).toBe(1);
+  });
+
+  it('stops on abort without leaving a watch open', async () => {
+    controller.abort();
+    await running;
+    await eventually(() => expect(server.openWatches).toBe(0));
+  });
+});
+
+const byName = (x: { type: string; name?: string | undefined }, y: { type: string; name?: string | undefined }): number =>
+  `${x.name}${x.type}`.localeCompare(`${y.name}${y.type}`);
