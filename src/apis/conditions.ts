@@ -1,0 +1,12 @@
+import type { Condition } from './types.ts';
+
+/** Sets a condition, keeping lastTransitionTime when the status did not change. Returns a new list. */
+export const setCondition = (conditions: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>, now = new Date()): Condition[] => {
+  const list = conditions ?? [];
+  const old = list.find((c) => c.type === next.type);
+  const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return [...list.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }].sort((a, b) => a.type.localeCompare(b.type));
+};
+
+export const conditionTrue = (conditions: Condition[] | undefined, type: string): boolean =>
+  conditions?.some((c) => c.type === type && c.status === 'True') ?? false;

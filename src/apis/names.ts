@@ -1,0 +1,21 @@
+import { createHash } from 'node:crypto';
+
+/** API groups, labels, annotations and finalizers the broker owns. */
+export const BROKER_GROUP = 'broker.platform-mesh.io';
+export const COORD_GROUP = 'coord.broker.platform-mesh.io';
+export const API_VERSION = 'v1alpha1';
+
+export const FINALIZER = `${BROKER_GROUP}/finalizer`;
+export const CONSUMER_CLUSTER_ANNOTATION = `${BROKER_GROUP}/consumer-cluster`;
+export const CONSUMER_NAME_ANNOTATION = `${BROKER_GROUP}/consumer-name`;
+/** On related copies in a consumer workspace: which brokered object they came with. */
+export const OWNER_LABEL = `${BROKER_GROUP}/owner`;
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGER = 'resource-broker';
+
+/**
+ * 20 hex characters (80 bits) of the SHA-256 of the parts: deterministic names for
+ * coordination objects and workspaces, with collisions negligible at any realistic count.
+ */
+export const nameHash = (...parts: string[]): string =>
+  createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 20);

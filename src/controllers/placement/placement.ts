@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { conditionTrue } from '../../apis/conditions.ts';
+import type { AcceptAPI, PlacementCandidate } from '../../apis/types.ts';
+import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
+import { evaluateFilters } from '../acceptapi/filters.ts';
+
+export type PlacementInput = {
+  gvr: GroupVersionResource;
+  /** The consumer object's spec. */
+  spec: unknown;
+  /** Identifies the object for the stable tie-break. */
+  objectId: string;
+  acceptAPIs: AcceptAPI[];
+  /** Current Assignments for this GVR per provider cluster. */
+  assignmentsByProvider: ReadonlyMap<string, number>;
+  /** Providers to leave out (a migration's origin). */
+  exclude?: { providerCluster: string; acceptAPIName: string } | undefined;
+};
+
+export type PlacementDecision = {
+  winner: { acceptAPI: AcceptAPI; providerCluster: string; acceptAPIName: string } | undefined;
+  reason: string;
+  candidates: PlacementCandidate[];
+};
+
+const sameGvr = (a: GroupVersionResource, b: GroupVersionResource): boolean =>
+  (a.group ?? '') === (b.group ?? '') && a.version === b.version && a.resource === b.resource;
+
+const tieBreak = (objectId: string, providerCluster: string, name: string): string =>
+  createHash('sha256').update(`${objectId}\u0000${providerCluster}\u0000${name}`).digest('hex');
+
+/**
+ * Picks the provider for an object: Ready AcceptAPIs for its GVR whose filters all pass; then
+ * highest priority, fewest current Assignments, and a stable hash of object and candidate.
+ * Records every AcceptAPI considered and why it did or did not qualify.
+ */
+export const placeObject = (input: PlacementInput): PlacementDecision => {
+  const candidates: PlacementCandidate[] = [];
+  const qualified: { acceptAPI: AcceptAPI; providerCluster: string; name: string }[] = [];
+  for (const acceptAPI of input.acceptAPIs) {
+    if (!sameGvr(acceptAPI.spec.gvr, input.gvr)) continue;
+    const providerCluster = clusterOf(acceptAPI);
+    const name = acceptAPI.metadata.name ?? '';
+    const record = (matched: boolean, reason: string): void => void candidates.push({ acceptAPI: name, providerCluster, matched, reason });
+    if (input.exclude && input.exclude.providerCluster === providerCluster && input.exclude.acceptAPIName === name) {
+      record(false, 'current provider, excluded');
+      continue;
+    }
+    if (acceptAPI.metadata.deletionTimestamp) {
+      record(false, 'being deleted');
+      continue;
+    }
+    if (!conditionTrue(acceptAPI.status?.conditions, 'Ready')) {
+      const ready = acceptAPI.status?.conditions?.find((c) => c.type === 'Ready');
+      record(false, `not Ready${ready?.message ? `: ${ready.message}` : ''}`);
+      continue;
+    }
+    const verdict = evaluateFilters(acceptAPI.spec.filters, input.spec);
+    if (!verdict.pass) {
+      record(false, verdict.reason);
+      continue;
+    }
+    record(true, 'all filters pass');
+    qualified.push({ acceptAPI, providerCluster, name });
+  }
+  if (qualified.length === 0) {
+    return { winner: undefined, reason: candidates.length === 0 ? `no AcceptAPI for ${input.gvr.resource}.${input.gvr.group}` : 'no AcceptAPI matches', candidates };
+  }
+  const priority = (a: AcceptAPI): number => a.spec.priority ?? 0;
+  const load = (cluster: string): number => input.assignmentsByProvider.get(cluster) ?? 0;
+  qualified.sort(
+    (a, b) =>
+      priority(b.acceptAPI) - priority(a.acceptAPI) ||
+      load(a.providerCluster) - load(b.providerCluster) ||
+      tieBreak(input.objectId, a.providerCluster, a.name).localeCompare(tieBreak(input.objectId, b.providerCluster, b.name)),
+  );
+  const [best, second] = qualified;
+  let reason = 'only matching AcceptAPI';
+  if (second) {
+    if (priority(best!.acceptAPI) !== priority(second.acceptAPI)) reason = `highest priority (${priority(best!.acceptAPI)} > ${priority(second.acceptAPI)})`;
+    else if (load(best!.providerCluster) !== load(second.providerCluster)) reason = `fewest assignments (${load(best!.providerCluster)} < ${load(second.providerCluster)})`;
+    else reason = 'equal priority and load: stable hash';
+  }
+  return { winner: { acceptAPI: best!.acceptAPI, providerCluster: best!.providerCluster, acceptAPIName: best!.name }, reason, candidates };
+};
