@@ -34,6 +34,12 @@ export class Workspaces {
 
   /** Creates the workspace unless it exists, then waits until it is Ready. Idempotent. */
   async ensure(parent: string, name: string, options: EnsureWorkspaceOptions = {}): Promise<ReadyWorkspace> {
+    await this.create(parent, name, options);
+    return this.waitReady(parent, name, options);
+  }
+
+  /** Creates the workspace unless it exists; does not wait. */
+  async create(parent: string, name: string, options: Omit<EnsureWorkspaceOptions, 'timeoutMs'> = {}): Promise<void> {
     const client = createKcpClient(this.#endpoint, this.#endpoint.workspaceUrl(parent));
     const body: Workspace = {
       apiVersion: 'tenancy.kcp.io/v1alpha1',
@@ -46,7 +52,6 @@ export class Workspaces {
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
-    return this.waitReady(parent, name, options);
   }
 
   /** Polls until the workspace reports phase Ready; a workspace is not watchable from its parent cheaply. */

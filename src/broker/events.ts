@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { ResourceClient } from '../kcp-client-ts/resources.ts';
+import { clusterOf, type KubeObject } from '../kcp-client-ts/types.ts';
+import type { Logger } from '../logging.ts';
+
+export type EventType = 'Normal' | 'Warning';
+export type EventReason = 'Assigned' | 'NoMatchingProvider' | 'MigrationStarted' | 'MigrationCompleted' | 'MigrationFailed' | 'SyncFailed';
+
+const EVENTS = { group: '', version: 'v1', resource: 'events' };
+
+/**
+ * Writes core/v1 Events about consumer objects into the consumer's workspace, through the
+ * brokered export's virtual workspace (the events permission claim). Repeats of the same
+ * reason and message for an object are written once.
+ */
+export class EventRecorder {
+  readonly #endpoint: KcpEndpoint;
+  readonly #virtualWorkspaceUrl: string;
+  readonly #logger: Logger;
+  readonly #last = new Map<string, string>();
+
+  constructor(options: { endpoint: KcpEndpoint; virtualWorkspaceUrl: string; logger: Logger }) {
+    this.#endpoint = options.endpoint;
+    this.#virtualWorkspaceUrl = options.virtualWorkspaceUrl;
+    this.#logger = options.logger;
+  }
+
+  async record(obj: KubeObject, type: EventType, reason: EventReason, message: string): Promise<void> {
+    const cluster = clusterOf(obj);
+    const id = `${cluster}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`;
+    if (this.#last.get(id) === `${reason}\u0000${message}`) return;
+    this.#last.set(id, `${reason}\u0000${message}`);
+    const namespace = obj.metadata.namespace || 'default';
+    const now = new Date().toISOString();
+    const events = new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, cluster), gvr: EVENTS });
+    try {
+      await events.create({
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${obj.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },
+        involvedObject: {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          name: obj.metadata.name,
+          ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+          uid: obj.metadata.uid,
+          resourceVersion: obj.metadata.resourceVersion,
+        },
+        type,
+        reason,
+        message,
+        source: { component: 'resource-broker' },
+        reportingComponent: 'resource-broker',
+        reportingInstance: 'resource-broker',
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      });
+    } catch (err) {
+      // Events are best effort: a consumer that did not accept the events claim still gets served.
+      this.#last.delete(id);
+      this.#logger.warn({ cluster, name: obj.metadata.name, reason, err: String(err) }, 'could not record event');
+    }
+  }
+
+  /** Forgets what was said about an object (it was deleted). */
+  forget(obj: KubeObject): void {
+    this.#last.delete(`${clusterOf(obj)}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
+  }
+}

@@ -1,0 +1,155 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { Broker } from '../broker/broker.ts';
+import { bootstrap } from '../broker/bootstrap.ts';
+import { DEFAULT_PATHS, type BrokerPaths } from '../broker/config.ts';
+import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { createLogger, type LogFormat } from '../logging.ts';
+
+type Option = { type: 'string' | 'boolean'; env: string; default?: string; help: string };
+
+/** Every flag also reads an environment variable; flags win. */
+const COMMON: Record<string, Option> = {
+  kubeconfig: { type: 'string', env: 'RB_KUBECONFIG', help: 'kubeconfig of the kcp server (default: $KUBECONFIG or ~/.kube/config)' },
+  context: { type: 'string', env: 'RB_CONTEXT', help: 'kubeconfig context (default: current)' },
+  home: { type: 'string', env: 'RB_HOME_WORKSPACE', default: DEFAULT_PATHS.home, help: 'home workspace: the acceptapis and brokered APIExports' },
+  'acceptapi-export': { type: 'string', env: 'RB_ACCEPTAPI_EXPORT', default: DEFAULT_PATHS.acceptAPIExport, help: 'name of the AcceptAPI APIExport (and its endpoint slice)' },
+  coordination: { type: 'string', env: 'RB_COORDINATION_WORKSPACE', default: DEFAULT_PATHS.coordination, help: 'coordination workspace: Assignments, StagingWorkspaces, Lease' },
+  'staging-root': { type: 'string', env: 'RB_STAGING_ROOT', default: DEFAULT_PATHS.stagingRoot, help: 'parent of the staging workspaces' },
+  'verification-root': { type: 'string', env: 'RB_VERIFICATION_ROOT', default: DEFAULT_PATHS.verificationRoot, help: 'parent of the verification workspaces' },
+  compute: { type: 'string', env: 'RB_COMPUTE_WORKSPACE', default: DEFAULT_PATHS.compute, help: 'workspace where migration stages deploy' },
+  'log-level': { type: 'string', env: 'RB_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error' },
+  'log-format': { type: 'string', env: 'RB_LOG_FORMAT', default: 'auto', help: 'json, pretty, or auto (pretty on a terminal)' },
+  help: { type: 'boolean', env: '', help: 'show this help' },
+};
+
+const COMMANDS: Record<string, { summary: string; options: Record<string, Option> }> = {
+  run: { summary: 'run the broker against kcp', options: COMMON },
+  bootstrap: {
+    summary: 'create the broker workspaces and apply its APIs (idempotent)',
+    options: { ...COMMON, examples: { type: 'boolean', env: 'RB_BOOTSTRAP_EXAMPLES', help: 'also publish the example APIs (certificates, vms, dnszones)' } },
+  },
+  version: { summary: 'print the version', options: { help: COMMON['help']! } },
+};
+
+const usage = (command?: string): string => {
+  if (!command) {
+    return [
+      'Usage: resource-broker <command> [flags]',
+      '',
+      'Commands:',
+      ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`),
+      '',
+      'Run `resource-broker <command> --help` for its flags.',
+    ].join('\n');
+  }
+  const { summary, options } = COMMANDS[command]!;
+  return [
+    `Usage: resource-broker ${command} [flags]`,
+    '',
+    summary,
+    '',
+    'Flags:',
+    ...Object.entries(options).map(([name, o]) => `  --${name.padEnd(20)} ${o.help}${o.default ? ` (default ${o.default})` : ''}${o.env ? ` [$${o.env}]` : ''}`),
+  ].join('\n');
+};
+
+class UsageError extends Error {}
+
+const parse = (command: string, argv: string[]): Record<string, string | boolean | undefined> => {
+  const spec = COMMANDS[command]!.options;
+  const config: ParseArgsConfig = { args: argv, strict: true, allowPositionals: false, options: Object.fromEntries(Object.entries(spec).map(([k, o]) => [k, { type: o.type }])) };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs(config).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  for (const [name, o] of Object.entries(spec)) {
+    if (values[name] !== undefined) continue;
+    const fromEnv = o.env ? process.env[o.env] : undefined;
+    if (fromEnv !== undefined) values[name] = o.type === 'boolean' ? fromEnv === 'true' || fromEnv === '1' : fromEnv;
+    else if (o.default !== undefined) values[name] = o.default;
+  }
+  const format = values['log-format'];
+  if (format !== undefined && !['json', 'pretty', 'auto'].includes(String(format))) throw new UsageError(`--log-format must be json, pretty or auto, not "${format}"`);
+  return values;
+};
+
+const pathsFrom = (values: Record<string, string | boolean | undefined>): BrokerPaths => ({
+  home: String(values['home']),
+  acceptAPIExport: String(values['acceptapi-export']),
+  coordination: String(values['coordination']),
+  stagingRoot: String(values['staging-root']),
+  verificationRoot: String(values['verification-root']),
+  compute: String(values['compute']),
+});
+
+const version = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export const main = async (argv: string[]): Promise<number> => {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage());
+    return command ? 0 : 2;
+  }
+  if (!COMMANDS[command]) {
+    console.error(`resource-broker: unknown command "${command}"\n\n${usage()}`);
+    return 2;
+  }
+  let values;
+  try {
+    values = parse(command, rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`resource-broker ${command}: ${err.message}. See \`resource-broker ${command} --help\`.`);
+      return 2;
+    }
+    throw err;
+  }
+  if (values['help']) {
+    console.log(usage(command));
+    return 0;
+  }
+  if (command === 'version') {
+    console.log(version());
+    return 0;
+  }
+  const logger = createLogger({ level: String(values['log-level']), format: String(values['log-format']) as LogFormat });
+  let endpoint: KcpEndpoint;
+  try {
+    endpoint = await KcpEndpoint.fromKubeconfig({ path: values['kubeconfig'] as string | undefined, context: values['context'] as string | undefined });
+  } catch (err) {
+    console.error(`resource-broker ${command}: cannot load kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+  const paths = pathsFrom(values);
+  try {
+    if (command === 'bootstrap') {
+      await bootstrap({ endpoint, paths, logger, examples: values['examples'] === true });
+      logger.info({ home: paths.home }, 'bootstrap complete');
+      return 0;
+    }
+    const broker = new Broker({ endpoint, paths, logger });
+    await broker.start();
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        logger.info({ signal }, 'shutting down');
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await broker.stop();
+    logger.info('stopped');
+    return 0;
+  } catch (err) {
+    const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+    console.error(`resource-broker ${command}: ${err instanceof Error ? err.message : String(err)}${cause}`);
+    return 1;
+  } finally {
+    await endpoint.close();
+  }
+};
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,124 @@
+import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
+import { setCondition } from '../../apis/conditions.ts';
+import { MANAGED_BY_LABEL, MANAGER } from '../../apis/names.ts';
+import type { StagingWorkspace } from '../../apis/types.ts';
+import { splitPath } from '../../broker/config.ts';
+import { ASSIGNMENT_BY_STAGING, type BrokerContext } from '../../broker/context.ts';
+import { isAlreadyExists, isNotFound } from '../../kcp-client-ts/errors.ts';
+import { createKcpClient, unwrap, type APIBinding } from '../../kcp-client-ts/typed-client.ts';
+import type { Logger } from '../../logging.ts';
+import { isDeepStrictEqual } from 'node:util';
+
+/** Bounded polling while kcp finishes a workspace or binding: both settle within seconds. */
+const SETTLE_MS = 500;
+
+/**
+ * Owns the StagingWorkspace objects: for each, a kcp workspace under the staging tree with an
+ * APIBinding to the provider's export that accepts every claim the export makes; torn down
+ * (workspace, then object) when no Assignment references it any more.
+ */
+export class StagingWorkspaceController {
+  readonly queue: WorkQueue;
+  readonly #ctx: BrokerContext;
+  readonly #logger: Logger;
+
+  constructor(options: { ctx: BrokerContext }) {
+    this.#ctx = options.ctx;
+    this.#logger = options.ctx.logger.child({ controller: 'stagingworkspace' });
+    this.queue = new WorkQueue({ name: 'stagingworkspace', reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+  }
+
+  start(): void {
+    this.queue.start();
+  }
+
+  async reconcile(name: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const ctx = this.#ctx;
+    const sw = ctx.stagingWorkspaces.store.get({ cluster: ctx.coordinationCluster, namespace: '', name });
+    if (!sw) return;
+    const referenced = ctx.assignments.store.byIndex(ASSIGNMENT_BY_STAGING, name).length > 0;
+    const { parent, name: treeName } = splitPath(`${ctx.paths.stagingRoot}:${name}`);
+    if (!referenced || sw.metadata.deletionTimestamp) return this.#teardown(sw, parent, treeName, signal);
+
+    const ws = await ctx.workspaces.get(parent, treeName, signal);
+    if (!ws) {
+      await ctx.workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
+      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` }, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
+    if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) {
+      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Initializing', message: `workspace phase ${ws.status?.phase ?? 'unknown'}` }, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
+    const cluster = ws.spec.cluster;
+    const binding = await this.#ensureBinding(sw, cluster, signal);
+    if (binding.status?.phase !== 'Bound') {
+      const why = binding.status?.conditions?.find((c) => c.status === 'False')?.message ?? `phase ${binding.status?.phase ?? 'unknown'}`;
+      await this.#setStatus(sw, { phase: 'Pending', clusterName: cluster }, { type: 'BindingReady', status: 'False', reason: 'Binding', message: why }, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
+    await this.#setStatus(sw, { phase: 'Ready', clusterName: cluster }, undefined, signal);
+    return;
+  }
+
+  async #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBinding> {
+    const { endpoint } = this.#ctx;
+    const client = createKcpClient(endpoint, endpoint.workspaceUrl(cluster));
+    const name = sw.spec.apiExportName;
+    const existing = await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal });
+    if (existing.response.ok && existing.data) return existing.data;
+    // Accept exactly the claims the provider's export makes, with the same verbs.
+    const provider = createKcpClient(endpoint, endpoint.workspaceUrl(sw.spec.providerCluster));
+    const apiExport = unwrap(await provider.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name } }, signal }));
+    const body: APIBinding = {
+      apiVersion: 'apis.kcp.io/v1alpha2',
+      kind: 'APIBinding',
+      metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } },
+      spec: {
+        reference: { export: { path: sw.spec.providerCluster, name } },
+        permissionClaims: (apiExport.spec.permissionClaims ?? []).map((claim) => ({ ...claim, state: 'Accepted', selector: { matchAll: true } })),
+      },
+    };
+    try {
+      return unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal }));
+    }
+  }
+
+  async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const ctx = this.#ctx;
+    if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
+    const cluster = sw.status?.clusterName;
+    if (cluster) for (const key of ctx.informers.keys()) if (key.startsWith(`staging|${cluster}|`)) await ctx.informers.stop(key);
+    const ws = await ctx.workspaces.get(parent, name, signal);
+    if (ws) {
+      if (!ws.metadata.deletionTimestamp) await ctx.workspaces.delete(parent, name, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
+    try {
+      await ctx.stagingWorkspaceClient.delete({ name: sw.metadata.name ?? '' }, signal);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    this.#logger.info({ stagingWorkspace: sw.metadata.name }, 'staging workspace released');
+    return;
+  }
+
+  async #setStatus(
+    sw: StagingWorkspace,
+    fields: { phase: 'Pending' | 'Ready' | 'Terminating'; clusterName?: string },
+    failing: { type: 'WorkspaceReady' | 'BindingReady'; status: 'False'; reason: string; message: string } | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    let conditions = sw.status?.conditions;
+    const workspaceReady = fields.clusterName !== undefined || fields.phase === 'Ready';
+    conditions = setCondition(conditions, workspaceReady ? { type: 'WorkspaceReady', status: 'True', reason: 'Ready', message: '' } : failing?.type === 'WorkspaceReady' ? failing : { type: 'WorkspaceReady', status: 'False', reason: 'Pending', message: '' });
+    conditions = setCondition(conditions, fields.phase === 'Ready' ? { type: 'BindingReady', status: 'True', reason: 'Bound', message: '' } : failing?.type === 'BindingReady' ? failing : { type: 'BindingReady', status: 'False', reason: 'Pending', message: '' });
+    conditions = setCondition(conditions, fields.phase === 'Ready' ? { type: 'Ready', status: 'True', reason: 'Ready', message: '' } : { type: 'Ready', status: 'False', reason: fields.phase, message: failing?.message ?? '' });
+    const status = { ...sw.status, ...fields, conditions };
+    if (isDeepStrictEqual(status, sw.status)) return;
+    await this.#ctx.stagingWorkspaceClient.updateStatus({ ...sw, status }, signal);
+  }
+}
