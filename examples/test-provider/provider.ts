@@ -1,0 +1,122 @@
+import { Informer } from '../../src/cache/informer.ts';
+import { InformerSet } from '../../src/cache/informer-set.ts';
+import { decodeKey, encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
+import { WorkQueue, type ReconcileResult } from '../../src/cache/workqueue.ts';
+import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
+import { isAlreadyExists } from '../../src/kcp-client-ts/errors.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
+import type { GroupVersionResource, KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { silentLogger, type Logger } from '../../src/logging.ts';
+
+const SECRETS: GroupVersionResource = { group: '', version: 'v1', resource: 'secrets' };
+const SLICES: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
+
+export type TestProviderOptions = {
+  endpoint: KcpEndpoint;
+  /** The provider's workspace, holding its APIExport. */
+  workspace: string;
+  exportName: string;
+  gvr: GroupVersionResource;
+  /** What goes into the published Secret; by default the object's spec as JSON plus who issued it. */
+  secretData?: (obj: KubeObject) => Record<string, string>;
+  logger?: Logger;
+};
+
+/**
+ * A provider as the broker sees one: it serves its own APIExport, watches that export's virtual
+ * workspace (the broker's staging workspaces bind it), marks each object Provisioning, writes a
+ * Secret `<name>-credentials` next to it, then reports Available with the Secret in
+ * `status.relatedResources.secret`. Spec changes re-issue the Secret.
+ */
+export class TestProvider {
+  readonly #options: TestProviderOptions;
+  readonly #controller = new AbortController();
+  readonly #informers = new InformerSet({ signal: this.#controller.signal });
+  readonly #queue: WorkQueue;
+  #virtualWorkspaceUrl: string | undefined;
+  #objects: Informer<KubeObject> | undefined;
+  /** Set to hold objects in Provisioning (tests of the consumer-visible gap). */
+  holdProvisioning = false;
+
+  constructor(options: TestProviderOptions) {
+    this.#options = options;
+    this.#queue = new WorkQueue({ name: `provider-${options.workspace}`, reconcile: (key, signal) => this.#reconcile(key, signal), logger: options.logger ?? silentLogger() });
+  }
+
+  get exportName(): string {
+    return this.#options.exportName;
+  }
+
+  start(): void {
+    const { endpoint, workspace, exportName } = this.#options;
+    this.#informers.ensure<APIExportEndpointSlice & KubeObject>(
+      'slices',
+      { name: 'slices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(workspace), gvr: SLICES }) },
+      (informer) =>
+        informer.onEvent((e) => {
+          const url = e.object.status?.endpoints?.[0]?.url;
+          if (e.object.metadata.name === exportName && url && !this.#virtualWorkspaceUrl) this.#watch(url);
+        }),
+    );
+    this.#queue.start();
+  }
+
+  #watch(url: string): void {
+    this.#virtualWorkspaceUrl = url;
+    const { endpoint, gvr } = this.#options;
+    this.#objects = this.#informers.ensure('objects', { name: 'objects', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }) }, (informer) =>
+      informer.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object)))),
+    );
+  }
+
+  /** Objects this provider currently serves (all staging workspaces), for assertions. */
+  objects(): KubeObject[] {
+    return this.#objects?.store.list() ?? [];
+  }
+
+  /** Re-runs every object (after holdProvisioning is lifted). */
+  resync(): void {
+    for (const obj of this.objects()) this.#queue.add(encodeKey(objectKeyOf(obj)));
+  }
+
+  async stop(): Promise<void> {
+    await this.#queue.shutdown();
+    this.#controller.abort();
+    await this.#informers.stopAll();
+  }
+
+  async #reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const key = decodeKey(keyText);
+    const obj = this.#objects?.store.get(key);
+    if (!obj || obj.metadata.deletionTimestamp || !this.#virtualWorkspaceUrl) return;
+    const { endpoint, gvr } = this.#options;
+    const base = endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, key.cluster);
+    const objects = new ResourceClient({ endpoint, baseUrl: base, gvr });
+    const secrets = new ResourceClient({ endpoint, baseUrl: base, gvr: SECRETS });
+    const status = (obj['status'] ?? {}) as { status?: string; observedGeneration?: number };
+    if (!status.status) {
+      await objects.updateStatus({ ...obj, status: { status: 'Provisioning' } }, signal);
+      return;
+    }
+    if (this.holdProvisioning) return;
+    const namespace = obj.metadata.namespace || 'default';
+    const secretName = `${obj.metadata.name}-credentials`;
+    const data = this.#options.secretData?.(obj) ?? { spec: JSON.stringify(obj['spec']), issuer: this.#options.workspace };
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: secretName, namespace }, stringData: data };
+    try {
+      await secrets.create(secret, signal);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await secrets.get({ namespace, name: secretName }, signal);
+      const current = Object.fromEntries(Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      if (JSON.stringify(current) !== JSON.stringify(data)) await secrets.update({ ...secret, metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion } }, signal);
+    }
+    const desired = {
+      status: 'Available',
+      relatedResources: { secret: { namespace, name: secretName, gvk: { group: '', version: 'v1', kind: 'Secret' } } },
+    };
+    if (JSON.stringify(obj['status']) !== JSON.stringify(desired)) await objects.updateStatus({ ...obj, status: desired }, signal);
+    return;
+  }
+}
