@@ -74,3 +74,108 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
     expect((await world.assignmentOf(consumer, 'certificates', 'app'))?.spec.providerCluster).toBe(internal.cluster);
   });
 });
+
+describe('broker core: routing, sharing, isolation and deletion', () => {
+  let world: BrokerWorld;
+  let consumerA: ReadyWorkspace;
+  let consumerB: ReadyWorkspace;
+  let internal: ReadyWorkspace;
+  let external: ReadyWorkspace;
+  const CERTS = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' };
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('routing');
+    [internal, external, consumerA, consumerB] = await Promise.all([
+      world.provider('internalca', ['certificates']),
+      world.provider('externalca', ['certificates']),
+      world.consumer('consumer-a', ['certificates']),
+      world.consumer('consumer-b', ['certificates']),
+    ]);
+    await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    await world.startBroker();
+    await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
+  });
+
+  afterAll(async () => {
+    await world?.cleanup();
+  });
+
+  it('routes *.corp.com to the external provider, in a non-default namespace created in staging', async () => {
+    const namespaces = world.inCluster(consumerA.path, { group: '', version: 'v1', resource: 'namespaces' });
+    await namespaces.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-x' } });
+    await world.objects(consumerA.path, 'certificates').create(world.newObject('certificates', 'web', { fqdn: 'web.corp.com' }, 'team-x'));
+    const staging = await world.stagingClusterOf(consumerA, 'certificates', 'web', 'team-x');
+    expect((await world.assignmentOf(consumerA, 'certificates', 'web', 'team-x'))?.spec.providerCluster).toBe(external.cluster);
+    await eventually(() => world.inCluster(staging, { group: '', version: 'v1', resource: 'namespaces' }).get({ name: 'team-x' }));
+    const copy = await eventually(() => world.inCluster(staging, CERTS).get({ namespace: 'team-x', name: 'web' }));
+    expect(copy['spec']).toEqual({ fqdn: 'web.corp.com' });
+    const secret = await eventually(() => world.inCluster(consumerA.path, SECRETS).get({ namespace: 'team-x', name: 'web-credentials' }));
+    expect(decode(secret, 'issuer')).toBe(external.path);
+  });
+
+  it('binds the provider export in staging accepting exactly the claims the export makes', async () => {
+    const staging = await world.stagingClusterOf(consumerA, 'certificates', 'web', 'team-x');
+    const bindings = await world.inCluster(staging, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' }).list();
+    const binding = bindings.items.find((b) => b.metadata.name === 'certificates');
+    const claims = (binding?.['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
+    expect(claims.map((c) => `${c.resource}:${c.verbs.join(',')}:${c.state}`).sort()).toEqual(
+      ['configmaps:*:Accepted', 'events:*:Accepted', 'namespaces:get,list,watch,create:Accepted', 'secrets:*:Accepted'],
+    );
+    expect((binding?.['status'] as { phase: string }).phase).toBe('Bound');
+  });
+
+  it('creates nothing when no AcceptAPI matches, and says why in an Event', async () => {
+    await world.objects(consumerA.path, 'certificates').create(world.newObject('certificates', 'nomatch', { fqdn: 'app.example.org' }));
+    const event = await eventually(async () => {
+      const found = (await world.events(consumerA.path)).find((e) => e['reason'] === 'NoMatchingProvider' && (e['involvedObject'] as { name: string }).name === 'nomatch');
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(event['message']).toContain('internal-certs');
+    expect(event['message']).toContain('does not end with "internal.corp"');
+    expect(event['message']).toContain('does not end with "corp.com"');
+    expect(await world.assignmentOf(consumerA, 'certificates', 'nomatch')).toBeUndefined();
+    const staging = await world.stagingWorkspaces().list();
+    expect(staging.items.filter((s) => s.spec.consumerCluster === consumerA.cluster && s.spec.providerCluster === internal.cluster)).toHaveLength(0);
+    await world.objects(consumerA.path, 'certificates').delete({ namespace: 'default', name: 'nomatch' });
+  });
+
+  it('keeps the same namespace/name in two consumers independent, each with only its own Secret', async () => {
+    for (const consumer of [consumerA, consumerB]) {
+      await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', 'same', { fqdn: `${consumer === consumerA ? 'a' : 'b'}.internal.corp` }));
+    }
+    const [stagingA, stagingB] = await Promise.all([world.stagingClusterOf(consumerA, 'certificates', 'same'), world.stagingClusterOf(consumerB, 'certificates', 'same')]);
+    expect(stagingA).not.toBe(stagingB);
+    for (const [consumer, fqdn] of [[consumerA, 'a.internal.corp'], [consumerB, 'b.internal.corp']] as const) {
+      const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'same-credentials' }));
+      expect(JSON.parse(decode(secret, 'spec'))).toEqual({ fqdn });
+    }
+    expect((await world.inCluster(stagingA, CERTS).get({ namespace: 'default', name: 'same' }))['spec']).toEqual({ fqdn: 'a.internal.corp' });
+    // consumer-b never got consumer-a's "web" Secret
+    expect(await world.inCluster(consumerB.path, SECRETS).find({ namespace: 'team-x', name: 'web-credentials' })).toBeUndefined();
+  });
+
+  it('shares one staging workspace between two objects; it survives the first deletion and goes with the last', async () => {
+    const certs = world.objects(consumerA.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'second', { fqdn: 'second.internal.corp' }));
+    const [first, second] = await Promise.all([world.stagingClusterOf(consumerA, 'certificates', 'same'), world.stagingClusterOf(consumerA, 'certificates', 'second')]);
+    expect(second).toBe(first);
+    await eventually(() => world.inCluster(consumerA.path, SECRETS).get({ namespace: 'default', name: 'second-credentials' }));
+
+    await certs.delete({ namespace: 'default', name: 'second' });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'second' })).toBeUndefined());
+    expect(await world.inCluster(first, CERTS).find({ namespace: 'default', name: 'second' })).toBeUndefined();
+    expect(await world.inCluster(consumerA.path, SECRETS).find({ namespace: 'default', name: 'second-credentials' })).toBeUndefined();
+    expect(await world.assignmentOf(consumerA, 'certificates', 'second')).toBeUndefined();
+    expect(await world.inCluster(first, CERTS).find({ namespace: 'default', name: 'same' })).toBeDefined();
+
+    const swName = (await world.assignmentOf(consumerA, 'certificates', 'same'))?.status?.stagingWorkspace;
+    await certs.delete({ namespace: 'default', name: 'same' });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'same' })).toBeUndefined());
+    await eventually(async () => expect(await world.stagingWorkspaces().find({ name: swName! })).toBeUndefined());
+    expect(await world.workspaces.get(world.paths.stagingRoot, swName!)).toBeUndefined();
+    // consumer-b's object of the same name is untouched
+    expect((await world.objects(consumerB.path, 'certificates').get({ namespace: 'default', name: 'same' }))['status']).toMatchObject({ status: 'Available' });
+  });
+});

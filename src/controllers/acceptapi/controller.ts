@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { decodeKey } from '../../cache/object-key.ts';
+import { decodeKey, encodeKey, objectKeyOf } from '../../cache/object-key.ts';
 import type { Informer } from '../../cache/informer.ts';
 import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
 import { setCondition } from '../../apis/conditions.ts';
@@ -7,9 +7,11 @@ import { MANAGED_BY_LABEL, MANAGER, nameHash } from '../../apis/names.ts';
 import type { AcceptAPI, Condition } from '../../apis/types.ts';
 import type { BrokerContext } from '../../broker/context.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
-import type { ResourceClient } from '../../kcp-client-ts/resources.ts';
+import { ResourceClient } from '../../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIBinding } from '../../kcp-client-ts/typed-client.ts';
-import { clusterOf } from '../../kcp-client-ts/types.ts';
+import { clusterOf, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+
+const APIBINDINGS: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
 import type { Logger } from '../../logging.ts';
 import { validateFilters } from './filters.ts';
 
@@ -80,11 +82,11 @@ export class AcceptAPIController {
       ], signal);
     }
     this.queue.add(VERIFICATION_GC_KEY);
-    if (verdict.bound) return;
-    // kcp settles a binding within seconds; an export that never appears is retried ever more slowly.
+    if (verdict.bound || (verdict.reason !== 'Pending' && verdict.reason !== 'BindingRejected')) return; // binding changes arrive through its watch
+    // A workspace still initializing settles within seconds; a refused binding is retried ever more slowly.
     const attempts = (this.#attempts.get(keyText) ?? 0) + 1;
     this.#attempts.set(keyText, attempts);
-    return { requeueAfterMs: Math.min(250 * 2 ** attempts, 30_000) };
+    return { requeueAfterMs: verdict.reason === 'Pending' ? Math.min(200 * attempts, 5_000) : Math.min(1_000 * 2 ** attempts, 60_000) };
   }
 
   async #verify(providerCluster: string, exportName: string, workspaceName: string, signal: AbortSignal): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
@@ -95,10 +97,11 @@ export class AcceptAPIController {
       return { bound: false, reason: 'Pending', message: `creating verification workspace ${workspaceName}` };
     }
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
-    const client = createKcpClient(endpoint, endpoint.workspaceUrl(ws.spec.cluster));
-    const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: exportName } }, signal });
-    let binding: APIBinding | undefined = found.response.ok ? found.data : undefined;
+    const bindings = this.#bindingInformer(ws.spec.cluster, workspaceName);
+    await bindings.waitForSync(signal);
+    let binding = bindings.store.get({ cluster: ws.spec.cluster, namespace: '', name: exportName });
     if (!binding) {
+      const client = createKcpClient(endpoint, endpoint.workspaceUrl(ws.spec.cluster));
       const body: APIBinding = {
         apiVersion: 'apis.kcp.io/v1alpha2',
         kind: 'APIBinding',
@@ -108,8 +111,9 @@ export class AcceptAPIController {
       try {
         binding = unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
       } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        return { bound: false, reason: 'Pending', message: 'binding created' };
+        if (isAlreadyExists(err)) return { bound: false, reason: 'Pending', message: 'binding created' };
+        // kcp refuses bindings to exports it cannot find or may not bind: say so, retry later.
+        return { bound: false, reason: 'BindingRejected', message: `kcp refused an APIBinding to APIExport ${exportName} in ${providerCluster}: ${err instanceof Error ? err.message : String(err)}` };
       }
     }
     if (binding.status?.phase === 'Bound') return { bound: true };
@@ -119,6 +123,21 @@ export class AcceptAPIController {
       reason: failing?.reason ?? 'Binding',
       message: `APIBinding to APIExport ${exportName} in ${providerCluster} is not Bound${failing?.message ? `: ${failing.message}` : ` (phase ${binding.status?.phase ?? 'unknown'})`}`,
     };
+  }
+
+  /** Watches the APIBindings of one verification workspace: their phase changes drive the AcceptAPIs naming it. */
+  #bindingInformer(cluster: string, workspaceName: string): Informer<APIBinding & KubeObject> {
+    const { endpoint, informers } = this.#ctx;
+    return informers.ensure<APIBinding & KubeObject>(
+      `verification|${cluster}|apibindings`,
+      { name: `verification ${workspaceName} apibindings`, source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(cluster), gvr: APIBINDINGS }), logger: this.#logger },
+      (informer) =>
+        informer.onEvent(() => {
+          for (const a of this.#informer.store.list()) {
+            if (verificationWorkspaceName(clusterOf(a), a.spec.apiExportName) === workspaceName) this.queue.add(encodeKey(objectKeyOf(a)));
+          }
+        }),
+    );
   }
 
   async #writeStatus(acceptAPI: AcceptAPI, verificationWorkspace: string | undefined, conditions: Omit<Condition, 'lastTransitionTime'>[], signal: AbortSignal): Promise<void> {
@@ -146,6 +165,7 @@ export class AcceptAPIController {
     for (const ws of list.items) {
       const name = ws.metadata.name ?? '';
       if (wanted.has(name) || ws.metadata.deletionTimestamp) continue;
+      if (ws.spec.cluster) await this.#ctx.informers.stop(`verification|${ws.spec.cluster}|apibindings`);
       await workspaces.delete(paths.verificationRoot, name, signal);
       this.#logger.info({ verificationWorkspace: name }, 'verification workspace released');
     }
