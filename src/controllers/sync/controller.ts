@@ -365,7 +365,8 @@ export class SyncController {
 
   async #markBound(assignment: Assignment, stagingCluster: string, signal: AbortSignal): Promise<void> {
     if (assignment.status?.phase === 'Bound') return;
-    await this.#ctx.assignmentClient.updateStatus(
+    await this.#ctx.assignmentClient
+      .updateStatus(
       {
         ...assignment,
         status: {
@@ -375,7 +376,11 @@ export class SyncController {
         },
       },
       signal,
-    );
+    )
+      .catch((err: unknown) => {
+        // Our cached Assignment was stale; its update event brings the next reconcile.
+        if (!isConflict(err)) throw err;
+      });
   }
 
   /** Ordered deletion: related copies, staging copy (until gone), Assignment, then the finalizer. */
