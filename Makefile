@@ -37,6 +37,12 @@ e2e: deps kcp ## end-to-end tests against a real kcp started for the run
 test: deps kcp typecheck verify-codegen ## everything: unit and end-to-end tests
 	npx vitest run
 
+run: deps kcp ## start a local kcp, bootstrap it, and run the broker on it (Ctrl-C stops both)
+	node hack/run-local.ts
+
+bench: deps kcp ## benchmark against a real kcp; prints one JSON line last
+	node hack/bench/bench.ts $(BENCH_ARGS)
+
 build: deps ## compile to dist/
 	npx tsc -p tsconfig.build.json
 
