@@ -17,7 +17,12 @@ import { ASSIGNMENT_BY_STAGING, type BrokerContext, type BrokeredApi } from './c
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
-export type BrokerOptions = { endpoint: KcpEndpoint; paths: BrokerPaths; logger: Logger };
+export type BrokerOptions = {
+  endpoint: KcpEndpoint;
+  paths: BrokerPaths;
+  logger: Logger;
+  onReconciled?: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
+};
 
 /**
  * The running broker: coordination caches, the AcceptAPI, staging-workspace and per-resource
@@ -90,9 +95,16 @@ export class Broker {
       acceptAPIs: () => this.#acceptInformer,
       enqueueConsumer: (gvrKey, key) => this.#enqueueConsumer(gvrKey, key),
       enqueueStagingWorkspace: (swName) => this.#stagingController?.queue.add(swName),
+      onReconciled: this.#options.onReconciled ?? (() => undefined),
     };
     this.#stagingController = new StagingWorkspaceController({ ctx: this.#ctx });
-    this.#discovery = new WorkQueue({ name: 'discovery', reconcile: (key, s) => this.#discover(key, s), concurrency: 1, logger: this.#logger });
+    this.#discovery = new WorkQueue({
+      name: 'discovery',
+      reconcile: (key, s) => this.#discover(key, s),
+      concurrency: 1,
+      logger: this.#logger,
+      onReconciled: (o) => this.#ctx?.onReconciled('discovery', o),
+    });
     this.#slices = this.#informers.ensure<APIExportEndpointSlice & KubeObject>(
       'home|apiexportendpointslices',
       { name: 'apiexportendpointslices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.home), gvr: SLICES }), logger: this.#logger },

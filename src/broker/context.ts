@@ -38,6 +38,8 @@ export type BrokerContext = {
   enqueueConsumer: (gvrKey: string, consumerKey: string) => void;
   /** Ask the staging-workspace controller to reconcile one StagingWorkspace. */
   enqueueStagingWorkspace: (name: string) => void;
+  /** Reports each reconcile (metrics). */
+  onReconciled: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
 };
 
 export const ASSIGNMENT_BY_STAGING = 'stagingWorkspace';

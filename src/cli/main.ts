@@ -5,6 +5,9 @@ import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../broker/config.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createLogger, type LogFormat } from '../logging.ts';
+import type { Server } from 'node:http';
+import { BrokerMetrics } from '../observability/metrics.ts';
+import { parseAddress, startProbeServer } from '../observability/server.ts';
 
 type Option = { type: 'string' | 'boolean'; env: string; default?: string; help: string };
 
@@ -24,7 +27,14 @@ const COMMON: Record<string, Option> = {
 };
 
 const COMMANDS: Record<string, { summary: string; options: Record<string, Option> }> = {
-  run: { summary: 'run the broker against kcp', options: COMMON },
+  run: {
+    summary: 'run the broker against kcp',
+    options: {
+      ...COMMON,
+      'metrics-bind-address': { type: 'string', env: 'RB_METRICS_BIND_ADDRESS', default: '127.0.0.1:8080', help: 'host:port of /metrics, or "off"' },
+      'health-probe-bind-address': { type: 'string', env: 'RB_HEALTH_PROBE_BIND_ADDRESS', default: '127.0.0.1:8081', help: 'host:port of /healthz and /readyz, or "off"' },
+    },
+  },
   bootstrap: {
     summary: 'create the broker workspaces and apply its APIs (idempotent)',
     options: { ...COMMON, examples: { type: 'boolean', env: 'RB_BOOTSTRAP_EXAMPLES', help: 'also publish the example APIs (certificates, vms, dnszones)' } },
@@ -116,21 +126,45 @@ export const main = async (argv: string[]): Promise<number> => {
     return 0;
   }
   const logger = createLogger({ level: String(values['log-level']), format: String(values['log-format']) as LogFormat });
+  const metrics = new BrokerMetrics();
+  for (const flag of ['metrics-bind-address', 'health-probe-bind-address']) {
+    const value = values[flag];
+    if (typeof value === 'string' && value !== 'off') {
+      try {
+        parseAddress(value, `--${flag}`);
+      } catch (err) {
+        console.error(`resource-broker ${command}: ${(err as Error).message}. See \`resource-broker ${command} --help\`.`);
+        return 2;
+      }
+    }
+  }
   let endpoint: KcpEndpoint;
   try {
-    endpoint = await KcpEndpoint.fromKubeconfig({ path: values['kubeconfig'] as string | undefined, context: values['context'] as string | undefined });
+    endpoint = await KcpEndpoint.fromKubeconfig({
+      path: values['kubeconfig'] as string | undefined,
+      context: values['context'] as string | undefined,
+      onRequest: (verb) => metrics.kcpRequests.inc({ verb }),
+    });
   } catch (err) {
     console.error(`resource-broker ${command}: cannot load kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
   const paths = pathsFrom(values);
+  const servers: Server[] = [];
   try {
     if (command === 'bootstrap') {
       await bootstrap({ endpoint, paths, logger, examples: values['examples'] === true });
       logger.info({ home: paths.home }, 'bootstrap complete');
       return 0;
     }
-    const broker = new Broker({ endpoint, paths, logger });
+    const broker = new Broker({ endpoint, paths, logger, onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome) });
+    metrics.observe({ queues: () => broker.queues, informers: () => broker.informers });
+    for (const [flag, server] of [['metrics-bind-address', { registry: metrics.registry }], ['health-probe-bind-address', { ready: () => broker.ready }]] as const) {
+      const address = String(values[flag]);
+      if (address === 'off') continue;
+      servers.push(await startProbeServer({ address, flag: `--${flag}`, ...server }));
+      logger.info({ address, serves: flag === 'metrics-bind-address' ? '/metrics' : '/healthz /readyz' }, 'listening');
+    }
     await broker.start();
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
@@ -148,6 +182,7 @@ export const main = async (argv: string[]): Promise<number> => {
     console.error(`resource-broker ${command}: ${err instanceof Error ? err.message : String(err)}${cause}`);
     return 1;
   } finally {
+    for (const server of servers) server.close();
     await endpoint.close();
   }
 };

@@ -14,6 +14,8 @@ export type KcpEndpointOptions = {
   /** Upper bound of parallel sockets to the server; watches share HTTP/2 connections when `allowH2`. */
   connections?: number;
   allowH2?: boolean;
+  /** Called once per request with its method (for request metrics); the client stays unaware of them. */
+  onRequest?: (method: string) => void;
 };
 
 export type JsonRequest = {
@@ -33,9 +35,11 @@ export class KcpEndpoint {
   readonly dispatcher: Agent;
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
+  readonly #onRequest: (method: string) => void;
 
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
+    this.#onRequest = options.onRequest ?? (() => undefined);
     this.serverOrigin = new URL(options.serverOrigin).origin;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
     this.dispatcher = new Agent({
@@ -52,7 +56,9 @@ export class KcpEndpoint {
   }
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
-  static async fromKubeconfig(options: { path?: string | undefined; context?: string | undefined; token?: string | undefined } = {}): Promise<KcpEndpoint> {
+  static async fromKubeconfig(
+    options: { path?: string | undefined; context?: string | undefined; token?: string | undefined; onRequest?: (method: string) => void } = {},
+  ): Promise<KcpEndpoint> {
     const config = new KubeConfig();
     if (options.path) config.loadFromFile(options.path);
     else config.loadFromDefault();
@@ -69,6 +75,7 @@ export class KcpEndpoint {
       key: tls.key,
       bearerToken: options.token ?? authorization?.replace(/^Bearer\s+/i, ''),
       insecureSkipTLSVerify: cluster.skipTLSVerify,
+      ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
   }
 
@@ -95,6 +102,7 @@ export class KcpEndpoint {
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
+    this.#onRequest(input.method);
     const body = input.body ? await input.arrayBuffer() : undefined;
     const response = await undiciFetch(input.url, {
       method: input.method,
@@ -108,6 +116,7 @@ export class KcpEndpoint {
 
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
+    this.#onRequest(req.method);
     const response = await undiciRequest(req.url, {
       method: req.method,
       dispatcher: this.dispatcher,
@@ -128,6 +137,7 @@ export class KcpEndpoint {
    * bodyTimeout does not cover a body that never starts). Throws ApiError on a non-2xx answer.
    */
   async stream(url: string, signal: AbortSignal): Promise<Dispatcher.ResponseData['body']> {
+    this.#onRequest('WATCH');
     const response = await undiciRequest(url, {
       method: 'GET',
       dispatcher: this.dispatcher,

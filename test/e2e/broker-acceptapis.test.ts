@@ -3,6 +3,7 @@ import type { AcceptAPI } from '../../src/apis/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld } from '../harness/broker-world.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
 
 const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
 const condition = (a: AcceptAPI, type: string) => a.status?.conditions?.find((c) => c.type === type);
@@ -14,7 +15,7 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
   let p2: ReadyWorkspace;
 
   beforeAll(async () => {
-    world = await BrokerWorld.create('accept');
+    world = await BrokerWorld.create('accept', (await kcpEnv()).endpoint);
     [p1, p2, , consumer] = await Promise.all([
       world.provider('p1', ['vms', 'dnszones', 'certificates']),
       world.provider('p2', ['vms', 'dnszones', 'certificates']),

@@ -3,6 +3,7 @@ import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld } from '../harness/broker-world.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
 
 const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
 const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
@@ -13,7 +14,7 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
   let internal: ReadyWorkspace;
 
   beforeAll(async () => {
-    world = await BrokerWorld.create('sync');
+    world = await BrokerWorld.create('sync', (await kcpEnv()).endpoint);
     internal = await world.provider('internalca', ['certificates']);
     await world.provider('externalca', ['certificates']);
     await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
@@ -84,7 +85,7 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
   const CERTS = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' };
 
   beforeAll(async () => {
-    world = await BrokerWorld.create('routing');
+    world = await BrokerWorld.create('routing', (await kcpEnv()).endpoint);
     [internal, external, consumerA, consumerB] = await Promise.all([
       world.provider('internalca', ['certificates']),
       world.provider('externalca', ['certificates']),

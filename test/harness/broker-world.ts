@@ -9,11 +9,11 @@ import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIBinding } from '../../src/kcp-client-ts/typed-client.ts';
 import type { GroupVersionResource, KubeObject } from '../../src/kcp-client-ts/types.ts';
-import type { ReadyWorkspace, Workspaces } from '../../src/kcp-client-ts/workspaces.ts';
+import { Workspaces, type ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from './eventually.ts';
-import { kcpEnv, uniqueName } from './kcp-env.ts';
+import { uniqueName } from './names.ts';
 
 export const GVR = {
   certificates: { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' },
@@ -74,8 +74,8 @@ export class BrokerWorld {
     this.logger = createLogger({ level: process.env['BROKER_LOG_LEVEL'] ?? 'warn', format: 'json' });
   }
 
-  static async create(prefix: string): Promise<BrokerWorld> {
-    const { endpoint, workspaces } = await kcpEnv();
+  static async create(prefix: string, endpoint: KcpEndpoint): Promise<BrokerWorld> {
+    const workspaces = new Workspaces({ endpoint });
     const top = await workspaces.ensure('root', uniqueName(prefix));
     const world = new BrokerWorld(endpoint, workspaces, top.path);
     await bootstrap({ endpoint, paths: world.paths, logger: world.logger, examples: true });

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { Workspaces } from '../../src/kcp-client-ts/workspaces.ts';
@@ -10,5 +9,4 @@ export const kcpEnv = async (): Promise<{ endpoint: KcpEndpoint; workspaces: Wor
   return { endpoint, workspaces: new Workspaces({ endpoint }), kubeconfig };
 };
 
-/** `prefix-<6 hex>`: workspaces of different tests never collide in the shared kcp. */
-export const uniqueName = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
+export { uniqueName } from './names.ts';

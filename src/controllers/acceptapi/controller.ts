@@ -39,7 +39,7 @@ export class AcceptAPIController {
     this.#informer = options.informer;
     this.#client = options.client;
     this.#logger = options.ctx.logger.child({ controller: 'acceptapi' });
-    this.queue = new WorkQueue({ name: 'acceptapi', reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+    this.queue = new WorkQueue({ name: 'acceptapi', reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled('acceptapi', o), concurrency: 4, logger: this.#logger });
   }
 
   start(): void {

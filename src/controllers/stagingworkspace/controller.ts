@@ -25,7 +25,7 @@ export class StagingWorkspaceController {
   constructor(options: { ctx: BrokerContext }) {
     this.#ctx = options.ctx;
     this.#logger = options.ctx.logger.child({ controller: 'stagingworkspace' });
-    this.queue = new WorkQueue({ name: 'stagingworkspace', reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+    this.queue = new WorkQueue({ name: 'stagingworkspace', reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled('stagingworkspace', o), concurrency: 4, logger: this.#logger });
   }
 
   start(): void {

@@ -62,7 +62,7 @@ export class SyncController {
     this.gvrKey = gvrString(this.gvr);
     this.#logger = options.ctx.logger.child({ controller: 'sync', resource: this.gvrKey });
     this.#events = new EventRecorder({ endpoint: options.ctx.endpoint, virtualWorkspaceUrl: options.api.virtualWorkspaceUrl, logger: this.#logger });
-    this.queue = new WorkQueue({ name: `sync-${this.gvrKey}`, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 8, logger: this.#logger });
+    this.queue = new WorkQueue({ name: `sync-${this.gvrKey}`, reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled(`sync-${this.gvrKey}`, o), concurrency: 8, logger: this.#logger });
     const { informers, endpoint } = options.ctx;
     const wildcard = endpoint.virtualWorkspaceUrl(options.api.virtualWorkspaceUrl, '*');
     this.#consumers = informers.ensure(

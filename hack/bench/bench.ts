@@ -1,0 +1,243 @@
+/**
+ * `make bench`: the broker at scale against a real kcp. Starts kcp, a platform with 2
+ * providers and 10 consumers, the broker as a child process, then measures
+ *   - create -> staging copy latency, per object (seen through the providers' virtual workspaces)
+ *   - provider status change -> consumer status latency (seen through the brokered virtual workspace)
+ *   - throughput, broker RSS, and kcp writes per minute while nothing changes
+ * and, in the same run, the floor: a minimal relay that copies status on each watch event.
+ * Prints a human summary, then one JSON object as the last line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Informer } from '../../src/cache/informer.ts';
+import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
+import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
+import { eventually } from '../../test/harness/eventually.ts';
+import { LocalKcp } from '../kcp/local-kcp.ts';
+
+const { values } = parseArgs({
+  options: {
+    objects: { type: 'string', default: process.env['BENCH_OBJECTS'] ?? '1000' },
+    consumers: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '16' },
+    'idle-seconds': { type: 'string', default: '30' },
+  },
+});
+const N = Number(values.objects);
+const CONSUMERS = Number(values.consumers);
+const CONCURRENCY = Number(values.concurrency);
+const IDLE_SECONDS = Number(values['idle-seconds']);
+const CERTS = GVR.certificates;
+const root = join(import.meta.dirname, '..', '..');
+const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+type Percentiles = { p50: number; p95: number; p99: number };
+const percentiles = (samples: number[]): Percentiles => {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN);
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+};
+
+/** Runs `fn` over items with bounded parallelism. */
+const pool = async <T>(items: T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> => {
+  let next = 0;
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+};
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+const objectId = (consumerCluster: string, name: string): string => `${consumerCluster}/${name}`;
+
+const sliceUrl = async (endpoint: KcpEndpoint, workspace: string, name: string): Promise<string> =>
+  eventually(async () => {
+    const slice = unwrap(await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name } } }));
+    const url = slice.status?.endpoints?.[0]?.url;
+    if (!url) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
+    return url;
+  }, { timeoutMs: 120_000 });
+
+const kcp = new LocalKcp();
+let broker: ChildProcess | undefined;
+const stopBroker = async (): Promise<void> => {
+  if (!broker || broker.exitCode !== null) return;
+  const exited = new Promise((resolve) => broker!.once('exit', resolve));
+  broker.kill('SIGTERM');
+  await exited;
+};
+
+try {
+  log(`starting kcp`);
+  await kcp.start();
+  const endpoint = await KcpEndpoint.fromKubeconfig({ path: kcp.kubeconfig });
+  const world = await BrokerWorld.create('bench', endpoint);
+  const providerNames = ['p1', 'p2'];
+  await Promise.all(providerNames.map((p) => world.provider(p, ['certificates'])));
+  await Promise.all(providerNames.map((p) => world.accept(p, `certs-${p}`, { api: 'certificates' })));
+  const consumers = await Promise.all(Array.from({ length: CONSUMERS }, (_, i) => world.consumer(`consumer-${i}`, ['certificates'])));
+
+  const metricsPort = await freePort();
+  const probePort = await freePort();
+  const env = {
+    ...process.env,
+    RB_KUBECONFIG: kcp.kubeconfig,
+    RB_HOME_WORKSPACE: world.paths.home,
+    RB_COORDINATION_WORKSPACE: world.paths.coordination,
+    RB_STAGING_ROOT: world.paths.stagingRoot,
+    RB_VERIFICATION_ROOT: world.paths.verificationRoot,
+    RB_COMPUTE_WORKSPACE: world.paths.compute,
+    RB_METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`,
+    RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${probePort}`,
+    RB_LOG_LEVEL: 'warn',
+    RB_LOG_FORMAT: 'json',
+  };
+  broker = spawn(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'run'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  await eventually(async () => {
+    const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
+    if (res.status !== 200) throw new Error('broker not ready');
+  }, { timeoutMs: 60_000 });
+  await Promise.all(providerNames.map((p) => world.waitAcceptAPIReady(p, `certs-${p}`)));
+  const writes = async (): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return [...text.matchAll(/^resource_broker_kcp_requests_total\{verb="(POST|PUT|PATCH|DELETE)"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+  };
+
+  // Warm-up: two objects per consumer, so every (consumer, provider) staging workspace exists
+  // and the providers' virtual workspaces have endpoints before anything is timed.
+  log('warm-up: staging workspaces for every consumer and provider');
+  for (const c of consumers) for (const i of [0, 1]) await world.objects(c.path, 'certificates').create(world.newObject('certificates', `warm-${i}`, { fqdn: `warm-${i}.example.org` }));
+  const providerVws = await Promise.all(providerNames.map((p) => sliceUrl(endpoint, world.providers.get(p)!.workspace.path, 'certificates')));
+  const consumerVw = await sliceUrl(endpoint, world.paths.home, 'certificates');
+
+  const stagingSeen = new Map<string, number>();
+  const statusSeen = new Map<string, number>();
+  let statusToken = '';
+  const observers = new AbortController();
+  const stagingObservers = providerVws.map((vw) => {
+    const informer = new Informer<KubeObject>({ name: 'bench staging', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, '*'), gvr: CERTS }) });
+    informer.onEvent((e) => {
+      const consumer = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
+      if (e.type === 'added' && consumer) stagingSeen.set(objectId(consumer, e.object.metadata.name ?? ''), performance.now());
+    });
+    void informer.run(observers.signal);
+    return informer;
+  });
+  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
+  consumerObserver.onEvent((e) => {
+    const message = (e.object['status'] as { message?: string } | undefined)?.message;
+    if (statusToken && message === statusToken) {
+      const id = objectId(clusterOf(e.object), e.object.metadata.name ?? '');
+      if (!statusSeen.has(id)) statusSeen.set(id, performance.now());
+    }
+  });
+  void consumerObserver.run(observers.signal);
+  await Promise.all([...stagingObservers.map((i) => i.waitForSync()), consumerObserver.waitForSync()]);
+  const available = (): number => consumerObserver.store.list((o) => (o['status'] as { status?: string } | undefined)?.status === 'Available').length;
+  await eventually(() => {
+    if (available() < consumers.length * 2) throw new Error('warm-up not done');
+  }, { timeoutMs: 180_000 });
+
+  // Phase 1: create N objects across the consumers.
+  log(`creating ${N} objects across ${CONSUMERS} consumers (${CONCURRENCY} in flight)`);
+  const created = new Map<string, number>();
+  const items = Array.from({ length: N }, (_, i) => ({ consumer: consumers[i % consumers.length]!, name: `obj-${i}` }));
+  const startAll = performance.now();
+  await pool(items, CONCURRENCY, async ({ consumer, name }) => {
+    created.set(objectId(consumer.cluster, name), performance.now());
+    await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', name, { fqdn: `${name}.example.org` }));
+  });
+  await eventually(() => {
+    if (available() < N + consumers.length * 2) throw new Error(`${available()} available`);
+  }, { timeoutMs: 900_000, intervalMs: 250 });
+  const allAvailableMs = performance.now() - startAll;
+  const createToStaging = [...created].map(([id, t]) => (stagingSeen.get(id) ?? NaN) - t).filter((v) => !Number.isNaN(v));
+  log(`all ${N} objects Available after ${Math.round(allAvailableMs)} ms`);
+
+  // Idle: nothing changes; the broker should write nothing.
+  for (const p of providerNames) for (const r of world.providers.get(p)!.runners) await r.stop();
+  await sleep(3_000);
+  const writesBefore = await writes();
+  log(`idle for ${IDLE_SECONDS} s`);
+  await sleep(IDLE_SECONDS * 1000);
+  const idleWrites = (await writes()) - writesBefore;
+  const rss = readFileSync(`/proc/${broker.pid}/status`, 'utf8');
+  const rssMiB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
+  const peakRssMiB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
+
+  /** Changes every staging copy's status the way a provider would, and times its arrival at the consumer. */
+  const statusRound = async (token: string): Promise<number[]> => {
+    statusToken = token;
+    statusSeen.clear();
+    const written = new Map<string, number>();
+    const copies = stagingObservers.flatMap((informer, i) => informer.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => ({ o, vw: providerVws[i]! })));
+    await pool(copies, CONCURRENCY, async ({ o, vw }) => {
+      const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, clusterOf(o)), gvr: CERTS });
+      const id = objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '');
+      written.set(id, performance.now());
+      await client.mergePatch({ namespace: o.metadata.namespace, name: o.metadata.name ?? '', subresource: 'status' }, { status: { message: token } });
+    });
+    await eventually(() => {
+      if (statusSeen.size < written.size) throw new Error(`${statusSeen.size}/${written.size} statuses arrived`);
+    }, { timeoutMs: 600_000, intervalMs: 250 });
+    return [...written].map(([id, t]) => statusSeen.get(id)! - t);
+  };
+
+  log('status round through the broker');
+  const statusUp = await statusRound('bench-broker');
+  await stopBroker();
+
+  // The floor: the least any relay must do, status copied on each watch event.
+  log('status round through the minimal relay (floor)');
+  const relayAbort = new AbortController();
+  for (const [i, informer] of stagingObservers.entries()) {
+    informer.onEvent((e) => {
+      if (relayAbort.signal.aborted || e.type === 'deleted') return;
+      const consumerCluster = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
+      if (!consumerCluster) return;
+      const consumer = consumerObserver.store.get({ cluster: consumerCluster, namespace: e.object.metadata.namespace ?? '', name: e.object.metadata.name ?? '' });
+      if (!consumer || JSON.stringify(consumer['status']) === JSON.stringify(e.object['status'])) return;
+      const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, consumerCluster), gvr: CERTS });
+      void client.updateStatus({ ...consumer, status: e.object['status'] }).catch(() => undefined);
+      void i;
+    });
+  }
+  const floorStatusUp = await statusRound('bench-floor');
+  relayAbort.abort();
+  observers.abort();
+
+  const result = {
+    objects: N,
+    consumers: CONSUMERS,
+    providers: providerNames.length,
+    createToStagingMs: percentiles(createToStaging),
+    statusUpMs: percentiles(statusUp),
+    floorStatusUpMs: percentiles(floorStatusUp),
+    statusUpP99OverFloor: Math.round((percentiles(statusUp).p99 / percentiles(floorStatusUp).p99) * 100) / 100,
+    objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
+    rssMiB,
+    peakRssMiB,
+    idleWritesPerMinute: Math.round((idleWrites / IDLE_SECONDS) * 60 * 10) / 10,
+    idleWindowSeconds: IDLE_SECONDS,
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
+  };
+  log(`create->staging p50/p95/p99 ${Object.values(result.createToStagingMs).join('/')} ms; status up ${Object.values(result.statusUpMs).join('/')} ms; floor ${Object.values(result.floorStatusUpMs).join('/')} ms`);
+  await endpoint.close();
+  console.log(JSON.stringify(result));
+} finally {
+  await stopBroker();
+  await kcp.stop();
+}

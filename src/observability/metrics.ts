@@ -1,0 +1,62 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { InformerSet } from '../cache/informer-set.ts';
+import type { WorkQueue } from '../cache/workqueue.ts';
+
+/** The broker's Prometheus metrics; one instance per process. */
+export class BrokerMetrics {
+  readonly registry = new Registry();
+  readonly kcpRequests = new Counter({ name: 'resource_broker_kcp_requests_total', help: 'Requests sent to kcp, by verb (WATCH for watch streams).', labelNames: ['verb'], registers: [this.registry] });
+  readonly reconciles = new Counter({ name: 'resource_broker_reconcile_total', help: 'Reconciles by controller queue and result.', labelNames: ['controller', 'result'], registers: [this.registry] });
+  readonly reconcileSeconds = new Histogram({
+    name: 'resource_broker_reconcile_duration_seconds',
+    help: 'Reconcile duration by controller queue.',
+    labelNames: ['controller'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({ name: 'resource_broker_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'resource_broker_' });
+  }
+
+  /** Gauges read at scrape time from the running queues and informers. */
+  observe(source: { queues: () => WorkQueue[]; informers: () => InformerSet | undefined }): void {
+    new Gauge({
+      name: 'resource_broker_workqueue_depth',
+      help: 'Keys waiting in each work queue.',
+      labelNames: ['queue'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const q of source.queues()) this.set({ queue: q.name }, q.depth);
+      },
+    });
+    new Gauge({
+      name: 'resource_broker_watch_restarts',
+      help: 'Watch reopenings per informer since it started.',
+      labelNames: ['informer'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of source.informers()?.stats() ?? []) this.set({ informer: s.key }, s.watchRestarts);
+      },
+    });
+    new Gauge({
+      name: 'resource_broker_watch_seconds_since_last_event',
+      help: 'Seconds since each informer last saw an event or bookmark.',
+      labelNames: ['informer'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const s of source.informers()?.stats() ?? []) if (s.lastEventAt) this.set({ informer: s.key }, (now - s.lastEventAt) / 1000);
+      },
+    });
+  }
+
+  onReconciled(controller: string, outcome: { ok: boolean; durationMs: number }): void {
+    this.reconciles.inc({ controller, result: outcome.ok ? 'success' : 'error' });
+    this.reconcileSeconds.observe({ controller }, outcome.durationMs / 1000);
+  }
+}
