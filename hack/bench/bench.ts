@@ -21,6 +21,7 @@ import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { LocalKcp } from '../kcp/local-kcp.ts';
+import { createLogger } from '../../src/logging.ts';
 
 const { values } = parseArgs({
   options: {
@@ -136,7 +137,7 @@ try {
     void informer.run(observers.signal);
     return informer;
   });
-  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
+  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', logger: createLogger({ level: 'debug', format: 'json' }), source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
   consumerObserver.onEvent((e) => {
     const message = (e.object['status'] as { message?: string } | undefined)?.message;
     if (statusToken && message === statusToken) {
@@ -160,9 +161,11 @@ try {
     created.set(objectId(consumer.cluster, name), performance.now());
     await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', name, { fqdn: `${name}.example.org` }));
   });
+  const progress = setInterval(() => log(`${available()}/${N + consumers.length * 2} Available, ${stagingSeen.size} staging copies seen`), 10_000);
   await eventually(() => {
     if (available() < N + consumers.length * 2) throw new Error(`${available()} available`);
   }, { timeoutMs: 900_000, intervalMs: 250 });
+  clearInterval(progress);
   const allAvailableMs = performance.now() - startAll;
   const createToStaging = [...created].map(([id, t]) => (stagingSeen.get(id) ?? NaN) - t).filter((v) => !Number.isNaN(v));
   log(`all ${N} objects Available after ${Math.round(allAvailableMs)} ms`);

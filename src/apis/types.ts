@@ -65,9 +65,32 @@ export type StagingWorkspace = KubeObject & {
   status?: { phase?: StagingWorkspacePhase; clusterName?: string; conditions?: Condition[] };
 };
 
+export type MigrationState = 'Pending' | 'InitialInProgress' | 'InitialCompleted' | 'CutoverInProgress' | 'CutoverCompleted' | 'Failed';
+
+export type MigrationEndpoint = {
+  gvk: { group: string; version: string; kind: string };
+  providerCluster: string;
+  acceptAPIName: string;
+  apiExportName: string;
+};
+
+export type Migration = KubeObject & {
+  spec: {
+    assignment: string;
+    name: string;
+    namespace?: string;
+    fromStagingWorkspace: string;
+    stagingWorkspace: string;
+    from: MigrationEndpoint;
+    to: MigrationEndpoint;
+  };
+  status?: { state?: MigrationState; stage?: string; conditions?: Condition[] };
+};
+
 /** What brokered objects carry in status, by the providers' convention. */
 export type RelatedResource = { namespace?: string; name: string; gvk: { group: string; version: string; kind: string } };
 
 export const ACCEPTAPI_GVR: GroupVersionResource = { group: 'broker.platform-mesh.io', version: 'v1alpha1', resource: 'acceptapis' };
 export const ASSIGNMENT_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'assignments' };
+export const MIGRATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrations' };
 export const STAGINGWORKSPACE_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'stagingworkspaces' };

@@ -2,18 +2,18 @@ import { InformerSet } from '../cache/informer-set.ts';
 import type { Informer } from '../cache/informer.ts';
 import { encodeKey, objectKeyOf } from '../cache/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../cache/workqueue.ts';
-import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type AcceptAPI, type Assignment, type StagingWorkspace } from '../apis/types.ts';
+import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, STAGINGWORKSPACE_GVR, type AcceptAPI, type Assignment, type Migration, type StagingWorkspace } from '../apis/types.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
 import { SyncController } from '../controllers/sync/controller.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
-import { gvrString, type KubeObject } from '../kcp-client-ts/types.ts';
+import { clusterOf, gvrString, type KubeObject } from '../kcp-client-ts/types.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { splitPath, type BrokerPaths } from './config.ts';
-import { ASSIGNMENT_BY_STAGING, type BrokerContext, type BrokeredApi } from './context.ts';
+import { ASSIGNMENT_BY_ACCEPTAPI, ASSIGNMENT_BY_STAGING, MIGRATION_BY_STAGING, type BrokerContext, type BrokeredApi } from './context.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
@@ -60,6 +60,7 @@ export class Broker {
     const stagingWorkspaceClient = new ResourceClient<StagingWorkspace>({ endpoint, baseUrl: coordinationUrl, gvr: STAGINGWORKSPACE_GVR });
     const assignments = this.#informers.ensure<Assignment>('coordination|assignments', { name: 'assignments', source: assignmentClient, logger: this.#logger }, (informer) => {
       informer.store.addIndex(ASSIGNMENT_BY_STAGING, (a) => (a.status?.stagingWorkspace ? [a.status.stagingWorkspace] : []));
+      informer.store.addIndex(ASSIGNMENT_BY_ACCEPTAPI, (a) => (a.status?.acceptAPIName ? [`${a.status.providerCluster}/${a.status.acceptAPIName}`] : []));
       informer.onEvent((e) => {
         const a = e.object;
         this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
@@ -81,6 +82,15 @@ export class Broker {
           }
         }),
     );
+    const migrationClient = new ResourceClient<Migration>({ endpoint, baseUrl: coordinationUrl, gvr: MIGRATION_GVR });
+    const migrations = this.#informers.ensure<Migration>('coordination|migrations', { name: 'migrations', source: migrationClient, logger: this.#logger }, (informer) => {
+      informer.store.addIndex(MIGRATION_BY_STAGING, (m) => [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace]);
+      informer.onEvent((e) => {
+        const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: e.object.spec.assignment });
+        if (a) this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
+        for (const sw of [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]) this.#stagingController?.queue.add(sw);
+      });
+    });
     this.#ctx = {
       endpoint,
       paths,
@@ -92,6 +102,8 @@ export class Broker {
       assignmentClient,
       stagingWorkspaces,
       stagingWorkspaceClient,
+      migrations,
+      migrationClient,
       acceptAPIs: () => this.#acceptInformer,
       enqueueConsumer: (gvrKey, key) => this.#enqueueConsumer(gvrKey, key),
       enqueueStagingWorkspace: (swName) => this.#stagingController?.queue.add(swName),
@@ -110,7 +122,7 @@ export class Broker {
       { name: 'apiexportendpointslices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.home), gvr: SLICES }), logger: this.#logger },
       (informer) => informer.onEvent((e) => this.#discovery?.add(e.object.metadata.name ?? '')),
     );
-    await Promise.all([assignments.waitForSync(signal), stagingWorkspaces.waitForSync(signal), this.#slices.waitForSync(signal)]);
+    await Promise.all([assignments.waitForSync(signal), stagingWorkspaces.waitForSync(signal), migrations.waitForSync(signal), this.#slices.waitForSync(signal)]);
     this.#stagingController.start();
     this.#discovery.start();
     await this.#discovery.idle();
@@ -213,6 +225,10 @@ export class Broker {
       informer.onEvent((e) => {
         this.#acceptController?.queue.add(encodeKey(objectKeyOf(e.object)));
         this.#syncControllers.get(gvrString(e.object.spec.gvr))?.enqueueUnassigned();
+        // Objects it serves: it may have stopped being Ready, matching, or existing.
+        for (const a of this.#ctx?.assignments.store.byIndex(ASSIGNMENT_BY_ACCEPTAPI, `${clusterOf(e.object)}/${e.object.metadata.name}`) ?? []) {
+          this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
+        }
       }),
     );
     this.#acceptController = new AcceptAPIController({ ctx, informer: this.#acceptInformer, client });

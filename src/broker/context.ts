@@ -1,6 +1,6 @@
 import type { Informer } from '../cache/informer.ts';
 import type { InformerSet } from '../cache/informer-set.ts';
-import type { AcceptAPI, Assignment, StagingWorkspace } from '../apis/types.ts';
+import type { AcceptAPI, Assignment, Migration, StagingWorkspace } from '../apis/types.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import type { ResourceClient } from '../kcp-client-ts/resources.ts';
 import type { Workspaces } from '../kcp-client-ts/workspaces.ts';
@@ -32,6 +32,8 @@ export type BrokerContext = {
   assignmentClient: ResourceClient<Assignment>;
   stagingWorkspaces: Informer<StagingWorkspace>;
   stagingWorkspaceClient: ResourceClient<StagingWorkspace>;
+  migrations: Informer<Migration>;
+  migrationClient: ResourceClient<Migration>;
   /** AcceptAPIs of every provider (through the acceptapis virtual workspace), once it is known. */
   acceptAPIs: () => Informer<AcceptAPI> | undefined;
   /** Ask the sync controller of a resource to reconcile one consumer object. */
@@ -42,4 +44,9 @@ export type BrokerContext = {
   onReconciled: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
 };
 
+/** Assignments by the StagingWorkspace serving them (status), for reference counting. */
 export const ASSIGNMENT_BY_STAGING = 'stagingWorkspace';
+/** Assignments by the AcceptAPI serving them (`<provider cluster>/<name>`), to re-check them when it changes. */
+export const ASSIGNMENT_BY_ACCEPTAPI = 'acceptAPI';
+/** Migrations by both StagingWorkspaces they use. */
+export const MIGRATION_BY_STAGING = 'stagingWorkspace';

@@ -26,9 +26,9 @@ export type InformerOptions<T extends KubeObject> = {
   source: ListerWatcher<T>;
   logger?: Logger;
   labelSelector?: string;
-  /** Longest silence on a watch before it is treated as stalled and reopened (bookmarks count). */
+  /** Longest silence on a watch before it is treated as stalled and reopened (default: watch timeout + 15 s). */
   stallTimeoutMs?: number;
-  /** Server-side watch timeout; the informer re-watches from its resourceVersion afterwards. */
+  /** Server-side watch timeout (default: 60-90 s, jittered); the informer re-watches from its resourceVersion afterwards. */
   watchTimeoutSeconds?: number;
   backoff?: { initialMs: number; maxMs: number };
 };
@@ -95,11 +95,14 @@ export class Informer<T extends KubeObject = KubeObject> {
           needList = false;
           this.#markSynced();
         }
+        // The server ends each watch after a jittered timeout (as client-go does); a stream
+        // silent for longer than that plus a margin is stalled, since kcp may send no bookmarks.
+        const timeoutSeconds = this.#options.watchTimeoutSeconds ?? Math.round(60 + Math.random() * 30);
         const events = this.#options.source.watch({
           resourceVersion,
           labelSelector: this.#options.labelSelector,
-          timeoutSeconds: this.#options.watchTimeoutSeconds ?? 300,
-          stallTimeoutMs: this.#options.stallTimeoutMs ?? 180_000,
+          timeoutSeconds,
+          stallTimeoutMs: this.#options.stallTimeoutMs ?? (timeoutSeconds + 15) * 1000,
           signal,
         });
         for await (const event of events) {

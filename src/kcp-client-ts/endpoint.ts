@@ -11,8 +11,10 @@ export type KcpEndpointOptions = {
   key?: string | Buffer | undefined;
   bearerToken?: string | undefined;
   insecureSkipTLSVerify?: boolean;
-  /** Upper bound of parallel sockets to the server; watches share HTTP/2 connections when `allowH2`. */
-  connections?: number;
+  /**
+   * HTTP/2 (default on): every request and watch to the server is a stream on a few shared
+   * connections. With HTTP/1.1 each open watch holds a socket of its own.
+   */
   allowH2?: boolean;
   /** Called once per request with its method (for request metrics); the client stays unaware of them. */
   onRequest?: (method: string) => void;
@@ -50,8 +52,9 @@ export class KcpEndpoint {
         rejectUnauthorized: !options.insecureSkipTLSVerify,
       },
       keepAliveTimeout: 30_000,
-      connections: options.connections ?? 64,
-      allowH2: options.allowH2 ?? false,
+      // No socket cap: a cap below the number of open watches would queue every other request
+      // behind them forever.
+      allowH2: options.allowH2 ?? true,
     });
   }
 

@@ -3,7 +3,7 @@ import { setCondition } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER } from '../../apis/names.ts';
 import type { StagingWorkspace } from '../../apis/types.ts';
 import { splitPath } from '../../broker/config.ts';
-import { ASSIGNMENT_BY_STAGING, type BrokerContext } from '../../broker/context.ts';
+import { ASSIGNMENT_BY_STAGING, MIGRATION_BY_STAGING, type BrokerContext } from '../../broker/context.ts';
 import { isAlreadyExists, isNotFound } from '../../kcp-client-ts/errors.ts';
 import { createKcpClient, unwrap, type APIBinding } from '../../kcp-client-ts/typed-client.ts';
 import type { Logger } from '../../logging.ts';
@@ -36,7 +36,7 @@ export class StagingWorkspaceController {
     const ctx = this.#ctx;
     const sw = ctx.stagingWorkspaces.store.get({ cluster: ctx.coordinationCluster, namespace: '', name });
     if (!sw) return;
-    const referenced = ctx.assignments.store.byIndex(ASSIGNMENT_BY_STAGING, name).length > 0;
+    const referenced = ctx.assignments.store.byIndex(ASSIGNMENT_BY_STAGING, name).length > 0 || ctx.migrations.store.byIndex(MIGRATION_BY_STAGING, name).length > 0;
     const { parent, name: treeName } = splitPath(`${ctx.paths.stagingRoot}:${name}`);
     if (!referenced || sw.metadata.deletionTimestamp) return this.#teardown(sw, parent, treeName, signal);
 
