@@ -77,8 +77,11 @@ export class Broker {
         informer.onEvent((e) => {
           const swName = e.object.metadata.name ?? '';
           this.#stagingController?.queue.add(swName);
-          for (const a of assignments.store.byIndex(ASSIGNMENT_BY_STAGING, swName)) {
-            this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
+          for (const a of assignments.store.byIndex(ASSIGNMENT_BY_STAGING, swName)) this.#enqueueAssignment(a);
+          // A migration's destination is referenced by the Migration only, until cutover.
+          for (const m of this.#ctx?.migrations.store.byIndex(MIGRATION_BY_STAGING, swName) ?? []) {
+            const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: m.spec.assignment });
+            if (a) this.#enqueueAssignment(a);
           }
         }),
     );
@@ -151,6 +154,10 @@ export class Broker {
     await Promise.all(this.queues.map((q) => q.shutdown()));
     this.#controller.abort();
     await this.#informers.stopAll();
+  }
+
+  #enqueueAssignment(a: Assignment): void {
+    this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
   }
 
   #enqueueConsumer(gvrKey: string, key: string): void {

@@ -1,15 +1,16 @@
 import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../cache/object-key.ts';
 import type { Informer } from '../../cache/informer.ts';
 import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
-import { setCondition } from '../../apis/conditions.ts';
+import { conditionTrue, setCondition } from '../../apis/conditions.ts';
 import { CONSUMER_CLUSTER_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, nameHash } from '../../apis/names.ts';
-import type { Assignment, StagingWorkspace } from '../../apis/types.ts';
+import type { Assignment, Condition, Migration, MigrationState, StagingWorkspace } from '../../apis/types.ts';
 import { EventRecorder } from '../../broker/events.ts';
 import type { BrokerContext, BrokeredApi } from '../../broker/context.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../kcp-client-ts/resources.ts';
 import { clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
+import { evaluateFilters } from '../acceptapi/filters.ts';
 import { placeObject } from '../placement/placement.ts';
 import {
   relatedCopyDiffers,
@@ -28,6 +29,8 @@ const RELATED_INDEX = 'related';
 
 export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
   `assignment-${nameHash(consumerCluster, gvrString(gvr), namespace, name)}`;
+
+export const migrationNameOf = (assignment: Assignment): string => (assignment.metadata.name ?? '').replace(/^assignment-/, 'migration-');
 
 export const stagingWorkspaceName = (consumerCluster: string, providerCluster: string, apiExportName: string): string =>
   `staging-${nameHash(consumerCluster, providerCluster, apiExportName)}`;
@@ -151,17 +154,16 @@ export class SyncController {
     if (!placed) return;
     const staging = await this.#stagingWorkspaceFor(placed, signal);
     if (!staging?.status?.clusterName || staging.status.phase !== 'Ready') return; // its Ready event requeues us
+    const migration = this.#ctx.migrations.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name: migrationNameOf(placed) });
+    if (migration) return this.#migrate(key, consumer, placed, migration, signal);
+    const moved = await this.#startMigrationIfNeeded(key, consumer, placed, signal);
+    if (moved) return;
     return this.#sync(key, consumer, placed, staging.status.clusterName, signal);
   }
 
   async #place(key: ObjectKey, consumer: KubeObject, signal: AbortSignal): Promise<Assignment | undefined> {
     const acceptAPIs = this.#ctx.acceptAPIs()?.store.list() ?? [];
-    const load = new Map<string, number>();
-    for (const a of this.#ctx.assignments.store.list((a) => gvrString(a.spec.gvr) === this.gvrKey)) {
-      const provider = a.status?.providerCluster ?? a.spec.providerCluster;
-      load.set(provider, (load.get(provider) ?? 0) + 1);
-    }
-    const decision = placeObject({ gvr: this.gvr, spec: consumer['spec'], objectId: encodeKey(key), acceptAPIs, assignmentsByProvider: load });
+    const decision = placeObject({ gvr: this.gvr, spec: consumer['spec'], objectId: encodeKey(key), acceptAPIs, assignmentsByProvider: this.#loadByProvider() });
     if (!decision.winner) {
       const details = decision.candidates.map((c) => `${c.acceptAPI} (${c.providerCluster}): ${c.reason}`).join('; ');
       await this.#events.record(consumer, 'Warning', 'NoMatchingProvider', `${decision.reason}${details ? `: ${details}` : ''}`);
@@ -219,22 +221,165 @@ export class SyncController {
     const name = assignment.status?.stagingWorkspace;
     const apiExportName = assignment.status?.apiExportName;
     if (!name || !apiExportName) return undefined;
+    return this.#ensureStagingWorkspace(name, { consumerCluster: assignment.spec.consumerCluster, providerCluster: assignment.status?.providerCluster ?? assignment.spec.providerCluster, apiExportName }, signal);
+  }
+
+  /** The StagingWorkspace by name, created when missing (then undefined: its events requeue us). */
+  async #ensureStagingWorkspace(name: string, spec: StagingWorkspace['spec'], signal: AbortSignal): Promise<StagingWorkspace | undefined> {
     const existing = this.#ctx.stagingWorkspaces.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name });
     if (existing) return existing;
     try {
-      await this.#ctx.stagingWorkspaceClient.create(
+      await this.#ctx.stagingWorkspaceClient.create({ apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'StagingWorkspace', metadata: { name }, spec }, signal);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    return undefined;
+  }
+
+  #stagingWorkspace(name: string | undefined): StagingWorkspace | undefined {
+    return name ? this.#ctx.stagingWorkspaces.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name }) : undefined;
+  }
+
+  /** Why the AcceptAPI serving an object can no longer serve it; undefined while it can. */
+  #servingProblem(consumer: KubeObject, assignment: Assignment): string | undefined {
+    const informer = this.#ctx.acceptAPIs();
+    const provider = assignment.status?.providerCluster;
+    const name = assignment.status?.acceptAPIName;
+    if (!informer?.synced || !provider || !name) return undefined;
+    const acceptAPI = informer.store.get({ cluster: provider, namespace: '', name });
+    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp) return `AcceptAPI ${name} of ${provider} was deleted`;
+    if (!conditionTrue(acceptAPI.status?.conditions, 'Ready')) return `AcceptAPI ${name} of ${provider} is not Ready`;
+    if (gvrString(acceptAPI.spec.gvr) !== this.gvrKey) return `AcceptAPI ${name} of ${provider} no longer accepts ${this.gvrKey}`;
+    const verdict = evaluateFilters(acceptAPI.spec.filters, consumer['spec']);
+    return verdict.pass ? undefined : `AcceptAPI ${name} of ${provider} no longer matches: ${verdict.reason}`;
+  }
+
+  /** Starts a migration when the serving AcceptAPI cannot serve the object any more; true if one started. */
+  async #startMigrationIfNeeded(key: ObjectKey, consumer: KubeObject, assignment: Assignment, signal: AbortSignal): Promise<boolean> {
+    const problem = this.#servingProblem(consumer, assignment);
+    if (!problem) return false;
+    const from = { providerCluster: assignment.status!.providerCluster!, acceptAPIName: assignment.status!.acceptAPIName! };
+    const decision = placeObject({
+      gvr: this.gvr,
+      spec: consumer['spec'],
+      objectId: encodeKey(key),
+      acceptAPIs: this.#ctx.acceptAPIs()?.store.list() ?? [],
+      assignmentsByProvider: this.#loadByProvider(),
+      exclude: from,
+    });
+    if (!decision.winner) {
+      const details = decision.candidates.map((c) => `${c.acceptAPI} (${c.providerCluster}): ${c.reason}`).join('; ');
+      await this.#events.record(consumer, 'Warning', 'NoMatchingProvider', `${problem}; the object stays where it is: no other provider matches${details ? `: ${details}` : ''}`);
+      return false;
+    }
+    const { winner } = decision;
+    const gvk = { group: this.gvr.group, version: this.gvr.version, kind: this.api.kind };
+    const to = { gvk, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName, apiExportName: winner.acceptAPI.spec.apiExportName };
+    // The Migration is written first: it references both staging workspaces, so neither is collected midway.
+    try {
+      await this.#ctx.migrationClient.create(
         {
           apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
-          kind: 'StagingWorkspace',
-          metadata: { name },
-          spec: { consumerCluster: assignment.spec.consumerCluster, providerCluster: assignment.status?.providerCluster ?? assignment.spec.providerCluster, apiExportName },
+          kind: 'Migration',
+          metadata: { name: migrationNameOf(assignment) },
+          spec: {
+            assignment: assignment.metadata.name ?? '',
+            name: key.name,
+            ...(key.namespace ? { namespace: key.namespace } : {}),
+            fromStagingWorkspace: assignment.status!.stagingWorkspace!,
+            stagingWorkspace: stagingWorkspaceName(key.cluster, winner.providerCluster, to.apiExportName),
+            from: { gvk, ...from, apiExportName: assignment.status!.apiExportName! },
+            to,
+          },
         },
         signal,
       );
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
-    return undefined;
+    await this.#ctx.assignmentClient.update({ ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } }, signal);
+    await this.#events.record(consumer, 'Normal', 'MigrationStarted', `${problem}; moving to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}), make-before-break`);
+    this.#logger.info({ consumer: encodeKey(key), from: from.providerCluster, to: winner.providerCluster, problem }, 'migration started');
+    return true;
+  }
+
+  /**
+   * Make-before-break: the destination copy gets the spec while the consumer keeps the origin's
+   * status and related resources (the origin copy gets no writes); once the destination reports
+   * Available the Assignment is repointed, then the origin copy and the Migration go.
+   */
+  async #migrate(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, signal: AbortSignal): Promise<ReconcileResult> {
+    const destName = migration.spec.stagingWorkspace;
+    const cutOver = assignment.status?.stagingWorkspace === destName;
+    const origin = this.#stagingWorkspace(migration.spec.fromStagingWorkspace)?.status?.clusterName;
+    if (!cutOver && origin) {
+      const originCopy = this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name });
+      if (originCopy && !(await this.#syncUp(key, consumer, originCopy, origin, signal))) return;
+    }
+    const dest = await this.#ensureStagingWorkspace(destName, { consumerCluster: key.cluster, providerCluster: migration.spec.to.providerCluster, apiExportName: migration.spec.to.apiExportName }, signal);
+    const destCluster = dest?.status?.phase === 'Ready' ? dest.status.clusterName : undefined;
+    if (!destCluster) return; // its Ready event requeues us
+    const destCopy = await this.#syncDown(key, consumer, destCluster, signal);
+    if (!destCopy) return;
+    if (!cutOver) {
+      if ((migration.status?.state ?? 'Pending') === 'Pending') {
+        await this.#setMigrationState(migration, 'CutoverInProgress', [
+          { type: 'StagesCompleted', status: 'True', reason: 'NoStages', message: 'no MigrationConfiguration stages: straight to cutover' },
+          { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: `waiting for the copy in ${destCluster} to report Available` },
+        ], signal);
+      }
+      if ((destCopy['status'] as { status?: string } | undefined)?.status !== 'Available') return; // its status event requeues us
+      await this.#ctx.assignmentClient.updateStatus(
+        {
+          ...assignment,
+          status: {
+            ...assignment.status,
+            providerCluster: migration.spec.to.providerCluster,
+            acceptAPIName: migration.spec.to.acceptAPIName,
+            apiExportName: migration.spec.to.apiExportName,
+            stagingWorkspace: destName,
+            phase: 'Bound',
+          },
+        },
+        signal,
+      );
+      return; // the Assignment's event brings the rest
+    }
+    if (!(await this.#syncUp(key, consumer, destCopy, destCluster, signal))) return;
+    if (migration.status?.state !== 'CutoverCompleted') {
+      await this.#setMigrationState(migration, 'CutoverCompleted', [{ type: 'CutoverCompleted', status: 'True', reason: 'Served', message: `served from ${destCluster}` }], signal);
+      return;
+    }
+    if (origin) {
+      const originCopy = this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name });
+      if (originCopy) {
+        if (!originCopy.metadata.deletionTimestamp) await this.#stagingClient(origin).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
+        return { requeueAfterMs: 5_000 }; // its DELETED event requeues us sooner
+      }
+    }
+    await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
+    this.#ctx.enqueueStagingWorkspace(migration.spec.fromStagingWorkspace);
+    await this.#events.record(consumer, 'Normal', 'MigrationCompleted', `now served by provider ${migration.spec.to.providerCluster} (AcceptAPI ${migration.spec.to.acceptAPIName})`);
+    this.#logger.info({ consumer: encodeKey(key), to: migration.spec.to.providerCluster }, 'migration completed');
+    return;
+  }
+
+  async #setMigrationState(migration: Migration, state: MigrationState, conditions: Omit<Condition, 'lastTransitionTime'>[], signal: AbortSignal): Promise<void> {
+    let next = migration.status?.conditions;
+    for (const c of conditions) next = setCondition(next, c);
+    next = setCondition(next, { type: 'Ready', status: state === 'CutoverCompleted' ? 'True' : 'False', reason: state, message: '' });
+    await this.#ctx.migrationClient.updateStatus({ ...migration, status: { ...migration.status, state, conditions: next } }, signal).catch((err: unknown) => {
+      if (!isConflict(err)) throw err;
+    });
+  }
+
+  #loadByProvider(): Map<string, number> {
+    const load = new Map<string, number>();
+    for (const a of this.#ctx.assignments.store.list((a) => gvrString(a.spec.gvr) === this.gvrKey)) {
+      const provider = a.status?.providerCluster ?? a.spec.providerCluster;
+      load.set(provider, (load.get(provider) ?? 0) + 1);
+    }
+    return load;
   }
 
   /** Starts (once) the watches of one staging workspace this controller needs. */
@@ -278,34 +423,41 @@ export class SyncController {
   }
 
   async #sync(key: ObjectKey, consumer: KubeObject, assignment: Assignment, stagingCluster: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const staging = this.#stagingInformers(stagingCluster);
-    await Promise.all([staging.objects.waitForSync(signal), staging.secrets.waitForSync(signal), staging.configMaps.waitForSync(signal)]);
-    const stagingKey = { cluster: stagingCluster, namespace: key.namespace, name: key.name };
-    const desired = stagingCopyOf(consumer);
-    let current = staging.objects.store.get(stagingKey);
-    if (!current) {
-      await this.#ensureNamespace(stagingCluster, key.namespace, signal);
-      try {
-        current = await this.#stagingClient(stagingCluster).create(desired, signal);
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        return; // the cache lags behind; its event requeues us
-      }
-    } else if (stagingCopyDiffers(current, desired)) {
-      current = await this.#stagingClient(stagingCluster).update(updatedStagingCopy(current, desired), signal);
-    }
-
-    if (statusDiffers(consumer, current)) {
-      try {
-        await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status: current['status'] }, signal);
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        return; // a newer consumer version is on its way; its event requeues us
-      }
-    }
-    await this.#syncRelated(key, current, stagingCluster, staging, signal);
+    const copy = await this.#syncDown(key, consumer, stagingCluster, signal);
+    if (!copy) return;
+    if (!(await this.#syncUp(key, consumer, copy, stagingCluster, signal))) return;
     await this.#markBound(assignment, stagingCluster, signal);
     return;
+  }
+
+  /** Creates or rewrites the staging copy from the consumer object; undefined while the cache catches up. */
+  async #syncDown(key: ObjectKey, consumer: KubeObject, stagingCluster: string, signal: AbortSignal): Promise<KubeObject | undefined> {
+    const staging = this.#stagingInformers(stagingCluster);
+    await Promise.all([staging.objects.waitForSync(signal), staging.secrets.waitForSync(signal), staging.configMaps.waitForSync(signal)]);
+    const desired = stagingCopyOf(consumer);
+    const current = staging.objects.store.get({ cluster: stagingCluster, namespace: key.namespace, name: key.name });
+    if (current) return stagingCopyDiffers(current, desired) ? this.#stagingClient(stagingCluster).update(updatedStagingCopy(current, desired), signal) : current;
+    await this.#ensureNamespace(stagingCluster, key.namespace, signal);
+    try {
+      return await this.#stagingClient(stagingCluster).create(desired, signal);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return undefined; // the cache lags behind; its event requeues us
+    }
+  }
+
+  /** Status and related resources from a staging copy to the consumer; false when a newer consumer version is on its way. */
+  async #syncUp(key: ObjectKey, consumer: KubeObject, copy: KubeObject, stagingCluster: string, signal: AbortSignal): Promise<boolean> {
+    if (statusDiffers(consumer, copy)) {
+      try {
+        await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status: copy['status'] }, signal);
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        return false;
+      }
+    }
+    await this.#syncRelated(key, copy, stagingCluster, this.#stagingInformers(stagingCluster), signal);
+    return true;
   }
 
   async #syncRelated(
@@ -383,29 +535,32 @@ export class SyncController {
       });
   }
 
-  /** Ordered deletion: related copies, staging copy (until gone), Assignment, then the finalizer. */
+  /** Ordered deletion: related copies, staging copies (until gone), Migration, Assignment, then the finalizer. */
   async #finalize(key: ObjectKey, consumer: KubeObject | undefined, assignment: Assignment | undefined, signal: AbortSignal): Promise<ReconcileResult> {
     if (assignment) {
       const owner = ownerOf(key, this.gvr);
       if ((await this.#deleteRelatedCopies(key, owner, new Set(), signal)) > 0) return { requeueAfterMs: 2_000 };
-      const stagingName = assignment.status?.stagingWorkspace;
-      const staging = stagingName ? this.#ctx.stagingWorkspaces.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name: stagingName }) : undefined;
-      const stagingCluster = staging?.status?.clusterName;
-      if (stagingCluster) {
+      const migration = this.#ctx.migrations.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name: migrationNameOf(assignment) });
+      const stagingNames = new Set([assignment.status?.stagingWorkspace, migration?.spec.fromStagingWorkspace, migration?.spec.stagingWorkspace].filter((n): n is string => !!n));
+      let waiting = false;
+      for (const name of stagingNames) {
+        const stagingCluster = this.#stagingWorkspace(name)?.status?.clusterName;
+        if (!stagingCluster) continue;
         const informers = this.#stagingInformers(stagingCluster);
         await informers.objects.waitForSync(signal);
         const copy = informers.objects.store.get({ cluster: stagingCluster, namespace: key.namespace, name: key.name });
-        if (copy) {
-          if (!copy.metadata.deletionTimestamp) await this.#stagingClient(stagingCluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
-          return { requeueAfterMs: 5_000 }; // its DELETED event requeues us sooner
-        }
+        if (!copy) continue;
+        waiting = true;
+        if (!copy.metadata.deletionTimestamp) await this.#stagingClient(stagingCluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
       }
+      if (waiting) return { requeueAfterMs: 5_000 }; // DELETED events requeue us sooner
+      if (migration) await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
       try {
         await this.#ctx.assignmentClient.delete({ name: assignment.metadata.name ?? '' }, signal);
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
-      if (stagingName) this.#ctx.enqueueStagingWorkspace(stagingName);
+      for (const name of stagingNames) this.#ctx.enqueueStagingWorkspace(name);
     }
     this.#owners.delete(ownerOf(key, this.gvr));
     if (consumer?.metadata.finalizers?.includes(FINALIZER)) {

@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Informer } from '../../src/cache/informer.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
+import { eventually } from '../harness/eventually.ts';
+import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
+
+const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
+const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
+const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
+
+describe('migration: make-before-break when the serving provider stops accepting an object', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+  let internal: ReadyWorkspace;
+  let external: ReadyWorkspace;
+  const watchers = new AbortController();
+  /** Every status and Secret the consumer ever saw for "app", in order. */
+  const seenStatuses: (string | undefined)[] = [];
+  const secretEvents: string[] = [];
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('migrate', (await kcpEnv()).endpoint);
+    [internal, external, consumer] = await Promise.all([
+      world.provider('internalca', ['certificates']),
+      world.provider('externalca', ['certificates']),
+      world.consumer('consumer', ['certificates']),
+    ]);
+    await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    await world.startBroker();
+    await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
+    const certs = new Informer<KubeObject>({ name: 'test certs', source: world.objects(consumer.path, 'certificates') });
+    certs.onEvent((e) => {
+      if (e.object.metadata.name === 'app' && e.type !== 'deleted') seenStatuses.push(statusOf(e.object));
+    });
+    const secrets = new Informer<KubeObject>({ name: 'test secrets', source: new ResourceClient({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(consumer.path), gvr: SECRETS }) });
+    secrets.onEvent((e) => {
+      if (e.object.metadata.name === 'app-credentials') secretEvents.push(e.type);
+    });
+    void certs.run(watchers.signal);
+    void secrets.run(watchers.signal);
+    await Promise.all([certs.waitForSync(), secrets.waitForSync()]);
+  });
+
+  afterAll(async () => {
+    watchers.abort();
+    await world?.cleanup();
+  });
+
+  const migrations = (): ResourceClient<Migration> => new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+
+  it('moves app.internal.corp -> app.corp.com to the external provider without the consumer ever losing Available or its Secret', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'));
+    const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
+    expect(decode(secret, 'issuer')).toBe(internal.path);
+    const originCluster = await world.stagingClusterOf(consumer, 'certificates', 'app');
+    const originSw = (await world.assignmentOf(consumer, 'certificates', 'app'))!.status!.stagingWorkspace!;
+
+    // Hold the destination provider in Provisioning to look at the state in between.
+    world.runner('externalca', 'certificates').holdProvisioning = true;
+    const current = await certs.get({ namespace: 'default', name: 'app' });
+    await certs.update({ ...current, spec: { fqdn: 'app.corp.com' } });
+    const migration = await eventually(async () => {
+      const list = await migrations().list();
+      expect(list.items).toHaveLength(1);
+      expect(list.items[0]!.status?.state).toBe('CutoverInProgress');
+      return list.items[0]!;
+    });
+    expect(migration.spec.from.providerCluster).toBe(internal.cluster);
+    expect(migration.spec.to.providerCluster).toBe(external.cluster);
+    const destCluster = await eventually(async () => {
+      const sw = await world.stagingWorkspaces().get({ name: migration.spec.stagingWorkspace });
+      expect(sw.status?.phase).toBe('Ready');
+      return sw.status!.clusterName!;
+    });
+    const destCopy = await eventually(() => world.inCluster(destCluster, GVR.certificates).get({ namespace: 'default', name: 'app' }));
+    expect(destCopy['spec']).toEqual({ fqdn: 'app.corp.com' });
+    // both copies exist; the origin is frozen at the old spec; the consumer still sees the origin
+    const originCopy = await world.inCluster(originCluster, GVR.certificates).get({ namespace: 'default', name: 'app' });
+    expect(originCopy['spec']).toEqual({ fqdn: 'app.internal.corp' });
+    expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
+    expect(decode(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer')).toBe(internal.path);
+
+    world.runner('externalca', 'certificates').holdProvisioning = false;
+    world.runner('externalca', 'certificates').resync();
+    await eventually(async () => {
+      const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
+      expect(decode(s, 'issuer')).toBe(external.path);
+    });
+    await eventually(async () => expect((await migrations().list()).items).toHaveLength(0));
+    await eventually(async () => expect(await world.stagingWorkspaces().find({ name: originSw })).toBeUndefined());
+    expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined();
+    const assignment = await world.assignmentOf(consumer, 'certificates', 'app');
+    expect(assignment?.status?.providerCluster).toBe(external.cluster);
+    expect(assignment?.status?.stagingWorkspace).toBe(migration.spec.stagingWorkspace);
+
+    const firstAvailable = seenStatuses.indexOf('Available');
+    expect(firstAvailable).toBeGreaterThanOrEqual(0);
+    expect(seenStatuses.slice(firstAvailable).every((s) => s === 'Available')).toBe(true);
+    expect(secretEvents).not.toContain('deleted');
+    const events = await world.events(consumer.path);
+    const reasons = events.filter((e) => (e['involvedObject'] as { name: string }).name === 'app').map((e) => e['reason']);
+    expect(reasons).toEqual(expect.arrayContaining(['Assigned', 'MigrationStarted', 'MigrationCompleted']));
+  });
+
+  it('migrates when the serving AcceptAPI is deleted, and stays put with an Event when nothing else matches', async () => {
+    await world.accept('internalca', 'corp-fallback', { api: 'certificates', priority: -10, filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    await world.waitAcceptAPIReady('internalca', 'corp-fallback');
+    await world.acceptAPIs('externalca').delete({ name: 'external-certs' });
+    await eventually(async () => {
+      const a = await world.assignmentOf(consumer, 'certificates', 'app');
+      expect(a?.status?.acceptAPIName).toBe('corp-fallback');
+      expect(a?.status?.providerCluster).toBe(internal.cluster);
+    }, { timeoutMs: 90_000 });
+    await eventually(async () => expect((await migrations().list()).items).toHaveLength(0));
+
+    await world.acceptAPIs('internalca').delete({ name: 'corp-fallback' });
+    const event = await eventually(async () => {
+      const found = (await world.events(consumer.path)).find((e) => e['reason'] === 'NoMatchingProvider' && String(e['message']).includes('stays where it is'));
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(event['message']).toContain('corp-fallback');
+    expect((await world.assignmentOf(consumer, 'certificates', 'app'))?.status?.providerCluster).toBe(internal.cluster);
+    expect((await migrations().list()).items).toHaveLength(0);
+    expect(statusOf(await world.objects(consumer.path, 'certificates').get({ namespace: 'default', name: 'app' }))).toBe('Available');
+  });
+});
