@@ -86,6 +86,12 @@ describe('migration: make-before-break when the serving provider stops accepting
     expect(originCopy['spec']).toEqual({ fqdn: 'app.internal.corp' });
     expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
     expect(decode(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer')).toBe(internal.path);
+    // a spec change mid-migration reaches the destination only; the origin copy gets no write
+    const mid = await certs.get({ namespace: 'default', name: 'app' });
+    await certs.update({ ...mid, spec: { fqdn: 'app.corp.com', duration: '1h' } });
+    await eventually(async () => expect((await world.inCluster(destCluster, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.corp.com', duration: '1h' }));
+    const originAfter = await world.inCluster(originCluster, GVR.certificates).get({ namespace: 'default', name: 'app' });
+    expect(originAfter.metadata.resourceVersion).toBe(originCopy.metadata.resourceVersion);
 
     world.runner('externalca', 'certificates').holdProvisioning = false;
     world.runner('externalca', 'certificates').resync();
@@ -130,5 +136,36 @@ describe('migration: make-before-break when the serving provider stops accepting
     expect((await world.assignmentOf(consumer, 'certificates', 'app'))?.status?.providerCluster).toBe(internal.cluster);
     expect((await migrations().list()).items).toHaveLength(0);
     expect(statusOf(await world.objects(consumer.path, 'certificates').get({ namespace: 'default', name: 'app' }))).toBe('Available');
+  });
+
+  it('aborts when the consumer deletes the object mid-migration: both copies, the Migration and both staging workspaces go', async () => {
+    const consumer2 = await world.consumer('consumer-2', ['certificates']);
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    await world.waitAcceptAPIReady('externalca', 'external-certs');
+    const certs = world.objects(consumer2.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'gone', { fqdn: 'gone.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'gone' }))).toBe('Available'));
+    const originSw = (await world.assignmentOf(consumer2, 'certificates', 'gone'))!.status!.stagingWorkspace!;
+    world.runner('externalca', 'certificates').holdProvisioning = true;
+    try {
+      await certs.update({ ...(await certs.get({ namespace: 'default', name: 'gone' })), spec: { fqdn: 'gone.corp.com' } });
+      const migration = await eventually(async () => {
+        const m = (await migrations().list()).items.find((i) => i.spec.name === 'gone');
+        expect(m?.status?.state).toBe('CutoverInProgress');
+        return m!;
+      });
+      const destCluster = (await world.stagingWorkspaces().get({ name: migration.spec.stagingWorkspace })).status!.clusterName!;
+      await eventually(() => world.inCluster(destCluster, GVR.certificates).get({ namespace: 'default', name: 'gone' }));
+      await certs.delete({ namespace: 'default', name: 'gone' });
+      await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'gone' })).toBeUndefined());
+      expect((await migrations().list()).items.filter((m) => m.spec.name === 'gone')).toHaveLength(0);
+      expect(await world.assignmentOf(consumer2, 'certificates', 'gone')).toBeUndefined();
+      expect(await world.inCluster(consumer2.path, SECRETS).find({ namespace: 'default', name: 'gone-credentials' })).toBeUndefined();
+      for (const sw of [originSw, migration.spec.stagingWorkspace]) {
+        await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, sw)).toBeUndefined());
+      }
+    } finally {
+      world.runner('externalca', 'certificates').holdProvisioning = false;
+    }
   });
 });
