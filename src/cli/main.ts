@@ -1,11 +1,15 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
+import { preflight } from '../broker/preflight.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../broker/config.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createLogger, type LogFormat } from '../logging.ts';
 import type { Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { LeaseLock } from '../leader/lease-lock.ts';
 import { BrokerMetrics } from '../observability/metrics.ts';
 import { parseAddress, startProbeServer } from '../observability/server.ts';
 
@@ -33,6 +37,10 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
       ...COMMON,
       'metrics-bind-address': { type: 'string', env: 'RB_METRICS_BIND_ADDRESS', default: '127.0.0.1:8080', help: 'host:port of /metrics, or "off"' },
       'health-probe-bind-address': { type: 'string', env: 'RB_HEALTH_PROBE_BIND_ADDRESS', default: '127.0.0.1:8081', help: 'host:port of /healthz and /readyz, or "off"' },
+      'leader-elect': { type: 'string', env: 'RB_LEADER_ELECT', default: 'true', help: 'true: only the replica holding the Lease in the coordination workspace acts' },
+      'leader-elect-lease-duration': { type: 'string', env: 'RB_LEADER_ELECT_LEASE_DURATION', default: '15', help: 'seconds a lease is valid without renewal' },
+      'leader-elect-renew-deadline': { type: 'string', env: 'RB_LEADER_ELECT_RENEW_DEADLINE', default: '10', help: 'seconds the leader retries renewing before it gives up leading' },
+      'leader-elect-retry-period': { type: 'string', env: 'RB_LEADER_ELECT_RETRY_PERIOD', default: '2', help: 'seconds between lease attempts' },
     },
   },
   bootstrap: {
@@ -84,6 +92,18 @@ const parse = (command: string, argv: string[]): Record<string, string | boolean
   const format = values['log-format'];
   if (format !== undefined && !['json', 'pretty', 'auto'].includes(String(format))) throw new UsageError(`--log-format must be json, pretty or auto, not "${format}"`);
   return values;
+};
+
+const parseBoolean = (value: unknown, flag: string): boolean => {
+  if (value === 'true' || value === true) return true;
+  if (value === 'false' || value === false) return false;
+  throw new UsageError(`${flag} must be true or false, not "${String(value)}"`);
+};
+
+const parsePositive = (value: unknown, flag: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number of seconds, not "${String(value)}"`);
+  return n;
 };
 
 const pathsFrom = (values: Record<string, string | boolean | undefined>): BrokerPaths => ({
@@ -157,27 +177,65 @@ export const main = async (argv: string[]): Promise<number> => {
       logger.info({ home: paths.home }, 'bootstrap complete');
       return 0;
     }
+    const leaderElect = parseBoolean(values['leader-elect'], '--leader-elect');
+    await preflight(endpoint, paths);
+    const seconds = (flag: string): number => parsePositive(values[flag], `--${flag}`);
+    const lock = leaderElect
+      ? new LeaseLock({
+          endpoint,
+          workspace: paths.coordination,
+          identity: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+          leaseDurationSeconds: seconds('leader-elect-lease-duration'),
+          renewDeadlineSeconds: seconds('leader-elect-renew-deadline'),
+          retryPeriodSeconds: seconds('leader-elect-retry-period'),
+          logger,
+        })
+      : undefined;
     const broker = new Broker({ endpoint, paths, logger, onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome) });
     metrics.observe({ queues: () => broker.queues, informers: () => broker.informers });
-    for (const [flag, server] of [['metrics-bind-address', { registry: metrics.registry }], ['health-probe-bind-address', { ready: () => broker.ready }]] as const) {
+    const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
+    for (const [flag, server] of [['metrics-bind-address', { registry: metrics.registry }], ['health-probe-bind-address', { ready }]] as const) {
       const address = String(values[flag]);
       if (address === 'off') continue;
       servers.push(await startProbeServer({ address, flag: `--${flag}`, ...server }));
       logger.info({ address, serves: flag === 'metrics-bind-address' ? '/metrics' : '/healthz /readyz' }, 'listening');
     }
+    const shutdown = new AbortController();
+    let exitCode = 0;
+    const onSignal = (signal: string): void => {
+      logger.info({ signal }, 'shutting down');
+      shutdown.abort(new Error(signal));
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    if (lock) {
+      try {
+        await lock.acquire(shutdown.signal);
+      } catch {
+        logger.info('stopped before becoming leader');
+        return 0;
+      }
+      metrics.isLeader.set(1);
+    }
     await broker.start();
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'shutting down');
-        resolve();
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+    const renewal = lock?.keepRenewing(shutdown.signal).catch((err: unknown) => {
+      // Another replica may act now: stop writing at once.
+      logger.error({ err: String(err) }, 'lost the leader lease, stopping');
+      metrics.isLeader.set(0);
+      exitCode = 1;
+      shutdown.abort(err);
     });
+    await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
     await broker.stop();
+    await renewal;
+    if (exitCode === 0) await lock?.release();
     logger.info('stopped');
-    return 0;
+    return exitCode;
   } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`resource-broker ${command}: ${err.message}. See \`resource-broker ${command} --help\`.`);
+      return 2;
+    }
     const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
     console.error(`resource-broker ${command}: ${err instanceof Error ? err.message : String(err)}${cause}`);
     return 1;

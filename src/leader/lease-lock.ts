@@ -1,0 +1,164 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { isAlreadyExists, isConflict } from '../kcp-client-ts/errors.ts';
+import { createKcpClient, unwrap, type KcpClient, type Lease } from '../kcp-client-ts/typed-client.ts';
+import type { Logger } from '../logging.ts';
+
+export type LeaseLockOptions = {
+  endpoint: KcpEndpoint;
+  /** Workspace holding the Lease (the coordination workspace). */
+  workspace: string;
+  namespace?: string;
+  name?: string;
+  identity: string;
+  leaseDurationSeconds?: number;
+  renewDeadlineSeconds?: number;
+  retryPeriodSeconds?: number;
+  logger: Logger;
+};
+
+const micro = (date: Date): string => date.toISOString().replace('Z', '000Z');
+
+/**
+ * Leader election over a coordination.k8s.io Lease, as client-go's leaderelection does: take
+ * the Lease when it is free or expired, renew it every retry period, and report leadership lost
+ * when renewal has failed for the renew deadline. `release()` frees it at shutdown.
+ */
+export class LeaseLock {
+  readonly #options: Required<Omit<LeaseLockOptions, 'logger' | 'endpoint'>> & Pick<LeaseLockOptions, 'logger' | 'endpoint'>;
+  readonly #client: KcpClient;
+  #leading = false;
+
+  constructor(options: LeaseLockOptions) {
+    this.#options = { namespace: 'default', name: 'resource-broker', leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2, ...options };
+    this.#client = createKcpClient(options.endpoint, options.endpoint.workspaceUrl(options.workspace));
+  }
+
+  get leading(): boolean {
+    return this.#leading;
+  }
+
+  /** Resolves once this replica leads; rejects only when `signal` aborts. */
+  async acquire(signal: AbortSignal): Promise<void> {
+    let lastHolder = '';
+    while (!signal.aborted) {
+      try {
+        const holder = await this.#tryAcquireOrRenew(signal);
+        if (holder === this.#options.identity) {
+          this.#leading = true;
+          this.#options.logger.info({ identity: holder, lease: this.#options.name }, 'became leader');
+          return;
+        }
+        if (holder !== lastHolder) this.#options.logger.info({ leader: holder }, 'waiting for the leader lease');
+        lastHolder = holder;
+      } catch (err) {
+        if (signal.aborted) break;
+        this.#options.logger.warn({ err: String(err) }, 'leader lease: acquire failed');
+      }
+      await sleep(this.#options.retryPeriodSeconds * 1000, undefined, { signal }).catch(() => undefined);
+    }
+    throw signal.reason ?? new Error('aborted');
+  }
+
+  /** Renews until `signal` aborts (resolves) or renewal fails for the renew deadline (rejects: leadership lost). */
+  async keepRenewing(signal: AbortSignal): Promise<void> {
+    let lastRenew = Date.now();
+    while (!signal.aborted) {
+      await sleep(this.#options.retryPeriodSeconds * 1000, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) return;
+      try {
+        const holder = await this.#tryAcquireOrRenew(signal);
+        if (holder !== this.#options.identity) {
+          this.#leading = false;
+          throw new Error(`leader lease taken by ${holder}`);
+        }
+        lastRenew = Date.now();
+      } catch (err) {
+        if (signal.aborted) return;
+        if (!this.#leading || Date.now() - lastRenew > this.#options.renewDeadlineSeconds * 1000) {
+          this.#leading = false;
+          throw new Error(`lost leadership: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        this.#options.logger.warn({ err: String(err) }, 'leader lease: renew failed, retrying');
+      }
+    }
+  }
+
+  /** Gives the Lease up so that another replica takes over at once. */
+  async release(): Promise<void> {
+    if (!this.#leading) return;
+    this.#leading = false;
+    try {
+      const lease = await this.#get();
+      if (lease?.spec?.holderIdentity !== this.#options.identity) return;
+      unwrap(
+        await this.#client.PUT('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', {
+          params: { path: { namespace: this.#options.namespace, name: this.#options.name } },
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+        }),
+      );
+      this.#options.logger.info({ lease: this.#options.name }, 'released leader lease');
+    } catch (err) {
+      this.#options.logger.warn({ err: String(err) }, 'leader lease: release failed');
+    }
+  }
+
+  async #get(signal?: AbortSignal): Promise<Lease | undefined> {
+    const result = await this.#client.GET('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', {
+      params: { path: { namespace: this.#options.namespace, name: this.#options.name } },
+      ...(signal ? { signal } : {}),
+    });
+    if (result.response.status === 404) return undefined;
+    return unwrap(result);
+  }
+
+  /** One round: returns the holder after trying to take or renew the Lease. */
+  async #tryAcquireOrRenew(signal: AbortSignal): Promise<string> {
+    const { identity, leaseDurationSeconds, namespace, name } = this.#options;
+    const now = new Date();
+    const lease = await this.#get(signal);
+    if (!lease) {
+      try {
+        unwrap(
+          await this.#client.POST('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases', {
+            params: { path: { namespace } },
+            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 } },
+            signal,
+          }),
+        );
+        return identity;
+      } catch (err) {
+        if (isAlreadyExists(err)) return '(another replica)';
+        throw err;
+      }
+    }
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renewed = lease.spec?.renewTime ? Date.parse(lease.spec.renewTime) : 0;
+    const duration = (lease.spec?.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
+    const expired = holder === '' || renewed + duration < now.getTime();
+    if (holder !== identity && !expired) return holder;
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
+    try {
+      unwrap(
+        await this.#client.PUT('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', {
+          params: { path: { namespace, name } },
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: identity,
+              leaseDurationSeconds,
+              renewTime: micro(now),
+              ...(holder === identity ? {} : { acquireTime: micro(now), leaseTransitions: transitions }),
+            },
+          },
+          signal,
+        }),
+      );
+      return identity;
+    } catch (err) {
+      if (isConflict(err)) return holder || '(another replica)';
+      throw err;
+    }
+  }
+}
