@@ -65,7 +65,7 @@ export class SyncController {
     this.gvrKey = gvrString(this.gvr);
     this.#logger = options.ctx.logger.child({ controller: 'sync', resource: this.gvrKey });
     this.#events = new EventRecorder({ endpoint: options.ctx.endpoint, virtualWorkspaceUrl: options.api.virtualWorkspaceUrl, logger: this.#logger });
-    this.queue = new WorkQueue({ name: `sync-${this.gvrKey}`, reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled(`sync-${this.gvrKey}`, o), concurrency: 8, logger: this.#logger });
+    this.queue = new WorkQueue({ name: `sync-${this.gvrKey}`, reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled(`sync-${this.gvrKey}`, o), concurrency: 32, logger: this.#logger });
     const { informers, endpoint } = options.ctx;
     const wildcard = endpoint.virtualWorkspaceUrl(options.api.virtualWorkspaceUrl, '*');
     this.#consumers = informers.ensure(
@@ -142,14 +142,20 @@ export class SyncController {
       return;
     }
     if (consumer.metadata.deletionTimestamp) return this.#finalize(key, consumer, assignment, signal);
+    let current = consumer;
     if (!consumer.metadata.finalizers?.includes(FINALIZER)) {
-      await this.#consumerClient(key.cluster).mergePatch(
+      // Carry on with the patched object rather than waiting for its watch event.
+      current = await this.#consumerClient(key.cluster).mergePatch(
         { namespace: key.namespace || undefined, name: key.name },
         { metadata: { finalizers: [...(consumer.metadata.finalizers ?? []), FINALIZER], resourceVersion: consumer.metadata.resourceVersion } },
         signal,
       );
-      return; // the update event brings us back with the finalizer in place
+      current.metadata.annotations = { ...current.metadata.annotations, 'kcp.io/cluster': key.cluster };
     }
+    return this.#reconcileLive(key, current, assignment, signal);
+  }
+
+  async #reconcileLive(key: ObjectKey, consumer: KubeObject, assignment: Assignment | undefined, signal: AbortSignal): Promise<ReconcileResult> {
     const placed = assignment ?? (await this.#place(key, consumer, signal));
     if (!placed) return;
     const staging = await this.#stagingWorkspaceFor(placed, signal);
@@ -212,7 +218,8 @@ export class SyncController {
       },
       signal,
     );
-    await this.#events.record(consumer, 'Normal', 'Assigned', `assigned to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}): ${decision.reason}`);
+    // Events are best effort and not on the path to the staging copy.
+    void this.#events.record(consumer, 'Normal', 'Assigned', `assigned to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}): ${decision.reason}`);
     this.#logger.info({ consumer: encodeKey(key), provider: winner.providerCluster, reason: decision.reason }, 'object placed');
     return withStatus;
   }
