@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
+import { explain, formatExplanation } from './explain.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../broker/config.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
@@ -46,6 +47,17 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
   bootstrap: {
     summary: 'create the broker workspaces and apply its APIs (idempotent)',
     options: { ...COMMON, examples: { type: 'boolean', env: 'RB_BOOTSTRAP_EXAMPLES', help: 'also publish the example APIs (certificates, vms, dnszones)' } },
+  },
+  explain: {
+    summary: 'explain one consumer object: AcceptAPIs considered and why, its Assignment and Migration',
+    options: {
+      ...COMMON,
+      workspace: { type: 'string', env: '', help: 'the consumer workspace path (required), e.g. root:team-a' },
+      resource: { type: 'string', env: '', help: 'the brokered resource as plural.group (required), e.g. certificates.example.platform-mesh.io' },
+      namespace: { type: 'string', env: '', help: 'namespace of a namespaced object' },
+      name: { type: 'string', env: '', help: 'name of the object (required)' },
+      output: { type: 'string', env: '', default: 'text', help: 'text or json' },
+    },
   },
   version: { summary: 'print the version', options: { help: COMMON['help']! } },
 };
@@ -172,6 +184,20 @@ export const main = async (argv: string[]): Promise<number> => {
   const paths = pathsFrom(values);
   const servers: Server[] = [];
   try {
+    if (command === 'explain') {
+      for (const flag of ['workspace', 'resource', 'name']) if (!values[flag]) throw new UsageError(`--${flag} is required`);
+      if (values['output'] !== 'text' && values['output'] !== 'json') throw new UsageError(`--output must be text or json, not "${String(values['output'])}"`);
+      const explanation = await explain({
+        endpoint,
+        paths,
+        workspace: String(values['workspace']),
+        resource: String(values['resource']),
+        ...(values['namespace'] ? { namespace: String(values['namespace']) } : {}),
+        name: String(values['name']),
+      });
+      console.log(values['output'] === 'json' ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+      return 0;
+    }
     if (command === 'bootstrap') {
       await bootstrap({ endpoint, paths, logger, examples: values['examples'] === true });
       logger.info({ home: paths.home }, 'bootstrap complete');

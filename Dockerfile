@@ -1,0 +1,22 @@
+# resource-broker container image: compiled TypeScript, production dependencies only, non-root.
+# Not built on the development machines (no container engine there); see README "Deployment".
+FROM node:24-alpine AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:24-alpine
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY apiexports ./apiexports
+USER node
+EXPOSE 8080 8081
+ENTRYPOINT ["node", "bin/resource-broker.js"]
+CMD ["run", "--metrics-bind-address=0.0.0.0:8080", "--health-probe-bind-address=0.0.0.0:8081"]

@@ -1,0 +1,83 @@
+import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, type AcceptAPI, type Assignment, type Migration } from '../apis/types.ts';
+import type { BrokerPaths } from '../broker/config.ts';
+import { placeObject } from '../controllers/placement/placement.ts';
+import { assignmentName } from '../controllers/sync/controller.ts';
+import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { ResourceClient } from '../kcp-client-ts/resources.ts';
+import { createKcpClient, unwrap } from '../kcp-client-ts/typed-client.ts';
+import { clusterOf, type GroupVersionResource } from '../kcp-client-ts/types.ts';
+
+export type Explanation = {
+  object: { workspace: string; cluster: string; resource: string; namespace?: string; name: string; status?: unknown };
+  acceptAPIs: { name: string; provider: string; matched: boolean; reason: string }[];
+  wouldPlaceOn?: string;
+  assignment?: { name: string; provider?: string; acceptAPI?: string; phase?: string; stagingWorkspace?: string; placement?: unknown };
+  migration?: { name: string; state?: string; from: string; to: string };
+};
+
+/** `resource.group` (e.g. `certificates.example.platform-mesh.io`) to a GVR, the version from the home export's schema. */
+const resolveResource = async (endpoint: KcpEndpoint, paths: BrokerPaths, resource: string): Promise<GroupVersionResource> => {
+  const [plural, ...groupParts] = resource.split('.');
+  const group = groupParts.join('.');
+  const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
+  const schemas = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas'));
+  const schema = schemas.items.find((s) => s.spec.names.plural === plural && (group === '' || s.spec.group === group));
+  if (!schema) throw new Error(`no brokered resource "${resource}" in ${paths.home} (expected <plural>.<group>, e.g. certificates.example.platform-mesh.io)`);
+  const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0]!;
+  return { group: schema.spec.group ?? '', version: version.name, resource: plural! };
+};
+
+/** For one consumer object: every AcceptAPI considered and why, the Assignment, the Migration. */
+export const explain = async (options: { endpoint: KcpEndpoint; paths: BrokerPaths; workspace: string; resource: string; namespace?: string; name: string }): Promise<Explanation> => {
+  const { endpoint, paths } = options;
+  const gvr = await resolveResource(endpoint, paths, options.resource);
+  const target = { namespace: options.namespace, name: options.name };
+  const obj = await new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(options.workspace), gvr }).get(target);
+  const cluster = clusterOf(obj);
+  const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
+  const slice = unwrap(await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: paths.acceptAPIExport } } }));
+  const url = slice.status?.endpoints?.[0]?.url;
+  const acceptAPIs = url ? (await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()).items : [];
+  const coordination = endpoint.workspaceUrl(paths.coordination);
+  const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
+  const all = (await assignments.list()).items.filter((a) => a.spec.gvr.resource === gvr.resource && a.spec.gvr.group === gvr.group);
+  const load = new Map<string, number>();
+  for (const a of all) load.set(a.status?.providerCluster ?? a.spec.providerCluster, (load.get(a.status?.providerCluster ?? a.spec.providerCluster) ?? 0) + 1);
+  const decision = placeObject({ gvr, spec: obj['spec'], objectId: `${cluster}|${options.namespace ?? ''}|${options.name}`, acceptAPIs, assignmentsByProvider: load });
+  const aName = assignmentName(cluster, gvr, options.namespace ?? '', options.name);
+  const assignment = await assignments.find({ name: aName });
+  const migration = await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({ name: aName.replace(/^assignment-/, 'migration-') });
+  return {
+    object: { workspace: options.workspace, cluster, resource: options.resource, ...(options.namespace ? { namespace: options.namespace } : {}), name: options.name, status: obj['status'] },
+    acceptAPIs: decision.candidates.map((c) => ({ name: c.acceptAPI, provider: c.providerCluster, matched: c.matched, reason: c.reason })),
+    ...(decision.winner ? { wouldPlaceOn: `${decision.winner.acceptAPIName} (${decision.winner.providerCluster}): ${decision.reason}` } : {}),
+    ...(assignment
+      ? {
+          assignment: {
+            name: aName,
+            provider: assignment.status?.providerCluster,
+            acceptAPI: assignment.status?.acceptAPIName,
+            phase: assignment.status?.phase,
+            stagingWorkspace: assignment.status?.stagingWorkspace,
+            placement: assignment.status?.placement,
+          },
+        }
+      : {}),
+    ...(migration ? { migration: { name: migration.metadata.name ?? '', state: migration.status?.state, from: migration.spec.from.providerCluster, to: migration.spec.to.providerCluster } } : {}),
+  };
+};
+
+export const formatExplanation = (e: Explanation): string => {
+  const lines = [
+    `Object:      ${e.object.resource} ${e.object.namespace ? `${e.object.namespace}/` : ''}${e.object.name} in ${e.object.workspace} (cluster ${e.object.cluster})`,
+    `Status:      ${(e.object.status as { status?: string } | undefined)?.status ?? '(none)'}`,
+    'AcceptAPIs:',
+    ...(e.acceptAPIs.length === 0 ? ['  (none for this resource)'] : e.acceptAPIs.map((a) => `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}`)),
+    `Placement:   ${e.wouldPlaceOn ?? 'no AcceptAPI matches now'}`,
+    e.assignment
+      ? `Assignment:  ${e.assignment.name}: provider ${e.assignment.provider ?? '?'} via ${e.assignment.acceptAPI ?? '?'}, phase ${e.assignment.phase ?? '?'}, staging ${e.assignment.stagingWorkspace ?? '?'}`
+      : 'Assignment:  none',
+    e.migration ? `Migration:   ${e.migration.name}: ${e.migration.from} -> ${e.migration.to}, ${e.migration.state ?? 'Pending'}` : 'Migration:   none',
+  ];
+  return lines.join('\n');
+};

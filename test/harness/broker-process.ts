@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { BrokerPaths } from '../../src/broker/config.ts';
+
+const CLI = join(import.meta.dirname, '..', '..', 'bin', 'resource-broker.js');
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Runs the CLI to completion; returns its exit code and output. */
+export const runCli = (args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+
+/** `resource-broker run` as a child process against a BrokerWorld's workspaces. */
+export class BrokerProcess {
+  child: ChildProcess | undefined;
+  readonly logs: string[] = [];
+  probePort = 0;
+  metricsPort = 0;
+  readonly #env: Record<string, string>;
+
+  constructor(kubeconfig: string, paths: BrokerPaths, env: Record<string, string> = {}) {
+    this.#env = {
+      RB_KUBECONFIG: kubeconfig,
+      RB_HOME_WORKSPACE: paths.home,
+      RB_COORDINATION_WORKSPACE: paths.coordination,
+      RB_STAGING_ROOT: paths.stagingRoot,
+      RB_VERIFICATION_ROOT: paths.verificationRoot,
+      RB_COMPUTE_WORKSPACE: paths.compute,
+      RB_LOG_FORMAT: 'json',
+      RB_LOG_LEVEL: 'info',
+      ...env,
+    };
+  }
+
+  async start(): Promise<void> {
+    this.probePort = await freePort();
+    this.metricsPort = await freePort();
+    this.child = spawn(process.execPath, [CLI, 'run'], {
+      env: { ...process.env, ...this.#env, RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`, RB_METRICS_BIND_ADDRESS: `127.0.0.1:${this.metricsPort}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    for (const stream of [this.child.stdout!, this.child.stderr!]) stream.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
+  }
+
+  /** HTTP status of /readyz, or 0 while nothing listens. */
+  async readyz(): Promise<number> {
+    try {
+      return (await fetch(`http://127.0.0.1:${this.probePort}/readyz`)).status;
+    } catch {
+      return 0;
+    }
+  }
+
+  async metric(name: string): Promise<number | undefined> {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+    return match ? Number(match[1]) : undefined;
+  }
+
+  hasLog(msg: string): boolean {
+    return this.logs.some((l) => l.includes(`"msg":"${msg}"`));
+  }
+
+  /** Sends a signal and resolves with the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    return exited;
+  }
+}
