@@ -41,7 +41,7 @@ export class TestProvider {
 
   constructor(options: TestProviderOptions) {
     this.#options = options;
-    this.#queue = new WorkQueue({ name: `provider-${options.workspace}`, reconcile: (key, signal) => this.#reconcile(key, signal), logger: options.logger ?? silentLogger() });
+    this.#queue = new WorkQueue({ name: `provider-${options.workspace}`, reconcile: (key, signal) => this.#reconcile(key, signal), concurrency: 16, logger: options.logger ?? silentLogger() });
   }
 
   get exportName(): string {

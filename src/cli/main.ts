@@ -175,7 +175,7 @@ export const main = async (argv: string[]): Promise<number> => {
     endpoint = await KcpEndpoint.fromKubeconfig({
       path: values['kubeconfig'] as string | undefined,
       context: values['context'] as string | undefined,
-      onRequest: (verb) => metrics.kcpRequests.inc({ verb }),
+      onRequest: (verb, url) => metrics.onRequest(verb, url),
     });
   } catch (err) {
     console.error(`resource-broker ${command}: cannot load kubeconfig: ${err instanceof Error ? err.message : String(err)}`);

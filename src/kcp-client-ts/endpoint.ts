@@ -16,8 +16,8 @@ export type KcpEndpointOptions = {
    * connections. With HTTP/1.1 each open watch holds a socket of its own.
    */
   allowH2?: boolean;
-  /** Called once per request with its method (for request metrics); the client stays unaware of them. */
-  onRequest?: (method: string) => void;
+  /** Called once per request with its method and URL (for request metrics); the client stays unaware of them. */
+  onRequest?: (method: string, url: string) => void;
 };
 
 export type JsonRequest = {
@@ -37,7 +37,7 @@ export class KcpEndpoint {
   readonly dispatcher: Agent;
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
-  readonly #onRequest: (method: string) => void;
+  readonly #onRequest: (method: string, url: string) => void;
 
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
@@ -60,7 +60,7 @@ export class KcpEndpoint {
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
   static async fromKubeconfig(
-    options: { path?: string | undefined; context?: string | undefined; token?: string | undefined; onRequest?: (method: string) => void } = {},
+    options: { path?: string | undefined; context?: string | undefined; token?: string | undefined; onRequest?: (method: string, url: string) => void } = {},
   ): Promise<KcpEndpoint> {
     const config = new KubeConfig();
     if (options.path) config.loadFromFile(options.path);
@@ -105,7 +105,7 @@ export class KcpEndpoint {
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
-    this.#onRequest(input.method);
+    this.#onRequest(input.method, input.url);
     const body = input.body ? await input.arrayBuffer() : undefined;
     const response = await undiciFetch(input.url, {
       method: input.method,
@@ -119,7 +119,7 @@ export class KcpEndpoint {
 
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
-    this.#onRequest(req.method);
+    this.#onRequest(req.method, req.url);
     const response = await undiciRequest(req.url, {
       method: req.method,
       dispatcher: this.dispatcher,
@@ -140,7 +140,7 @@ export class KcpEndpoint {
    * bodyTimeout does not cover a body that never starts). Throws ApiError on a non-2xx answer.
    */
   async stream(url: string, signal: AbortSignal): Promise<Dispatcher.ResponseData['body']> {
-    this.#onRequest('WATCH');
+    this.#onRequest('WATCH', url);
     const response = await undiciRequest(url, {
       method: 'GET',
       dispatcher: this.dispatcher,

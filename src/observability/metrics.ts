@@ -5,7 +5,16 @@ import type { WorkQueue } from '../cache/workqueue.ts';
 /** The broker's Prometheus metrics; one instance per process. */
 export class BrokerMetrics {
   readonly registry = new Registry();
-  readonly kcpRequests = new Counter({ name: 'resource_broker_kcp_requests_total', help: 'Requests sent to kcp, by verb (WATCH for watch streams).', labelNames: ['verb'], registers: [this.registry] });
+  readonly kcpRequests = new Counter({
+    name: 'resource_broker_kcp_requests_total',
+    help: 'Requests sent to kcp, by verb (WATCH for watch streams) and target (lease: leader election; api: everything else).',
+    labelNames: ['verb', 'target'],
+    registers: [this.registry],
+  });
+
+  onRequest(verb: string, url: string): void {
+    this.kcpRequests.inc({ verb, target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api' });
+  }
   readonly reconciles = new Counter({ name: 'resource_broker_reconcile_total', help: 'Reconciles by controller queue and result.', labelNames: ['controller', 'result'], registers: [this.registry] });
   readonly reconcileSeconds = new Histogram({
     name: 'resource_broker_reconcile_duration_seconds',
