@@ -19,8 +19,10 @@ export class EventRecorder {
   readonly #virtualWorkspaceUrl: string;
   readonly #logger: Logger;
   readonly #last = new Map<string, string>();
+  readonly #involvedType: { apiVersion: string; kind: string };
 
-  constructor(options: { endpoint: KcpEndpoint; virtualWorkspaceUrl: string; logger: Logger }) {
+  constructor(options: { endpoint: KcpEndpoint; virtualWorkspaceUrl: string; logger: Logger; involvedType: { apiVersion: string; kind: string } }) {
+    this.#involvedType = options.involvedType;
     this.#endpoint = options.endpoint;
     this.#virtualWorkspaceUrl = options.virtualWorkspaceUrl;
     this.#logger = options.logger;
@@ -40,8 +42,7 @@ export class EventRecorder {
         kind: 'Event',
         metadata: { name: `${obj.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },
         involvedObject: {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
+          ...this.#involvedType,
           name: obj.metadata.name,
           ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
           uid: obj.metadata.uid,

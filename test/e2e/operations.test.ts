@@ -115,7 +115,7 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
   });
 
   it('shuts down on SIGTERM: exit 0, lease released, and a restart converges with nothing left half-done', async () => {
-    const leader = processes.find((p) => p.child?.exitCode === null)!;
+    const leader = processes.find((p) => p.child?.exitCode === null && p.child.signalCode === null)!;
     const certs = world.objects(consumer.path, 'certificates');
     // Work in flight while the signal arrives.
     await Promise.all(Array.from({ length: 5 }, (_, i) => certs.create(world.newObject('certificates', `burst-${i}`, { fqdn: `burst-${i}.example.org` }))));

@@ -8,7 +8,7 @@ import { EventRecorder } from '../../broker/events.ts';
 import type { BrokerContext, BrokeredApi } from '../../broker/context.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../kcp-client-ts/resources.ts';
-import { clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { apiVersionOf, clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
 import { placeObject } from '../placement/placement.ts';
@@ -57,14 +57,17 @@ export class SyncController {
   /** Owner label value -> consumer key, to route edits of related copies back. */
   readonly #owners = new Map<string, string>();
   readonly #knownNamespaces = new Set<string>();
+  /** apiVersion and kind of this resource: list items may lack them. */
+  readonly #type: { apiVersion: string; kind: string };
 
   constructor(options: { ctx: BrokerContext; api: BrokeredApi }) {
     this.#ctx = options.ctx;
     this.api = options.api;
     this.gvr = { group: options.api.group, version: options.api.version, resource: options.api.resource };
     this.gvrKey = gvrString(this.gvr);
+    this.#type = { apiVersion: apiVersionOf(this.gvr), kind: options.api.kind };
     this.#logger = options.ctx.logger.child({ controller: 'sync', resource: this.gvrKey });
-    this.#events = new EventRecorder({ endpoint: options.ctx.endpoint, virtualWorkspaceUrl: options.api.virtualWorkspaceUrl, logger: this.#logger });
+    this.#events = new EventRecorder({ endpoint: options.ctx.endpoint, virtualWorkspaceUrl: options.api.virtualWorkspaceUrl, logger: this.#logger, involvedType: { apiVersion: apiVersionOf(this.gvr), kind: options.api.kind } });
     this.queue = new WorkQueue({ name: `sync-${this.gvrKey}`, reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled(`sync-${this.gvrKey}`, o), concurrency: 32, logger: this.#logger });
     const { informers, endpoint } = options.ctx;
     const wildcard = endpoint.virtualWorkspaceUrl(options.api.virtualWorkspaceUrl, '*');
@@ -441,7 +444,7 @@ export class SyncController {
   async #syncDown(key: ObjectKey, consumer: KubeObject, stagingCluster: string, signal: AbortSignal): Promise<KubeObject | undefined> {
     const staging = this.#stagingInformers(stagingCluster);
     await Promise.all([staging.objects.waitForSync(signal), staging.secrets.waitForSync(signal), staging.configMaps.waitForSync(signal)]);
-    const desired = stagingCopyOf(consumer);
+    const desired = stagingCopyOf(consumer, this.#type);
     const current = staging.objects.store.get({ cluster: stagingCluster, namespace: key.namespace, name: key.name });
     if (current) return stagingCopyDiffers(current, desired) ? this.#stagingClient(stagingCluster).update(updatedStagingCopy(current, desired), signal) : current;
     await this.#ensureNamespace(stagingCluster, key.namespace, signal);
@@ -483,7 +486,7 @@ export class SyncController {
       const source = sourceStore.get({ cluster: stagingCluster, namespace: ref.namespace, name: ref.name });
       if (!source) continue; // not there yet; its creation event requeues us
       wanted.add(`${ref.kind}/${ref.namespace}/${ref.name}`);
-      const desired = relatedCopyOf(source, owner);
+      const desired = relatedCopyOf(source, ref.kind, owner);
       const consumerStore = ref.kind === 'Secret' ? this.#relatedSecrets.store : this.#relatedConfigMaps.store;
       const client = this.#consumerRelatedClient(key.cluster, ref.kind);
       const existing = consumerStore.get({ cluster: key.cluster, namespace: ref.namespace, name: ref.name });

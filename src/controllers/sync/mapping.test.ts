@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { relatedRefs, stagingCopyDiffers, stagingCopyOf, updatedStagingCopy } from './mapping.ts';
+import { relatedCopyOf, relatedRefs, stagingCopyDiffers, stagingCopyOf, updatedStagingCopy } from './mapping.ts';
+
+const TYPE = { apiVersion: 'example.platform-mesh.io/v1alpha1', kind: 'Certificate' };
 
 const consumer = {
   apiVersion: 'example.platform-mesh.io/v1alpha1',
@@ -22,7 +24,7 @@ const consumer = {
 
 describe('staging copy mapping', () => {
   it('copies the consumer without status or server/kcp metadata, naming the consumer', () => {
-    const copy = stagingCopyOf(consumer);
+    const copy = stagingCopyOf(consumer, TYPE);
     expect(copy).toEqual({
       apiVersion: 'example.platform-mesh.io/v1alpha1',
       kind: 'Certificate',
@@ -37,8 +39,8 @@ describe('staging copy mapping', () => {
   });
 
   it('replaces every top-level field and drops removed ones on update', () => {
-    const current = { ...stagingCopyOf(consumer), metadata: { ...stagingCopyOf(consumer).metadata, resourceVersion: '3' }, extra: { a: 1 }, status: { status: 'Available' } };
-    const desired = stagingCopyOf({ ...consumer, spec: { fqdn: 'b.corp.com' } });
+    const current = { ...stagingCopyOf(consumer, TYPE), metadata: { ...stagingCopyOf(consumer, TYPE).metadata, resourceVersion: '3' }, extra: { a: 1 }, status: { status: 'Available' } };
+    const desired = stagingCopyOf({ ...consumer, spec: { fqdn: 'b.corp.com' } }, TYPE);
     expect(stagingCopyDiffers(current, desired)).toBe(true);
     const updated = updatedStagingCopy(current, desired);
     expect(updated['extra']).toBeUndefined();
@@ -64,5 +66,16 @@ describe('staging copy mapping', () => {
       { key: 'cm', kind: 'ConfigMap', namespace: 'other', name: 'c' },
     ]);
     expect(unsupported).toEqual(['db']);
+  });
+
+  it('copies a related Secret from a list item (no kind) with kind, data and the owner label', () => {
+    const listed = { metadata: { name: 's', namespace: 'team', resourceVersion: '9', labels: { a: 'b' }, annotations: { 'kcp.io/cluster': 'x' } }, data: { k: 'dg==' }, type: 'Opaque' };
+    expect(relatedCopyOf(listed, 'Secret', 'owner1')).toEqual({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 's', namespace: 'team', labels: { a: 'b', 'broker.platform-mesh.io/owner': 'owner1', 'app.kubernetes.io/managed-by': 'resource-broker' }, annotations: {} },
+      data: { k: 'dg==' },
+      type: 'Opaque',
+    });
   });
 });

@@ -19,9 +19,9 @@ export const specFields = (obj: KubeObject): Record<string, unknown> =>
  * The staging copy of a consumer object: same namespace/name, the consumer's fields, labels and
  * annotations without server or kcp metadata, and two annotations naming the consumer.
  */
-export const stagingCopyOf = (consumer: KubeObject): KubeObject => ({
-  apiVersion: consumer.apiVersion,
-  kind: consumer.kind,
+export const stagingCopyOf = (consumer: KubeObject, type: { apiVersion: string; kind: string }): KubeObject => ({
+  apiVersion: type.apiVersion,
+  kind: type.kind,
   metadata: {
     name: consumer.metadata.name,
     ...(consumer.metadata.namespace ? { namespace: consumer.metadata.namespace } : {}),
@@ -78,10 +78,13 @@ export const relatedRefs = (staging: KubeObject, defaultNamespace: string): { re
 
 const RELATED_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'];
 
-/** The consumer-side copy of a related Secret/ConfigMap, labelled with its owner. */
-export const relatedCopyOf = (source: KubeObject, owner: string): KubeObject => ({
+/**
+ * The consumer-side copy of a related Secret/ConfigMap, labelled with its owner. The kind is
+ * passed in: items of a list response carry no apiVersion/kind.
+ */
+export const relatedCopyOf = (source: KubeObject, kind: RelatedKind, owner: string): KubeObject => ({
   apiVersion: 'v1',
-  kind: source.kind,
+  kind,
   metadata: {
     name: source.metadata.name,
     namespace: source.metadata.namespace,

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { BrokerProcess } from '../harness/broker-process.ts';
+import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { eventually } from '../harness/eventually.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
+
+const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
+const statusOf = (obj: KubeObject): string | undefined => (obj['status'] as { status?: string } | undefined)?.status;
+const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
+
+describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+  let external: ReadyWorkspace;
+  const processes: BrokerProcess[] = [];
+  const broker = async (): Promise<BrokerProcess> => {
+    const p = new BrokerProcess(inject('kcp').kubeconfig, world.paths, { RB_LEADER_ELECT_LEASE_DURATION: '3', RB_LEADER_ELECT_RENEW_DEADLINE: '2', RB_LEADER_ELECT_RETRY_PERIOD: '1' });
+    processes.push(p);
+    await p.start();
+    await eventually(async () => expect(await p.readyz()).toBe(200), { timeoutMs: 60_000 });
+    return p;
+  };
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('crash', (await kcpEnv()).endpoint);
+    [, external, consumer] = await Promise.all([
+      world.provider('internalca', ['certificates']),
+      world.provider('externalca', ['certificates']),
+      world.consumer('consumer', ['certificates']),
+    ]);
+    await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+  });
+
+  afterAll(async () => {
+    for (const p of processes) await p.stop('SIGKILL');
+    if (process.env['CRASH_LOGS']) {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(process.env['CRASH_LOGS'], processes.map((p, i) => `=== broker ${i}\n${p.logs.join('\n')}`).join('\n'));
+    }
+    await world?.cleanup();
+  });
+
+  it('is killed right after the move starts and again while waiting for the destination, and completes after restart with nothing duplicated or orphaned', async () => {
+    let running = await broker();
+    await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'));
+    const originSw = (await world.assignmentOf(consumer, 'certificates', 'app'))!.status!.stagingWorkspace!;
+    const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+
+    world.runner('externalca', 'certificates').holdProvisioning = true;
+    await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
+    // 1: killed as soon as the Migration exists (Pending or just past it)
+    await eventually(async () => expect((await migrations.list()).items).toHaveLength(1), { intervalMs: 20 });
+    await running.stop('SIGKILL');
+    running = await broker();
+    // 2: killed while the destination is still Provisioning
+    const migration = await eventually(async () => {
+      const m = (await migrations.list()).items[0];
+      expect(m?.status?.state).toBe('CutoverInProgress');
+      return m!;
+    });
+    await running.stop('SIGKILL');
+    world.runner('externalca', 'certificates').holdProvisioning = false;
+    world.runner('externalca', 'certificates').resync();
+    running = await broker();
+
+    await eventually(async () => {
+      const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
+      expect(decode(secret, 'issuer')).toBe(external.path);
+      expect((await migrations.list()).items).toHaveLength(0);
+    }, { timeoutMs: 90_000 });
+    await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), { timeoutMs: 60_000 });
+    // exactly one Assignment, one StagingWorkspace, one staging copy, one consumer Secret
+    expect((await world.assignments().list()).items).toHaveLength(1);
+    const staging = (await world.stagingWorkspaces().list()).items;
+    expect(staging.map((s) => s.metadata.name)).toEqual([migration.spec.stagingWorkspace]);
+    const copies = await world.inCluster(staging[0]!.status!.clusterName!, GVR.certificates).list();
+    expect(copies.items.map((c) => c.metadata.name)).toEqual(['app']);
+    const secrets = (await world.inCluster(consumer.path, SECRETS).list({ namespace: 'default' })).items.filter((s) => s.metadata.labels?.['broker.platform-mesh.io/owner']);
+    expect(secrets.map((s) => s.metadata.name)).toEqual(['app-credentials']);
+    expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
+  });
+});
