@@ -5,7 +5,7 @@ export PATH := $(NODE_BIN):$(PATH)
 # Node 24 strips TypeScript types natively; silence its one-time notice about it.
 export NODE_OPTIONS := --disable-warning=ExperimentalWarning
 
-.PHONY: help deps kcp codegen verify-codegen typecheck unit e2e test bench run build clean
+.PHONY: help deps kcp codegen verify-codegen typecheck unit e2e test example bench run build clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,6 +39,9 @@ test: deps kcp typecheck verify-codegen ## everything: unit and end-to-end tests
 
 run: deps kcp ## start a local kcp, bootstrap it, and run the broker on it (Ctrl-C stops both)
 	node hack/run-local.ts
+
+example: deps kcp ## the kcp-certs walkthrough on a local kcp (fails if any step does not hold)
+	node examples/kcp-certs/walkthrough.ts
 
 bench: deps kcp ## benchmark against a real kcp; prints one JSON line last
 	node hack/bench/bench.ts $(BENCH_ARGS)

@@ -18,8 +18,12 @@ export type TestProviderOptions = {
   workspace: string;
   exportName: string;
   gvr: GroupVersionResource;
-  /** What goes into the published Secret; by default the object's spec as JSON plus who issued it. */
-  secretData?: (obj: KubeObject) => Record<string, string>;
+  /**
+   * What goes into the published Secret, given what it holds now (undefined before the first
+   * issue); by default the object's spec as JSON plus who issued it. Returning `current`
+   * unchanged leaves the Secret alone.
+   */
+  secretData?: (obj: KubeObject, current: Record<string, string> | undefined) => Record<string, string> | Promise<Record<string, string>>;
   logger?: Logger;
 };
 
@@ -102,15 +106,19 @@ export class TestProvider {
     if (this.holdProvisioning) return;
     const namespace = obj.metadata.namespace || 'default';
     const secretName = `${obj.metadata.name}-credentials`;
-    const data = this.#options.secretData?.(obj) ?? { spec: JSON.stringify(obj['spec']), issuer: this.#options.workspace };
+    const existing = await secrets.find({ namespace, name: secretName }, signal);
+    const current = existing ? Object.fromEntries(Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])) : undefined;
+    const data = (await this.#options.secretData?.(obj, current)) ?? { spec: JSON.stringify(obj['spec']), issuer: this.#options.workspace };
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: secretName, namespace }, stringData: data };
-    try {
-      await secrets.create(secret, signal);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      const existing = await secrets.get({ namespace, name: secretName }, signal);
-      const current = Object.fromEntries(Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
-      if (JSON.stringify(current) !== JSON.stringify(data)) await secrets.update({ ...secret, metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion } }, signal);
+    if (!existing) {
+      try {
+        await secrets.create(secret, signal);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        return { requeueAfterMs: 100 };
+      }
+    } else if (JSON.stringify(current) !== JSON.stringify(data)) {
+      await secrets.update({ ...secret, metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion } }, signal);
     }
     const desired = {
       status: 'Available',

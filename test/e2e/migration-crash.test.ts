@@ -77,7 +77,10 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
       expect(decode(secret, 'issuer')).toBe(external.path);
       expect((await migrations.list()).items).toHaveLength(0);
     }, { timeoutMs: 90_000 });
-    await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => {
+      expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined();
+      expect(await world.stagingWorkspaces().find({ name: originSw })).toBeUndefined();
+    }, { timeoutMs: 60_000 });
     // exactly one Assignment, one StagingWorkspace, one staging copy, one consumer Secret
     expect((await world.assignments().list()).items).toHaveLength(1);
     const staging = (await world.stagingWorkspaces().list()).items;
