@@ -2,7 +2,8 @@
  * `make example`: the kcp-certs walkthrough end to end on a local kcp, with kubectl and the kcp
  * plugins where a person would use them. Fails (exit 1) when any step does not hold.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile as execFileCallback, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,8 @@ import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { kcpCacheDir, LocalKcp } from '../../hack/kcp/local-kcp.ts';
 import { startCaProvider } from './ca-provider.ts';
 
+// Asynchronous on purpose: a blocked event loop would stop draining kcp's log pipe and stall kcp.
+const execFile = promisify(execFileCallback);
 const here = import.meta.dirname;
 const root = join(here, '..', '..');
 const step = (text: string): void => void console.log(`\n==> ${text}`);
@@ -29,18 +32,18 @@ try {
   step('start kcp on 127.0.0.1');
   await kcp.start();
   const env = { ...process.env, KUBECONFIG: kcp.kubeconfig, PATH: `${kcpCacheDir()}:${process.env['PATH']}` };
-  const kubectl = (...args: string[]): string => {
+  const kubectl = async (...args: string[]): Promise<string> => {
     console.log(`$ kubectl ${args.join(' ')}`);
-    const out = execFileSync('kubectl', args, { env, encoding: 'utf8' });
-    if (out.trim()) console.log(out.trim());
-    return out;
+    const { stdout } = await execFile('kubectl', args, { env, encoding: 'utf8' });
+    if (stdout.trim()) console.log(stdout.trim());
+    return stdout;
   };
   const at = (workspace: string): string[] => ['--server', `${kcp.serverOrigin}/clusters/${workspace}`];
   const endpoint = await KcpEndpoint.fromKubeconfig({ path: kcp.kubeconfig });
   const workspaces = new Workspaces({ endpoint });
 
   step('platform: bootstrap the broker and publish the certificates API from root:platform');
-  execFileSync(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'bootstrap', '--examples', '--log-level', 'warn'], { env: { ...env, RB_KUBECONFIG: kcp.kubeconfig }, stdio: 'inherit' });
+  await execFile(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'bootstrap', '--examples', '--log-level', 'warn'], { env: { ...env, RB_KUBECONFIG: kcp.kubeconfig } });
   const broker = spawn(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'run', '--log-level', 'warn', '--metrics-bind-address', 'off', '--health-probe-bind-address', 'off'], {
     env: { ...env, RB_KUBECONFIG: kcp.kubeconfig },
     stdio: 'inherit',
@@ -54,15 +57,15 @@ try {
     for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
       if (obj.metadata.name === 'certificates' || obj.metadata.name === 'v1alpha1.certificates.example.platform-mesh.io') await applier.apply(`root:${ca}`, obj);
     }
-    kubectl('kcp', 'bind', 'apiexport', 'root:platform:acceptapis', '--accept-all-permission-claims', ...at(`root:${ca}`));
-    kubectl('apply', '-f', join(here, `${ca}-acceptapi.yaml`), ...at(`root:${ca}`));
+    await kubectl('kcp', 'bind', 'apiexport', 'root:platform:acceptapis', '--accept-all-permission-claims', ...at(`root:${ca}`));
+    await kubectl('apply', '-f', join(here, `${ca}-acceptapi.yaml`), ...at(`root:${ca}`));
     providers.push(await startCaProvider({ endpoint, workspace: `root:${ca}`, caName: ca }));
   }
 
   step('consumer: bind the certificates API and ask for app.internal.corp');
   await workspaces.ensure('root', 'consumer');
-  kubectl('kcp', 'bind', 'apiexport', 'root:platform:certificates', '--accept-all-permission-claims', ...at('root:consumer'));
-  kubectl('apply', '-f', join(here, 'certificate.yaml'), ...at('root:consumer'));
+  await kubectl('kcp', 'bind', 'apiexport', 'root:platform:certificates', '--accept-all-permission-claims', ...at('root:consumer'));
+  await kubectl('apply', '-f', join(here, 'certificate.yaml'), ...at('root:consumer'));
 
   const secrets = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl('root:consumer'), gvr: { group: '', version: 'v1', resource: 'secrets' } });
   const deletions: string[] = [];
@@ -84,7 +87,7 @@ try {
       if (crt) {
         const file = join(dir, 'tls.crt');
         writeFileSync(file, Buffer.from(crt, 'base64'));
-        const subject = execFileSync('openssl', ['x509', '-in', file, '-noout', '-subject', '-issuer'], { encoding: 'utf8' });
+        const { stdout: subject } = await execFile('openssl', ['x509', '-in', file, '-noout', '-subject', '-issuer'], { encoding: 'utf8' });
         last = subject.trim().replace(/\n/g, '; ');
         if (subject.includes(`CN = ${cn}`) && subject.includes(`issuer=CN = ${issuer}`)) {
           console.log(`$ openssl x509 -in tls.crt -noout -subject -issuer\n${subject.trim()}`);
@@ -98,12 +101,12 @@ try {
 
   step('the consumer gets a Secret whose certificate has CN=app.internal.corp, issued by internalca');
   await waitForCertificate('app.internal.corp', 'internalca');
-  kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
+  await kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
 
   step('the consumer moves to app.corp.com: make-before-break to externalca');
-  kubectl('patch', 'certificate', 'app', '-n', 'default', '--type', 'merge', '-p', '{"spec":{"fqdn":"app.corp.com"}}', ...at('root:consumer'));
+  await kubectl('patch', 'certificate', 'app', '-n', 'default', '--type', 'merge', '-p', '{"spec":{"fqdn":"app.corp.com"}}', ...at('root:consumer'));
   await waitForCertificate('app.corp.com', 'externalca');
-  kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
+  await kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
   stopWatch.abort();
   if (deletions.length > 0) throw new Error(`the consumer's Secret disappeared during the move (${deletions.join(', ')})`);
   console.log('\nkcp-certs walkthrough: every step held (the Secret never disappeared).');
