@@ -4,6 +4,8 @@
  *   - create -> staging copy latency, per object (seen through the providers' virtual workspaces)
  *   - provider status change -> consumer status latency (seen through the brokered virtual workspace)
  *   - throughput, broker RSS, and kcp writes per minute while nothing changes
+ *   - a migration of half the objects: destination Available -> consumer served by it (cutover),
+ *     and the longest time any consumer saw its object not Available (the gap; target 0)
  * and, in the same run, the floor: a minimal relay that copies status on each watch event.
  * Prints a human summary, then one JSON object as the last line.
  */
@@ -19,6 +21,7 @@ import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
 import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
+import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { LocalKcp } from '../kcp/local-kcp.ts';
 import { createLogger } from '../../src/logging.ts';
@@ -206,6 +209,60 @@ try {
 
   log('status round through the broker');
   const statusUp = await statusRound('bench-broker');
+  statusToken = '';
+
+  // Migration: the first provider stops accepting; its objects move make-before-break to the other.
+  log('migration: deleting the first provider\'s AcceptAPI');
+  const runners = providerNames.map((p) => new TestProvider({ endpoint, workspace: world.providers.get(p)!.workspace.path, exportName: 'certificates', gvr: CERTS }));
+  for (const r of runners) r.start();
+  await eventually(() => {
+    if (available() < N + consumers.length * 2) throw new Error('providers not settled');
+  }, { timeoutMs: 300_000, intervalMs: 250 });
+  await sleep(3_000);
+  const toPath = world.providers.get(providerNames[1]!)!.workspace.path;
+  const moving = new Set(stagingObservers[0]!.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '')));
+  const destAvailable = new Map<string, number>();
+  const served = new Map<string, number>();
+  const notAvailableSince = new Map<string, number>();
+  let consumerGapMs = 0;
+  stagingObservers[1]!.onEvent((e) => {
+    const id = objectId(e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', e.object.metadata.name ?? '');
+    if (moving.has(id) && !destAvailable.has(id) && (e.object['status'] as { status?: string } | undefined)?.status === 'Available') destAvailable.set(id, performance.now());
+  });
+  consumerObserver.onEvent((e) => {
+    const id = objectId(clusterOf(e.object), e.object.metadata.name ?? '');
+    if (!moving.has(id)) return;
+    const now = performance.now();
+    const isAvailable = (e.object['status'] as { status?: string } | undefined)?.status === 'Available';
+    if (!isAvailable && !notAvailableSince.has(id)) notAvailableSince.set(id, now);
+    if (isAvailable && notAvailableSince.has(id)) {
+      consumerGapMs = Math.max(consumerGapMs, now - notAvailableSince.get(id)!);
+      notAvailableSince.delete(id);
+    }
+  });
+  const secretsObserver = new Informer<KubeObject>({
+    name: 'bench consumer secrets',
+    source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: { group: '', version: 'v1', resource: 'secrets' } }),
+    labelSelector: 'broker.platform-mesh.io/owner',
+  });
+  secretsObserver.onEvent((e) => {
+    const name = (e.object.metadata.name ?? '').replace(/-credentials$/, '');
+    const id = objectId(clusterOf(e.object), name);
+    const issuer = Buffer.from((e.object['data'] as Record<string, string> | undefined)?.['issuer'] ?? '', 'base64').toString();
+    if (moving.has(id) && !served.has(id) && issuer === toPath) served.set(id, performance.now());
+  });
+  void secretsObserver.run(observers.signal);
+  await secretsObserver.waitForSync();
+  await world.acceptAPIs(providerNames[0]!).delete({ name: `certs-${providerNames[0]}` });
+  const migrationStart = performance.now();
+  await eventually(() => {
+    if (served.size < moving.size) throw new Error(`${served.size}/${moving.size} served by the new provider`);
+  }, { timeoutMs: 1_200_000, intervalMs: 500 });
+  const migrationMs = performance.now() - migrationStart;
+  const cutover = [...served].map(([id, t]) => t - (destAvailable.get(id) ?? NaN)).filter((v) => !Number.isNaN(v));
+  for (const since of notAvailableSince.values()) consumerGapMs = Math.max(consumerGapMs, performance.now() - since);
+  log(`${moving.size} objects migrated in ${Math.round(migrationMs)} ms; consumer-visible gap ${Math.round(consumerGapMs)} ms`);
+  for (const r of runners) await r.stop();
   await stopBroker();
 
   // The floor: the least any relay must do, status copied on each watch event.
@@ -234,6 +291,10 @@ try {
     createToStagingMs: percentiles(createToStaging),
     statusUpMs: percentiles(statusUp),
     floorStatusUpMs: percentiles(floorStatusUp),
+    migratedObjects: moving.size,
+    migrationSeconds: Math.round(migrationMs / 100) / 10,
+    cutoverMs: percentiles(cutover),
+    consumerGapMs: Math.round(consumerGapMs),
     statusUpP99OverFloor: Math.round((percentiles(statusUp).p99 / percentiles(floorStatusUp).p99) * 100) / 100,
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
     rssMiB,
