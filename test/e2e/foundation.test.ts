@@ -91,7 +91,11 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
   it('binds the export in two consumers with the secrets claim accepted', async () => {
     for (const consumer of [consumerA, consumerB]) {
       const client = createKcpClient(endpoint, endpoint.workspaceUrl(consumer.path));
-      unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body: bindingTo(platform.path) }));
+      // kcp may answer 403 "no permission to bind" for a moment after the export was created.
+      await eventually(async () => {
+        const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body: bindingTo(platform.path) });
+        if (created.response.status !== 409) unwrap(created);
+      }, { timeoutMs: 30_000, intervalMs: 250 });
       const bound = await eventually(async () => {
         const binding = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: 'widgets' } } }));
         expect(binding.status?.phase).toBe('Bound');

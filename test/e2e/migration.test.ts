@@ -168,4 +168,25 @@ describe('migration: make-before-break when the serving provider stops accepting
       world.runner('externalca', 'certificates').holdProvisioning = false;
     }
   });
+
+  it('migrates when the provider changes its filters so that they no longer match', async () => {
+    await world.accept('externalca', 'external-internal', { api: 'certificates', priority: -5, filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.waitAcceptAPIReady('externalca', 'external-internal');
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'filt', { fqdn: 'filt.internal.corp' }));
+    await eventually(async () => expect((await world.assignmentOf(consumer, 'certificates', 'filt'))?.status?.acceptAPIName).toBe('internal-certs'));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'filt' }))).toBe('Available'));
+    const internalCerts = await world.acceptAPIs('internalca').get({ name: 'internal-certs' });
+    await world.acceptAPIs('internalca').update({ ...internalCerts, spec: { ...internalCerts.spec, filters: [{ key: 'fqdn', suffix: 'internal.corp' }, { key: 'fqdn', prefix: 'app.' }] } });
+    await eventually(async () => {
+      const a = await world.assignmentOf(consumer, 'certificates', 'filt');
+      expect(a?.status?.acceptAPIName).toBe('external-internal');
+      expect(a?.status?.providerCluster).toBe(external.cluster);
+    }, { timeoutMs: 90_000 });
+    await eventually(async () => {
+      const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'filt-credentials' });
+      expect(decode(secret, 'issuer')).toBe(external.path);
+    });
+    expect(statusOf(await certs.get({ namespace: 'default', name: 'filt' }))).toBe('Available');
+  });
 });

@@ -38,7 +38,11 @@ export const bindExport = async (endpoint: KcpEndpoint, workspace: string, expor
     metadata: { name: exportName },
     spec: { reference: { export: { path: exportPath, name: exportName } }, permissionClaims: await acceptAll(endpoint, exportPath, exportName) },
   };
-  unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body }));
+  // kcp may answer 403 "no permission to bind" for a moment after the export was created.
+  await eventually(async () => {
+    const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body });
+    if (created.response.status !== 409) unwrap(created);
+  }, { timeoutMs: 30_000, intervalMs: 250 });
   await eventually(async () => {
     const binding = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: exportName } } }));
     if (binding.status?.phase !== 'Bound') throw new Error(`binding ${exportName} in ${workspace}: ${binding.status?.phase}`);
