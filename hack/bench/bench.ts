@@ -24,7 +24,6 @@ import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { LocalKcp } from '../kcp/local-kcp.ts';
-import { createLogger } from '../../src/logging.ts';
 
 const { values } = parseArgs({
   options: {
@@ -143,7 +142,7 @@ try {
     void informer.run(observers.signal);
     return informer;
   });
-  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', logger: createLogger({ level: 'debug', format: 'json' }), source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
+  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
   consumerObserver.onEvent((e) => {
     const message = (e.object['status'] as { message?: string } | undefined)?.message;
     if (statusToken && message === statusToken) {
@@ -268,7 +267,7 @@ try {
   // The floor: the least any relay must do, status copied on each watch event.
   log('status round through the minimal relay (floor)');
   const relayAbort = new AbortController();
-  for (const [i, informer] of stagingObservers.entries()) {
+  for (const informer of stagingObservers) {
     informer.onEvent((e) => {
       if (relayAbort.signal.aborted || e.type === 'deleted') return;
       const consumerCluster = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
@@ -277,7 +276,6 @@ try {
       if (!consumer || JSON.stringify(consumer['status']) === JSON.stringify(e.object['status'])) return;
       const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, consumerCluster), gvr: CERTS });
       void client.updateStatus({ ...consumer, status: e.object['status'] }).catch(() => undefined);
-      void i;
     });
   }
   const floorStatusUp = await statusRound('bench-floor');
