@@ -1,7 +1,8 @@
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, type AcceptAPI, type Assignment, type Migration } from '../apis/types.ts';
 import type { BrokerPaths } from '../broker/config.ts';
-import { placeObject } from '../controllers/placement/placement.ts';
-import { assignmentName } from '../controllers/sync/controller.ts';
+import { assignmentsByProvider, placeObject } from '../controllers/placement/placement.ts';
+import { assignmentName, migrationNameOf } from '../controllers/sync/controller.ts';
+import { encodeKey } from '../cache/object-key.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap } from '../kcp-client-ts/typed-client.ts';
@@ -40,13 +41,14 @@ export const explain = async (options: { endpoint: KcpEndpoint; paths: BrokerPat
   const acceptAPIs = url ? (await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()).items : [];
   const coordination = endpoint.workspaceUrl(paths.coordination);
   const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
-  const all = (await assignments.list()).items.filter((a) => a.spec.gvr.resource === gvr.resource && a.spec.gvr.group === gvr.group);
-  const load = new Map<string, number>();
-  for (const a of all) load.set(a.status?.providerCluster ?? a.spec.providerCluster, (load.get(a.status?.providerCluster ?? a.spec.providerCluster) ?? 0) + 1);
-  const decision = placeObject({ gvr, spec: obj['spec'], objectId: `${cluster}|${options.namespace ?? ''}|${options.name}`, acceptAPIs, assignmentsByProvider: load });
+  const load = assignmentsByProvider((await assignments.list()).items, gvr);
+  const objectId = encodeKey({ cluster, namespace: options.namespace ?? '', name: options.name });
+  const decision = placeObject({ gvr, spec: obj['spec'], objectId, acceptAPIs, assignmentsByProvider: load });
   const aName = assignmentName(cluster, gvr, options.namespace ?? '', options.name);
   const assignment = await assignments.find({ name: aName });
-  const migration = await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({ name: aName.replace(/^assignment-/, 'migration-') });
+  const migration = assignment
+    ? await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({ name: migrationNameOf(assignment) })
+    : undefined;
   return {
     object: { workspace: options.workspace, cluster, resource: options.resource, ...(options.namespace ? { namespace: options.namespace } : {}), name: options.name, status: obj['status'] },
     acceptAPIs: decision.candidates.map((c) => ({ name: c.acceptAPI, provider: c.providerCluster, matched: c.matched, reason: c.reason })),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AcceptAPI } from '../../apis/types.ts';
-import { placeObject } from './placement.ts';
+import { assignmentsByProvider, placeObject } from './placement.ts';
 
 const GVR = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' };
 const ready = [{ type: 'Ready', status: 'True' as const, reason: 'Verified', message: '', lastTransitionTime: '' }];
@@ -45,5 +45,15 @@ describe('placeObject', () => {
   it('excludes the current provider for a migration', () => {
     const decision = placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: [accept('p1', 'a')], assignmentsByProvider: new Map(), exclude: { providerCluster: 'p1', acceptAPIName: 'a' } });
     expect(decision.winner).toBeUndefined();
+  });
+
+  it('counts Assignments per serving provider for one resource only', () => {
+    const assignment = (provider: string, resource: string, serving?: string) => ({
+      metadata: {},
+      spec: { consumerCluster: 'c', gvr: { ...GVR, resource }, name: 'x', providerCluster: provider, acceptAPIName: 'a' },
+      ...(serving ? { status: { providerCluster: serving } } : {}),
+    });
+    const load = assignmentsByProvider([assignment('p1', 'certificates'), assignment('p2', 'certificates', 'p1'), assignment('p2', 'vms')], GVR);
+    expect([...load]).toEqual([['p1', 2]]);
   });
 });

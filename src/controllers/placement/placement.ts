@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { conditionTrue } from '../../apis/conditions.ts';
-import type { AcceptAPI, PlacementCandidate } from '../../apis/types.ts';
+import type { AcceptAPI, Assignment, PlacementCandidate } from '../../apis/types.ts';
 import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
 
@@ -22,6 +22,21 @@ export type PlacementDecision = {
   reason: string;
   candidates: PlacementCandidate[];
 };
+
+/** Current Assignments per serving provider for one resource: the load that spreads placement. */
+export const assignmentsByProvider = (assignments: Assignment[], gvr: GroupVersionResource): Map<string, number> => {
+  const load = new Map<string, number>();
+  for (const a of assignments) {
+    if (!sameGvr(a.spec.gvr, gvr)) continue;
+    const provider = a.status?.providerCluster ?? a.spec.providerCluster;
+    load.set(provider, (load.get(provider) ?? 0) + 1);
+  }
+  return load;
+};
+
+/** One line per AcceptAPI considered, for Events and messages. */
+export const describeCandidates = (decision: PlacementDecision): string =>
+  decision.candidates.map((c) => `${c.acceptAPI} (${c.providerCluster}): ${c.reason}`).join('; ');
 
 const sameGvr = (a: GroupVersionResource, b: GroupVersionResource): boolean =>
   (a.group ?? '') === (b.group ?? '') && a.version === b.version && a.resource === b.resource;

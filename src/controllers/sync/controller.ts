@@ -11,7 +11,7 @@ import { ResourceClient } from '../../kcp-client-ts/resources.ts';
 import { apiVersionOf, clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
-import { placeObject } from '../placement/placement.ts';
+import { assignmentsByProvider, describeCandidates, placeObject } from '../placement/placement.ts';
 import {
   relatedCopyDiffers,
   relatedCopyOf,
@@ -174,7 +174,7 @@ export class SyncController {
     const acceptAPIs = this.#ctx.acceptAPIs()?.store.list() ?? [];
     const decision = placeObject({ gvr: this.gvr, spec: consumer['spec'], objectId: encodeKey(key), acceptAPIs, assignmentsByProvider: this.#loadByProvider() });
     if (!decision.winner) {
-      const details = decision.candidates.map((c) => `${c.acceptAPI} (${c.providerCluster}): ${c.reason}`).join('; ');
+      const details = describeCandidates(decision);
       await this.#events.record(consumer, 'Warning', 'NoMatchingProvider', `${decision.reason}${details ? `: ${details}` : ''}`);
       return undefined;
     }
@@ -278,7 +278,7 @@ export class SyncController {
       exclude: from,
     });
     if (!decision.winner) {
-      const details = decision.candidates.map((c) => `${c.acceptAPI} (${c.providerCluster}): ${c.reason}`).join('; ');
+      const details = describeCandidates(decision);
       await this.#events.record(consumer, 'Warning', 'NoMatchingProvider', `${problem}; the object stays where it is: no other provider matches${details ? `: ${details}` : ''}`);
       return false;
     }
@@ -384,12 +384,7 @@ export class SyncController {
   }
 
   #loadByProvider(): Map<string, number> {
-    const load = new Map<string, number>();
-    for (const a of this.#ctx.assignments.store.list((a) => gvrString(a.spec.gvr) === this.gvrKey)) {
-      const provider = a.status?.providerCluster ?? a.spec.providerCluster;
-      load.set(provider, (load.get(provider) ?? 0) + 1);
-    }
-    return load;
+    return assignmentsByProvider(this.#ctx.assignments.store.list(), this.gvr);
   }
 
   /** Starts (once) the watches of one staging workspace this controller needs. */
