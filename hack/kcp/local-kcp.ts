@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,7 @@ export class LocalKcp {
     if (!existsSync(binary)) throw new Error(`kcp binary not found at ${binary}: run \`make kcp\` first`);
     this.#ownsRoot = !this.#options.rootDirectory;
     this.rootDirectory = this.#options.rootDirectory ?? (await mkdtemp(join(tmpdir(), 'kcp-')));
+    await mkdir(this.rootDirectory, { recursive: true });
     const [securePort, etcdClient, etcdPeer] = await freePorts(3);
     this.port = securePort!;
     const tokenFile = join(this.rootDirectory, 'tokens.csv');

@@ -93,6 +93,11 @@ export class WorkQueue {
     await Promise.allSettled([...this.#inFlight]);
   }
 
+  /** Keys being reconciled right now (to say what a stuck shutdown waits for). */
+  inFlightKeys(): string[] {
+    return [...this.#processing];
+  }
+
   /** Resolves when nothing is queued, delayed or running (for tests and benchmarks). */
   idle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();

@@ -10,6 +10,7 @@ import { createLogger, type LogFormat } from '../logging.ts';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseLock } from '../leader/lease-lock.ts';
 import { BrokerMetrics } from '../observability/metrics.ts';
 import { parseAddress, startProbeServer } from '../observability/server.ts';
@@ -42,6 +43,7 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
       'leader-elect-lease-duration': { type: 'string', env: 'RB_LEADER_ELECT_LEASE_DURATION', default: '15', help: 'seconds a lease is valid without renewal' },
       'leader-elect-renew-deadline': { type: 'string', env: 'RB_LEADER_ELECT_RENEW_DEADLINE', default: '10', help: 'seconds the leader retries renewing before it gives up leading' },
       'leader-elect-retry-period': { type: 'string', env: 'RB_LEADER_ELECT_RETRY_PERIOD', default: '2', help: 'seconds between lease attempts' },
+      'graceful-shutdown-timeout': { type: 'string', env: 'RB_GRACEFUL_SHUTDOWN_TIMEOUT', default: '30', help: 'seconds in-flight reconciles get to finish after SIGTERM; then exit 1' },
     },
   },
   bootstrap: {
@@ -251,10 +253,17 @@ export const main = async (argv: string[]): Promise<number> => {
       exitCode = 1;
       shutdown.abort(err);
     });
-    await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
-    await broker.stop();
+    // A signal may have arrived while the broker was starting: then the event has fired already.
+    if (!shutdown.signal.aborted) await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const gracePeriodMs = seconds('graceful-shutdown-timeout') * 1000;
+    const stopped = await Promise.race([broker.stop().then(() => true), sleep(gracePeriodMs, false, { ref: false })]);
+    if (!stopped) {
+      // The reconciles' signals are aborted; whatever still runs is stuck on kcp. Say what, and go.
+      logger.error({ gracePeriodMs, inFlight: broker.queues.flatMap((q) => q.inFlightKeys().map((key) => `${q.name} ${key}`)) }, 'graceful shutdown timed out');
+      exitCode = 1;
+    }
     await renewal;
-    if (exitCode === 0) await lock?.release();
+    if (lock) await lock.release();
     logger.info('stopped');
     return exitCode;
   } catch (err) {
@@ -272,3 +281,6 @@ export const main = async (argv: string[]): Promise<number> => {
 };
 
 process.exitCode = await main(process.argv.slice(2));
+// Everything is closed by now; a handle left open (a socket kcp keeps half-open) must not keep a
+// stopped broker alive.
+setTimeout(() => process.exit(), 2_000).unref();

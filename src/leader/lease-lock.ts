@@ -88,13 +88,16 @@ export class LeaseLock {
   async release(): Promise<void> {
     if (!this.#leading) return;
     this.#leading = false;
+    // Shutdown must not hang on kcp: the lease expires by itself anyway.
+    const signal = AbortSignal.timeout(this.#options.renewDeadlineSeconds * 1000);
     try {
-      const lease = await this.#get();
+      const lease = await this.#get(signal);
       if (lease?.spec?.holderIdentity !== this.#options.identity) return;
       unwrap(
         await this.#client.PUT('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', {
           params: { path: { namespace: this.#options.namespace, name: this.#options.name } },
           body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+          signal,
         }),
       );
       this.#options.logger.info({ lease: this.#options.name }, 'released leader lease');

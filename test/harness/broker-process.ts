@@ -75,12 +75,21 @@ export class BrokerProcess {
     return this.logs.some((l) => l.includes(`"msg":"${msg}"`));
   }
 
-  /** Sends a signal and resolves with the exit code. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  /**
+   * Sends a signal and resolves with the exit code (null: ended by a signal). A process still
+   * running after `timeoutMs` is killed and its last log lines printed, so a hang shows why.
+   */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<number | null | 'timeout'> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill(signal);
-    return exited;
+    const timer = setTimeout(() => {
+      console.error(`broker pid ${child.pid} still running ${timeoutMs} ms after ${signal}; last log lines:\n${this.logs.slice(-40).join('\n')}`);
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return child.signalCode === 'SIGKILL' && signal !== 'SIGKILL' ? 'timeout' : code;
   }
 }
