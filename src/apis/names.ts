@@ -10,6 +10,9 @@ export const CONSUMER_CLUSTER_ANNOTATION = `${BROKER_GROUP}/consumer-cluster`;
 export const CONSUMER_NAME_ANNOTATION = `${BROKER_GROUP}/consumer-name`;
 /** On related copies in a consumer workspace: which brokered object they came with. */
 export const OWNER_LABEL = `${BROKER_GROUP}/owner`;
+/** On objects a migration stage deploys to the compute workspace. */
+export const MIGRATION_NAME_LABEL = `${BROKER_GROUP}/migration-name`;
+export const MIGRATION_STAGE_LABEL = `${BROKER_GROUP}/migration-stage`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGER = 'resource-broker';
 

@@ -84,7 +84,41 @@ export type Migration = KubeObject & {
     from: MigrationEndpoint;
     to: MigrationEndpoint;
   };
-  status?: { state?: MigrationState; stage?: string; conditions?: Condition[] };
+  status?: {
+    state?: MigrationState;
+    stage?: string;
+    /** When the current stage began: its timeoutSeconds counts from here. */
+    stageStartTime?: string;
+    /** The MigrationConfiguration whose stages run (none: straight to cutover). */
+    configuration?: string;
+    /** Generation of the consumer object a Failed migration gave up on; a new spec retries. */
+    failedGeneration?: number;
+    conditions?: Condition[];
+  };
+};
+
+export type GroupVersionKind = { group: string; version: string; kind: string };
+
+export type MigrationStage = {
+  name: string;
+  /** CEL over `from` and `to`: all true before the stage deploys anything. */
+  preconditions?: string[];
+  /** Manifests deployed to the compute workspace as `<migration>-<key>`; strings may hold `${CEL}`. */
+  templates?: Record<string, Record<string, unknown>>;
+  /** CEL over `from`, `to` and each template key: all true completes the stage. */
+  successConditions?: string[];
+  /** Beyond the Go project: any true fails the migration. */
+  failureConditions?: string[];
+  /** Success moves the Migration from InitialInProgress to InitialCompleted. */
+  progress?: boolean;
+  /** Beyond the Go project: the stage fails when it has not succeeded after this long. */
+  timeoutSeconds?: number;
+  /** Namespace in the compute workspace for this stage's objects (default `default`). */
+  namespace?: string;
+};
+
+export type MigrationConfiguration = KubeObject & {
+  spec: { from: GroupVersionKind; to: GroupVersionKind; stages?: MigrationStage[] };
 };
 
 /** What brokered objects carry in status, by the providers' convention. */
@@ -93,4 +127,5 @@ export type RelatedResource = { namespace?: string; name: string; gvk: { group: 
 export const ACCEPTAPI_GVR: GroupVersionResource = { group: 'broker.platform-mesh.io', version: 'v1alpha1', resource: 'acceptapis' };
 export const ASSIGNMENT_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'assignments' };
 export const MIGRATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrations' };
+export const MIGRATIONCONFIGURATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' };
 export const STAGINGWORKSPACE_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'stagingworkspaces' };

@@ -1,19 +1,7 @@
-import { parse } from '@marcbachmann/cel-js';
 import type { AcceptAPIFilter } from '../../apis/types.ts';
+import { celErrorMessage, compileCel as compile, toCel } from '../../cel/cel.ts';
 
 export type FilterProblem = { index: number; key: string; message: string };
-
-type CompiledExpression = ReturnType<typeof parse>;
-const compiled = new Map<string, CompiledExpression>();
-
-const compile = (expression: string): CompiledExpression => {
-  let fn = compiled.get(expression);
-  if (!fn) {
-    fn = parse(expression);
-    compiled.set(expression, fn);
-  }
-  return fn;
-};
 
 const filterName = (index: number, filter: AcceptAPIFilter): string => `spec.filters[${index}] (key "${filter.key}")`;
 
@@ -33,7 +21,7 @@ export const validateFilters = (filters: AcceptAPIFilter[] | undefined): FilterP
       try {
         compile(filter.expression);
       } catch (err) {
-        add(`expression does not compile: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+        add(`expression does not compile: ${celErrorMessage(err)}`);
       }
     }
   });
@@ -64,14 +52,6 @@ const asInteger = (value: unknown): number | undefined => {
   return undefined;
 };
 
-/** JSON numbers that are integers become CEL ints, so `self.memory >= 128` compares int to int. */
-const toCel = (value: unknown): unknown => {
-  if (typeof value === 'number' && Number.isInteger(value)) return BigInt(value);
-  if (Array.isArray(value)) return value.map(toCel);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toCel(v)]));
-  return value;
-};
-
 export type FilterVerdict = { pass: true } | { pass: false; reason: string };
 
 /**
@@ -100,7 +80,7 @@ export const evaluateFilters = (filters: AcceptAPIFilter[] | undefined, spec: un
       try {
         result = compile(filter.expression)({ self: toCel(spec ?? {}) });
       } catch (err) {
-        return { pass: false, reason: `${name}: expression failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
+        return { pass: false, reason: `${name}: expression failed: ${celErrorMessage(err)}` };
       }
       if (result !== true) return { pass: false, reason: `${name}: expression "${filter.expression}" is ${goString(result)}` };
     }
