@@ -2,7 +2,20 @@ import { InformerSet } from '../cache/informer-set.ts';
 import type { Informer } from '../cache/informer.ts';
 import { encodeKey, objectKeyOf } from '../cache/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../cache/workqueue.ts';
-import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, STAGINGWORKSPACE_GVR, type AcceptAPI, type Assignment, type Migration, type StagingWorkspace } from '../apis/types.ts';
+import { conditionTrue } from '../apis/conditions.ts';
+import {
+  ACCEPTAPI_GVR,
+  ASSIGNMENT_GVR,
+  MIGRATION_GVR,
+  MIGRATIONCONFIGURATION_GVR,
+  STAGINGWORKSPACE_GVR,
+  type AcceptAPI,
+  type Assignment,
+  type Migration,
+  type MigrationConfiguration,
+  type StagingWorkspace,
+} from '../apis/types.ts';
+import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
 import { SyncController } from '../controllers/sync/controller.ts';
@@ -87,13 +100,29 @@ export class Broker {
     );
     const migrationClient = new ResourceClient<Migration>({ endpoint, baseUrl: coordinationUrl, gvr: MIGRATION_GVR });
     const migrations = this.#informers.ensure<Migration>('coordination|migrations', { name: 'migrations', source: migrationClient, logger: this.#logger }, (informer) => {
-      informer.store.addIndex(MIGRATION_BY_STAGING, (m) => [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace]);
+      // A rolled-back migration no longer holds its destination.
+      informer.store.addIndex(MIGRATION_BY_STAGING, (m) =>
+        m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack') ? [m.spec.fromStagingWorkspace] : [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace],
+      );
       informer.onEvent((e) => {
         const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: e.object.spec.assignment });
         if (a) this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
         for (const sw of [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]) this.#stagingController?.queue.add(sw);
       });
     });
+    const configurations = this.#informers.ensure<MigrationConfiguration>(
+      'coordination|migrationconfigurations',
+      { name: 'migrationconfigurations', source: new ResourceClient({ endpoint, baseUrl: coordinationUrl, gvr: MIGRATIONCONFIGURATION_GVR }), logger: this.#logger },
+      // A fixed configuration lets waiting migrations carry on at once.
+      (informer) =>
+        informer.onEvent(() => {
+          for (const m of migrations.store.list()) {
+            const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: m.spec.assignment });
+            if (a) this.#enqueueAssignment(a);
+          }
+        }),
+    );
+    const migrationStages = new MigrationStages({ endpoint, computeWorkspace: paths.compute, migrationClient, configurations, logger: this.#logger.child({ controller: 'migration-stages' }) });
     this.#ctx = {
       endpoint,
       paths,
@@ -107,6 +136,7 @@ export class Broker {
       stagingWorkspaceClient,
       migrations,
       migrationClient,
+      migrationStages,
       acceptAPIs: () => this.#acceptInformer,
       enqueueConsumer: (gvrKey, key) => this.#enqueueConsumer(gvrKey, key),
       enqueueStagingWorkspace: (swName) => this.#stagingController?.queue.add(swName),
@@ -125,7 +155,7 @@ export class Broker {
       { name: 'apiexportendpointslices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.home), gvr: SLICES }), logger: this.#logger },
       (informer) => informer.onEvent((e) => this.#discovery?.add(e.object.metadata.name ?? '')),
     );
-    await Promise.all([assignments.waitForSync(signal), stagingWorkspaces.waitForSync(signal), migrations.waitForSync(signal), this.#slices.waitForSync(signal)]);
+    await Promise.all([assignments.waitForSync(signal), stagingWorkspaces.waitForSync(signal), migrations.waitForSync(signal), configurations.waitForSync(signal), this.#slices.waitForSync(signal)]);
     this.#stagingController.start();
     this.#discovery.start();
     await this.#discovery.idle();

@@ -1,6 +1,7 @@
 import type { Informer } from '../cache/informer.ts';
 import type { InformerSet } from '../cache/informer-set.ts';
 import type { AcceptAPI, Assignment, Migration, StagingWorkspace } from '../apis/types.ts';
+import type { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import type { ResourceClient } from '../kcp-client-ts/resources.ts';
 import type { Workspaces } from '../kcp-client-ts/workspaces.ts';
@@ -34,6 +35,8 @@ export type BrokerContext = {
   stagingWorkspaceClient: ResourceClient<StagingWorkspace>;
   migrations: Informer<Migration>;
   migrationClient: ResourceClient<Migration>;
+  /** Runs MigrationConfiguration stages and removes what they deployed. */
+  migrationStages: MigrationStages;
   /** AcceptAPIs of every provider (through the acceptapis virtual workspace), once it is known. */
   acceptAPIs: () => Informer<AcceptAPI> | undefined;
   /** Ask the sync controller of a resource to reconcile one consumer object. */

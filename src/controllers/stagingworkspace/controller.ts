@@ -46,6 +46,11 @@ export class StagingWorkspaceController {
       await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` }, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
+    if (ws.metadata.deletionTimestamp) {
+      // Wanted again while an earlier teardown deletes it: wait for it to go, then start afresh.
+      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'PreviousWorkspaceDeleting', message: `workspace ${parent}:${treeName} is still being deleted` }, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) {
       await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Initializing', message: `workspace phase ${ws.status?.phase ?? 'unknown'}` }, signal);
       return { requeueAfterMs: SETTLE_MS };

@@ -3,7 +3,7 @@ import type { Informer } from '../../cache/informer.ts';
 import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
 import { conditionTrue, setCondition } from '../../apis/conditions.ts';
 import { CONSUMER_CLUSTER_ANNOTATION, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, nameHash } from '../../apis/names.ts';
-import type { Assignment, Condition, Migration, MigrationState, StagingWorkspace } from '../../apis/types.ts';
+import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.ts';
 import { EventRecorder } from '../../broker/events.ts';
 import type { BrokerContext, BrokeredApi } from '../../broker/context.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
@@ -11,6 +11,8 @@ import { ResourceClient } from '../../kcp-client-ts/resources.ts';
 import { apiVersionOf, clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
+import type { RelatedSource } from '../migration/stage-runner.ts';
+import { writeMigrationStatus } from '../migration/status.ts';
 import { assignmentsByProvider, describeCandidates, placeObject } from '../placement/placement.ts';
 import {
   relatedCopyDiffers,
@@ -315,29 +317,34 @@ export class SyncController {
 
   /**
    * Make-before-break: the destination copy gets the spec while the consumer keeps the origin's
-   * status and related resources (the origin copy gets no writes); once the destination reports
-   * Available the Assignment is repointed, then the origin copy and the Migration go.
+   * status and related resources (the origin copy gets no writes); the MigrationConfiguration's
+   * stages run; once the destination reports Available the Assignment is repointed, then the
+   * origin copy, the stage objects and the Migration go.
    */
   async #migrate(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, signal: AbortSignal): Promise<ReconcileResult> {
+    if (migration.status?.state === 'Failed') return this.#afterFailedMigration(key, consumer, assignment, migration, signal);
     const destName = migration.spec.stagingWorkspace;
     const cutOver = assignment.status?.stagingWorkspace === destName;
     const origin = this.#stagingWorkspace(migration.spec.fromStagingWorkspace)?.status?.clusterName;
-    if (!cutOver && origin) {
-      const originCopy = this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name });
-      if (originCopy && !(await this.#syncUp(key, consumer, originCopy, origin, signal))) return;
-    }
+    const originCopy = origin ? this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name }) : undefined;
+    if (!cutOver && origin && originCopy && !(await this.#syncUp(key, consumer, originCopy, origin, signal))) return;
     const dest = await this.#ensureStagingWorkspace(destName, { consumerCluster: key.cluster, providerCluster: migration.spec.to.providerCluster, apiExportName: migration.spec.to.apiExportName }, signal);
     const destCluster = dest?.status?.phase === 'Ready' ? dest.status.clusterName : undefined;
     if (!destCluster) return; // its Ready event requeues us
     const destCopy = await this.#syncDown(key, consumer, destCluster, signal);
     if (!destCopy) return;
     if (!cutOver) {
-      if ((migration.status?.state ?? 'Pending') === 'Pending') {
-        await this.#setMigrationState(migration, 'CutoverInProgress', [
-          { type: 'StagesCompleted', status: 'True', reason: 'NoStages', message: 'no MigrationConfiguration stages: straight to cutover' },
-          { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: `waiting for the copy in ${destCluster} to report Available` },
-        ], signal);
-      }
+      const step = await this.#ctx.migrationStages.advance(
+        {
+          migration,
+          from: originCopy ?? { metadata: {} },
+          to: destCopy,
+          related: { from: origin && originCopy ? this.#relatedSources(originCopy, origin) : [], to: this.#relatedSources(destCopy, destCluster) },
+        },
+        signal,
+      );
+      if (step.next === 'wait') return step.requeueAfterMs === undefined ? undefined : { requeueAfterMs: step.requeueAfterMs };
+      if (step.next === 'fail') return this.#failMigration(consumer, migration, step, signal);
       if ((destCopy['status'] as { status?: string } | undefined)?.status !== 'Available') return; // its status event requeues us
       await this.#ctx.assignmentClient.updateStatus(
         {
@@ -357,16 +364,14 @@ export class SyncController {
     }
     if (!(await this.#syncUp(key, consumer, destCopy, destCluster, signal))) return;
     if (migration.status?.state !== 'CutoverCompleted') {
-      await this.#setMigrationState(migration, 'CutoverCompleted', [{ type: 'CutoverCompleted', status: 'True', reason: 'Served', message: `served from ${destCluster}` }], signal);
+      await writeMigrationStatus(this.#ctx.migrationClient, migration, { state: 'CutoverCompleted', conditions: [{ type: 'CutoverCompleted', status: 'True', reason: 'Served', message: `served from ${destCluster}` }] }, signal);
       return;
     }
-    if (origin) {
-      const originCopy = this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name });
-      if (originCopy) {
-        if (!originCopy.metadata.deletionTimestamp) await this.#stagingClient(origin).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
-        return { requeueAfterMs: 5_000 }; // its DELETED event requeues us sooner
-      }
+    if (origin && originCopy) {
+      if (!originCopy.metadata.deletionTimestamp) await this.#stagingClient(origin).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
+      return { requeueAfterMs: 5_000 }; // its DELETED event requeues us sooner
     }
+    await this.#ctx.migrationStages.cleanup(migration, signal);
     await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
     this.#ctx.enqueueStagingWorkspace(migration.spec.fromStagingWorkspace);
     await this.#events.record(consumer, 'Normal', 'MigrationCompleted', `now served by provider ${migration.spec.to.providerCluster} (AcceptAPI ${migration.spec.to.acceptAPIName})`);
@@ -374,12 +379,73 @@ export class SyncController {
     return;
   }
 
-  async #setMigrationState(migration: Migration, state: MigrationState, conditions: Omit<Condition, 'lastTransitionTime'>[], signal: AbortSignal): Promise<void> {
-    let next = migration.status?.conditions;
-    for (const c of conditions) next = setCondition(next, c);
-    next = setCondition(next, { type: 'Ready', status: state === 'CutoverCompleted' ? 'True' : 'False', reason: state, message: '' });
-    await this.#ctx.migrationClient.updateStatus({ ...migration, status: { ...migration.status, state, conditions: next } }, signal).catch((err: unknown) => {
-      if (!isConflict(err)) throw err;
+  /** Records the failure first (so a restart carries on rolling back), then says so on the consumer object. */
+  async #failMigration(consumer: KubeObject, migration: Migration, failure: { reason: string; message: string }, signal: AbortSignal): Promise<ReconcileResult> {
+    await writeMigrationStatus(
+      this.#ctx.migrationClient,
+      migration,
+      {
+        state: 'Failed',
+        failedGeneration: consumer.metadata.generation ?? 0,
+        conditions: [
+          { type: 'StagesCompleted', status: 'False', reason: failure.reason, message: failure.message },
+          { type: 'RolledBack', status: 'False', reason: 'RollingBack', message: 'removing the destination copy and the stage objects' },
+        ],
+      },
+      signal,
+    );
+    await this.#events.record(consumer, 'Warning', 'MigrationFailed', `${failure.message}; rolled back: the object stays with provider ${migration.spec.from.providerCluster} (AcceptAPI ${migration.spec.from.acceptAPIName})`);
+    this.#logger.warn({ migration: migration.metadata.name, reason: failure.reason, message: failure.message }, 'migration failed, rolling back');
+    return;
+  }
+
+  /**
+   * A Failed migration: roll back (stage objects, destination copy, Assignment spec), then keep the
+   * object at the origin with its spec frozen there, until the consumer changes the spec, which
+   * starts over.
+   */
+  async #afterFailedMigration(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, signal: AbortSignal): Promise<ReconcileResult> {
+    const { from } = migration.spec;
+    if (!conditionTrue(migration.status?.conditions, 'RolledBack')) {
+      await this.#ctx.migrationStages.cleanup(migration, signal);
+      const dest = this.#stagingWorkspace(migration.spec.stagingWorkspace)?.status?.clusterName;
+      if (dest) {
+        const informers = this.#stagingInformers(dest);
+        await informers.objects.waitForSync(signal);
+        const destCopy = informers.objects.store.get({ cluster: dest, namespace: key.namespace, name: key.name });
+        if (destCopy) {
+          if (!destCopy.metadata.deletionTimestamp) await this.#stagingClient(dest).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
+          return { requeueAfterMs: 2_000 }; // its DELETED event requeues us sooner
+        }
+      }
+      if (assignment.spec.providerCluster !== from.providerCluster || assignment.spec.acceptAPIName !== from.acceptAPIName) {
+        await this.#ctx.assignmentClient.update({ ...assignment, spec: { ...assignment.spec, providerCluster: from.providerCluster, acceptAPIName: from.acceptAPIName } }, signal);
+      }
+      await writeMigrationStatus(
+        this.#ctx.migrationClient,
+        migration,
+        { conditions: [{ type: 'RolledBack', status: 'True', reason: 'RolledBack', message: `destination copy and stage objects removed; served by ${from.providerCluster}` }] },
+        signal,
+      );
+      this.#ctx.enqueueStagingWorkspace(migration.spec.stagingWorkspace);
+      return;
+    }
+    if ((consumer.metadata.generation ?? 0) !== migration.status?.failedGeneration) {
+      await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal); // a new spec: start over
+      return;
+    }
+    const origin = this.#stagingWorkspace(migration.spec.fromStagingWorkspace)?.status?.clusterName;
+    const originCopy = origin ? this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name }) : undefined;
+    if (origin && originCopy) await this.#syncUp(key, consumer, originCopy, origin, signal);
+    return;
+  }
+
+  /** The Secrets and ConfigMaps a staging copy publishes, as cached. */
+  #relatedSources(copy: KubeObject, stagingCluster: string): RelatedSource[] {
+    const staging = this.#stagingInformers(stagingCluster);
+    return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
+      const object = (ref.kind === 'Secret' ? staging.secrets : staging.configMaps).store.get({ cluster: stagingCluster, namespace: ref.namespace, name: ref.name });
+      return object ? [{ kind: ref.kind, object }] : [];
     });
   }
 
@@ -559,7 +625,10 @@ export class SyncController {
         if (!copy.metadata.deletionTimestamp) await this.#stagingClient(stagingCluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
       }
       if (waiting) return { requeueAfterMs: 5_000 }; // DELETED events requeue us sooner
-      if (migration) await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
+      if (migration) {
+        await this.#ctx.migrationStages.cleanup(migration, signal);
+        await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
+      }
       try {
         await this.#ctx.assignmentClient.delete({ name: assignment.metadata.name ?? '' }, signal);
       } catch (err) {

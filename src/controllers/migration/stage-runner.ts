@@ -1,0 +1,272 @@
+import type { Informer } from '../../cache/informer.ts';
+import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
+import type { Migration, MigrationConfiguration, MigrationStage, MigrationState } from '../../apis/types.ts';
+import { Applier } from '../../kcp-client-ts/apply.ts';
+import { Discovery } from '../../kcp-client-ts/discovery.ts';
+import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
+import { ApiError } from '../../kcp-client-ts/errors.ts';
+import { ResourceClient } from '../../kcp-client-ts/resources.ts';
+import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
+import type { Logger } from '../../logging.ts';
+import { allTrue, anyTrue, findConfiguration, renderTemplate, stageField, stageObjectName, validateStage, type StageVariables } from './stages.ts';
+import { writeMigrationStatus, type MigrationStatusChange } from './status.ts';
+
+/** What the sync controller does next with a migration. */
+export type StageStep =
+  | { next: 'cutover' }
+  | { next: 'wait'; requeueAfterMs?: number }
+  | { next: 'fail'; reason: 'StageTimedOut' | 'FailureConditionMet'; message: string };
+
+/** A Secret or ConfigMap a staging copy publishes in `status.relatedResources`. */
+export type RelatedSource = { kind: 'Secret' | 'ConfigMap'; object: KubeObject };
+
+export type StageInput = {
+  migration: Migration;
+  /** The origin and destination staging copies: CEL's `from` and `to`. */
+  from: KubeObject;
+  to: KubeObject;
+  related: { from: RelatedSource[]; to: RelatedSource[] };
+};
+
+/** Stage objects and CEL over other workspaces have no watch here: a waiting stage looks again this often. */
+const POLL_MS = 2_000;
+/** A configuration problem waits for the user; its informer event requeues sooner. */
+const INVALID_RETRY_MS = 10_000;
+const RELATED_GVR: Record<RelatedSource['kind'], GroupVersionResource> = {
+  Secret: { group: '', version: 'v1', resource: 'secrets' },
+  ConfigMap: { group: '', version: 'v1', resource: 'configmaps' },
+};
+const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: 'waiting for the destination copy to report status.status Available' } as const;
+const RELATED_FIELDS = ['type', 'data', 'stringData', 'binaryData', 'immutable'] as const;
+
+/**
+ * Runs the stages of a MigrationConfiguration between the two copies of a migrating object:
+ * preconditions, templates deployed to the compute workspace, success and failure conditions,
+ * timeouts. Everything it decides is recorded in the Migration's status, so it resumes after a
+ * restart; the objects it deploys have deterministic names, so deploying twice changes nothing.
+ */
+export class MigrationStages {
+  readonly #endpoint: KcpEndpoint;
+  readonly #compute: string;
+  readonly #migrationClient: ResourceClient<Migration>;
+  readonly #configurations: Informer<MigrationConfiguration>;
+  readonly #discovery: Discovery;
+  readonly #applier: Applier;
+  readonly #logger: Logger;
+  readonly #now: () => Date;
+  readonly #namespaces = new Set<string>();
+
+  constructor(options: {
+    endpoint: KcpEndpoint;
+    /** Workspace path where stage objects and mirrored related resources go. */
+    computeWorkspace: string;
+    migrationClient: ResourceClient<Migration>;
+    configurations: Informer<MigrationConfiguration>;
+    logger: Logger;
+    now?: () => Date;
+  }) {
+    this.#endpoint = options.endpoint;
+    this.#compute = options.computeWorkspace;
+    this.#migrationClient = options.migrationClient;
+    this.#configurations = options.configurations;
+    this.#discovery = new Discovery({ endpoint: options.endpoint });
+    this.#applier = new Applier({ endpoint: options.endpoint, discovery: this.#discovery });
+    this.#logger = options.logger;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Moves a Migration that has not reached cutover one step on; says what the caller does next. */
+  async advance(input: StageInput, signal: AbortSignal): Promise<StageStep> {
+    const state = input.migration.status?.state ?? 'Pending';
+    if (state === 'CutoverInProgress' || state === 'CutoverCompleted') return { next: 'cutover' };
+    if (state === 'Pending') return this.#begin(input.migration, signal);
+    return this.#runStage(input, state, signal);
+  }
+
+  /** Removes every stage object and mirrored related resource of a migration (done, failed or aborted). */
+  async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
+    const name = migration.metadata.name ?? '';
+    const config = this.#configuration(migration);
+    for (const stage of config?.spec.stages ?? []) await this.#deleteStageObjects(name, stage, signal);
+    const base = this.#endpoint.workspaceUrl(this.#compute);
+    for (const gvr of Object.values(RELATED_GVR)) {
+      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr });
+      const { items } = await client.list({ labelSelector: `${MIGRATION_NAME_LABEL}=${name}`, signal });
+      for (const item of items) await client.delete({ namespace: item.metadata.namespace, name: item.metadata.name ?? '' }, signal);
+    }
+  }
+
+  #configuration(migration: Migration): MigrationConfiguration | undefined {
+    const name = migration.status?.configuration;
+    return name ? this.#configurations.store.list((c) => c.metadata.name === name)[0] : undefined;
+  }
+
+  #write(migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<void> {
+    return writeMigrationStatus(this.#migrationClient, migration, change, signal);
+  }
+
+  async #begin(migration: Migration, signal: AbortSignal): Promise<StageStep> {
+    const { from, to } = migration.spec;
+    const config = findConfiguration(this.#configurations.store.list(), from.gvk, to.gvk);
+    const first = config?.spec.stages?.[0];
+    if (!config || !first) {
+      const message = config
+        ? `MigrationConfiguration ${config.metadata.name} has no stages: straight to cutover`
+        : `no MigrationConfiguration for ${from.gvk.kind}.${from.gvk.group}/${from.gvk.version} -> ${to.gvk.kind}.${to.gvk.group}/${to.gvk.version}: straight to cutover`;
+      await this.#write(migration, { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'NoStages', message }, WAITING_FOR_DESTINATION] }, signal);
+      return { next: 'cutover' };
+    }
+    const count = config.spec.stages!.length;
+    await this.#write(
+      migration,
+      {
+        state: 'InitialInProgress',
+        configuration: config.metadata.name ?? '',
+        stage: first.name,
+        stageStartTime: this.#timestamp(),
+        conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${first.name} (1 of ${count}) of MigrationConfiguration ${config.metadata.name}` }],
+      },
+      signal,
+    );
+    return { next: 'wait' }; // the status event brings the stage's first run
+  }
+
+  async #runStage(input: StageInput, state: MigrationState, signal: AbortSignal): Promise<StageStep> {
+    const { migration } = input;
+    const name = migration.metadata.name ?? '';
+    const invalid = async (reason: string, message: string): Promise<StageStep> => {
+      await this.#write(migration, { conditions: [{ type: 'StagesCompleted', status: 'False', reason, message }] }, signal);
+      this.#logger.warn({ migration: name, reason, message }, 'migration stage cannot run');
+      return { next: 'wait', requeueAfterMs: INVALID_RETRY_MS };
+    };
+    const config = this.#configuration(migration);
+    if (!config) return invalid('ConfigurationNotFound', `MigrationConfiguration ${migration.status?.configuration ?? '(none recorded)'} does not exist any more; recreate it, or delete this Migration to start over`);
+    const stages = config.spec.stages ?? [];
+    const index = stages.findIndex((s) => s.name === migration.status?.stage);
+    if (index < 0) {
+      return invalid('UnknownStage', `stage "${migration.status?.stage ?? ''}" is not in MigrationConfiguration ${config.metadata.name} (its stages: ${stages.map((s) => s.name).join(', ') || 'none'})`);
+    }
+    const stage = stages[index]!;
+    const problems = validateStage(stage, index);
+    if (problems.length > 0) return invalid('InvalidStage', `MigrationConfiguration ${config.metadata.name}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    const namespace = stage.namespace ?? 'default';
+    await this.#ensureNamespace(namespace, signal);
+    await this.#mirrorRelated(name, namespace, input.related, signal);
+
+    const elapsedMs = this.#now().getTime() - Date.parse(migration.status?.stageStartTime ?? '');
+    const waitFor = async (reason: string, message: string): Promise<StageStep> => {
+      if (stage.timeoutSeconds !== undefined && elapsedMs > stage.timeoutSeconds * 1000) {
+        return { next: 'fail', reason: 'StageTimedOut', message: `stage ${stage.name} did not succeed within ${stage.timeoutSeconds}s (${stageField(index, '.timeoutSeconds')}); it was waiting: ${message}` };
+      }
+      await this.#write(migration, { conditions: [{ type: 'StagesCompleted', status: 'False', reason, message }] }, signal);
+      const left = stage.timeoutSeconds !== undefined ? stage.timeoutSeconds * 1000 - elapsedMs + 50 : POLL_MS;
+      return { next: 'wait', requeueAfterMs: Math.max(50, Math.min(POLL_MS, left)) };
+    };
+    const vars: StageVariables = { from: input.from, to: input.to };
+    const pre = allTrue(stage.preconditions, stageField(index, '.preconditions'), vars);
+    if (pre.kind === 'notBoolean') return invalid('InvalidStage', `${pre.field} \`${pre.expression}\` ${pre.detail}`);
+    if (pre.kind === 'false') return waitFor('PreconditionsNotMet', `stage ${stage.name} waits for ${pre.field} \`${pre.expression}\`: ${pre.detail}`);
+
+    const deployed: Record<string, KubeObject> = {};
+    for (const [key, template] of Object.entries(stage.templates ?? {})) {
+      const field = stageField(index, `.templates.${key}`);
+      let rendered: KubeObject;
+      try {
+        rendered = renderTemplate(template, vars, field) as KubeObject;
+      } catch (err) {
+        return waitFor('TemplateNotRendered', err instanceof Error ? err.message : String(err));
+      }
+      const object: KubeObject = {
+        ...rendered,
+        metadata: {
+          ...rendered.metadata,
+          name: stageObjectName(name, key),
+          namespace,
+          labels: { ...rendered.metadata?.labels, [MIGRATION_NAME_LABEL]: name, [MIGRATION_STAGE_LABEL]: stage.name, [MANAGED_BY_LABEL]: MANAGER },
+        },
+      };
+      try {
+        deployed[key] = (await this.#applier.apply(this.#compute, object, signal)).object;
+      } catch (err) {
+        // kcp refused the manifest (unknown kind, invalid field): the configuration must change.
+        if ((err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) || (err instanceof Error && /is not served|has no kind/.test(err.message))) {
+          return invalid('InvalidStage', `${field}: ${err.message}`);
+        }
+        throw err;
+      }
+    }
+    const withObjects: StageVariables = { ...vars, ...deployed };
+    const failure = anyTrue(stage.failureConditions, stageField(index, '.failureConditions'), withObjects);
+    if (failure.kind === 'notBoolean') return invalid('InvalidStage', `${failure.field} \`${failure.expression}\` ${failure.detail}`);
+    if (failure.kind === 'true') return { next: 'fail', reason: 'FailureConditionMet', message: `stage ${stage.name}: ${failure.field} \`${failure.expression}\` is true` };
+    const success = allTrue(stage.successConditions, stageField(index, '.successConditions'), withObjects);
+    if (success.kind === 'notBoolean') return invalid('InvalidStage', `${success.field} \`${success.expression}\` ${success.detail}`);
+    if (success.kind === 'false') return waitFor('StageInProgress', `stage ${stage.name} waits for ${success.field} \`${success.expression}\`: ${success.detail}`);
+
+    await this.#deleteStageObjects(name, stage, signal);
+    this.#logger.info({ migration: name, stage: stage.name }, 'migration stage succeeded');
+    const reached: MigrationState = stage.progress ? 'InitialCompleted' : state;
+    const next = stages[index + 1];
+    if (next) {
+      await this.#write(
+        migration,
+        {
+          state: reached,
+          stage: next.name,
+          stageStartTime: this.#timestamp(),
+          conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded` }],
+        },
+        signal,
+      );
+      return { next: 'wait' };
+    }
+    await this.#write(
+      migration,
+      { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
+      signal,
+    );
+    return { next: 'cutover' };
+  }
+
+  /** Copies of both staging copies' related resources in the compute workspace, as `from-<name>` and `to-<name>`. */
+  async #mirrorRelated(migration: string, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<void> {
+    for (const [prefix, sources] of [['from-', related.from], ['to-', related.to]] as const) {
+      for (const { kind, object } of sources) {
+        const mirror: KubeObject = {
+          apiVersion: 'v1',
+          kind,
+          metadata: { name: `${prefix}${object.metadata.name}`, namespace, labels: { [MIGRATION_NAME_LABEL]: migration, [MANAGED_BY_LABEL]: MANAGER } },
+          ...Object.fromEntries(RELATED_FIELDS.filter((f) => object[f] !== undefined).map((f) => [f, object[f]])),
+        };
+        await this.#applier.apply(this.#compute, mirror, signal);
+      }
+    }
+  }
+
+  async #deleteStageObjects(migration: string, stage: MigrationStage, signal: AbortSignal): Promise<void> {
+    const base = this.#endpoint.workspaceUrl(this.#compute);
+    for (const [key, template] of Object.entries(stage.templates ?? {})) {
+      const apiVersion = template['apiVersion'];
+      const kind = template['kind'];
+      if (typeof apiVersion !== 'string' || typeof kind !== 'string' || `${apiVersion}${kind}`.includes('${')) continue;
+      let mapping;
+      try {
+        mapping = await this.#discovery.mappingFor(base, apiVersion, kind);
+      } catch {
+        continue; // never deployable, so never deployed
+      }
+      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr });
+      await client.delete({ namespace: mapping.namespaced ? (stage.namespace ?? 'default') : undefined, name: stageObjectName(migration, key) }, signal);
+    }
+  }
+
+  async #ensureNamespace(namespace: string, signal: AbortSignal): Promise<void> {
+    if (this.#namespaces.has(namespace)) return;
+    await this.#applier.apply(this.#compute, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
+    this.#namespaces.add(namespace);
+  }
+
+  #timestamp(): string {
+    return this.#now().toISOString().replace(/\.\d+Z$/, 'Z');
+  }
+}

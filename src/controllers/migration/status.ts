@@ -1,0 +1,50 @@
+import { isDeepStrictEqual } from 'node:util';
+import { setCondition } from '../../apis/conditions.ts';
+import type { Condition, Migration, MigrationState } from '../../apis/types.ts';
+import { isConflict } from '../../kcp-client-ts/errors.ts';
+import type { ResourceClient } from '../../kcp-client-ts/resources.ts';
+
+export type MigrationStatusChange = {
+  state?: MigrationState;
+  /** null clears the field. */
+  stage?: string | null;
+  stageStartTime?: string | null;
+  configuration?: string | null;
+  failedGeneration?: number;
+  conditions?: Omit<Condition, 'lastTransitionTime'>[];
+};
+
+const withChange = (status: NonNullable<Migration['status']>, change: MigrationStatusChange): NonNullable<Migration['status']> => {
+  const next: NonNullable<Migration['status']> = { ...status };
+  for (const field of ['stage', 'stageStartTime', 'configuration'] as const) {
+    const value = change[field];
+    if (value === null) delete next[field];
+    else if (value !== undefined) next[field] = value;
+  }
+  if (change.state) next.state = change.state;
+  if (change.failedGeneration !== undefined) next.failedGeneration = change.failedGeneration;
+  let conditions = status.conditions;
+  for (const c of change.conditions ?? []) conditions = setCondition(conditions, c);
+  const state = next.state ?? 'Pending';
+  conditions = setCondition(conditions, {
+    type: 'Ready',
+    status: state === 'CutoverCompleted' ? 'True' : 'False',
+    reason: state,
+    message: state === 'Failed' ? 'rolled back: the object stays at the origin' : state === 'CutoverCompleted' ? 'served by the destination' : 'in progress',
+  });
+  next.conditions = conditions;
+  return next;
+};
+
+/**
+ * Writes a Migration's status when the change alters it (a waiting stage re-evaluated every few
+ * seconds writes nothing). A conflict is left to the next reconcile, which the update event brings.
+ */
+export const writeMigrationStatus = async (client: ResourceClient<Migration>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<void> => {
+  const current = migration.status ?? {};
+  const next = withChange(current, change);
+  if (isDeepStrictEqual(next, current)) return;
+  await client.updateStatus({ ...migration, status: next }, signal).catch((err: unknown) => {
+    if (!isConflict(err)) throw err;
+  });
+};

@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Informer } from '../../src/cache/informer.ts';
+import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration, type MigrationStage } from '../../src/apis/types.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { eventually } from '../harness/eventually.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
+
+const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
+const CONFIGMAPS = { group: '', version: 'v1', resource: 'configmaps' };
+const VM_GVK = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'VM' };
+const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
+const condition = (m: Migration | undefined, type: string): { status: string; reason: string; message: string } | undefined => m?.status?.conditions?.find((c) => c.type === type);
+
+describe('migration stages from a MigrationConfiguration', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+  let x86: ReadyWorkspace;
+  let arm: ReadyWorkspace;
+  const watchers = new AbortController();
+  /** Every status the consumer saw, per VM name, in order. */
+  const seen = new Map<string, (string | undefined)[]>();
+
+  const configurations = (): ResourceClient<MigrationConfiguration> =>
+    new ResourceClient<MigrationConfiguration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATIONCONFIGURATION_GVR });
+  const migrations = (): ResourceClient<Migration> => new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+  const compute = (gvr = CONFIGMAPS): ResourceClient<KubeObject> => world.inCluster(world.paths.compute, gvr);
+  const vms = (workspace = consumer): ResourceClient<KubeObject> => world.objects(workspace.path, 'vms');
+  /** The one MigrationConfiguration for VM -> VM, replaced per test. */
+  const configure = async (stages: MigrationStage[]): Promise<void> => {
+    for (const c of (await configurations().list()).items) await configurations().delete({ name: c.metadata.name ?? '' });
+    await configurations().create({ apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'MigrationConfiguration', metadata: { name: 'vm-move' }, spec: { from: VM_GVK, to: VM_GVK, stages } });
+  };
+  const migrationOf = async (name: string): Promise<Migration | undefined> => (await migrations().list()).items.find((m) => m.spec.name === name);
+  /** Creates an x86_64 VM, waits until it is Available, then asks for arm64: a migration to the arm provider. */
+  const createThenMove = async (name: string, memory = 512, workspace = consumer): Promise<{ originCluster: string; originSw: string }> => {
+    await vms(workspace).create(world.newObject('vms', name, { arch: 'x86_64', memory }));
+    await eventually(async () => expect(statusOf(await vms(workspace).get({ namespace: 'default', name }))).toBe('Available'));
+    const originCluster = await world.stagingClusterOf(workspace, 'vms', name);
+    const originSw = (await world.assignmentOf(workspace, 'vms', name))!.status!.stagingWorkspace!;
+    await vms(workspace).update({ ...(await vms(workspace).get({ namespace: 'default', name })), spec: { arch: 'arm64', memory } });
+    return { originCluster, originSw };
+  };
+  const neverDropped = (name: string): void => {
+    const statuses = seen.get(name) ?? [];
+    const first = statuses.indexOf('Available');
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(statuses.slice(first).every((s) => s === 'Available')).toBe(true);
+  };
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('stages', (await kcpEnv()).endpoint);
+    [x86, arm, consumer] = await Promise.all([world.provider('x86', ['vms']), world.provider('arm', ['vms']), world.consumer('consumer', ['vms'])]);
+    await world.accept('x86', 'x86-vms', { api: 'vms', filters: [{ key: 'arch', valueIn: ['x86_64'] }] });
+    await world.accept('arm', 'arm-vms', { api: 'vms', filters: [{ key: 'arch', valueIn: ['arm64'] }] });
+    await world.startBroker();
+    await Promise.all([world.waitAcceptAPIReady('x86', 'x86-vms'), world.waitAcceptAPIReady('arm', 'arm-vms')]);
+    const informer = new Informer<KubeObject>({ name: 'test vms', source: vms() });
+    informer.onEvent((e) => {
+      if (e.type === 'deleted') return;
+      const name = e.object.metadata.name ?? '';
+      seen.set(name, [...(seen.get(name) ?? []), statusOf(e.object)]);
+    });
+    void informer.run(watchers.signal);
+    await informer.waitForSync();
+  });
+
+  afterAll(async () => {
+    watchers.abort();
+    await world?.cleanup();
+  });
+
+  it('runs several stages: preconditions hold a stage, templates are interpolated and removed after their stage, progress, related resources mirrored, custom namespace', async () => {
+    await configure([
+      {
+        name: 'prepare',
+        namespace: 'migrations',
+        progress: true,
+        preconditions: ['to.status.status == "Available"'],
+        templates: { plan: { apiVersion: 'v1', kind: 'ConfigMap', data: { from: '${from.spec.arch}', to: 'pre-${to.spec.arch}' } } },
+        successConditions: ['plan.data.approved == "yes"'],
+      },
+      {
+        name: 'copy',
+        templates: {
+          job: { apiVersion: 'v1', kind: 'ConfigMap', data: { memory: '${string(from.spec.memory)}' } },
+          sizing: { apiVersion: 'v1', kind: 'ConfigMap', immutable: '${from.spec.memory >= 128}', data: { note: 'sized' } },
+        },
+        successConditions: ['job.data.done == "true"', 'sizing.immutable'],
+      },
+    ]);
+    world.runner('arm', 'vms').holdProvisioning = true;
+    const { originCluster, originSw } = await createThenMove('web');
+    const originCopy = await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'web' });
+
+    // 1: the precondition holds the first stage: nothing deployed yet
+    const waiting = await eventually(async () => {
+      const m = await migrationOf('web');
+      expect(m?.status?.state).toBe('InitialInProgress');
+      expect(m?.status?.stage).toBe('prepare');
+      expect(condition(m, 'StagesCompleted')).toMatchObject({ status: 'False', reason: 'PreconditionsNotMet' });
+      return m!;
+    });
+    expect(condition(waiting, 'StagesCompleted')?.message).toContain('spec.stages[0].preconditions[0] `to.status.status == "Available"`');
+    const planName = `${waiting.metadata.name}-plan`;
+    expect(await compute().find({ namespace: 'migrations', name: planName })).toBeUndefined();
+
+    // 2: the destination turns Available: the template is deployed, interpolated, labelled, in the stage namespace
+    world.runner('arm', 'vms').holdProvisioning = false;
+    world.runner('arm', 'vms').resync();
+    const plan = await eventually(() => compute().get({ namespace: 'migrations', name: planName }));
+    expect(plan['data']).toEqual({ from: 'x86_64', to: 'pre-arm64' });
+    expect(plan.metadata.labels).toMatchObject({ 'broker.platform-mesh.io/migration-name': waiting.metadata.name, 'broker.platform-mesh.io/migration-stage': 'prepare' });
+    // related resources of both copies, mirrored with from-/to- prefixes
+    const mirrored = await eventually(async () => {
+      const from = await compute(SECRETS).get({ namespace: 'migrations', name: 'from-web-credentials' });
+      const to = await compute(SECRETS).get({ namespace: 'migrations', name: 'to-web-credentials' });
+      return { from, to };
+    });
+    expect(Buffer.from((mirrored.from['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(x86.path);
+    expect(Buffer.from((mirrored.to['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(arm.path);
+    await eventually(async () => expect(condition(await migrationOf('web'), 'StagesCompleted')).toMatchObject({ reason: 'StageInProgress', message: expect.stringContaining('successConditions[0]') }));
+    // the consumer still sees the origin while the stages run
+    expect((await world.assignmentOf(consumer, 'vms', 'web'))?.status?.providerCluster).toBe(x86.cluster);
+
+    // 3: the success condition turns true: progress -> InitialCompleted, next stage, the plan is removed
+    await compute().mergePatch({ namespace: 'migrations', name: planName }, { data: { approved: 'yes' } });
+    await eventually(async () => {
+      const m = await migrationOf('web');
+      expect(m?.status?.state).toBe('InitialCompleted');
+      expect(m?.status?.stage).toBe('copy');
+    });
+    await eventually(async () => expect(await compute().find({ namespace: 'migrations', name: planName })).toBeUndefined());
+    const job = await eventually(() => compute().get({ namespace: 'default', name: `${waiting.metadata.name}-job` }));
+    expect(job['data']).toEqual({ memory: '512' });
+    const sizing = await eventually(() => compute().get({ namespace: 'default', name: `${waiting.metadata.name}-sizing` }));
+    expect(sizing['immutable']).toBe(true); // a lone ${...} keeps its type
+
+    // 4: the last stage succeeds: cutover, then everything the migration made is gone
+    await compute().mergePatch({ namespace: 'default', name: `${waiting.metadata.name}-job` }, { data: { done: 'true' } });
+    await eventually(async () => expect(await migrationOf('web')).toBeUndefined(), { timeoutMs: 60_000 });
+    expect((await world.assignmentOf(consumer, 'vms', 'web'))?.status?.providerCluster).toBe(arm.cluster);
+    const left = [
+      ...(await compute().list({ labelSelector: `broker.platform-mesh.io/migration-name=${waiting.metadata.name}` })).items,
+      ...(await compute(SECRETS).list({ labelSelector: `broker.platform-mesh.io/migration-name=${waiting.metadata.name}` })).items,
+    ];
+    expect(left.map((o) => o.metadata.name)).toEqual([]);
+    await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), { timeoutMs: 60_000 });
+    const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'web-credentials' });
+    expect(Buffer.from((secret['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(arm.path);
+    neverDropped('web');
+    // the origin copy got no write between the move and its deletion
+    expect(originCopy['spec']).toEqual({ arch: 'x86_64', memory: 512 });
+    const events = (await world.events(consumer.path)).filter((e) => (e['involvedObject'] as { name: string }).name === 'web').map((e) => e['reason']);
+    expect(events).toEqual(expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']));
+  });
+
+  it('says in the conditions when a stage is unknown, its CEL does not compile or is not boolean, and carries on once fixed', async () => {
+    await configure([{ name: 'check', successConditions: ['to.spec.memory'] }]);
+    await createThenMove('db');
+    const notBool = await eventually(async () => {
+      const c = condition(await migrationOf('db'), 'StagesCompleted');
+      expect(c?.reason).toBe('InvalidStage');
+      return c!;
+    });
+    expect(notBool.message).toBe('spec.stages[0].successConditions[0] `to.spec.memory` evaluates to number 512, not a bool');
+
+    const edit = async (stages: MigrationStage[]): Promise<void> => {
+      const current = await configurations().get({ name: 'vm-move' });
+      await configurations().update({ ...current, spec: { ...current.spec, stages } });
+    };
+    await edit([{ name: 'check', successConditions: ['to.spec.('] }]);
+    await eventually(async () => {
+      const c = condition(await migrationOf('db'), 'StagesCompleted');
+      expect(c?.reason).toBe('InvalidStage');
+      expect(c?.message).toMatch(/^MigrationConfiguration vm-move: spec\.stages\[0\]\.successConditions\[0\]: CEL does not compile: .+ \(in `to\.spec\.\(`\)$/);
+    });
+    await edit([{ name: 'verify', successConditions: ['true'] }]);
+    await eventually(async () => {
+      const c = condition(await migrationOf('db'), 'StagesCompleted');
+      expect(c).toMatchObject({ reason: 'UnknownStage', message: 'stage "check" is not in MigrationConfiguration vm-move (its stages: verify)' });
+    });
+    await edit([{ name: 'check', successConditions: ['to.spec.memory == 512'] }]);
+    await eventually(async () => expect(await migrationOf('db')).toBeUndefined(), { timeoutMs: 60_000 });
+    expect((await world.assignmentOf(consumer, 'vms', 'db'))?.status?.providerCluster).toBe(arm.cluster);
+    neverDropped('db');
+  });
+
+  it('fails and rolls back when a stage times out or a failure condition turns true; the object stays served by the origin; a new spec starts over', async () => {
+    await configure([{ name: 'wait', timeoutSeconds: 3, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "never"'] }]);
+    const { originCluster } = await createThenMove('slow');
+    const failed = await eventually(async () => {
+      const m = await migrationOf('slow');
+      expect(m?.status?.state).toBe('Failed');
+      expect(condition(m, 'RolledBack')?.status).toBe('True');
+      return m!;
+    }, { timeoutMs: 60_000 });
+    expect(condition(failed, 'StagesCompleted')).toMatchObject({ reason: 'StageTimedOut', message: expect.stringContaining('did not succeed within 3s (spec.stages[0].timeoutSeconds)') });
+    // rolled back: stage objects and the destination copy gone (its staging workspace also serves web and db), Assignment back on the origin, consumer still served by it
+    expect(await compute().find({ namespace: 'default', name: `${failed.metadata.name}-probe` })).toBeUndefined();
+    const destCluster = (await world.stagingWorkspaces().get({ name: failed.spec.stagingWorkspace })).status!.clusterName!;
+    expect(await world.inCluster(destCluster, GVR.vms).find({ namespace: 'default', name: 'slow' })).toBeUndefined();
+    const assignment = await world.assignmentOf(consumer, 'vms', 'slow');
+    expect(assignment?.spec.providerCluster).toBe(x86.cluster);
+    expect(assignment?.status?.providerCluster).toBe(x86.cluster);
+    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'slow' }))['spec']).toEqual({ arch: 'x86_64', memory: 512 });
+    expect(statusOf(await vms().get({ namespace: 'default', name: 'slow' }))).toBe('Available');
+    const event = await eventually(async () => {
+      const e = (await world.events(consumer.path)).find((ev) => ev['reason'] === 'MigrationFailed' && (ev['involvedObject'] as { name: string }).name === 'slow');
+      expect(e).toBeDefined();
+      return e!;
+    });
+    expect(event['type']).toBe('Warning');
+    expect(event['message']).toContain(`stays with provider ${x86.cluster}`);
+
+    // a failure condition: memory of the destination too large
+    await configure([{ name: 'guard', failureConditions: ['to.spec.memory > 1000'], successConditions: ['true'] }]);
+    await createThenMove('big', 2048);
+    const guarded = await eventually(async () => {
+      const m = await migrationOf('big');
+      expect(m?.status?.state).toBe('Failed');
+      expect(condition(m, 'RolledBack')?.status).toBe('True');
+      return m!;
+    }, { timeoutMs: 60_000 });
+    expect(condition(guarded, 'StagesCompleted')).toMatchObject({ reason: 'FailureConditionMet', message: 'stage guard: spec.stages[0].failureConditions[0] `to.spec.memory > 1000` is true' });
+    expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(x86.cluster);
+    neverDropped('big');
+    // the consumer changes the spec: the failed attempt is dropped and a new one succeeds
+    await vms().update({ ...(await vms().get({ namespace: 'default', name: 'big' })), spec: { arch: 'arm64', memory: 768 } });
+    await eventually(async () => {
+      expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(arm.cluster);
+      expect(await migrationOf('big')).toBeUndefined();
+    }, { timeoutMs: 60_000 });
+    neverDropped('big');
+  });
+
+  it('removes stage objects, mirrored resources, both copies, the Migration and both staging workspaces when the consumer deletes the object mid-stage', async () => {
+    await configure([{ name: 'hold', templates: { marker: { apiVersion: 'v1', kind: 'ConfigMap', data: { vm: '${from.metadata.name}' } } }, successConditions: ['false'] }]);
+    // its own consumer workspace, so that no other object shares its staging workspaces
+    const other = await world.consumer('consumer-2', ['vms']);
+    const { originSw } = await createThenMove('tmp', 512, other);
+    const migration = await eventually(async () => {
+      const m = await migrationOf('tmp');
+      expect(m?.status?.stage).toBe('hold');
+      return m!;
+    });
+    await eventually(() => compute().get({ namespace: 'default', name: `${migration.metadata.name}-marker` }));
+    await eventually(() => compute(SECRETS).get({ namespace: 'default', name: 'to-tmp-credentials' }));
+    await vms(other).delete({ namespace: 'default', name: 'tmp' });
+    await eventually(async () => expect(await vms(other).find({ namespace: 'default', name: 'tmp' })).toBeUndefined(), { timeoutMs: 60_000 });
+    expect(await migrationOf('tmp')).toBeUndefined();
+    const selector = `broker.platform-mesh.io/migration-name=${migration.metadata.name}`;
+    expect((await compute().list({ labelSelector: selector })).items).toEqual([]);
+    expect((await compute(SECRETS).list({ labelSelector: selector })).items).toEqual([]);
+    for (const sw of [originSw, migration.spec.stagingWorkspace]) {
+      await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, sw)).toBeUndefined(), { timeoutMs: 60_000 });
+    }
+  });
+});
