@@ -171,6 +171,11 @@ export class Broker {
     );
   }
 
+  /** The cached Assignments and Migrations (for metrics). */
+  coordination(): { assignments: Assignment[]; migrations: Migration[] } {
+    return { assignments: this.#ctx?.assignments.store.list() ?? [], migrations: this.#ctx?.migrations.store.list() ?? [] };
+  }
+
   get informers(): InformerSet {
     return this.#informers;
   }

@@ -13,7 +13,7 @@ export type Explanation = {
   acceptAPIs: { name: string; provider: string; matched: boolean; reason: string }[];
   wouldPlaceOn?: string;
   assignment?: { name: string; provider?: string; acceptAPI?: string; phase?: string; stagingWorkspace?: string; placement?: unknown };
-  migration?: { name: string; state?: string; from: string; to: string };
+  migration?: { name: string; state?: string; stage?: string; detail?: string; from: string; to: string };
 };
 
 /** `resource.group` (e.g. `certificates.example.platform-mesh.io`) to a GVR, the version from the home export's schema. */
@@ -26,6 +26,19 @@ const resolveResource = async (endpoint: KcpEndpoint, paths: BrokerPaths, resour
   if (!schema) throw new Error(`no brokered resource "${resource}" in ${paths.home} (expected <plural>.<group>, e.g. certificates.example.platform-mesh.io)`);
   const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0]!;
   return { group: schema.spec.group ?? '', version: version.name, resource: plural! };
+};
+
+const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> => {
+  // The condition that says what the migration waits for or why it failed.
+  const blocking = ['StagesCompleted', 'CutoverCompleted'].map((type) => m.status?.conditions?.find((c) => c.type === type && c.status === 'False')).find((c) => c?.message);
+  return {
+    name: m.metadata.name ?? '',
+    state: m.status?.state,
+    ...(m.status?.stage ? { stage: m.status.stage } : {}),
+    ...(blocking ? { detail: blocking.message } : {}),
+    from: m.spec.from.providerCluster,
+    to: m.spec.to.providerCluster,
+  };
 };
 
 /** For one consumer object: every AcceptAPI considered and why, the Assignment, the Migration. */
@@ -65,7 +78,7 @@ export const explain = async (options: { endpoint: KcpEndpoint; paths: BrokerPat
           },
         }
       : {}),
-    ...(migration ? { migration: { name: migration.metadata.name ?? '', state: migration.status?.state, from: migration.spec.from.providerCluster, to: migration.spec.to.providerCluster } } : {}),
+    ...(migration ? { migration: migrationSummary(migration) } : {}),
   };
 };
 
@@ -79,7 +92,9 @@ export const formatExplanation = (e: Explanation): string => {
     e.assignment
       ? `Assignment:  ${e.assignment.name}: provider ${e.assignment.provider ?? '?'} via ${e.assignment.acceptAPI ?? '?'}, phase ${e.assignment.phase ?? '?'}, staging ${e.assignment.stagingWorkspace ?? '?'}`
       : 'Assignment:  none',
-    e.migration ? `Migration:   ${e.migration.name}: ${e.migration.from} -> ${e.migration.to}, ${e.migration.state ?? 'Pending'}` : 'Migration:   none',
+    e.migration
+      ? `Migration:   ${e.migration.name}: ${e.migration.from} -> ${e.migration.to}, ${e.migration.state ?? 'Pending'}${e.migration.stage ? ` (stage ${e.migration.stage})` : ''}${e.migration.detail ? `: ${e.migration.detail}` : ''}`
+      : 'Migration:   none',
   ];
   return lines.join('\n');
 };

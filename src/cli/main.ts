@@ -220,7 +220,7 @@ export const main = async (argv: string[]): Promise<number> => {
         })
       : undefined;
     const broker = new Broker({ endpoint, paths, logger, onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome) });
-    metrics.observe({ queues: () => broker.queues, informers: () => broker.informers });
+    metrics.observe({ queues: () => broker.queues, informers: () => broker.informers, coordination: () => broker.coordination() });
     const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
     for (const [flag, server] of [['metrics-bind-address', { registry: metrics.registry }], ['health-probe-bind-address', { ready }]] as const) {
       const address = String(values[flag]);

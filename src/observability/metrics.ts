@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Assignment, Migration } from '../apis/types.ts';
 import type { InformerSet } from '../cache/informer-set.ts';
 import type { WorkQueue } from '../cache/workqueue.ts';
 
@@ -30,7 +31,39 @@ export class BrokerMetrics {
   }
 
   /** Gauges read at scrape time from the running queues and informers. */
-  observe(source: { queues: () => WorkQueue[]; informers: () => InformerSet | undefined }): void {
+  observe(source: {
+    queues: () => WorkQueue[];
+    informers: () => InformerSet | undefined;
+    /** Assignments and Migrations as cached (empty before the broker leads). */
+    coordination: () => { assignments: Assignment[]; migrations: Migration[] };
+  }): void {
+    new Gauge({
+      name: 'resource_broker_objects',
+      help: 'Brokered objects by the provider (logical cluster) serving them.',
+      labelNames: ['provider'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const a of source.coordination().assignments) {
+          const provider = a.status?.providerCluster ?? 'unplaced';
+          counts.set(provider, (counts.get(provider) ?? 0) + 1);
+        }
+        for (const [provider, n] of counts) this.set({ provider }, n);
+      },
+    });
+    new Gauge({
+      name: 'resource_broker_migrations',
+      help: 'Migrations by state.',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>();
+        for (const m of source.coordination().migrations) counts.set(m.status?.state ?? 'Pending', (counts.get(m.status?.state ?? 'Pending') ?? 0) + 1);
+        for (const [state, n] of counts) this.set({ state }, n);
+      },
+    });
     new Gauge({
       name: 'resource_broker_workqueue_depth',
       help: 'Keys waiting in each work queue.',

@@ -4,6 +4,8 @@ import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type Migrati
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { inject } from 'vitest';
+import { runCli } from '../harness/broker-process.ts';
 import { BrokerWorld, GVR } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
@@ -166,6 +168,13 @@ describe('migration stages from a MigrationConfiguration', () => {
       return c!;
     });
     expect(notBool.message).toBe('spec.stages[0].successConditions[0] `to.spec.memory` evaluates to number 512, not a bool');
+    // `resource-broker explain` tells the same story
+    const explained = await runCli([
+      'explain', '--kubeconfig', inject('kcp').kubeconfig, '--home', world.paths.home, '--coordination', world.paths.coordination,
+      '--workspace', consumer.path, '--resource', 'vms.example.platform-mesh.io', '--namespace', 'default', '--name', 'db',
+    ]);
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toContain(`-> ${arm.cluster}, InitialInProgress (stage check): ${notBool.message}`);
 
     const edit = async (stages: MigrationStage[]): Promise<void> => {
       const current = await configurations().get({ name: 'vm-move' });

@@ -92,6 +92,10 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     const certs = world.objects(consumer.path, 'certificates');
     await certs.create(world.newObject('certificates', 'before', { fqdn: 'before.example.org' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'before' }))).toBe('Available'));
+    const providerCluster = (await world.assignmentOf(consumer, 'certificates', 'before'))?.status?.providerCluster;
+    const metrics = await (await fetch(`http://127.0.0.1:${first.metricsPort}/metrics`)).text();
+    expect(metrics).toContain(`resource_broker_objects{provider="${providerCluster}"} 1`);
+    expect(metrics).toMatch(/^resource_broker_reconcile_total\{controller="sync-certificates[^"]*",result="success"\} [1-9]/m);
 
     const explained = await runCli([
       'explain', '--kubeconfig', inject('kcp').kubeconfig, '--home', world.paths.home, '--coordination', world.paths.coordination,
