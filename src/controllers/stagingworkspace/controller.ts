@@ -66,30 +66,43 @@ export class StagingWorkspaceController {
     return;
   }
 
+  /**
+   * The binding of the staging workspace to the provider's export, accepting exactly the claims
+   * the export makes (same verbs). Those are read from the binding's own
+   * `status.exportPermissionClaims`, so the broker needs `bind` on the export and no read access
+   * to the provider's workspace.
+   */
   async #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBinding> {
     const { endpoint } = this.#ctx;
     const client = createKcpClient(endpoint, endpoint.workspaceUrl(cluster));
     const name = sw.spec.apiExportName;
     const existing = await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal });
-    if (existing.response.ok && existing.data) return existing.data;
-    // Accept exactly the claims the provider's export makes, with the same verbs.
-    const provider = createKcpClient(endpoint, endpoint.workspaceUrl(sw.spec.providerCluster));
-    const apiExport = unwrap(await provider.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name } }, signal }));
-    const body: APIBinding = {
-      apiVersion: 'apis.kcp.io/v1alpha2',
-      kind: 'APIBinding',
-      metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } },
-      spec: {
-        reference: { export: { path: sw.spec.providerCluster, name } },
-        permissionClaims: (apiExport.spec.permissionClaims ?? []).map((claim) => ({ ...claim, state: 'Accepted', selector: { matchAll: true } })),
-      },
-    };
-    try {
-      return unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      return unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal }));
+    if (!existing.response.ok || !existing.data) {
+      const body: APIBinding = {
+        apiVersion: 'apis.kcp.io/v1alpha2',
+        kind: 'APIBinding',
+        metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } },
+        spec: { reference: { export: { path: sw.spec.providerCluster, name } } },
+      };
+      try {
+        return unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        return unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal }));
+      }
     }
+    const binding = existing.data;
+    const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string => `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
+    const accepted = new Set((binding.spec.permissionClaims ?? []).filter((c) => c.state === 'Accepted').map(claimKey));
+    const wanted = binding.status?.exportPermissionClaims ?? [];
+    if (wanted.every((c) => accepted.has(claimKey(c)))) return binding;
+    return unwrap(
+      await client.PUT('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', {
+        params: { path: { name } },
+        body: { ...binding, spec: { ...binding.spec, permissionClaims: wanted.map((claim) => ({ ...claim, state: 'Accepted' as const, selector: { matchAll: true } })) } },
+        signal,
+      }),
+    );
   }
 
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
+import { loadManifests } from '../../src/broker/manifests.ts';
+import { Applier } from '../../src/kcp-client-ts/apply.ts';
+import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
+import { ApiError } from '../../src/kcp-client-ts/errors.ts';
+import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { TOKENS } from '../../hack/kcp/local-kcp.ts';
+import { BrokerProcess } from '../harness/broker-process.ts';
+import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { eventually } from '../harness/eventually.ts';
+import { kcpEnv, uniqueName } from '../harness/kcp-env.ts';
+
+const PERMISSIONS_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'kcp-permissions');
+const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
+const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
+const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
+
+/** The objects of one file of deploy/kcp-permissions. */
+const permissions = async (file: string): Promise<KubeObject[]> => {
+  const dir = join(tmpdir(), uniqueName('perm'));
+  const { mkdir, copyFile } = await import('node:fs/promises');
+  await mkdir(dir, { recursive: true });
+  await copyFile(join(PERMISSIONS_DIR, file), join(dir, file));
+  return loadManifests(dir);
+};
+
+describe('least privilege: the broker as a non-admin identity holding only deploy/kcp-permissions', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+  let internal: ReadyWorkspace;
+  let external: ReadyWorkspace;
+  let broker: BrokerProcess;
+  let brokerKubeconfig: string;
+
+  beforeAll(async () => {
+    // The platform admin bootstraps and grants; providers grant bind on their exports.
+    world = await BrokerWorld.create('leastpriv', (await kcpEnv()).endpoint);
+    [internal, external, consumer] = await Promise.all([
+      world.provider('internalca', ['certificates']),
+      world.provider('externalca', ['certificates']),
+      world.consumer('consumer', ['certificates']),
+    ]);
+    const applier = new Applier({ endpoint: world.endpoint });
+    const grant = async (file: string, workspace: string): Promise<void> => {
+      for (const obj of await permissions(file)) await applier.apply(workspace, obj);
+    };
+    await grant('root.yaml', 'root');
+    await grant('home.yaml', world.paths.home);
+    await grant('coordination.yaml', world.paths.coordination);
+    await grant('workspace-parent.yaml', world.paths.stagingRoot);
+    await grant('workspace-parent.yaml', world.paths.verificationRoot);
+    await grant('compute.yaml', world.paths.compute);
+    await grant('provider.yaml', internal.path);
+    await grant('provider.yaml', external.path);
+    await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+
+    const adminKubeconfig = await readFile(inject('kcp').kubeconfig, 'utf8');
+    expect(adminKubeconfig).toContain(TOKENS.admin.token);
+    brokerKubeconfig = join(tmpdir(), `${uniqueName('broker')}.kubeconfig`);
+    await writeFile(brokerKubeconfig, adminKubeconfig.replaceAll(TOKENS.admin.token, TOKENS.broker.token));
+    broker = new BrokerProcess(brokerKubeconfig, world.paths, { RB_LEADER_ELECT: 'true' });
+    await broker.start();
+    await eventually(async () => expect(await broker.readyz()).toBe(200), { timeoutMs: 90_000 });
+  });
+
+  afterAll(async () => {
+    await broker?.stop('SIGKILL');
+    if (process.env['LEASTPRIV_LOGS']) await writeFile(process.env['LEASTPRIV_LOGS'], broker.logs.join('\n'));
+    await world?.cleanup();
+  });
+
+  it('is not an admin: it cannot read a consumer workspace directly', async () => {
+    const asBroker = await KcpEndpoint.fromKubeconfig({ path: brokerKubeconfig });
+    try {
+      const err = await new ResourceClient({ endpoint: asBroker, baseUrl: asBroker.workspaceUrl(consumer.path), gvr: SECRETS }).list().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect((err as ApiError).status).toBe(403);
+    } finally {
+      await asBroker.close();
+    }
+  });
+
+  it('verifies AcceptAPIs, places, syncs spec down and status and Secrets up, migrates and cleans up', async () => {
+    await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'), { timeoutMs: 60_000 });
+    const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
+    expect(decode(secret, 'issuer')).toBe(internal.path);
+    const staging = await world.stagingClusterOf(consumer, 'certificates', 'app');
+    expect((await world.inCluster(staging, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp' });
+
+    // migration (with a MigrationConfiguration stage deploying to compute)
+    const configurations = new ResourceClient({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' } });
+    const CERT = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'Certificate' };
+    await configurations.create({
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'MigrationConfiguration',
+      metadata: { name: 'certs' },
+      spec: { from: CERT, to: CERT, stages: [{ name: 'note', templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { to: '${to.spec.fqdn}' } } }, successConditions: ['note.data.to == "app.corp.com"'] }] },
+    });
+    await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
+    await eventually(async () => {
+      const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
+      expect(decode(s, 'issuer')).toBe(external.path);
+    }, { timeoutMs: 90_000 });
+    const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+    await eventually(async () => expect((await migrations.list()).items).toEqual([]), { timeoutMs: 60_000 });
+
+    await certs.delete({ namespace: 'default', name: 'app' });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'app' })).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect((await world.stagingWorkspaces().list()).items).toEqual([]), { timeoutMs: 60_000 });
+    const forbidden = broker.logs.filter((l) => l.includes('403') || l.includes('forbidden'));
+    expect(forbidden).toEqual([]);
+  });
+});
