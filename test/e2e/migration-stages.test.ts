@@ -139,6 +139,8 @@ describe('migration stages from a MigrationConfiguration', () => {
     expect(job['data']).toEqual({ memory: '512' });
     const sizing = await eventually(() => compute().get({ namespace: 'default', name: `${waiting.metadata.name}-sizing` }));
     expect(sizing['immutable']).toBe(true); // a lone ${...} keeps its type
+    // two stages in, the origin copy still has had no write since the move began
+    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'web' })).metadata.resourceVersion).toBe(originCopy.metadata.resourceVersion);
 
     // 4: the last stage succeeds: cutover, then everything the migration made is gone
     await compute().mergePatch({ namespace: 'default', name: `${waiting.metadata.name}-job` }, { data: { done: 'true' } });
@@ -153,7 +155,6 @@ describe('migration stages from a MigrationConfiguration', () => {
     const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'web-credentials' });
     expect(Buffer.from((secret['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(arm.path);
     neverDropped('web');
-    // the origin copy got no write between the move and its deletion
     expect(originCopy['spec']).toEqual({ arch: 'x86_64', memory: 512 });
     const events = (await world.events(consumer.path)).filter((e) => (e['involvedObject'] as { name: string }).name === 'web').map((e) => e['reason']);
     expect(events).toEqual(expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']));
