@@ -57,9 +57,14 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
 
     world.runner('externalca', 'certificates').holdProvisioning = true;
     await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
-    // 1: killed as soon as the Migration exists (Pending or just past it)
-    await eventually(async () => expect((await migrations.list()).items).toHaveLength(1), { intervalMs: 20 });
+    // 1: killed as soon as the Migration exists: Pending, while the destination staging workspace is created
+    const pending = await eventually(async () => {
+      const items = (await migrations.list()).items;
+      expect(items).toHaveLength(1);
+      return items[0]!;
+    }, { intervalMs: 20 });
     await running.stop('SIGKILL');
+    expect(pending.status?.state ?? 'Pending').toBe('Pending');
     running = await broker();
     // 2: killed while the destination is still Provisioning
     const migration = await eventually(async () => {

@@ -189,4 +189,26 @@ describe('migration: make-before-break when the serving provider stops accepting
     });
     expect(statusOf(await certs.get({ namespace: 'default', name: 'filt' }))).toBe('Available');
   });
+
+  it('migrates when the serving AcceptAPI stops being Ready (its APIExport cannot be bound)', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'nr', { fqdn: 'app.nr.internal.corp' }));
+    await eventually(async () => expect((await world.assignmentOf(consumer, 'certificates', 'nr'))?.status?.acceptAPIName).toBe('internal-certs'));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'nr' }))).toBe('Available'));
+    const internalCerts = await world.acceptAPIs('internalca').get({ name: 'internal-certs' });
+    // Filters unchanged: only verification fails, so "not Ready" is the one trigger.
+    await world.acceptAPIs('internalca').update({ ...internalCerts, spec: { ...internalCerts.spec, apiExportName: 'no-such-export' } });
+    await eventually(async () => {
+      const ready = (await world.acceptAPIs('internalca').get({ name: 'internal-certs' })).status?.conditions?.find((c) => c.type === 'Ready');
+      expect(ready?.status).toBe('False');
+    });
+    await eventually(async () => {
+      const a = await world.assignmentOf(consumer, 'certificates', 'nr');
+      expect(a?.status?.acceptAPIName).toBe('external-internal');
+      expect(a?.status?.providerCluster).toBe(external.cluster);
+    }, { timeoutMs: 90_000 });
+    const started = (await world.events(consumer.path)).find((e) => e['reason'] === 'MigrationStarted' && (e['involvedObject'] as { name: string }).name === 'nr');
+    expect(started?.['message']).toContain('is not Ready');
+    expect(statusOf(await certs.get({ namespace: 'default', name: 'nr' }))).toBe('Available');
+  });
 });
