@@ -115,6 +115,7 @@ try {
   failed = true;
   console.error(`\nkcp-certs walkthrough FAILED: ${err instanceof Error ? err.message : String(err)}`);
 } finally {
+  const started = Date.now();
   for (const p of providers) await p.stop();
   for (const child of children) {
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -122,5 +123,6 @@ try {
     await exited;
   }
   await kcp.stop();
+  console.log(`stopped the providers, the broker and kcp in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 process.exit(failed ? 1 : 0);
