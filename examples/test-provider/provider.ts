@@ -6,10 +6,9 @@ import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isAlreadyExists } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
-import type { GroupVersionResource, KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { silentLogger, type Logger } from '../../src/logging.ts';
 
-const SECRETS: GroupVersionResource = { group: '', version: 'v1', resource: 'secrets' };
 const SLICES: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
 export type TestProviderOptions = {

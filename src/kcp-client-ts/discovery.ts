@@ -4,6 +4,11 @@ import type { GroupVersionResource, KubeObject } from './types.ts';
 
 type APIResourceList = { resources: { name: string; kind: string; namespaced: boolean }[] };
 
+/** The server does not serve this apiVersion, or it has no such kind. */
+export class UnknownKindError extends Error {
+  override name = 'UnknownKindError';
+}
+
 export type ResourceMapping = { gvr: GroupVersionResource; namespaced: boolean };
 
 /** Maps apiVersion/kind to a resource by asking the server's discovery (per cluster base, cached). */
@@ -24,13 +29,13 @@ export class Discovery {
       try {
         list = await this.#endpoint.json<APIResourceList>({ method: 'GET', url: cacheKey });
       } catch (err) {
-        if (isNotFound(err)) throw new Error(`${baseUrl}: API ${apiVersion} is not served`, { cause: err });
+        if (isNotFound(err)) throw new UnknownKindError(`${baseUrl}: API ${apiVersion} is not served`, { cause: err });
         throw err;
       }
       this.#cache.set(cacheKey, list);
     }
     const resource = list.resources.find((r) => r.kind === kind && !r.name.includes('/'));
-    if (!resource) throw new Error(`${baseUrl}: ${apiVersion} has no kind ${kind}`);
+    if (!resource) throw new UnknownKindError(`${baseUrl}: ${apiVersion} has no kind ${kind}`);
     return { gvr: { group, version, resource: resource.name }, namespaced: resource.namespaced };
   }
 

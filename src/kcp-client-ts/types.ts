@@ -32,6 +32,11 @@ export type KubeList<T extends KubeObject = KubeObject> = {
 
 export type GroupVersionResource = { group: string; version: string; resource: string };
 
+/** Core resources several layers use. */
+export const SECRETS: GroupVersionResource = { group: '', version: 'v1', resource: 'secrets' };
+export const CONFIGMAPS: GroupVersionResource = { group: '', version: 'v1', resource: 'configmaps' };
+export const NAMESPACES: GroupVersionResource = { group: '', version: 'v1', resource: 'namespaces' };
+
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
 export type WatchEvent<T extends KubeObject = KubeObject> = { type: WatchEventType; object: T };
 

@@ -1,5 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
+
+const countBy = <T>(items: T[], keyOf: (item: T) => string): Map<string, number> => {
+  const counts = new Map<string, number>();
+  for (const item of items) {
+    const key = keyOf(item);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+};
 import type { InformerSet } from '../cache/informer-set.ts';
 import type { WorkQueue } from '../cache/workqueue.ts';
 
@@ -44,12 +53,7 @@ export class BrokerMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        const counts = new Map<string, number>();
-        for (const a of source.coordination().assignments) {
-          const provider = a.status?.providerCluster ?? 'unplaced';
-          counts.set(provider, (counts.get(provider) ?? 0) + 1);
-        }
-        for (const [provider, n] of counts) this.set({ provider }, n);
+        for (const [provider, n] of countBy(source.coordination().assignments, (a) => a.status?.providerCluster ?? 'unplaced')) this.set({ provider }, n);
       },
     });
     new Gauge({
@@ -59,9 +63,7 @@ export class BrokerMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        const counts = new Map<string, number>();
-        for (const m of source.coordination().migrations) counts.set(m.status?.state ?? 'Pending', (counts.get(m.status?.state ?? 'Pending') ?? 0) + 1);
-        for (const [state, n] of counts) this.set({ state }, n);
+        for (const [state, n] of countBy(source.coordination().migrations, (m) => m.status?.state ?? 'Pending')) this.set({ state }, n);
       },
     });
     new Gauge({

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { AcceptAPI } from '../../src/apis/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
 const condition = (a: AcceptAPI, type: string) => a.status?.conditions?.find((c) => c.type === type);
 
 describe('AcceptAPIs: filters, priority, spread, verification and invalid input', () => {

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
-import { BrokerWorld } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
-const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
 
 describe('broker core: a Certificate placed, mirrored down and reflected up', () => {
   let world: BrokerWorld;
@@ -53,8 +51,8 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
     });
     expect(consumerObj.metadata.finalizers).toContain('broker.platform-mesh.io/finalizer');
     const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
-    expect(decode(secret, 'issuer')).toBe(internal.path);
-    expect(JSON.parse(decode(secret, 'spec'))).toEqual({ fqdn: 'app.internal.corp' });
+    expect(decodeSecret(secret, 'issuer')).toBe(internal.path);
+    expect(JSON.parse(decodeSecret(secret, 'spec'))).toEqual({ fqdn: 'app.internal.corp' });
     expect(secret.metadata.labels?.['broker.platform-mesh.io/owner']).toMatch(/^[0-9a-f]{20}$/);
   });
 
@@ -67,7 +65,7 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
     await eventually(async () => expect((await stagingCerts.get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp', duration: '24h' }));
     await eventually(async () => {
       const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(JSON.parse(decode(secret, 'spec'))).toEqual({ fqdn: 'app.internal.corp', duration: '24h' });
+      expect(JSON.parse(decodeSecret(secret, 'spec'))).toEqual({ fqdn: 'app.internal.corp', duration: '24h' });
     });
     obj = await certs.get({ namespace: 'default', name: 'app' });
     await certs.update({ ...obj, spec: { fqdn: 'app.internal.corp' } });
@@ -112,7 +110,7 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     const copy = await eventually(() => world.inCluster(staging, CERTS).get({ namespace: 'team-x', name: 'web' }));
     expect(copy['spec']).toEqual({ fqdn: 'web.corp.com' });
     const secret = await eventually(() => world.inCluster(consumerA.path, SECRETS).get({ namespace: 'team-x', name: 'web-credentials' }));
-    expect(decode(secret, 'issuer')).toBe(external.path);
+    expect(decodeSecret(secret, 'issuer')).toBe(external.path);
   });
 
   it('binds the provider export in staging accepting exactly the claims the export makes', async () => {
@@ -150,7 +148,7 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     expect(stagingA).not.toBe(stagingB);
     for (const [consumer, fqdn] of [[consumerA, 'a.internal.corp'], [consumerB, 'b.internal.corp']] as const) {
       const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'same-credentials' }));
-      expect(JSON.parse(decode(secret, 'spec'))).toEqual({ fqdn });
+      expect(JSON.parse(decodeSecret(secret, 'spec'))).toEqual({ fqdn });
     }
     expect((await world.inCluster(stagingA, CERTS).get({ namespace: 'default', name: 'same' }))['spec']).toEqual({ fqdn: 'a.internal.corp' });
     // consumer-b never got consumer-a's "web" Secret

@@ -4,13 +4,12 @@ import { encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIBinding, type APIExport, type APIResourceSchema } from '../../src/kcp-client-ts/typed-client.ts';
-import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { clusterOf, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace, Workspaces } from '../../src/kcp-client-ts/workspaces.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv, uniqueName } from '../harness/kcp-env.ts';
 
 const WIDGETS = { group: 'example.test', version: 'v1', resource: 'widgets' };
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
 
 const widgetSchema: APIResourceSchema = {
   apiVersion: 'apis.kcp.io/v1alpha1',

@@ -4,32 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
-import { loadManifests } from '../../src/broker/manifests.ts';
+import { loadManifestFile } from '../../src/broker/manifests.ts';
 import { Applier } from '../../src/kcp-client-ts/apply.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { TOKENS } from '../../hack/kcp/local-kcp.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
-import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv, uniqueName } from '../harness/kcp-env.ts';
 
 const PERMISSIONS_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'kcp-permissions');
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
-const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
-const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
-
-/** The objects of one file of deploy/kcp-permissions. */
-const permissions = async (file: string): Promise<KubeObject[]> => {
-  const dir = join(tmpdir(), uniqueName('perm'));
-  const { mkdir, copyFile } = await import('node:fs/promises');
-  await mkdir(dir, { recursive: true });
-  await copyFile(join(PERMISSIONS_DIR, file), join(dir, file));
-  return loadManifests(dir);
-};
 
 describe('least privilege: the broker as a non-admin identity holding only deploy/kcp-permissions', () => {
   let world: BrokerWorld;
@@ -49,7 +37,7 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
     ]);
     const applier = new Applier({ endpoint: world.endpoint });
     const grant = async (file: string, workspace: string): Promise<void> => {
-      for (const obj of await permissions(file)) await applier.apply(workspace, obj);
+      for (const obj of await loadManifestFile(join(PERMISSIONS_DIR, file))) await applier.apply(workspace, obj);
     };
     await grant('root.yaml', 'root');
     await grant('home.yaml', world.paths.home);
@@ -94,7 +82,7 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
     await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'), { timeoutMs: 60_000 });
     const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
-    expect(decode(secret, 'issuer')).toBe(internal.path);
+    expect(decodeSecret(secret, 'issuer')).toBe(internal.path);
     const staging = await world.stagingClusterOf(consumer, 'certificates', 'app');
     expect((await world.inCluster(staging, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp' });
 
@@ -110,7 +98,7 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
     await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
     await eventually(async () => {
       const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(decode(s, 'issuer')).toBe(external.path);
+      expect(decodeSecret(s, 'issuer')).toBe(external.path);
     }, { timeoutMs: 90_000 });
     const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
     await eventually(async () => expect((await migrations.list()).items).toEqual([]), { timeoutMs: 60_000 });

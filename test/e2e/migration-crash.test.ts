@@ -2,16 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration } from '../../src/apis/types.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
-import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
-const statusOf = (obj: KubeObject): string | undefined => (obj['status'] as { status?: string } | undefined)?.status;
-const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
 
 describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
   let world: BrokerWorld;
@@ -79,7 +76,7 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
 
     await eventually(async () => {
       const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(decode(secret, 'issuer')).toBe(external.path);
+      expect(decodeSecret(secret, 'issuer')).toBe(external.path);
       expect((await migrations.list()).items).toHaveLength(0);
     }, { timeoutMs: 90_000 });
     await eventually(async () => {
@@ -176,7 +173,7 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
     expect(await originCopies.find({ namespace: 'default', name: 'staged' })).toBeUndefined();
     expect((await compute.list({ labelSelector: `broker.platform-mesh.io/migration-name=${first.metadata.name}` })).items).toEqual([]);
     const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'staged-credentials' });
-    expect(decode(secret, 'issuer')).toBe(external.path);
+    expect(decodeSecret(secret, 'issuer')).toBe(external.path);
     expect(statusOf(await certs.get({ namespace: 'default', name: 'staged' }))).toBe('Available');
   });
 });

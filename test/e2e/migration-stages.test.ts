@@ -2,18 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/cache/informer.ts';
 import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration, type MigrationStage } from '../../src/apis/types.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { CONFIGMAPS, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { inject } from 'vitest';
 import { runCli } from '../harness/broker-process.ts';
-import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
-const CONFIGMAPS = { group: '', version: 'v1', resource: 'configmaps' };
 const VM_GVK = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'VM' };
-const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
 const condition = (m: Migration | undefined, type: string): { status: string; reason: string; message: string } | undefined => m?.status?.conditions?.find((c) => c.type === type);
 
 describe('migration stages from a MigrationConfiguration', () => {
@@ -45,6 +42,14 @@ describe('migration stages from a MigrationConfiguration', () => {
     await vms(workspace).update({ ...(await vms(workspace).get({ namespace: 'default', name })), spec: { arch: 'arm64', memory } });
     return { originCluster, originSw };
   };
+  /** The object's Migration once it has Failed and rolled back. */
+  const rolledBack = (name: string): Promise<Migration> =>
+    eventually(async () => {
+      const m = await migrationOf(name);
+      expect(m?.status?.state).toBe('Failed');
+      expect(condition(m, 'RolledBack')?.status).toBe('True');
+      return m!;
+    }, { timeoutMs: 60_000 });
   const neverDropped = (name: string): void => {
     const statuses = seen.get(name) ?? [];
     const first = statuses.indexOf('Available');
@@ -121,8 +126,8 @@ describe('migration stages from a MigrationConfiguration', () => {
       const to = await compute(SECRETS).get({ namespace: 'migrations', name: 'to-web-credentials' });
       return { from, to };
     });
-    expect(Buffer.from((mirrored.from['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(x86.path);
-    expect(Buffer.from((mirrored.to['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(arm.path);
+    expect(decodeSecret(mirrored.from, 'issuer')).toBe(x86.path);
+    expect(decodeSecret(mirrored.to, 'issuer')).toBe(arm.path);
     await eventually(async () => expect(condition(await migrationOf('web'), 'StagesCompleted')).toMatchObject({ reason: 'StageInProgress', message: expect.stringContaining('successConditions[0]') }));
     // the consumer still sees the origin while the stages run
     expect((await world.assignmentOf(consumer, 'vms', 'web'))?.status?.providerCluster).toBe(x86.cluster);
@@ -153,7 +158,7 @@ describe('migration stages from a MigrationConfiguration', () => {
     expect(left.map((o) => o.metadata.name)).toEqual([]);
     await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), { timeoutMs: 60_000 });
     const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'web-credentials' });
-    expect(Buffer.from((secret['data'] as Record<string, string>)['issuer']!, 'base64').toString()).toBe(arm.path);
+    expect(decodeSecret(secret, 'issuer')).toBe(arm.path);
     neverDropped('web');
     expect(originCopy['spec']).toEqual({ arch: 'x86_64', memory: 512 });
     const events = (await world.events(consumer.path)).filter((e) => (e['involvedObject'] as { name: string }).name === 'web').map((e) => e['reason']);
@@ -201,12 +206,7 @@ describe('migration stages from a MigrationConfiguration', () => {
   it('fails and rolls back when a stage times out or a failure condition turns true; the object stays served by the origin; a new spec starts over', async () => {
     await configure([{ name: 'wait', timeoutSeconds: 3, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "never"'] }]);
     const { originCluster } = await createThenMove('slow');
-    const failed = await eventually(async () => {
-      const m = await migrationOf('slow');
-      expect(m?.status?.state).toBe('Failed');
-      expect(condition(m, 'RolledBack')?.status).toBe('True');
-      return m!;
-    }, { timeoutMs: 60_000 });
+    const failed = await rolledBack('slow');
     expect(condition(failed, 'StagesCompleted')).toMatchObject({ reason: 'StageTimedOut', message: expect.stringContaining('did not succeed within 3s (spec.stages[0].timeoutSeconds)') });
     // rolled back: stage objects and the destination copy gone (its staging workspace also serves web and db), Assignment back on the origin, consumer still served by it
     expect(await compute().find({ namespace: 'default', name: `${failed.metadata.name}-probe` })).toBeUndefined();
@@ -228,12 +228,7 @@ describe('migration stages from a MigrationConfiguration', () => {
     // a failure condition: memory of the destination too large
     await configure([{ name: 'guard', failureConditions: ['to.spec.memory > 1000'], successConditions: ['true'] }]);
     await createThenMove('big', 2048);
-    const guarded = await eventually(async () => {
-      const m = await migrationOf('big');
-      expect(m?.status?.state).toBe('Failed');
-      expect(condition(m, 'RolledBack')?.status).toBe('True');
-      return m!;
-    }, { timeoutMs: 60_000 });
+    const guarded = await rolledBack('big');
     expect(condition(guarded, 'StagesCompleted')).toMatchObject({ reason: 'FailureConditionMet', message: 'stage guard: spec.stages[0].failureConditions[0] `to.spec.memory > 1000` is true' });
     expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(x86.cluster);
     neverDropped('big');

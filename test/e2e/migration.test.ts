@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/cache/informer.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
 import { eventually } from '../harness/eventually.ts';
-import { BrokerWorld, GVR } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const SECRETS = { group: '', version: 'v1', resource: 'secrets' };
-const decode = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string>)[key] ?? '', 'base64').toString();
-const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
 
 describe('migration: make-before-break when the serving provider stops accepting an object', () => {
   let world: BrokerWorld;
@@ -58,7 +55,7 @@ describe('migration: make-before-break when the serving provider stops accepting
     await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'));
     const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
-    expect(decode(secret, 'issuer')).toBe(internal.path);
+    expect(decodeSecret(secret, 'issuer')).toBe(internal.path);
     const originCluster = await world.stagingClusterOf(consumer, 'certificates', 'app');
     const originSw = (await world.assignmentOf(consumer, 'certificates', 'app'))!.status!.stagingWorkspace!;
 
@@ -85,7 +82,7 @@ describe('migration: make-before-break when the serving provider stops accepting
     const originCopy = await world.inCluster(originCluster, GVR.certificates).get({ namespace: 'default', name: 'app' });
     expect(originCopy['spec']).toEqual({ fqdn: 'app.internal.corp' });
     expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
-    expect(decode(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer')).toBe(internal.path);
+    expect(decodeSecret(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer')).toBe(internal.path);
     // a spec change mid-migration reaches the destination only; the origin copy gets no write
     const mid = await certs.get({ namespace: 'default', name: 'app' });
     await certs.update({ ...mid, spec: { fqdn: 'app.corp.com', duration: '1h' } });
@@ -97,7 +94,7 @@ describe('migration: make-before-break when the serving provider stops accepting
     world.runner('externalca', 'certificates').resync();
     await eventually(async () => {
       const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(decode(s, 'issuer')).toBe(external.path);
+      expect(decodeSecret(s, 'issuer')).toBe(external.path);
     });
     await eventually(async () => expect((await migrations().list()).items).toHaveLength(0));
     await eventually(async () => expect(await world.stagingWorkspaces().find({ name: originSw })).toBeUndefined());
@@ -185,7 +182,7 @@ describe('migration: make-before-break when the serving provider stops accepting
     }, { timeoutMs: 90_000 });
     await eventually(async () => {
       const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'filt-credentials' });
-      expect(decode(secret, 'issuer')).toBe(external.path);
+      expect(decodeSecret(secret, 'issuer')).toBe(external.path);
     });
     expect(statusOf(await certs.get({ namespace: 'default', name: 'filt' }))).toBe('Available');
   });

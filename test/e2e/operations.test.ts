@@ -7,10 +7,9 @@ import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerProcess, freePort, runCli } from '../harness/broker-process.ts';
-import { BrokerWorld } from '../harness/broker-world.ts';
+import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-const statusOf = (obj: { [k: string]: unknown }): string | undefined => (obj['status'] as { status?: string } | undefined)?.status;
 
 describe('the resource-broker CLI', () => {
   it('prints help and version, and exits 2 with one line naming the bad flag', async () => {

@@ -15,6 +15,12 @@ import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from './eventually.ts';
 import { uniqueName } from './names.ts';
 
+/** `status.status` of a brokered object, as the example providers set it. */
+export const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
+
+/** One key of a Secret's data, decoded. */
+export const decodeSecret = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string> | undefined)?.[key] ?? '', 'base64').toString();
+
 export const GVR = {
   certificates: { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' },
   vms: { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'vms' },

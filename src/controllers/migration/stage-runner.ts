@@ -1,13 +1,15 @@
 import type { Informer } from '../../cache/informer.ts';
+import { timestamp } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
 import type { Migration, MigrationConfiguration, MigrationStage, MigrationState } from '../../apis/types.ts';
 import { Applier } from '../../kcp-client-ts/apply.ts';
-import { Discovery } from '../../kcp-client-ts/discovery.ts';
+import { Discovery, UnknownKindError } from '../../kcp-client-ts/discovery.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../kcp-client-ts/resources.ts';
-import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
+import { CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
+import { relatedPayload, type RelatedKind } from '../sync/mapping.ts';
 import { allTrue, anyTrue, findConfiguration, renderTemplate, stageField, stageObjectName, validateStage, type StageVariables } from './stages.ts';
 import { writeMigrationStatus, type MigrationStatusChange } from './status.ts';
 
@@ -18,7 +20,7 @@ export type StageStep =
   | { next: 'fail'; reason: 'StageTimedOut' | 'FailureConditionMet'; message: string };
 
 /** A Secret or ConfigMap a staging copy publishes in `status.relatedResources`. */
-export type RelatedSource = { kind: 'Secret' | 'ConfigMap'; object: KubeObject };
+export type RelatedSource = { kind: RelatedKind; object: KubeObject };
 
 export type StageInput = {
   migration: Migration;
@@ -32,12 +34,7 @@ export type StageInput = {
 const POLL_MS = 2_000;
 /** A configuration problem waits for the user; its informer event requeues sooner. */
 const INVALID_RETRY_MS = 10_000;
-const RELATED_GVR: Record<RelatedSource['kind'], GroupVersionResource> = {
-  Secret: { group: '', version: 'v1', resource: 'secrets' },
-  ConfigMap: { group: '', version: 'v1', resource: 'configmaps' },
-};
 const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: 'waiting for the destination copy to report status.status Available' } as const;
-const RELATED_FIELDS = ['type', 'data', 'stringData', 'binaryData', 'immutable'] as const;
 
 /**
  * Runs the stages of a MigrationConfiguration between the two copies of a migrating object:
@@ -89,7 +86,7 @@ export class MigrationStages {
     const config = this.#configuration(migration);
     for (const stage of config?.spec.stages ?? []) await this.#deleteStageObjects(name, stage, signal);
     const base = this.#endpoint.workspaceUrl(this.#compute);
-    for (const gvr of Object.values(RELATED_GVR)) {
+    for (const gvr of [SECRETS, CONFIGMAPS]) {
       const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr });
       const { items } = await client.list({ labelSelector: `${MIGRATION_NAME_LABEL}=${name}`, signal });
       for (const item of items) await client.delete({ namespace: item.metadata.namespace, name: item.metadata.name ?? '' }, signal);
@@ -189,7 +186,7 @@ export class MigrationStages {
         deployed[key] = (await this.#applier.apply(this.#compute, object, signal)).object;
       } catch (err) {
         // kcp refused the manifest (unknown kind, invalid field): the configuration must change.
-        if ((err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) || (err instanceof Error && /is not served|has no kind/.test(err.message))) {
+        if ((err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) || err instanceof UnknownKindError) {
           return invalid('InvalidStage', `${field}: ${err.message}`);
         }
         throw err;
@@ -236,7 +233,7 @@ export class MigrationStages {
           apiVersion: 'v1',
           kind,
           metadata: { name: `${prefix}${object.metadata.name}`, namespace, labels: { [MIGRATION_NAME_LABEL]: migration, [MANAGED_BY_LABEL]: MANAGER } },
-          ...Object.fromEntries(RELATED_FIELDS.filter((f) => object[f] !== undefined).map((f) => [f, object[f]])),
+          ...relatedPayload(object),
         };
         await this.#applier.apply(this.#compute, mirror, signal);
       }
@@ -267,6 +264,6 @@ export class MigrationStages {
   }
 
   #timestamp(): string {
-    return this.#now().toISOString().replace(/\.\d+Z$/, 'Z');
+    return timestamp(this.#now());
   }
 }

@@ -131,17 +131,26 @@ export type ConditionsVerdict =
   | { kind: 'false'; field: string; expression: string; detail: string }
   | { kind: 'notBoolean'; field: string; expression: string; detail: string };
 
+/** One condition: its boolean value, the evaluation error, or the non-boolean it produced. */
+const evaluateCondition = (expression: string, vars: StageVariables): { value: boolean } | { error: string } | { notBoolean: string } => {
+  let result: unknown;
+  try {
+    result = evaluate(expression, vars);
+  } catch (err) {
+    return { error: celErrorMessage(err) };
+  }
+  if (typeof result !== 'boolean') return { notBoolean: `evaluates to ${typeof fromCel(result)} ${celText(result)}, not a bool` };
+  return { value: result };
+};
+
 /** Whether every expression is true; otherwise the first that is not, by field. */
 export const allTrue = (expressions: string[] | undefined, field: string, vars: StageVariables): ConditionsVerdict => {
   for (const [i, expression] of (expressions ?? []).entries()) {
-    let result: unknown;
-    try {
-      result = evaluate(expression, vars);
-    } catch (err) {
-      return { kind: 'false', field: `${field}[${i}]`, expression, detail: celErrorMessage(err) };
-    }
-    if (typeof result !== 'boolean') return { kind: 'notBoolean', field: `${field}[${i}]`, expression, detail: `evaluates to ${typeof fromCel(result)} ${celText(result)}, not a bool` };
-    if (!result) return { kind: 'false', field: `${field}[${i}]`, expression, detail: 'is false' };
+    const outcome = evaluateCondition(expression, vars);
+    const at = { field: `${field}[${i}]`, expression };
+    if ('error' in outcome) return { kind: 'false', ...at, detail: outcome.error };
+    if ('notBoolean' in outcome) return { kind: 'notBoolean', ...at, detail: outcome.notBoolean };
+    if (!outcome.value) return { kind: 'false', ...at, detail: 'is false' };
   }
   return { kind: 'true' };
 };
@@ -153,14 +162,10 @@ export const anyTrue = (
   vars: StageVariables,
 ): { kind: 'none' } | { kind: 'true' | 'notBoolean'; field: string; expression: string; detail: string } => {
   for (const [i, expression] of (expressions ?? []).entries()) {
-    let result: unknown;
-    try {
-      result = evaluate(expression, vars);
-    } catch {
-      continue;
-    }
-    if (typeof result !== 'boolean') return { kind: 'notBoolean', field: `${field}[${i}]`, expression, detail: `evaluates to ${typeof fromCel(result)} ${celText(result)}, not a bool` };
-    if (result) return { kind: 'true', field: `${field}[${i}]`, expression, detail: 'is true' };
+    const outcome = evaluateCondition(expression, vars);
+    const at = { field: `${field}[${i}]`, expression };
+    if ('notBoolean' in outcome) return { kind: 'notBoolean', ...at, detail: outcome.notBoolean };
+    if ('value' in outcome && outcome.value) return { kind: 'true', ...at, detail: 'is true' };
   }
   return { kind: 'none' };
 };

@@ -8,7 +8,7 @@ import { EventRecorder } from '../../broker/events.ts';
 import type { BrokerContext, BrokeredApi } from '../../broker/context.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../kcp-client-ts/resources.ts';
-import { apiVersionOf, clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { apiVersionOf, clusterOf, CONFIGMAPS, gvrString, NAMESPACES, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
 import type { RelatedSource } from '../migration/stage-runner.ts';
@@ -24,9 +24,6 @@ import {
   updatedStagingCopy,
 } from './mapping.ts';
 
-const SECRETS: GroupVersionResource = { group: '', version: 'v1', resource: 'secrets' };
-const CONFIGMAPS: GroupVersionResource = { group: '', version: 'v1', resource: 'configmaps' };
-const NAMESPACES: GroupVersionResource = { group: '', version: 'v1', resource: 'namespaces' };
 const RELATED_INDEX = 'related';
 
 export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
@@ -325,8 +322,7 @@ export class SyncController {
     if (migration.status?.state === 'Failed') return this.#afterFailedMigration(key, consumer, assignment, migration, signal);
     const destName = migration.spec.stagingWorkspace;
     const cutOver = assignment.status?.stagingWorkspace === destName;
-    const origin = this.#stagingWorkspace(migration.spec.fromStagingWorkspace)?.status?.clusterName;
-    const originCopy = origin ? this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name }) : undefined;
+    const { cluster: origin, copy: originCopy } = this.#copyIn(migration.spec.fromStagingWorkspace, key);
     if (!cutOver && origin && originCopy && !(await this.#syncUp(key, consumer, originCopy, origin, signal))) return;
     const dest = await this.#ensureStagingWorkspace(destName, { consumerCluster: key.cluster, providerCluster: migration.spec.to.providerCluster, apiExportName: migration.spec.to.apiExportName }, signal);
     const destCluster = dest?.status?.phase === 'Ready' ? dest.status.clusterName : undefined;
@@ -434,10 +430,17 @@ export class SyncController {
       await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal); // a new spec: start over
       return;
     }
-    const origin = this.#stagingWorkspace(migration.spec.fromStagingWorkspace)?.status?.clusterName;
-    const originCopy = origin ? this.#stagingInformers(origin).objects.store.get({ cluster: origin, namespace: key.namespace, name: key.name }) : undefined;
+    const { cluster: origin, copy: originCopy } = this.#copyIn(migration.spec.fromStagingWorkspace, key);
     if (origin && originCopy) await this.#syncUp(key, consumer, originCopy, origin, signal);
     return;
+  }
+
+  /** The logical cluster of a staging workspace and this object's copy there, as cached. */
+  #copyIn(stagingWorkspace: string, key: ObjectKey): { cluster?: string; copy?: KubeObject } {
+    const cluster = this.#stagingWorkspace(stagingWorkspace)?.status?.clusterName;
+    if (!cluster) return {};
+    const copy = this.#stagingInformers(cluster).objects.store.get({ cluster, namespace: key.namespace, name: key.name });
+    return copy ? { cluster, copy } : { cluster };
   }
 
   /** The Secrets and ConfigMaps a staging copy publishes, as cached. */

@@ -78,6 +78,10 @@ export const relatedRefs = (staging: KubeObject, defaultNamespace: string): { re
 
 const RELATED_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'];
 
+/** The content of a Secret/ConfigMap, what every copy of it carries. */
+export const relatedPayload = (source: KubeObject): Record<string, unknown> =>
+  Object.fromEntries(RELATED_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]]));
+
 /**
  * The consumer-side copy of a related Secret/ConfigMap, labelled with its owner. The kind is
  * passed in: items of a list response carry no apiVersion/kind.
@@ -91,7 +95,7 @@ export const relatedCopyOf = (source: KubeObject, kind: RelatedKind, owner: stri
     labels: { ...cleanMap(source.metadata.labels), [OWNER_LABEL]: owner, [MANAGED_BY_LABEL]: MANAGER },
     annotations: cleanMap(source.metadata.annotations),
   },
-  ...Object.fromEntries(RELATED_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]])),
+  ...relatedPayload(source),
 });
 
 export const relatedCopyDiffers = (current: KubeObject, desired: KubeObject): boolean =>
