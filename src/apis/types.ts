@@ -93,11 +93,16 @@ export type Migration = KubeObject & {
     configuration?: string;
     /** Generation of the consumer object a Failed migration gave up on; a new spec retries. */
     failedGeneration?: number;
+    /** The MigrationConfiguration as it was when the migration failed; changing it retries. */
+    failedConfiguration?: ConfigurationVersion;
     conditions?: Condition[];
   };
 };
 
 export type GroupVersionKind = { group: string; version: string; kind: string };
+
+/** Which MigrationConfiguration, as of which edit: a delete and re-create changes the uid. */
+export type ConfigurationVersion = { uid: string; generation: number };
 
 export type MigrationStage = {
   name: string;

@@ -32,6 +32,11 @@ describe('migration stages from a MigrationConfiguration', () => {
     for (const c of (await configurations().list()).items) await configurations().delete({ name: c.metadata.name ?? '' });
     await configurations().create({ apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'MigrationConfiguration', metadata: { name: 'vm-move' }, spec: { from: VM_GVK, to: VM_GVK, stages } });
   };
+  /** Changes the stages of vm-move in place (same uid, next generation). */
+  const edit = async (stages: MigrationStage[]): Promise<void> => {
+    const current = await configurations().get({ name: 'vm-move' });
+    await configurations().update({ ...current, spec: { ...current.spec, stages } });
+  };
   const migrationOf = async (name: string): Promise<Migration | undefined> => (await migrations().list()).items.find((m) => m.spec.name === name);
   /** Creates an x86_64 VM, waits until it is Available, then asks for arm64: a migration to the arm provider. */
   const createThenMove = async (name: string, memory = 512, workspace = consumer): Promise<{ originCluster: string; originSw: string }> => {
@@ -182,10 +187,6 @@ describe('migration stages from a MigrationConfiguration', () => {
     expect(explained.code).toBe(0);
     expect(explained.stdout).toContain(`-> ${arm.cluster}, InitialInProgress (stage check): ${notBool.message}`);
 
-    const edit = async (stages: MigrationStage[]): Promise<void> => {
-      const current = await configurations().get({ name: 'vm-move' });
-      await configurations().update({ ...current, spec: { ...current.spec, stages } });
-    };
     await edit([{ name: 'check', successConditions: ['to.spec.('] }]);
     await eventually(async () => {
       const c = condition(await migrationOf('db'), 'StagesCompleted');
@@ -203,7 +204,7 @@ describe('migration stages from a MigrationConfiguration', () => {
     neverDropped('db');
   });
 
-  it('fails and rolls back when a stage times out or a failure condition turns true; the object stays served by the origin; a new spec starts over', async () => {
+  it('fails and rolls back when a stage times out or a failure condition turns true; the object stays served by the origin; a fixed configuration or a new spec starts over', async () => {
     await configure([{ name: 'wait', timeoutSeconds: 3, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "never"'] }]);
     const { originCluster } = await createThenMove('slow');
     const failed = await rolledBack('slow');
@@ -224,6 +225,16 @@ describe('migration stages from a MigrationConfiguration', () => {
     });
     expect(event['type']).toBe('Warning');
     expect(event['message']).toContain(`stays with provider ${x86.cluster}`);
+    // the platform fixes the configuration: the failed attempt is dropped and a new one succeeds
+    const config = await configurations().get({ name: 'vm-move' });
+    expect(failed.status?.failedConfiguration).toEqual({ uid: config.metadata.uid, generation: config.metadata.generation });
+    await edit([{ name: 'wait', timeoutSeconds: 30, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "b"'] }]);
+    await eventually(async () => {
+      expect((await world.assignmentOf(consumer, 'vms', 'slow'))?.status?.providerCluster).toBe(arm.cluster);
+      expect(await migrationOf('slow')).toBeUndefined();
+    }, { timeoutMs: 60_000 });
+    expect(statusOf(await vms().get({ namespace: 'default', name: 'slow' }))).toBe('Available');
+    neverDropped('slow');
 
     // a failure condition: memory of the destination too large
     await configure([{ name: 'guard', failureConditions: ['to.spec.memory > 1000'], successConditions: ['true'] }]);

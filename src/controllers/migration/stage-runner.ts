@@ -1,7 +1,7 @@
 import type { Informer } from '../../cache/informer.ts';
 import { timestamp } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
-import type { Migration, MigrationConfiguration, MigrationStage, MigrationState } from '../../apis/types.ts';
+import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationStage, MigrationState } from '../../apis/types.ts';
 import { Applier } from '../../kcp-client-ts/apply.ts';
 import { Discovery, UnknownKindError } from '../../kcp-client-ts/discovery.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
@@ -91,6 +91,13 @@ export class MigrationStages {
       const { items } = await client.list({ labelSelector: `${MIGRATION_NAME_LABEL}=${name}`, signal });
       for (const item of items) await client.delete({ namespace: item.metadata.namespace, name: item.metadata.name ?? '' }, signal);
     }
+  }
+
+  /** The uid and generation of the MigrationConfiguration this migration runs, as cached (none: undefined). */
+  configurationVersion(migration: Migration): ConfigurationVersion | undefined {
+    const config = this.#configuration(migration);
+    const uid = config?.metadata.uid;
+    return config && uid ? { uid, generation: config.metadata.generation ?? 0 } : undefined;
   }
 
   #configuration(migration: Migration): MigrationConfiguration | undefined {

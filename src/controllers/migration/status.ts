@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import type { Condition, Migration, MigrationState } from '../../apis/types.ts';
+import type { Condition, ConfigurationVersion, Migration, MigrationState } from '../../apis/types.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
 import type { ResourceClient } from '../../kcp-client-ts/resources.ts';
 
@@ -11,6 +11,7 @@ export type MigrationStatusChange = {
   stageStartTime?: string | null;
   configuration?: string | null;
   failedGeneration?: number;
+  failedConfiguration?: ConfigurationVersion;
   conditions?: Omit<Condition, 'lastTransitionTime'>[];
 };
 
@@ -23,6 +24,7 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
   }
   if (change.state) next.state = change.state;
   if (change.failedGeneration !== undefined) next.failedGeneration = change.failedGeneration;
+  if (change.failedConfiguration !== undefined) next.failedConfiguration = change.failedConfiguration;
   let conditions = status.conditions;
   for (const c of change.conditions ?? []) conditions = setCondition(conditions, c);
   const state = next.state ?? 'Pending';

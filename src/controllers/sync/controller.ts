@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../cache/object-key.ts';
 import type { Informer } from '../../cache/informer.ts';
 import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
@@ -377,12 +378,14 @@ export class SyncController {
 
   /** Records the failure first (so a restart carries on rolling back), then says so on the consumer object. */
   async #failMigration(consumer: KubeObject, migration: Migration, failure: { reason: string; message: string }, signal: AbortSignal): Promise<ReconcileResult> {
+    const configuration = this.#ctx.migrationStages.configurationVersion(migration);
     await writeMigrationStatus(
       this.#ctx.migrationClient,
       migration,
       {
         state: 'Failed',
         failedGeneration: consumer.metadata.generation ?? 0,
+        ...(configuration ? { failedConfiguration: configuration } : {}),
         conditions: [
           { type: 'StagesCompleted', status: 'False', reason: failure.reason, message: failure.message },
           { type: 'RolledBack', status: 'False', reason: 'RollingBack', message: 'removing the destination copy and the stage objects' },
@@ -397,8 +400,8 @@ export class SyncController {
 
   /**
    * A Failed migration: roll back (stage objects, destination copy, Assignment spec), then keep the
-   * object at the origin with its spec frozen there, until the consumer changes the spec, which
-   * starts over.
+   * object at the origin with its spec frozen there, until the consumer changes the spec or the
+   * platform edits (or deletes) the MigrationConfiguration; either starts over.
    */
   async #afterFailedMigration(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, signal: AbortSignal): Promise<ReconcileResult> {
     const { from } = migration.spec;
@@ -426,8 +429,13 @@ export class SyncController {
       this.#ctx.enqueueStagingWorkspace(migration.spec.stagingWorkspace);
       return;
     }
-    if ((consumer.metadata.generation ?? 0) !== migration.status?.failedGeneration) {
-      await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal); // a new spec: start over
+    const failedWith = migration.status?.failedConfiguration;
+    const configuration = this.#ctx.migrationStages.configurationVersion(migration);
+    const specChanged = (consumer.metadata.generation ?? 0) !== migration.status?.failedGeneration;
+    const configurationChanged = failedWith !== undefined && !isDeepStrictEqual(failedWith, configuration);
+    if (specChanged || configurationChanged) {
+      await this.#ctx.migrationClient.delete({ name: migration.metadata.name ?? '' }, signal);
+      this.#logger.info({ migration: migration.metadata.name, specChanged, configurationChanged }, 'failed migration dropped, starting over');
       return;
     }
     const { cluster: origin, copy: originCopy } = this.#copyIn(migration.spec.fromStagingWorkspace, key);
