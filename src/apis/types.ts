@@ -93,6 +93,11 @@ export type Migration = KubeObject & {
     configuration?: string;
     /** Generation of the consumer object a Failed migration gave up on; a new spec retries. */
     failedGeneration?: number;
+    /**
+     * What the current stage deployed to compute, recorded before deploying: removed when the stage
+     * succeeds or the migration ends, even if the MigrationConfiguration changed or is gone.
+     */
+    stageObjects?: StageObjectRef[];
     /** The MigrationConfiguration as it was when the migration failed; changing it retries. */
     failedConfiguration?: ConfigurationVersion;
     conditions?: Condition[];
@@ -100,6 +105,9 @@ export type Migration = KubeObject & {
 };
 
 export type GroupVersionKind = { group: string; version: string; kind: string };
+
+/** An object a migration stage deployed to the compute workspace. */
+export type StageObjectRef = { apiVersion: string; kind: string; namespace?: string; name: string };
 
 /** Which MigrationConfiguration, as of which edit: a delete and re-create changes the uid. */
 export type ConfigurationVersion = { uid: string; generation: number };

@@ -274,4 +274,39 @@ describe('migration stages from a MigrationConfiguration', () => {
       await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, sw)).toBeUndefined(), { timeoutMs: 60_000 });
     }
   });
+
+  it('removes what a stage deployed even after its MigrationConfiguration was edited or deleted', async () => {
+    const SERVICEACCOUNTS = { group: '', version: 'v1', resource: 'serviceaccounts' };
+    const holdWithAccount: MigrationStage[] = [{ name: 'hold', templates: { sa: { apiVersion: 'v1', kind: 'ServiceAccount' } }, successConditions: ['false'] }];
+    const deployedAccount = async (vm: string): Promise<Migration> => {
+      const m = await eventually(async () => {
+        const found = await migrationOf(vm);
+        expect(found?.status?.stageObjects).toEqual([{ apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: `${found?.metadata.name}-sa` }]);
+        return found!;
+      });
+      await eventually(() => compute(SERVICEACCOUNTS).get({ namespace: 'default', name: `${m.metadata.name}-sa` }));
+      return m;
+    };
+
+    // edited: the stage now deploys a ConfigMap instead and succeeds; the ServiceAccount still goes
+    await configure(holdWithAccount);
+    await createThenMove('edited');
+    const edited = await deployedAccount('edited');
+    await edit([{ name: 'hold', templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['note.data.a == "b"'] }]);
+    await eventually(async () => expect(await migrationOf('edited')).toBeUndefined(), { timeoutMs: 60_000 });
+    expect((await world.assignmentOf(consumer, 'vms', 'edited'))?.status?.providerCluster).toBe(arm.cluster);
+    expect(await compute(SERVICEACCOUNTS).find({ namespace: 'default', name: `${edited.metadata.name}-sa` })).toBeUndefined();
+    expect(await compute().find({ namespace: 'default', name: `${edited.metadata.name}-note` })).toBeUndefined();
+
+    // deleted: the migration says its configuration is gone; the consumer gives up on the object
+    await configure(holdWithAccount);
+    await createThenMove('orphaned');
+    const orphaned = await deployedAccount('orphaned');
+    await configurations().delete({ name: 'vm-move' });
+    await eventually(async () => expect(condition(await migrationOf('orphaned'), 'StagesCompleted')?.reason).toBe('ConfigurationNotFound'));
+    await vms().delete({ namespace: 'default', name: 'orphaned' });
+    await eventually(async () => expect(await vms().find({ namespace: 'default', name: 'orphaned' })).toBeUndefined(), { timeoutMs: 60_000 });
+    expect(await migrationOf('orphaned')).toBeUndefined();
+    expect(await compute(SERVICEACCOUNTS).find({ namespace: 'default', name: `${orphaned.metadata.name}-sa` })).toBeUndefined();
+  });
 });

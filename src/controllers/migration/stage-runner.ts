@@ -1,9 +1,10 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Informer } from '../../cache/informer.ts';
 import { timestamp } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
-import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationStage, MigrationState } from '../../apis/types.ts';
+import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationState, StageObjectRef } from '../../apis/types.ts';
 import { Applier } from '../../kcp-client-ts/apply.ts';
-import { Discovery, UnknownKindError } from '../../kcp-client-ts/discovery.ts';
+import { Discovery, UnknownKindError, type ResourceMapping } from '../../kcp-client-ts/discovery.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../kcp-client-ts/resources.ts';
@@ -83,8 +84,7 @@ export class MigrationStages {
   /** Removes every stage object and mirrored related resource of a migration (done, failed or aborted). */
   async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
     const name = migration.metadata.name ?? '';
-    const config = this.#configuration(migration);
-    for (const stage of config?.spec.stages ?? []) await this.#deleteStageObjects(name, stage, signal);
+    await this.#deleteStageObjects(migration, signal);
     const base = this.#endpoint.workspaceUrl(this.#compute);
     for (const gvr of [SECRETS, CONFIGMAPS]) {
       const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr });
@@ -105,7 +105,7 @@ export class MigrationStages {
     return name ? this.#configurations.store.list((c) => c.metadata.name === name)[0] : undefined;
   }
 
-  #write(migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<void> {
+  #write(migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> {
     return writeMigrationStatus(this.#migrationClient, migration, change, signal);
   }
 
@@ -136,7 +136,7 @@ export class MigrationStages {
   }
 
   async #runStage(input: StageInput, state: MigrationState, signal: AbortSignal): Promise<StageStep> {
-    const { migration } = input;
+    let { migration } = input; // replaced by what each status write returns
     const name = migration.metadata.name ?? '';
     const invalid = async (reason: string, message: string): Promise<StageStep> => {
       await this.#write(migration, { conditions: [{ type: 'StagesCompleted', status: 'False', reason, message }] }, signal);
@@ -171,7 +171,9 @@ export class MigrationStages {
     if (pre.kind === 'notBoolean') return invalid('InvalidStage', `${pre.field} \`${pre.expression}\` ${pre.detail}`);
     if (pre.kind === 'false') return waitFor('PreconditionsNotMet', `stage ${stage.name} waits for ${pre.field} \`${pre.expression}\`: ${pre.detail}`);
 
-    const deployed: Record<string, KubeObject> = {};
+    // Render every template and record what it becomes before deploying anything: whatever the
+    // configuration turns into later (edited, deleted), cleanup still finds these objects.
+    const planned: { key: string; object: KubeObject; ref: StageObjectRef }[] = [];
     for (const [key, template] of Object.entries(stage.templates ?? {})) {
       const field = stageField(index, `.templates.${key}`);
       let rendered: KubeObject;
@@ -180,21 +182,42 @@ export class MigrationStages {
       } catch (err) {
         return waitFor('TemplateNotRendered', err instanceof Error ? err.message : String(err));
       }
+      const { apiVersion, kind } = rendered;
+      if (typeof apiVersion !== 'string' || typeof kind !== 'string') return invalid('InvalidStage', `${field}: apiVersion and kind must render to strings`);
+      let mapping: ResourceMapping;
+      try {
+        mapping = await this.#discovery.mappingFor(this.#endpoint.workspaceUrl(this.#compute), apiVersion, kind);
+      } catch (err) {
+        if (err instanceof UnknownKindError) return invalid('InvalidStage', `${field}: ${err.message}`);
+        throw err;
+      }
+      const objectName = stageObjectName(name, key);
       const object: KubeObject = {
         ...rendered,
         metadata: {
           ...rendered.metadata,
-          name: stageObjectName(name, key),
+          name: objectName,
           namespace,
           labels: { ...rendered.metadata?.labels, [MIGRATION_NAME_LABEL]: name, [MIGRATION_STAGE_LABEL]: stage.name, [MANAGED_BY_LABEL]: MANAGER },
         },
       };
+      planned.push({ key, object, ref: { apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) } });
+    }
+    const recorded = migration.status?.stageObjects ?? [];
+    const unrecorded = planned.filter((p) => !recorded.some((r) => isDeepStrictEqual(r, p.ref)));
+    if (unrecorded.length > 0) {
+      const written = await this.#write(migration, { stageObjects: [...recorded, ...unrecorded.map((p) => p.ref)] }, signal);
+      if (!written) return { next: 'wait' }; // a conflict: the update event brings the next try
+      migration = written;
+    }
+    const deployed: Record<string, KubeObject> = {};
+    for (const { key, object } of planned) {
       try {
         deployed[key] = (await this.#applier.apply(this.#compute, object, signal)).object;
       } catch (err) {
-        // kcp refused the manifest (unknown kind, invalid field): the configuration must change.
-        if ((err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) || err instanceof UnknownKindError) {
-          return invalid('InvalidStage', `${field}: ${err.message}`);
+        // kcp refused the manifest (invalid field): the configuration must change.
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) {
+          return invalid('InvalidStage', `${stageField(index, `.templates.${key}`)}: ${err.message}`);
         }
         throw err;
       }
@@ -207,7 +230,7 @@ export class MigrationStages {
     if (success.kind === 'notBoolean') return invalid('InvalidStage', `${success.field} \`${success.expression}\` ${success.detail}`);
     if (success.kind === 'false') return waitFor('StageInProgress', `stage ${stage.name} waits for ${success.field} \`${success.expression}\`: ${success.detail}`);
 
-    await this.#deleteStageObjects(name, stage, signal);
+    await this.#deleteStageObjects(migration, signal);
     this.#logger.info({ migration: name, stage: stage.name }, 'migration stage succeeded');
     const reached: MigrationState = stage.progress ? 'InitialCompleted' : state;
     const next = stages[index + 1];
@@ -218,6 +241,7 @@ export class MigrationStages {
           state: reached,
           stage: next.name,
           stageStartTime: this.#timestamp(),
+          stageObjects: null,
           conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded` }],
         },
         signal,
@@ -226,7 +250,7 @@ export class MigrationStages {
     }
     await this.#write(
       migration,
-      { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
+      { state: 'CutoverInProgress', stageObjects: null, conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
       signal,
     );
     return { next: 'cutover' };
@@ -247,20 +271,18 @@ export class MigrationStages {
     }
   }
 
-  async #deleteStageObjects(migration: string, stage: MigrationStage, signal: AbortSignal): Promise<void> {
+  /** Deletes what the migration recorded as deployed by its current stage (already gone: fine). */
+  async #deleteStageObjects(migration: Migration, signal: AbortSignal): Promise<void> {
     const base = this.#endpoint.workspaceUrl(this.#compute);
-    for (const [key, template] of Object.entries(stage.templates ?? {})) {
-      const apiVersion = template['apiVersion'];
-      const kind = template['kind'];
-      if (typeof apiVersion !== 'string' || typeof kind !== 'string' || `${apiVersion}${kind}`.includes('${')) continue;
-      let mapping;
+    for (const ref of migration.status?.stageObjects ?? []) {
+      let mapping: ResourceMapping;
       try {
-        mapping = await this.#discovery.mappingFor(base, apiVersion, kind);
-      } catch {
-        continue; // never deployable, so never deployed
+        mapping = await this.#discovery.mappingFor(base, ref.apiVersion, ref.kind);
+      } catch (err) {
+        if (err instanceof UnknownKindError) continue; // the kind is no longer served, so neither is the object
+        throw err;
       }
-      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr });
-      await client.delete({ namespace: mapping.namespaced ? (stage.namespace ?? 'default') : undefined, name: stageObjectName(migration, key) }, signal);
+      await new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
     }
   }
 

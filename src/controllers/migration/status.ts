@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import type { Condition, ConfigurationVersion, Migration, MigrationState } from '../../apis/types.ts';
+import type { Condition, ConfigurationVersion, Migration, MigrationState, StageObjectRef } from '../../apis/types.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
 import type { ResourceClient } from '../../kcp-client-ts/resources.ts';
 
@@ -10,6 +10,7 @@ export type MigrationStatusChange = {
   stage?: string | null;
   stageStartTime?: string | null;
   configuration?: string | null;
+  stageObjects?: StageObjectRef[] | null;
   failedGeneration?: number;
   failedConfiguration?: ConfigurationVersion;
   conditions?: Omit<Condition, 'lastTransitionTime'>[];
@@ -22,6 +23,8 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
     if (value === null) delete next[field];
     else if (value !== undefined) next[field] = value;
   }
+  if (change.stageObjects === null) delete next.stageObjects;
+  else if (change.stageObjects !== undefined) next.stageObjects = change.stageObjects;
   if (change.state) next.state = change.state;
   if (change.failedGeneration !== undefined) next.failedGeneration = change.failedGeneration;
   if (change.failedConfiguration !== undefined) next.failedConfiguration = change.failedConfiguration;
@@ -40,13 +43,17 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
 
 /**
  * Writes a Migration's status when the change alters it (a waiting stage re-evaluated every few
- * seconds writes nothing). A conflict is left to the next reconcile, which the update event brings.
+ * seconds writes nothing). Returns the Migration as it now is, or undefined after a conflict, which
+ * is left to the next reconcile (the update event brings it).
  */
-export const writeMigrationStatus = async (client: ResourceClient<Migration>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<void> => {
+export const writeMigrationStatus = async (client: Pick<ResourceClient<Migration>, 'updateStatus'>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> => {
   const current = migration.status ?? {};
   const next = withChange(current, change);
-  if (isDeepStrictEqual(next, current)) return;
-  await client.updateStatus({ ...migration, status: next }, signal).catch((err: unknown) => {
-    if (!isConflict(err)) throw err;
-  });
+  if (isDeepStrictEqual(next, current)) return migration;
+  try {
+    return await client.updateStatus({ ...migration, status: next }, signal);
+  } catch (err) {
+    if (isConflict(err)) return undefined;
+    throw err;
+  }
 };

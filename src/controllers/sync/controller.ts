@@ -379,7 +379,7 @@ export class SyncController {
   /** Records the failure first (so a restart carries on rolling back), then says so on the consumer object. */
   async #failMigration(consumer: KubeObject, migration: Migration, failure: { reason: string; message: string }, signal: AbortSignal): Promise<ReconcileResult> {
     const configuration = this.#ctx.migrationStages.configurationVersion(migration);
-    await writeMigrationStatus(
+    const written = await writeMigrationStatus(
       this.#ctx.migrationClient,
       migration,
       {
@@ -393,6 +393,7 @@ export class SyncController {
       },
       signal,
     );
+    if (!written) return; // a conflict: the next reconcile decides again, with the current Migration
     await this.#events.record(consumer, 'Warning', 'MigrationFailed', `${failure.message}; rolled back: the object stays with provider ${migration.spec.from.providerCluster} (AcceptAPI ${migration.spec.from.acceptAPIName})`);
     this.#logger.warn({ migration: migration.metadata.name, reason: failure.reason, message: failure.message }, 'migration failed, rolling back');
     return;
@@ -423,7 +424,7 @@ export class SyncController {
       await writeMigrationStatus(
         this.#ctx.migrationClient,
         migration,
-        { conditions: [{ type: 'RolledBack', status: 'True', reason: 'RolledBack', message: `destination copy and stage objects removed; served by ${from.providerCluster}` }] },
+        { stageObjects: null, conditions: [{ type: 'RolledBack', status: 'True', reason: 'RolledBack', message: `destination copy and stage objects removed; served by ${from.providerCluster}` }] },
         signal,
       );
       this.#ctx.enqueueStagingWorkspace(migration.spec.stagingWorkspace);
