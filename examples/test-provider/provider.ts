@@ -3,7 +3,7 @@ import { InformerSet } from '../../src/cache/informer-set.ts';
 import { decodeKey, encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../src/cache/workqueue.ts';
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
-import { isAlreadyExists } from '../../src/kcp-client-ts/errors.ts';
+import { isAlreadyExists, isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
 import { SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
@@ -90,6 +90,15 @@ export class TestProvider {
   }
 
   async #reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
+    try {
+      return await this.#provision(keyText, signal);
+    } catch (err) {
+      if (isNotFound(err)) return; // deleted while we worked on it: its DELETED event already dropped it
+      throw err;
+    }
+  }
+
+  async #provision(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
     const key = decodeKey(keyText);
     const obj = this.#objects?.store.get(key);
     if (!obj || obj.metadata.deletionTimestamp || !this.#virtualWorkspaceUrl) return;
