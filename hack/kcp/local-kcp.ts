@@ -27,6 +27,8 @@ export type LocalKcpOptions = {
   /** Echo kcp's own log lines to stderr instead of only to `<root>/kcp.log`. */
   verbose?: boolean;
   readyTimeoutMs?: number;
+  /** More `kcp start` flags, e.g. a short `--etcd-compaction-interval` for a test. */
+  extraArgs?: string[];
 };
 
 /**
@@ -92,6 +94,7 @@ export class LocalKcp {
         `--embedded-etcd-client-port=${etcdClient}`,
         `--embedded-etcd-peer-port=${etcdPeer}`,
         `--token-auth-file=${tokenFile}`,
+        ...(this.#options.extraArgs ?? []),
       ],
       { env: { ...process.env, UNSAFE_E2E_HACK_DISABLE_ETCD_FSYNC: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -34,7 +34,9 @@ export type JsonRequest = {
  */
 export class KcpEndpoint {
   readonly serverOrigin: string;
-  readonly dispatcher: Agent;
+  #dispatcher: Agent;
+  /** Pools replaced by retireConnections, closing once their last request ends. */
+  readonly #retired = new Set<Agent>();
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
   readonly #onRequest: (method: string, url: string) => void;
@@ -44,7 +46,17 @@ export class KcpEndpoint {
     this.#onRequest = options.onRequest ?? (() => undefined);
     this.serverOrigin = new URL(options.serverOrigin).origin;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
-    this.dispatcher = new Agent({
+    this.#dispatcher = this.#newPool();
+  }
+
+  /** The connection pool every request to this server goes through now. */
+  get dispatcher(): Agent {
+    return this.#dispatcher;
+  }
+
+  #newPool(): Agent {
+    const options = this.#options;
+    return new Agent({
       connect: {
         ca: options.ca,
         cert: options.cert,
@@ -56,6 +68,25 @@ export class KcpEndpoint {
       // behind them forever.
       allowH2: options.allowH2 ?? true,
     });
+  }
+
+  /**
+   * Moves new requests to a fresh connection pool after a watch that ran on `stalledOn` went
+   * silent. Over HTTP/2 every request shares one connection, so a connection that died without a
+   * reset (a vanished peer or middlebox) would stall each re-watch too; client-go closes such a
+   * connection after an unanswered HTTP/2 ping, which undici does not send. Requests still running
+   * on the old pool finish there (or stall and retry on the new one); later stalls on an already
+   * retired pool change nothing.
+   */
+  retireConnections(stalledOn: Dispatcher): void {
+    if (stalledOn !== this.#dispatcher) return;
+    const old = this.#dispatcher;
+    this.#dispatcher = this.#newPool();
+    this.#retired.add(old);
+    void old
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#retired.delete(old));
   }
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
@@ -156,7 +187,9 @@ export class KcpEndpoint {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    // A retired pool may hold a dead connection whose requests never end: do not wait for it.
+    await Promise.all([...this.#retired].map((pool) => pool.destroy().catch(() => undefined)));
+    await this.#dispatcher.close();
   }
 }
 
