@@ -91,8 +91,7 @@ describe('Informer against a list/watch server that fails on demand', () => {
     expect(server.watches).toBeGreaterThanOrEqual(2);
   });
 
-  it('detects a silent stall and reconnects on a fresh connection pool', async () => {
-    const stalledPool = endpoint.dispatcher;
+  it('detects a silent stall and reconnects', async () => {
     server.stalled = true;
     server.upsert('c', { spec: { n: 1 } });
     server.upsert('b', { spec: { n: 5 } });
@@ -103,7 +102,6 @@ describe('Informer against a list/watch server that fails on demand', () => {
     ]);
     expect(informer.stats.stalls).toBeGreaterThanOrEqual(1);
     expect(informer.stats.lists).toBe(1);
-    expect(endpoint.dispatcher).not.toBe(stalledPool);
   });
 
   it('stops on abort without leaving a watch open', async () => {

@@ -16,6 +16,13 @@ export type KcpEndpointOptions = {
    * connections. With HTTP/1.1 each open watch holds a socket of its own.
    */
   allowH2?: boolean;
+  /**
+   * HTTP/2 PING interval (default 15 s). Every request shares one connection, so aborting a
+   * stalled watch is not enough when the connection itself died without a reset (a vanished peer
+   * or middlebox): the re-watch would stall on it too. An unanswered PING makes undici drop the
+   * connection within two intervals, as client-go does with its HTTP/2 health check.
+   */
+  pingIntervalMs?: number;
   /** Called once per request with its method and URL (for request metrics); the client stays unaware of them. */
   onRequest?: (method: string, url: string) => void;
 };
@@ -34,9 +41,7 @@ export type JsonRequest = {
  */
 export class KcpEndpoint {
   readonly serverOrigin: string;
-  #dispatcher: Agent;
-  /** Pools replaced by retireConnections, closing once their last request ends. */
-  readonly #retired = new Set<Agent>();
+  readonly dispatcher: Agent;
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
   readonly #onRequest: (method: string, url: string) => void;
@@ -46,17 +51,7 @@ export class KcpEndpoint {
     this.#onRequest = options.onRequest ?? (() => undefined);
     this.serverOrigin = new URL(options.serverOrigin).origin;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
-    this.#dispatcher = this.#newPool();
-  }
-
-  /** The connection pool every request to this server goes through now. */
-  get dispatcher(): Agent {
-    return this.#dispatcher;
-  }
-
-  #newPool(): Agent {
-    const options = this.#options;
-    return new Agent({
+    this.dispatcher = new Agent({
       connect: {
         ca: options.ca,
         cert: options.cert,
@@ -67,31 +62,20 @@ export class KcpEndpoint {
       // No socket cap: a cap below the number of open watches would queue every other request
       // behind them forever.
       allowH2: options.allowH2 ?? true,
+      h2Options: { pingInterval: options.pingIntervalMs ?? 15_000 },
     });
-  }
-
-  /**
-   * Moves new requests to a fresh connection pool after a watch that ran on `stalledOn` went
-   * silent. Over HTTP/2 every request shares one connection, so a connection that died without a
-   * reset (a vanished peer or middlebox) would stall each re-watch too; client-go closes such a
-   * connection after an unanswered HTTP/2 ping, which undici does not send. Requests still running
-   * on the old pool finish there (or stall and retry on the new one); later stalls on an already
-   * retired pool change nothing.
-   */
-  retireConnections(stalledOn: Dispatcher): void {
-    if (stalledOn !== this.#dispatcher) return;
-    const old = this.#dispatcher;
-    this.#dispatcher = this.#newPool();
-    this.#retired.add(old);
-    void old
-      .close()
-      .catch(() => undefined)
-      .finally(() => this.#retired.delete(old));
   }
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
   static async fromKubeconfig(
-    options: { path?: string | undefined; context?: string | undefined; token?: string | undefined; onRequest?: (method: string, url: string) => void } = {},
+    options: {
+      path?: string | undefined;
+      context?: string | undefined;
+      token?: string | undefined;
+      onRequest?: (method: string, url: string) => void;
+      allowH2?: boolean;
+      pingIntervalMs?: number;
+    } = {},
   ): Promise<KcpEndpoint> {
     const config = new KubeConfig();
     if (options.path) config.loadFromFile(options.path);
@@ -110,6 +94,8 @@ export class KcpEndpoint {
       bearerToken: options.token ?? authorization?.replace(/^Bearer\s+/i, ''),
       insecureSkipTLSVerify: cluster.skipTLSVerify,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+      ...(options.allowH2 !== undefined ? { allowH2: options.allowH2 } : {}),
+      ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
     });
   }
 
@@ -187,9 +173,7 @@ export class KcpEndpoint {
   }
 
   async close(): Promise<void> {
-    // A retired pool may hold a dead connection whose requests never end: do not wait for it.
-    await Promise.all([...this.#retired].map((pool) => pool.destroy().catch(() => undefined)));
-    await this.#dispatcher.close();
+    await this.dispatcher.close();
   }
 }
 

@@ -36,20 +36,13 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
   const stalled = new WatchStalledError(url, options.stallTimeoutMs);
   const stallTimer = setTimeout(() => local.abort(stalled), options.stallTimeoutMs);
   stallTimer.unref();
-  const pool = endpoint.dispatcher;
-  // A stalled watch may sit on a dead (shared, HTTP/2) connection: the next request gets a new one.
-  const failure = (err: unknown): unknown => {
-    const translated = translate(err, options, local.signal);
-    if (translated instanceof WatchStalledError) endpoint.retireConnections(pool);
-    return translated;
-  };
   let body;
   try {
     body = await endpoint.stream(url, local.signal);
   } catch (err) {
     clearTimeout(stallTimer);
     options.signal.removeEventListener('abort', onAbort);
-    throw failure(err);
+    throw translate(err, options, local.signal);
   }
   const decoder = new StringDecoder('utf8');
   let buffered = '';
@@ -77,7 +70,7 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
       }
     }
   } catch (err) {
-    throw failure(err);
+    throw translate(err, options, local.signal);
   } finally {
     clearTimeout(stallTimer);
     options.signal.removeEventListener('abort', onAbort);

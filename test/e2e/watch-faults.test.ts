@@ -32,7 +32,7 @@ class RelayedWatch {
   readonly #controller = new AbortController();
   #running: Promise<void> = Promise.resolve();
 
-  private constructor(options: { proxy: LoopbackProxy; direct: KcpEndpoint; relayed: KcpEndpoint; workspace: string; kubeconfig: string }) {
+  private constructor(options: { proxy: LoopbackProxy; direct: KcpEndpoint; relayed: KcpEndpoint; workspace: string; kubeconfig: string; stallTimeoutMs: number }) {
     this.proxy = options.proxy;
     this.#direct = options.direct;
     this.#relayed = options.relayed;
@@ -42,22 +42,29 @@ class RelayedWatch {
       name: 'configmaps through the relay',
       source: new ResourceClient({ endpoint: options.relayed, baseUrl: options.relayed.workspaceUrl(options.workspace), gvr: CONFIGMAPS }),
       labelSelector: LABEL,
-      stallTimeoutMs: 2_000,
+      stallTimeoutMs: options.stallTimeoutMs,
       backoff: { initialMs: 50, maxMs: 500 },
     });
     this.informer.onEvent((e) => this.seen.push(`${e.type} ${e.object.metadata.name}`));
   }
 
-  /** A relay in front of the kcp that `kubeconfig` names, and a synced informer through it. */
-  static async start(kubeconfig: string, workspace: string): Promise<RelayedWatch> {
+  /**
+   * A relay in front of the kcp that `kubeconfig` names, and a synced informer through it, over
+   * HTTP/2 (as the broker runs) or HTTP/1.1 (a socket per watch).
+   */
+  static async start(kubeconfig: string, workspace: string, options: { http: '1.1' | '2'; stallTimeoutMs: number; pingIntervalMs?: number }): Promise<RelayedWatch> {
     const direct = await KcpEndpoint.fromKubeconfig({ path: kubeconfig });
     const proxy = new LoopbackProxy({ targetPort: Number(new URL(direct.serverOrigin).port) });
     await proxy.start();
     const relayedKubeconfig = join(tmpdir(), `${uniqueName('relay')}.kubeconfig`);
     await writeFile(relayedKubeconfig, (await readFile(kubeconfig, 'utf8')).replaceAll(direct.serverOrigin, proxy.origin));
-    const relayed = await KcpEndpoint.fromKubeconfig({ path: relayedKubeconfig });
+    const relayed = await KcpEndpoint.fromKubeconfig({
+      path: relayedKubeconfig,
+      allowH2: options.http === '2',
+      ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
+    });
     expect(relayed.serverOrigin).toBe(proxy.origin);
-    const watch = new RelayedWatch({ proxy, direct, relayed, workspace, kubeconfig: relayedKubeconfig });
+    const watch = new RelayedWatch({ proxy, direct, relayed, workspace, kubeconfig: relayedKubeconfig, stallTimeoutMs: options.stallTimeoutMs });
     watch.#running = watch.informer.run(watch.#controller.signal);
     await watch.informer.waitForSync();
     return watch;
@@ -107,20 +114,25 @@ class RelayedWatch {
 }
 
 describe('the watch layer on a real kcp, through a loopback relay that drops and stalls connections', () => {
-  let watch: RelayedWatch;
+  /** HTTP/2 as the broker runs it; its own stall timer far away, PINGs every second. */
+  let overH2: RelayedWatch;
+  /** HTTP/1.1, a socket per watch: only the informer's stall timer can notice a stall. */
+  let overH1: RelayedWatch;
 
   beforeAll(async () => {
     const { endpoint, workspaces, kubeconfig } = await kcpEnv();
     const workspace = await workspaces.ensure('root', uniqueName('watch-faults'));
     await endpoint.close();
-    watch = await RelayedWatch.start(kubeconfig, workspace.path);
+    overH2 = await RelayedWatch.start(kubeconfig, workspace.path, { http: '2', stallTimeoutMs: 120_000, pingIntervalMs: 1_000 });
+    overH1 = await RelayedWatch.start(kubeconfig, workspace.path, { http: '1.1', stallTimeoutMs: 2_000 });
   });
 
   afterAll(async () => {
-    await watch?.stop();
+    await Promise.all([overH2?.stop(), overH1?.stop()]);
   });
 
   it('re-watches from its resourceVersion after every connection is dropped: no change lost or repeated, no relist', async () => {
+    const watch = overH2;
     await watch.create('a');
     await watch.create('b');
     await watch.converged();
@@ -139,19 +151,39 @@ describe('the watch layer on a real kcp, through a loopback relay that drops and
     expect(watch.informer.stats.lists).toBe(lists);
   });
 
-  it('notices a watch that silently stops delivering, reopens it, and catches up exactly', async () => {
+  it('HTTP/1.1: notices a watch that silently stops delivering, reopens it, and catches up exactly', async () => {
+    const watch = overH1;
+    await watch.create('h1');
     await watch.converged();
     watch.seen.length = 0;
-    const { stalls } = watch.informer.stats;
+    const { stalls, lists } = watch.informer.stats;
 
     watch.proxy.stallConnections();
-    await watch.bump('a');
-    await watch.bump('a');
-    await watch.create('d');
+    await watch.bump('h1');
+    await watch.bump('h1');
+    await watch.create('h1-new');
 
     await watch.converged();
     expect(watch.informer.stats.stalls).toBeGreaterThan(stalls);
-    expect(watch.seen.sort()).toEqual(['added d', 'updated a', 'updated a']);
+    expect(watch.informer.stats.lists).toBe(lists);
+    expect(watch.seen.sort()).toEqual(['added h1-new', 'updated h1', 'updated h1']);
+  });
+
+  it('HTTP/2: an unanswered PING drops the shared connection that went silent; the watch catches up long before its own stall timer', async () => {
+    const watch = overH2;
+    await watch.create('h2');
+    await watch.converged();
+    watch.seen.length = 0;
+    const { stalls, lists } = watch.informer.stats;
+
+    watch.proxy.stallConnections();
+    await watch.bump('h2');
+    await watch.create('h2-new');
+
+    await watch.converged(); // 30 s at most; the informer's stall timer is 120 s
+    expect(watch.informer.stats.stalls).toBe(stalls);
+    expect(watch.informer.stats.lists).toBe(lists);
+    expect(watch.seen.sort()).toEqual(['added h2-new', 'updated h2']);
   });
 });
 
@@ -165,7 +197,7 @@ describe('the watch layer on a real kcp whose resourceVersions expire (no watch 
     const endpoint = await KcpEndpoint.fromKubeconfig({ path: kcp.kubeconfig });
     const workspace = await new Workspaces({ endpoint }).ensure('root', 'expiring');
     await endpoint.close();
-    watch = await RelayedWatch.start(kcp.kubeconfig, workspace.path);
+    watch = await RelayedWatch.start(kcp.kubeconfig, workspace.path, { http: '2', stallTimeoutMs: 2_000 });
   });
 
   afterAll(async () => {
