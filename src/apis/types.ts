@@ -94,8 +94,9 @@ export type Migration = KubeObject & {
     /** Generation of the consumer object a Failed migration gave up on; a new spec retries. */
     failedGeneration?: number;
     /**
-     * What the current stage deployed to compute, recorded before deploying: removed when the stage
-     * succeeds or the migration ends, even if the MigrationConfiguration changed or is gone.
+     * What stages deployed to compute, recorded before deploying; an entry goes once its object is
+     * deleted (after its stage's success is recorded, or when the migration ends), even if the
+     * MigrationConfiguration changed or is gone.
      */
     stageObjects?: StageObjectRef[];
     /** The MigrationConfiguration as it was when the migration failed; changing it retries. */
@@ -107,7 +108,7 @@ export type Migration = KubeObject & {
 export type GroupVersionKind = { group: string; version: string; kind: string };
 
 /** An object a migration stage deployed to the compute workspace. */
-export type StageObjectRef = { apiVersion: string; kind: string; namespace?: string; name: string };
+export type StageObjectRef = { stage: string; apiVersion: string; kind: string; namespace?: string; name: string };
 
 /** Which MigrationConfiguration, as of which edit: a delete and re-create changes the uid. */
 export type ConfigurationVersion = { uid: string; generation: number };

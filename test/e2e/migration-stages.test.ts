@@ -281,7 +281,7 @@ describe('migration stages from a MigrationConfiguration', () => {
     const deployedAccount = async (vm: string): Promise<Migration> => {
       const m = await eventually(async () => {
         const found = await migrationOf(vm);
-        expect(found?.status?.stageObjects).toEqual([{ apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: `${found?.metadata.name}-sa` }]);
+        expect(found?.status?.stageObjects).toEqual([{ stage: 'hold', apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: `${found?.metadata.name}-sa` }]);
         return found!;
       });
       await eventually(() => compute(SERVICEACCOUNTS).get({ namespace: 'default', name: `${m.metadata.name}-sa` }));

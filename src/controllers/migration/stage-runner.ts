@@ -153,6 +153,12 @@ export class MigrationStages {
     const stage = stages[index]!;
     const problems = validateStage(stage, index);
     if (problems.length > 0) return invalid('InvalidStage', `MigrationConfiguration ${config.metadata.name}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    // Objects of an earlier stage whose removal was cut short (a crash, a conflict) go first.
+    if ((migration.status?.stageObjects ?? []).some((r) => r.stage !== stage.name)) {
+      const rest = await this.#removeStageObjects(migration, (r) => r.stage !== stage.name, signal);
+      if (!rest) return { next: 'wait', requeueAfterMs: POLL_MS };
+      migration = rest;
+    }
     const namespace = stage.namespace ?? 'default';
     await this.#ensureNamespace(namespace, signal);
     await this.#mirrorRelated(name, namespace, input.related, signal);
@@ -201,13 +207,13 @@ export class MigrationStages {
           labels: { ...rendered.metadata?.labels, [MIGRATION_NAME_LABEL]: name, [MIGRATION_STAGE_LABEL]: stage.name, [MANAGED_BY_LABEL]: MANAGER },
         },
       };
-      planned.push({ key, object, ref: { apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) } });
+      planned.push({ key, object, ref: { stage: stage.name, apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) } });
     }
     const recorded = migration.status?.stageObjects ?? [];
     const unrecorded = planned.filter((p) => !recorded.some((r) => isDeepStrictEqual(r, p.ref)));
     if (unrecorded.length > 0) {
       const written = await this.#write(migration, { stageObjects: [...recorded, ...unrecorded.map((p) => p.ref)] }, signal);
-      if (!written) return { next: 'wait' }; // a conflict: the update event brings the next try
+      if (!written) return { next: 'wait', requeueAfterMs: POLL_MS }; // a conflict: try again on the current Migration
       migration = written;
     }
     const deployed: Record<string, KubeObject> = {};
@@ -230,30 +236,27 @@ export class MigrationStages {
     if (success.kind === 'notBoolean') return invalid('InvalidStage', `${success.field} \`${success.expression}\` ${success.detail}`);
     if (success.kind === 'false') return waitFor('StageInProgress', `stage ${stage.name} waits for ${success.field} \`${success.expression}\`: ${success.detail}`);
 
-    await this.#deleteStageObjects(migration, signal);
-    this.#logger.info({ migration: name, stage: stage.name }, 'migration stage succeeded');
+    // Record the success before deleting the stage's objects: were they deleted first and the
+    // write lost (a crash, a conflict), the stage would run again on fresh copies of them and
+    // could wait forever for a change someone had made to the deleted ones.
     const reached: MigrationState = stage.progress ? 'InitialCompleted' : state;
     const next = stages[index + 1];
-    if (next) {
-      await this.#write(
-        migration,
-        {
-          state: reached,
-          stage: next.name,
-          stageStartTime: this.#timestamp(),
-          stageObjects: null,
-          conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded` }],
-        },
-        signal,
-      );
-      return { next: 'wait' };
-    }
-    await this.#write(
+    const advanced = await this.#write(
       migration,
-      { state: 'CutoverInProgress', stageObjects: null, conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
+      next
+        ? {
+            state: reached,
+            stage: next.name,
+            stageStartTime: this.#timestamp(),
+            conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded` }],
+          }
+        : { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
       signal,
     );
-    return { next: 'cutover' };
+    if (!advanced) return { next: 'wait', requeueAfterMs: POLL_MS }; // a conflict: judged again on the current Migration
+    this.#logger.info({ migration: name, stage: stage.name }, 'migration stage succeeded');
+    await this.#removeStageObjects(advanced, (r) => r.stage === stage.name, signal);
+    return next ? { next: 'wait' } : { next: 'cutover' };
   }
 
   /** Copies of both staging copies' related resources in the compute workspace, as `from-<name>` and `to-<name>`. */
@@ -271,19 +274,29 @@ export class MigrationStages {
     }
   }
 
-  /** Deletes what the migration recorded as deployed by its current stage (already gone: fine). */
+  /** Deletes every stage object the migration recorded (already gone: fine); the record stays. */
   async #deleteStageObjects(migration: Migration, signal: AbortSignal): Promise<void> {
+    for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
+  }
+
+  /** Deletes the recorded stage objects `which` picks, then drops them from the record; undefined after a conflict. */
+  async #removeStageObjects(migration: Migration, which: (ref: StageObjectRef) => boolean, signal: AbortSignal): Promise<Migration | undefined> {
+    const recorded = migration.status?.stageObjects ?? [];
+    for (const ref of recorded.filter(which)) await this.#deleteStageObject(ref, signal);
+    const rest = recorded.filter((r) => !which(r));
+    return this.#write(migration, { stageObjects: rest.length > 0 ? rest : null }, signal);
+  }
+
+  async #deleteStageObject(ref: StageObjectRef, signal: AbortSignal): Promise<void> {
     const base = this.#endpoint.workspaceUrl(this.#compute);
-    for (const ref of migration.status?.stageObjects ?? []) {
-      let mapping: ResourceMapping;
-      try {
-        mapping = await this.#discovery.mappingFor(base, ref.apiVersion, ref.kind);
-      } catch (err) {
-        if (err instanceof UnknownKindError) continue; // the kind is no longer served, so neither is the object
-        throw err;
-      }
-      await new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
+    let mapping: ResourceMapping;
+    try {
+      mapping = await this.#discovery.mappingFor(base, ref.apiVersion, ref.kind);
+    } catch (err) {
+      if (err instanceof UnknownKindError) return; // the kind is no longer served, so neither is the object
+      throw err;
     }
+    await new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
   }
 
   async #ensureNamespace(namespace: string, signal: AbortSignal): Promise<void> {

@@ -32,7 +32,7 @@ const fakeClient = (answer?: Error): { client: Pick<ResourceClient<Migration>, '
   return { client, written };
 };
 
-const ref = { apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: 'migration-1-sa' };
+const ref = { stage: 'prepare', apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: 'migration-1-sa' };
 
 describe('writeMigrationStatus', () => {
   it('returns the written Migration, and writes nothing when nothing changes', async () => {
