@@ -16,6 +16,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
+          setupFiles: ['test/harness/failure-logs.ts'],
           testTimeout: 180_000,
           hookTimeout: 180_000,
           // One kcp serves the whole run; files run one after another on these 2-core machines.

@@ -24,6 +24,13 @@ export const runCli = (args: string[], env: Record<string, string> = {}): Promis
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 
+/** Every broker started in this test file (vitest runs each file in its own module graph). */
+const started: BrokerProcess[] = [];
+
+/** The last lines each broker of this test file logged, for a failed test's report. */
+export const brokerLogTails = (lines: number): string =>
+  started.map((p, i) => `--- broker ${i} (pid ${p.child?.pid ?? '?'}), last ${lines} log lines\n${p.logs.slice(-lines).join('\n')}`).join('\n');
+
 /** `resource-broker run` as a child process against a BrokerWorld's workspaces. */
 export class BrokerProcess {
   child: ChildProcess | undefined;
@@ -47,6 +54,7 @@ export class BrokerProcess {
   }
 
   async start(): Promise<void> {
+    started.push(this);
     this.probePort = await freePort();
     this.metricsPort = await freePort();
     this.child = spawn(process.execPath, [CLI, 'run'], {
