@@ -26,6 +26,8 @@ import {
 } from './mapping.ts';
 
 const RELATED_INDEX = 'related';
+/** How long an Assignment this controller created counts as load before the cache shows it. */
+const PLACING_TTL_MS = 30_000;
 
 export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
   `assignment-${nameHash(consumerCluster, gvrString(gvr), namespace, name)}`;
@@ -57,6 +59,14 @@ export class SyncController {
   /** Owner label value -> consumer key, to route edits of related copies back. */
   readonly #owners = new Map<string, string>();
   readonly #knownNamespaces = new Set<string>();
+  /**
+   * Assignments this controller created (or is creating) that the cache does not show yet, by
+   * name, with their provider. Placement counts them as load: otherwise a burst of objects,
+   * placed before any of their Assignments come back through the watch, would all see the same
+   * load and land wherever the tie-break sends each, instead of spreading. An entry the cache never
+   * shows (the Assignment deleted at once) stops counting after PLACING_TTL_MS.
+   */
+  readonly #placing = new Map<string, { provider: string; since: number }>();
   /** apiVersion and kind of this resource: list items may lack them. */
   readonly #type: { apiVersion: string; kind: string };
 
@@ -182,6 +192,8 @@ export class SyncController {
     const apiExportName = winner.acceptAPI.spec.apiExportName;
     const name = assignmentName(key.cluster, this.gvr, key.namespace, key.name);
     const stagingWorkspace = stagingWorkspaceName(key.cluster, winner.providerCluster, apiExportName);
+    // Same tick as the load was read in: the next placement already counts this one.
+    this.#placing.set(name, { provider: winner.providerCluster, since: Date.now() });
     let created: Assignment;
     try {
       created = await this.#ctx.assignmentClient.create(
@@ -201,6 +213,7 @@ export class SyncController {
         signal,
       );
     } catch (err) {
+      this.#placing.delete(name);
       if (isAlreadyExists(err)) return undefined; // another worker placed it; its event requeues us
       throw err;
     }
@@ -461,8 +474,15 @@ export class SyncController {
     });
   }
 
+  /** Assignments per provider as cached, plus the ones being placed that the cache does not show yet. */
   #loadByProvider(): Map<string, number> {
-    return assignmentsByProvider(this.#ctx.assignments.store.list(), this.gvr);
+    const load = assignmentsByProvider(this.#ctx.assignments.store.list(), this.gvr);
+    for (const [name, { provider, since }] of this.#placing) {
+      const settled = Date.now() - since > PLACING_TTL_MS || this.#ctx.assignments.store.get({ cluster: this.#ctx.coordinationCluster, namespace: '', name });
+      if (settled) this.#placing.delete(name);
+      else load.set(provider, (load.get(provider) ?? 0) + 1);
+    }
+    return load;
   }
 
   /** Starts (once) the watches of one staging workspace this controller needs. */
