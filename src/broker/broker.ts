@@ -106,7 +106,7 @@ export class Broker {
       );
       informer.onEvent((e) => {
         const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: e.object.spec.assignment });
-        if (a) this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
+        if (a) this.#enqueueAssignment(a);
         for (const sw of [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]) this.#stagingController?.queue.add(sw);
       });
     });

@@ -22,7 +22,8 @@ export const containsSubset = (actual: unknown, wanted: unknown): boolean => {
 /**
  * Create-or-update of manifests into one workspace. Not server-side apply: kcp's typed patch
  * of CustomResourceDefinitions fails ("field not declared in schema"). An object that already has
- * every value the manifest sets is left alone, so running it twice writes nothing.
+ * every value the manifest sets is left alone, so running it twice writes nothing. It reads
+ * first: applying what already exists (the usual case) is one GET.
  */
 export class Applier {
   readonly #endpoint: KcpEndpoint;
@@ -39,13 +40,16 @@ export class Applier {
     const { gvr, namespaced } = await this.#discovery.mappingFor(baseUrl, apiVersion, kind);
     const client = new ResourceClient<T>({ endpoint: this.#endpoint, baseUrl, gvr });
     const desired = { ...obj, metadata: { ...obj.metadata, ...(namespaced ? { namespace: obj.metadata.namespace ?? 'default' } : {}) } };
-    try {
-      return { object: await client.create(desired, signal), changed: true };
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-    }
     const target = { namespace: desired.metadata.namespace, name: desired.metadata.name ?? '' };
-    const current = await client.get(target, signal);
+    let current = await client.find(target, signal);
+    if (!current) {
+      try {
+        return { object: await client.create(desired, signal), changed: true };
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      current = await client.get(target, signal);
+    }
     const fields = Object.keys(desired).filter((k) => !OWNED_BY_SERVER.has(k));
     const labels = { ...current.metadata.labels, ...desired.metadata.labels };
     const annotations = { ...current.metadata.annotations, ...desired.metadata.annotations };

@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
+import type { InformerSet } from '../cache/informer-set.ts';
+import type { WorkQueue } from '../cache/workqueue.ts';
 
 const countBy = <T>(items: T[], keyOf: (item: T) => string): Map<string, number> => {
   const counts = new Map<string, number>();
@@ -9,8 +11,6 @@ const countBy = <T>(items: T[], keyOf: (item: T) => string): Map<string, number>
   }
   return counts;
 };
-import type { InformerSet } from '../cache/informer-set.ts';
-import type { WorkQueue } from '../cache/workqueue.ts';
 
 /** The broker's Prometheus metrics; one instance per process. */
 export class BrokerMetrics {

@@ -28,15 +28,15 @@ class RelayedWatch {
   readonly seen: string[] = [];
   readonly #relayed: KcpEndpoint;
   readonly #direct: KcpEndpoint;
-  readonly #kubeconfig: string;
+  readonly #relayedKubeconfig: string;
   readonly #controller = new AbortController();
   #running: Promise<void> = Promise.resolve();
 
-  private constructor(options: { proxy: LoopbackProxy; direct: KcpEndpoint; relayed: KcpEndpoint; workspace: string; kubeconfig: string; stallTimeoutMs: number }) {
+  private constructor(options: { proxy: LoopbackProxy; direct: KcpEndpoint; relayed: KcpEndpoint; workspace: string; relayedKubeconfig: string; stallTimeoutMs: number }) {
     this.proxy = options.proxy;
     this.#direct = options.direct;
     this.#relayed = options.relayed;
-    this.#kubeconfig = options.kubeconfig;
+    this.#relayedKubeconfig = options.relayedKubeconfig;
     this.direct = new ResourceClient({ endpoint: options.direct, baseUrl: options.direct.workspaceUrl(options.workspace), gvr: CONFIGMAPS });
     this.informer = new Informer({
       name: 'configmaps through the relay',
@@ -64,7 +64,7 @@ class RelayedWatch {
       ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
     });
     expect(relayed.serverOrigin).toBe(proxy.origin);
-    const watch = new RelayedWatch({ proxy, direct, relayed, workspace, kubeconfig: relayedKubeconfig, stallTimeoutMs: options.stallTimeoutMs });
+    const watch = new RelayedWatch({ proxy, direct, relayed, workspace, relayedKubeconfig, stallTimeoutMs: options.stallTimeoutMs });
     watch.#running = watch.informer.run(watch.#controller.signal);
     await watch.informer.waitForSync();
     return watch;
@@ -109,7 +109,7 @@ class RelayedWatch {
     await this.#running;
     await this.proxy.stop();
     await Promise.all([this.#relayed.close(), this.#direct.close()]);
-    await rm(this.#kubeconfig, { force: true });
+    await rm(this.#relayedKubeconfig, { force: true });
   }
 }
 

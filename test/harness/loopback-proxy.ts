@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
-type Connection = { client: Socket; upstream: Socket; stalled: boolean };
+type Connection = { client: Socket; upstream: Socket };
 
 /**
  * A TCP relay on 127.0.0.1 in front of a real kcp, for network faults a kcp cannot be asked
@@ -48,7 +48,6 @@ export class LoopbackProxy {
   /** Open connections keep their sockets but deliver nothing more to the client; new ones work. */
   stallConnections(): void {
     for (const c of this.#connections) {
-      c.stalled = true;
       c.upstream.unpipe(c.client);
       c.upstream.pause();
     }
@@ -65,7 +64,7 @@ export class LoopbackProxy {
       return;
     }
     const upstream = connect({ host: '127.0.0.1', port: this.#targetPort });
-    const connection: Connection = { client, upstream, stalled: false };
+    const connection: Connection = { client, upstream };
     this.#connections.add(connection);
     const close = (): void => {
       this.#connections.delete(connection);

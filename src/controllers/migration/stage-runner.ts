@@ -46,6 +46,7 @@ const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', rea
 export class MigrationStages {
   readonly #endpoint: KcpEndpoint;
   readonly #compute: string;
+  readonly #computeUrl: string;
   readonly #migrationClient: ResourceClient<Migration>;
   readonly #configurations: Informer<MigrationConfiguration>;
   readonly #discovery: Discovery;
@@ -65,6 +66,7 @@ export class MigrationStages {
   }) {
     this.#endpoint = options.endpoint;
     this.#compute = options.computeWorkspace;
+    this.#computeUrl = options.endpoint.workspaceUrl(options.computeWorkspace);
     this.#migrationClient = options.migrationClient;
     this.#configurations = options.configurations;
     this.#discovery = new Discovery({ endpoint: options.endpoint });
@@ -84,10 +86,9 @@ export class MigrationStages {
   /** Removes every stage object and mirrored related resource of a migration (done, failed or aborted). */
   async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
     const name = migration.metadata.name ?? '';
-    await this.#deleteStageObjects(migration, signal);
-    const base = this.#endpoint.workspaceUrl(this.#compute);
+    for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
     for (const gvr of [SECRETS, CONFIGMAPS]) {
-      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr });
+      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr });
       const { items } = await client.list({ labelSelector: `${MIGRATION_NAME_LABEL}=${name}`, signal });
       for (const item of items) await client.delete({ namespace: item.metadata.namespace, name: item.metadata.name ?? '' }, signal);
     }
@@ -192,7 +193,7 @@ export class MigrationStages {
       if (typeof apiVersion !== 'string' || typeof kind !== 'string') return invalid('InvalidStage', `${field}: apiVersion and kind must render to strings`);
       let mapping: ResourceMapping;
       try {
-        mapping = await this.#discovery.mappingFor(this.#endpoint.workspaceUrl(this.#compute), apiVersion, kind);
+        mapping = await this.#discovery.mappingFor(this.#computeUrl, apiVersion, kind);
       } catch (err) {
         if (err instanceof UnknownKindError) return invalid('InvalidStage', `${field}: ${err.message}`);
         throw err;
@@ -274,11 +275,6 @@ export class MigrationStages {
     }
   }
 
-  /** Deletes every stage object the migration recorded (already gone: fine); the record stays. */
-  async #deleteStageObjects(migration: Migration, signal: AbortSignal): Promise<void> {
-    for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
-  }
-
   /** Deletes the recorded stage objects `which` picks, then drops them from the record; undefined after a conflict. */
   async #removeStageObjects(migration: Migration, which: (ref: StageObjectRef) => boolean, signal: AbortSignal): Promise<Migration | undefined> {
     const recorded = migration.status?.stageObjects ?? [];
@@ -287,16 +283,16 @@ export class MigrationStages {
     return this.#write(migration, { stageObjects: rest.length > 0 ? rest : null }, signal);
   }
 
+  /** Deletes one recorded stage object (already gone: fine). */
   async #deleteStageObject(ref: StageObjectRef, signal: AbortSignal): Promise<void> {
-    const base = this.#endpoint.workspaceUrl(this.#compute);
     let mapping: ResourceMapping;
     try {
-      mapping = await this.#discovery.mappingFor(base, ref.apiVersion, ref.kind);
+      mapping = await this.#discovery.mappingFor(this.#computeUrl, ref.apiVersion, ref.kind);
     } catch (err) {
       if (err instanceof UnknownKindError) return; // the kind is no longer served, so neither is the object
       throw err;
     }
-    await new ResourceClient({ endpoint: this.#endpoint, baseUrl: base, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
+    await new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
   }
 
   async #ensureNamespace(namespace: string, signal: AbortSignal): Promise<void> {

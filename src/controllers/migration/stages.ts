@@ -98,7 +98,17 @@ export const validateStage = (stage: MigrationStage, index: number): StageProble
   return problems;
 };
 
-const evaluate = (expression: string, vars: StageVariables): unknown => compileCel(expression)(toCel(vars) as Record<string, unknown>);
+// One stage run evaluates many expressions and template strings over the same variables (whole
+// staging copies): convert them to CEL values once per variables object.
+const celVariables = new WeakMap<StageVariables, Record<string, unknown>>();
+const evaluate = (expression: string, vars: StageVariables): unknown => {
+  let celVars = celVariables.get(vars);
+  if (!celVars) {
+    celVars = toCel(vars) as Record<string, unknown>;
+    celVariables.set(vars, celVars);
+  }
+  return compileCel(expression)(celVars);
+};
 
 /**
  * Renders a template: each `${expr}` inside a string is replaced by its value; a string that is
