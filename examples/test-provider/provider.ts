@@ -1,7 +1,7 @@
-import { Informer } from '../../src/cache/informer.ts';
-import { InformerSet } from '../../src/cache/informer-set.ts';
-import { decodeKey, encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
-import { WorkQueue, type ReconcileResult } from '../../src/cache/workqueue.ts';
+import { Informer } from '../../src/runtime/informer.ts';
+import { InformerScope } from '../../src/runtime/informer-scope.ts';
+import { decodeKey, encodeKey, objectKeyOf } from '../../src/runtime/object-key.ts';
+import { WorkQueue, type ReconcileResult } from '../../src/runtime/workqueue.ts';
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
@@ -35,7 +35,7 @@ export type TestProviderOptions = {
 export class TestProvider {
   readonly #options: TestProviderOptions;
   readonly #controller = new AbortController();
-  readonly #informers = new InformerSet({ signal: this.#controller.signal });
+  readonly #informers = new InformerScope({ name: 'provider', signal: this.#controller.signal });
   readonly #queue: WorkQueue;
   #virtualWorkspaceUrl: string | undefined;
   #objects: Informer<KubeObject> | undefined;
@@ -53,24 +53,20 @@ export class TestProvider {
 
   start(): void {
     const { endpoint, workspace, exportName } = this.#options;
-    this.#informers.ensure<APIExportEndpointSlice & KubeObject>(
-      'slices',
-      { name: 'slices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(workspace), gvr: SLICES }) },
-      (informer) =>
-        informer.onEvent((e) => {
-          const url = e.object.status?.endpoints?.[0]?.url;
-          if (e.object.metadata.name === exportName && url && !this.#virtualWorkspaceUrl) this.#watch(url);
-        }),
-    );
+    this.#informers
+      .informer(new ResourceClient<APIExportEndpointSlice & KubeObject>({ endpoint, baseUrl: endpoint.workspaceUrl(workspace), gvr: SLICES }), { name: 'slices' })
+      .onEvent((e) => {
+        const url = e.object.status?.endpoints?.[0]?.url;
+        if (e.object.metadata.name === exportName && url && !this.#virtualWorkspaceUrl) this.#watch(url);
+      });
     this.#queue.start();
   }
 
   #watch(url: string): void {
     this.#virtualWorkspaceUrl = url;
     const { endpoint, gvr } = this.#options;
-    this.#objects = this.#informers.ensure('objects', { name: 'objects', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }) }, (informer) =>
-      informer.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object)))),
-    );
+    this.#objects = this.#informers.informer(new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }), { name: 'objects' });
+    this.#objects.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object))));
   }
 
   /** Objects this provider currently serves (all staging workspaces), for assertions. */
@@ -86,7 +82,7 @@ export class TestProvider {
   async stop(): Promise<void> {
     await this.#queue.shutdown();
     this.#controller.abort();
-    await this.#informers.stopAll();
+    await this.#informers.end();
   }
 
   async #reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { gvrString, type GroupVersionResource } from '../kcp-client-ts/types.ts';
+import type { Assignment } from './types.ts';
 
 /** API groups, labels, annotations and finalizers the broker owns. */
 export const BROKER_GROUP = 'broker.platform-mesh.io';
@@ -10,6 +12,12 @@ export const CONSUMER_CLUSTER_ANNOTATION = `${BROKER_GROUP}/consumer-cluster`;
 export const CONSUMER_NAME_ANNOTATION = `${BROKER_GROUP}/consumer-name`;
 /** On related copies in a consumer workspace: which brokered object they came with. */
 export const OWNER_LABEL = `${BROKER_GROUP}/owner`;
+/**
+ * On related copies: the uid of the consumer object they belong to. Checked (with the owner
+ * label) before every update and delete, so the broker never touches an object it did not make
+ * for that consumer object, whatever a provider names in its status.
+ */
+export const OWNER_UID_ANNOTATION = `${BROKER_GROUP}/owner-uid`;
 /** On objects a migration stage deploys to the compute workspace. */
 export const MIGRATION_NAME_LABEL = `${BROKER_GROUP}/migration-name`;
 export const MIGRATION_STAGE_LABEL = `${BROKER_GROUP}/migration-stage`;
@@ -22,3 +30,22 @@ export const MANAGER = 'resource-broker';
  */
 export const nameHash = (...parts: string[]): string =>
   createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 20);
+
+/** The Assignment of one consumer object (coordination workspace, cluster-scoped). */
+export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
+  `assignment-${nameHash(consumerCluster, gvrString(gvr), namespace, name)}`;
+
+/** The Migration of an Assignment: one at a time per object. */
+export const migrationNameOf = (assignment: Assignment): string => (assignment.metadata.name ?? '').replace(/^assignment-/, 'migration-');
+
+/** The staging workspace shared by a consumer workspace's objects on one provider's export. */
+export const stagingWorkspaceName = (consumerCluster: string, providerCluster: string, apiExportName: string): string =>
+  `staging-${nameHash(consumerCluster, providerCluster, apiExportName)}`;
+
+/** The verification workspace of one provider's export, shared by its AcceptAPIs. */
+export const verificationWorkspaceName = (providerCluster: string, apiExportName: string): string =>
+  `verify-${nameHash(providerCluster, apiExportName)}`;
+
+/** Value of the owner label on related copies in a consumer workspace: unique per consumer object. */
+export const relatedOwnerOf = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
+  nameHash(consumerCluster, gvrString(gvr), namespace, name);

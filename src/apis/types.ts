@@ -143,3 +143,16 @@ export const ASSIGNMENT_GVR: GroupVersionResource = { group: 'coord.broker.platf
 export const MIGRATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrations' };
 export const MIGRATIONCONFIGURATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' };
 export const STAGINGWORKSPACE_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'stagingworkspaces' };
+
+/** A brokered resource, discovered from an APIExport in the home workspace. */
+export type BrokeredApi = {
+  group: string;
+  version: string;
+  resource: string;
+  kind: string;
+  namespaced: boolean;
+  /** The brokered APIExport in the home workspace (e.g. `certificates`). */
+  exportName: string;
+  /** Its virtual workspace: consumers' objects and claimed resources. */
+  virtualWorkspaceUrl: string;
+};

@@ -5,7 +5,7 @@ import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import type { KubeObject } from '../kcp-client-ts/types.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
-import { splitPath, type BrokerPaths } from './config.ts';
+import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { APIEXPORTS_DIR, loadManifests } from './manifests.ts';
 
 export type BootstrapOptions = {

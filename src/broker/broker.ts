@@ -1,32 +1,24 @@
-import { InformerSet } from '../cache/informer-set.ts';
-import type { Informer } from '../cache/informer.ts';
-import { encodeKey, objectKeyOf } from '../cache/object-key.ts';
-import { WorkQueue, type ReconcileResult } from '../cache/workqueue.ts';
-import { conditionTrue } from '../apis/conditions.ts';
-import {
-  ACCEPTAPI_GVR,
-  ASSIGNMENT_GVR,
-  MIGRATION_GVR,
-  MIGRATIONCONFIGURATION_GVR,
-  STAGINGWORKSPACE_GVR,
-  type AcceptAPI,
-  type Assignment,
-  type Migration,
-  type MigrationConfiguration,
-  type StagingWorkspace,
-} from '../apis/types.ts';
-import { MigrationStages } from '../controllers/migration/stage-runner.ts';
+import { ACCEPTAPI_GVR, type AcceptAPI, type Assignment, type BrokeredApi, type Migration } from '../apis/types.ts';
+import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
+import { Migrator } from '../controllers/migration/migrator.ts';
+import { MigrationStages } from '../controllers/migration/stage-runner.ts';
+import { Placer } from '../controllers/placement/assign.ts';
+import { RELATED_COPY_SELECTOR, SyncController } from '../controllers/sync/controller.ts';
+import { StagingCaches } from '../controllers/sync/staging.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
-import { SyncController } from '../controllers/sync/controller.ts';
+import { watchCoordination, type Coordination } from '../coordination/coordination.ts';
+import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
-import { clusterOf, gvrString, type KubeObject } from '../kcp-client-ts/types.ts';
+import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type KubeObject } from '../kcp-client-ts/types.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
-import { splitPath, type BrokerPaths } from './config.ts';
-import { ASSIGNMENT_BY_ACCEPTAPI, ASSIGNMENT_BY_STAGING, MIGRATION_BY_STAGING, type BrokerContext, type BrokeredApi } from './context.ts';
+import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
+import { EventRecorder } from '../runtime/events.ts';
+import type { Informer } from '../runtime/informer.ts';
+import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
+import { WorkQueue, type ReconcileResult } from '../runtime/workqueue.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
@@ -37,204 +29,213 @@ export type BrokerOptions = {
   onReconciled?: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
 };
 
+/** What the running broker shares between the controllers it wires. */
+type Wiring = {
+  clients: Clients;
+  coordination: Coordination;
+  coordinationInformers: ReturnType<typeof watchCoordination>['informers'];
+  acceptAPIs: Informer<AcceptAPI>;
+  stagingScopes: ClusterScopes;
+  stages: MigrationStages;
+  stagingController: StagingWorkspaceController;
+};
+
 /**
- * The running broker: coordination caches, the AcceptAPI, staging-workspace and per-resource
- * sync controllers, and the discovery of brokered APIs from the home workspace's
- * APIExportEndpointSlices (resources come and go at runtime).
+ * Wires and starts the broker: the coordination caches, the AcceptAPI and staging-workspace
+ * controllers, and one sync controller per brokered resource, discovered at runtime from the
+ * home workspace's APIExportEndpointSlices (resources come and go).
  */
 export class Broker {
   readonly #options: BrokerOptions;
   readonly #logger: Logger;
-  readonly #controller = new AbortController();
-  readonly #informers = new InformerSet({ signal: this.#controller.signal });
-  readonly #syncControllers = new Map<string, SyncController>();
-  #ctx: BrokerContext | undefined;
-  #stagingController: StagingWorkspaceController | undefined;
-  #acceptController: AcceptAPIController | undefined;
-  #acceptInformer: Informer<AcceptAPI> | undefined;
-  #discovery: WorkQueue | undefined;
-  #slices: Informer<APIExportEndpointSlice & KubeObject> | undefined;
+  readonly #scope = new InformerScope({ name: 'broker' });
+  readonly #manager: ControllerManager;
+  readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope }>();
+  #wiring: Wiring | undefined;
 
   constructor(options: BrokerOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    this.#manager = new ControllerManager({ logger: options.logger });
   }
 
-  /** Starts everything; resolves once the coordination and discovery caches are synced. */
+  /** Starts everything; resolves once the coordination and discovery caches are synced and the brokered resources are running. */
   async start(): Promise<void> {
     const { endpoint, paths } = this.#options;
-    const signal = this.#controller.signal;
+    const signal = this.#scope.signal;
+    const clients = new Clients(endpoint);
     const workspaces = new Workspaces({ endpoint });
     const { parent, name } = splitPath(paths.coordination);
-    const coordination = await workspaces.get(parent, name, signal);
-    if (!coordination?.spec.cluster) throw new Error(`coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first`);
-    const coordinationUrl = endpoint.workspaceUrl(paths.coordination);
-    const assignmentClient = new ResourceClient<Assignment>({ endpoint, baseUrl: coordinationUrl, gvr: ASSIGNMENT_GVR });
-    const stagingWorkspaceClient = new ResourceClient<StagingWorkspace>({ endpoint, baseUrl: coordinationUrl, gvr: STAGINGWORKSPACE_GVR });
-    const assignments = this.#informers.ensure<Assignment>('coordination|assignments', { name: 'assignments', source: assignmentClient, logger: this.#logger }, (informer) => {
-      informer.store.addIndex(ASSIGNMENT_BY_STAGING, (a) => (a.status?.stagingWorkspace ? [a.status.stagingWorkspace] : []));
-      informer.store.addIndex(ASSIGNMENT_BY_ACCEPTAPI, (a) => (a.status?.acceptAPIName ? [`${a.status.providerCluster}/${a.status.acceptAPIName}`] : []));
-      informer.onEvent((e) => {
-        const a = e.object;
-        this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
-        if (a.status?.stagingWorkspace) this.#stagingController?.queue.add(a.status.stagingWorkspace);
-        if (e.type === 'updated' && e.old.status?.stagingWorkspace && e.old.status.stagingWorkspace !== a.status?.stagingWorkspace) {
-          this.#stagingController?.queue.add(e.old.status.stagingWorkspace);
+    const coordinationWs = await workspaces.get(parent, name, signal);
+    if (!coordinationWs?.spec.cluster) throw new Error(`coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first`);
+    const logger = this.#logger;
+    const { coordination, informers: coordinationInformers } = watchCoordination({ endpoint, workspace: paths.coordination, cluster: coordinationWs.spec.cluster, scope: this.#scope, logger });
+    const slices = this.#scope.informer(clients.inWorkspace<APIExportEndpointSlice & KubeObject>(paths.home, SLICES), { name: 'apiexportendpointslices', logger });
+    const acceptAPIsUrl = await this.#endpointOf(slices, paths.acceptAPIExport, signal);
+    const acceptAPIs = this.#scope.informer(clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, '*', ACCEPTAPI_GVR), { name: 'acceptapis', logger });
+    const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
+    const stages = new MigrationStages({
+      endpoint,
+      computeWorkspace: paths.compute,
+      migrationClient: coordination.migrations.client,
+      configurations: coordination.configurations.store,
+      logger: logger.child({ controller: 'migration-stages' }),
+    });
+    const stagingController = new StagingWorkspaceController({
+      coordination,
+      informers: coordinationInformers,
+      workspaces,
+      clients,
+      stagingRoot: paths.stagingRoot,
+      stagingScopes,
+      logger: logger.child({ controller: 'stagingworkspace' }),
+    });
+    this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController };
+    const acceptController = new AcceptAPIController({
+      acceptAPIs,
+      acceptAPIClient: (cluster) => clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, cluster, ACCEPTAPI_GVR),
+      workspaces,
+      clients,
+      verificationRoot: paths.verificationRoot,
+      verificationScopes: new ClusterScopes(this.#scope.child('verification')),
+      logger: logger.child({ controller: 'acceptapi' }),
+    });
+    const discovery: Controller = {
+      name: 'discovery',
+      queue: new WorkQueue({ name: 'discovery', reconcile: (key, s) => this.#discover(slices, key, s), concurrency: 1, logger }),
+      watches: (): Watch[] => [watchOf(slices, (e) => (e.object.metadata.name === paths.acceptAPIExport ? [] : [e.object.metadata.name ?? '']))],
+    };
+    await Promise.all([stagingController, acceptController, discovery].map((c) => this.#add(c, signal)));
+    // Ready means every brokered resource discovered at start is being served.
+    await discovery.queue.idle();
+    this.#logger.info({ coordination: paths.coordination, brokered: [...this.#syncControllers.keys()] }, 'broker started');
+  }
+
+  /** The virtual workspace URL of one export in the home workspace, once its endpoint slice has one. */
+  async #endpointOf(slices: Informer<APIExportEndpointSlice & KubeObject>, exportName: string, signal: AbortSignal): Promise<string> {
+    const urlOf = (): string | undefined => slices.store.list((s) => s.metadata.name === exportName)[0]?.status?.endpoints?.[0]?.url;
+    await slices.waitForSync(signal);
+    let url = urlOf();
+    if (url) return url;
+    this.#logger.info({ export: exportName }, 'waiting for the export to have a virtual workspace endpoint');
+    url = await new Promise<string | undefined>((resolve) => {
+      const stop = slices.onEvent(() => {
+        const found = urlOf();
+        if (found) {
+          stop();
+          resolve(found);
         }
       });
+      signal.addEventListener('abort', () => resolve(undefined), { once: true });
     });
-    const stagingWorkspaces = this.#informers.ensure<StagingWorkspace>(
-      'coordination|stagingworkspaces',
-      { name: 'stagingworkspaces', source: stagingWorkspaceClient, logger: this.#logger },
-      (informer) =>
-        informer.onEvent((e) => {
-          const swName = e.object.metadata.name ?? '';
-          this.#stagingController?.queue.add(swName);
-          for (const a of assignments.store.byIndex(ASSIGNMENT_BY_STAGING, swName)) this.#enqueueAssignment(a);
-          // A migration's destination is referenced by the Migration only, until cutover.
-          for (const m of this.#ctx?.migrations.store.byIndex(MIGRATION_BY_STAGING, swName) ?? []) {
-            const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: m.spec.assignment });
-            if (a) this.#enqueueAssignment(a);
-          }
-        }),
-    );
-    const migrationClient = new ResourceClient<Migration>({ endpoint, baseUrl: coordinationUrl, gvr: MIGRATION_GVR });
-    const migrations = this.#informers.ensure<Migration>('coordination|migrations', { name: 'migrations', source: migrationClient, logger: this.#logger }, (informer) => {
-      // A rolled-back migration no longer holds its destination.
-      informer.store.addIndex(MIGRATION_BY_STAGING, (m) =>
-        m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack') ? [m.spec.fromStagingWorkspace] : [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace],
-      );
-      informer.onEvent((e) => {
-        const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: e.object.spec.assignment });
-        if (a) this.#enqueueAssignment(a);
-        for (const sw of [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]) this.#stagingController?.queue.add(sw);
-      });
-    });
-    const configurations = this.#informers.ensure<MigrationConfiguration>(
-      'coordination|migrationconfigurations',
-      { name: 'migrationconfigurations', source: new ResourceClient({ endpoint, baseUrl: coordinationUrl, gvr: MIGRATIONCONFIGURATION_GVR }), logger: this.#logger },
-      // A fixed configuration lets waiting migrations carry on at once.
-      (informer) =>
-        informer.onEvent(() => {
-          for (const m of migrations.store.list()) {
-            const a = assignments.store.get({ cluster: coordination.spec.cluster!, namespace: '', name: m.spec.assignment });
-            if (a) this.#enqueueAssignment(a);
-          }
-        }),
-    );
-    const migrationStages = new MigrationStages({ endpoint, computeWorkspace: paths.compute, migrationClient, configurations, logger: this.#logger.child({ controller: 'migration-stages' }) });
-    this.#ctx = {
-      endpoint,
-      paths,
-      logger: this.#logger,
-      workspaces,
-      informers: this.#informers,
-      coordinationCluster: coordination.spec.cluster,
-      assignments,
-      assignmentClient,
-      stagingWorkspaces,
-      stagingWorkspaceClient,
-      migrations,
-      migrationClient,
-      migrationStages,
-      acceptAPIs: () => this.#acceptInformer,
-      enqueueConsumer: (gvrKey, key) => this.#enqueueConsumer(gvrKey, key),
-      enqueueStagingWorkspace: (swName) => this.#stagingController?.queue.add(swName),
-      onReconciled: this.#options.onReconciled ?? (() => undefined),
-    };
-    this.#stagingController = new StagingWorkspaceController({ ctx: this.#ctx });
-    this.#discovery = new WorkQueue({
-      name: 'discovery',
-      reconcile: (key, s) => this.#discover(key, s),
-      concurrency: 1,
-      logger: this.#logger,
-      onReconciled: (o) => this.#ctx?.onReconciled('discovery', o),
-    });
-    this.#slices = this.#informers.ensure<APIExportEndpointSlice & KubeObject>(
-      'home|apiexportendpointslices',
-      { name: 'apiexportendpointslices', source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.home), gvr: SLICES }), logger: this.#logger },
-      (informer) => informer.onEvent((e) => this.#discovery?.add(e.object.metadata.name ?? '')),
-    );
-    await Promise.all([assignments.waitForSync(signal), stagingWorkspaces.waitForSync(signal), migrations.waitForSync(signal), configurations.waitForSync(signal), this.#slices.waitForSync(signal)]);
-    this.#stagingController.start();
-    this.#discovery.start();
-    await this.#discovery.idle();
-    this.#logger.info({ coordination: paths.coordination, brokered: [...this.#syncControllers.keys()] }, 'broker started');
+    if (!url) throw new Error(`stopped while waiting for APIExport ${exportName} to have an endpoint`);
+    return url;
+  }
+
+  #add(controller: Controller, signal: AbortSignal): Promise<void> {
+    const { onReconciled } = this.#options;
+    if (onReconciled) controller.queue.observe((o) => onReconciled(controller.name, o));
+    return this.#manager.add(controller, signal);
   }
 
   /** Caches synced and every controller running: what /readyz reports. */
   get ready(): boolean {
-    return (
-      this.#ctx !== undefined &&
-      this.#informers.stats().every((s) => s.synced) &&
-      [...this.#syncControllers.values()].every((c) => c.queue.running)
-    );
+    return this.#wiring !== undefined && this.#scope.stats().every((s) => s.synced) && this.#manager.queues.every((q) => q.running);
   }
 
   /** The cached Assignments and Migrations (for metrics). */
   coordination(): { assignments: Assignment[]; migrations: Migration[] } {
-    return { assignments: this.#ctx?.assignments.store.list() ?? [], migrations: this.#ctx?.migrations.store.list() ?? [] };
+    const c = this.#wiring?.coordination;
+    return { assignments: c?.assignments.store.list() ?? [], migrations: c?.migrations.store.list() ?? [] };
   }
 
-  get informers(): InformerSet {
-    return this.#informers;
+  /** Every informer the broker runs (for metrics). */
+  get informers(): InformerScope {
+    return this.#scope;
   }
 
   get queues(): WorkQueue[] {
-    return [this.#discovery, this.#stagingController?.queue, this.#acceptController?.queue, ...[...this.#syncControllers.values()].map((c) => c.queue)].filter((q): q is WorkQueue => q !== undefined);
+    return this.#manager.queues;
   }
 
   /** Stops taking work, lets in-flight reconciles finish, closes every watch. */
   async stop(): Promise<void> {
-    await Promise.all(this.queues.map((q) => q.shutdown()));
-    this.#controller.abort();
-    await this.#informers.stopAll();
+    await this.#manager.stop();
+    await this.#scope.end();
   }
 
-  #enqueueAssignment(a: Assignment): void {
-    this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
-  }
-
-  #enqueueConsumer(gvrKey: string, key: string): void {
-    this.#syncControllers.get(gvrKey)?.queue.add(key);
-  }
-
-  /** Reconciles one APIExportEndpointSlice of the home workspace. */
-  async #discover(sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const ctx = this.#ctx!;
-    const slice = this.#slices?.store.list((s) => s.metadata.name === sliceName)[0];
+  /** Reconciles one APIExportEndpointSlice of the home workspace: starts, restarts or stops the sync controllers of its export's resources. */
+  async #discover(slices: Informer<APIExportEndpointSlice & KubeObject>, sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const slice = slices.store.list((s) => s.metadata.name === sliceName)[0];
     const url = slice?.status?.endpoints?.[0]?.url;
-    if (sliceName === ctx.paths.acceptAPIExport) {
-      if (url) this.#startAcceptAPIs(url);
-      return;
-    }
     const wanted = slice && url ? await this.#brokeredApis(sliceName, url, signal) : [];
     const wantedKeys = new Set(wanted.map((api) => gvrString(api)));
-    for (const [key, controller] of this.#syncControllers) {
-      if (controller.api.exportName === sliceName && !wantedKeys.has(key)) {
-        this.#syncControllers.delete(key);
-        await controller.stop();
+    for (const [key, running] of this.#syncControllers) {
+      if (running.controller.api.exportName === sliceName && !wantedKeys.has(key)) {
+        await this.#stopSync(key);
         this.#logger.info({ resource: key, export: sliceName }, 'stopped brokering');
       }
     }
     for (const api of wanted) {
       const key = gvrString(api);
       const existing = this.#syncControllers.get(key);
-      if (existing && existing.api.virtualWorkspaceUrl === api.virtualWorkspaceUrl) continue;
-      if (existing) await existing.stop();
-      const controller = new SyncController({ ctx, api });
-      this.#syncControllers.set(key, controller);
-      await controller.waitForSync(signal);
-      controller.start();
-      controller.enqueueUnassigned();
+      if (existing && existing.controller.api.virtualWorkspaceUrl === api.virtualWorkspaceUrl) continue;
+      if (existing) await this.#stopSync(key);
+      await this.#startSync(api, signal);
       this.#logger.info({ resource: key, export: sliceName }, 'brokering');
     }
     return;
   }
 
+  async #startSync(api: BrokeredApi, signal: AbortSignal): Promise<void> {
+    const w = this.#wiring!;
+    const { clients } = w;
+    const gvr = { group: api.group, version: api.version, resource: api.resource };
+    const key = gvrString(gvr);
+    const logger = this.#logger.child({ controller: 'sync', resource: key });
+    const scope = this.#scope.child(`consumer ${key}`);
+    const vw = api.virtualWorkspaceUrl;
+    const consumers = {
+      objects: scope.informer(clients.inVirtualWorkspace(vw, '*', gvr), { name: `consumer ${key}`, logger }),
+      secrets: scope.informer(clients.inVirtualWorkspace(vw, '*', SECRETS), { name: `consumer secrets for ${key}`, labelSelector: RELATED_COPY_SELECTOR, logger }),
+      configMaps: scope.informer(clients.inVirtualWorkspace(vw, '*', CONFIGMAPS), { name: `consumer configmaps for ${key}`, labelSelector: RELATED_COPY_SELECTOR, logger }),
+      client: (cluster: string, g: typeof gvr) => clients.inVirtualWorkspace(vw, cluster, g),
+    };
+    const events = new EventRecorder({ endpoint: clients.endpoint, virtualWorkspaceUrl: vw, logger, involvedType: { apiVersion: apiVersionOf(gvr), kind: api.kind } });
+    const placer = new Placer({ gvr, coordination: w.coordination, acceptAPIs: () => w.acceptAPIs.store.list() });
+    const release = (name: string): void => w.stagingController.queue.add(name);
+    const migrator = new Migrator({ gvr, kind: api.kind, coordination: w.coordination, acceptAPIs: w.acceptAPIs, placer, stages: w.stages, events, logger, releaseStagingWorkspace: release });
+    let controller: SyncController | undefined;
+    const staging = new StagingCaches({ scopes: w.stagingScopes, clients, gvr, logger, enqueue: (k) => controller?.queue.add(k) });
+    controller = new SyncController({
+      api,
+      consumers,
+      staging,
+      coordination: w.coordination,
+      coordinationInformers: w.coordinationInformers,
+      acceptAPIs: w.acceptAPIs,
+      placer,
+      migrator,
+      events,
+      releaseStagingWorkspace: release,
+      logger,
+    });
+    this.#syncControllers.set(key, { controller, scope });
+    await this.#add(controller, signal);
+  }
+
+  async #stopSync(key: string): Promise<void> {
+    const running = this.#syncControllers.get(key);
+    if (!running) return;
+    this.#syncControllers.delete(key);
+    await this.#manager.remove(running.controller.name);
+    await running.controller.stop();
+    await running.scope.end();
+  }
+
   /** The resources an export in the home workspace serves, from its APIResourceSchemas. */
   async #brokeredApis(exportName: string, virtualWorkspaceUrl: string, signal: AbortSignal): Promise<BrokeredApi[]> {
-    const { endpoint, paths } = this.#ctx!;
+    const { endpoint, paths } = this.#options;
     const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
     const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportName } }, signal });
     if (found.response.status === 404) return [];
@@ -255,26 +256,5 @@ export class Broker {
       });
     }
     return apis;
-  }
-
-  #startAcceptAPIs(virtualWorkspaceUrl: string): void {
-    if (this.#acceptInformer) return;
-    const ctx = this.#ctx!;
-    const { endpoint } = ctx;
-    const client = (cluster: string): ResourceClient<AcceptAPI> =>
-      new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, cluster), gvr: ACCEPTAPI_GVR });
-    this.#acceptInformer = this.#informers.ensure<AcceptAPI>('acceptapis', { name: 'acceptapis', source: client('*'), logger: this.#logger }, (informer) =>
-      informer.onEvent((e) => {
-        this.#acceptController?.queue.add(encodeKey(objectKeyOf(e.object)));
-        this.#syncControllers.get(gvrString(e.object.spec.gvr))?.enqueueUnassigned();
-        // Objects it serves: it may have stopped being Ready, matching, or existing.
-        for (const a of this.#ctx?.assignments.store.byIndex(ASSIGNMENT_BY_ACCEPTAPI, `${clusterOf(e.object)}/${e.object.metadata.name}`) ?? []) {
-          this.#enqueueConsumer(gvrString(a.spec.gvr), encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
-        }
-      }),
-    );
-    this.#acceptController = new AcceptAPIController({ ctx, informer: this.#acceptInformer, client });
-    this.#acceptController.start();
-    this.#logger.info({ virtualWorkspaceUrl }, 'watching AcceptAPIs');
   }
 }

@@ -1,7 +1,7 @@
 import { ApiError } from '../kcp-client-ts/errors.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
-import { splitPath, type BrokerPaths } from './config.ts';
+import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 
 /**
  * Checks, before anything else, that kcp answers, accepts the credentials and has the

@@ -1,8 +1,8 @@
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, type AcceptAPI, type Assignment, type Migration } from '../apis/types.ts';
-import type { BrokerPaths } from '../broker/config.ts';
+import type { BrokerPaths } from '../apis/paths.ts';
 import { assignmentsByProvider, placeObject } from '../controllers/placement/placement.ts';
-import { assignmentName, migrationNameOf } from '../controllers/sync/controller.ts';
-import { encodeKey } from '../cache/object-key.ts';
+import { assignmentName, migrationNameOf } from '../apis/names.ts';
+import { encodeKey } from '../runtime/object-key.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap } from '../kcp-client-ts/typed-client.ts';

@@ -4,7 +4,7 @@ import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
 import { explain, formatExplanation } from './explain.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
-import { DEFAULT_PATHS, type BrokerPaths } from '../broker/config.ts';
+import { DEFAULT_PATHS, type BrokerPaths } from '../apis/paths.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createLogger, type LogFormat } from '../logging.ts';
 import type { Server } from 'node:http';

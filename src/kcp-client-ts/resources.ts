@@ -1,5 +1,5 @@
 import type { KcpEndpoint } from './endpoint.ts';
-import { isNotFound } from './errors.ts';
+import { isAlreadyExists, isNotFound } from './errors.ts';
 import { resourcePath, withQuery } from './paths.ts';
 import type { GroupVersionResource, KubeList, KubeObject, WatchEvent } from './types.ts';
 import { watchEvents } from './watch.ts';
@@ -29,6 +29,12 @@ export type WatchOptions = {
 };
 
 type Target = { namespace?: string | undefined; name: string };
+
+/** Preconditions of a delete: the server refuses it (409) when the object is not that one any more. */
+export type DeletePreconditions = { uid?: string; resourceVersion?: string };
+
+/** The verbs controllers write with; ResourceClient has them, and unit tests hand in an in-memory fake. */
+export type ObjectClient<T extends KubeObject = KubeObject> = Pick<ResourceClient<T>, 'get' | 'find' | 'create' | 'update' | 'updateStatus' | 'mergePatch' | 'delete' | 'createIfAbsent'>;
 
 /**
  * Untyped access to one resource (any GVR, brokered APIs included) under one cluster base.
@@ -140,10 +146,24 @@ export class ResourceClient<T extends KubeObject = KubeObject> {
     });
   }
 
-  /** Deletes; a missing object counts as deleted (returns false). */
-  async delete(target: Target, signal?: AbortSignal): Promise<boolean> {
+  /**
+   * Creates the object, or leaves the one of that name alone: returns what was created, or
+   * undefined when it existed (the caller's cache will show it).
+   */
+  async createIfAbsent(object: T, signal?: AbortSignal): Promise<T | undefined> {
     try {
-      await this.#endpoint.json({ method: 'DELETE', url: this.url(target), signal });
+      return await this.create(object, signal);
+    } catch (err) {
+      if (isAlreadyExists(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Deletes; a missing object counts as deleted (returns false). With preconditions, a different object of that name is a 409. */
+  async delete(target: Target, signal?: AbortSignal, preconditions?: DeletePreconditions): Promise<boolean> {
+    try {
+      const body = preconditions ? { apiVersion: 'v1', kind: 'DeleteOptions', preconditions } : undefined;
+      await this.#endpoint.json({ method: 'DELETE', url: this.url(target), signal, ...(body ? { body } : {}) });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
-import type { InformerSet } from '../cache/informer-set.ts';
-import type { WorkQueue } from '../cache/workqueue.ts';
+import type { InformerScope } from '../runtime/informer-scope.ts';
+import type { WorkQueue } from '../runtime/workqueue.ts';
 
 const countBy = <T>(items: T[], keyOf: (item: T) => string): Map<string, number> => {
   const counts = new Map<string, number>();
@@ -42,7 +42,7 @@ export class BrokerMetrics {
   /** Gauges read at scrape time from the running queues and informers. */
   observe(source: {
     queues: () => WorkQueue[];
-    informers: () => InformerSet | undefined;
+    informers: () => InformerScope | undefined;
     /** Assignments and Migrations as cached (empty before the broker leads). */
     coordination: () => { assignments: Assignment[]; migrations: Migration[] };
   }): void {
@@ -83,7 +83,7 @@ export class BrokerMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const s of source.informers()?.stats() ?? []) this.set({ informer: s.key }, s.watchRestarts);
+        for (const s of source.informers()?.stats() ?? []) this.set({ informer: s.name }, s.watchRestarts);
       },
     });
     new Gauge({
@@ -94,7 +94,7 @@ export class BrokerMetrics {
       collect() {
         this.reset();
         const now = Date.now();
-        for (const s of source.informers()?.stats() ?? []) if (s.lastEventAt) this.set({ informer: s.key }, (now - s.lastEventAt) / 1000);
+        for (const s of source.informers()?.stats() ?? []) if (s.lastEventAt) this.set({ informer: s.name }, (now - s.lastEventAt) / 1000);
       },
     });
   }

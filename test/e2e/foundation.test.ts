@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Informer, type InformerEvent } from '../../src/cache/informer.ts';
-import { encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
+import { Informer, type InformerEvent } from '../../src/runtime/informer.ts';
+import { encodeKey, objectKeyOf } from '../../src/runtime/object-key.ts';
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIBinding, type APIExport, type APIResourceSchema } from '../../src/kcp-client-ts/typed-client.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Informer } from '../../src/cache/informer.ts';
+import { Informer } from '../../src/runtime/informer.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Informer } from '../../src/cache/informer.ts';
+import { Informer } from '../../src/runtime/informer.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isGone } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { BrokerPaths } from '../../src/broker/config.ts';
+import type { BrokerPaths } from '../../src/apis/paths.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'resource-broker.js');
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Broker } from '../../src/broker/broker.ts';
 import { bootstrap } from '../../src/broker/bootstrap.ts';
-import type { BrokerPaths } from '../../src/broker/config.ts';
+import type { BrokerPaths } from '../../src/apis/paths.ts';
 import { APIEXPORTS_DIR, loadManifests } from '../../src/broker/manifests.ts';
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type AcceptAPI, type Assignment, type StagingWorkspace } from '../../src/apis/types.ts';
 import { Applier } from '../../src/kcp-client-ts/apply.ts';

@@ -1,49 +1,64 @@
 import { isDeepStrictEqual } from 'node:util';
-import { decodeKey, encodeKey, objectKeyOf } from '../../cache/object-key.ts';
-import type { Informer } from '../../cache/informer.ts';
-import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
 import { setCondition } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER, nameHash } from '../../apis/names.ts';
+import { MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Condition } from '../../apis/types.ts';
-import type { BrokerContext } from '../../broker/context.ts';
+import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
+import type { Clients } from '../../kcp-client-ts/clients.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
-import { ResourceClient } from '../../kcp-client-ts/resources.ts';
-import { createKcpClient, unwrap, type APIBinding } from '../../kcp-client-ts/typed-client.ts';
+import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { clusterOf, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
-
-const APIBINDINGS: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
+import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
+import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import type { ClusterScopes } from '../../runtime/informer-scope.ts';
+import { decodeKey, encodeKey, objectKeyOf } from '../../runtime/object-key.ts';
+import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 import { validateFilters } from './filters.ts';
 
-/** The key of the garbage collection of verification workspaces, on the same queue. */
-export const VERIFICATION_GC_KEY = '__verification-gc__';
+const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
 
-export const verificationWorkspaceName = (providerCluster: string, apiExportName: string): string =>
-  `verify-${nameHash(providerCluster, apiExportName)}`;
+/** The key of the garbage collection of verification workspaces, on the same queue. */
+const VERIFICATION_GC_KEY = '__verification-gc__';
+
+export type AcceptAPIControllerOptions = {
+  acceptAPIs: Informer<AcceptAPI>;
+  /** Writes an AcceptAPI's status, in its provider's cluster (through the acceptapis virtual workspace). */
+  acceptAPIClient: (cluster: string) => ObjectClient<AcceptAPI>;
+  workspaces: Pick<Workspaces, 'get' | 'create' | 'delete'>;
+  clients: Clients;
+  /** Workspace path under which verification workspaces are created. */
+  verificationRoot: string;
+  /** What is watched inside each verification workspace: ended when the workspace is released. */
+  verificationScopes: ClusterScopes;
+  logger: Logger;
+};
 
 /**
  * Verifies AcceptAPIs: filters must be valid, and a binding to the named export (in a shared
  * workspace per provider and export under the verification tree) must become Bound. Writes
  * `BindingVerified` and `Ready`, and deletes verification workspaces nobody names any more.
  */
-export class AcceptAPIController {
+export class AcceptAPIController implements Controller {
+  readonly name = 'acceptapi';
   readonly queue: WorkQueue;
-  readonly #ctx: BrokerContext;
+  readonly #o: AcceptAPIControllerOptions;
   readonly #informer: Informer<AcceptAPI>;
-  readonly #client: (cluster: string) => ResourceClient<AcceptAPI>;
   readonly #logger: Logger;
   readonly #attempts = new Map<string, number>();
+  /** Verification clusters whose binding watch already has this controller's handler. */
+  readonly #watchedBindings = new Set<string>();
 
-  constructor(options: { ctx: BrokerContext; informer: Informer<AcceptAPI>; client: (cluster: string) => ResourceClient<AcceptAPI> }) {
-    this.#ctx = options.ctx;
-    this.#informer = options.informer;
-    this.#client = options.client;
-    this.#logger = options.ctx.logger.child({ controller: 'acceptapi' });
-    this.queue = new WorkQueue({ name: 'acceptapi', reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled('acceptapi', o), concurrency: 4, logger: this.#logger });
+  constructor(options: AcceptAPIControllerOptions) {
+    this.#o = options;
+    this.#informer = options.acceptAPIs;
+    this.#logger = options.logger;
+    this.queue = new WorkQueue({ name: this.name, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+    options.verificationScopes.onEnded((cluster) => this.#watchedBindings.delete(cluster));
   }
 
-  start(): void {
-    this.queue.start();
+  watches(): Watch[] {
+    return [watchOf(this.#informer, (e) => [encodeKey(objectKeyOf(e.object))])];
   }
 
   async reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
@@ -67,8 +82,8 @@ export class AcceptAPIController {
     const providerCluster = clusterOf(acceptAPI);
     const exportName = acceptAPI.spec.apiExportName;
     const workspaceName = verificationWorkspaceName(providerCluster, exportName);
-    const verificationPath = `${this.#ctx.paths.verificationRoot}:${workspaceName}`;
-    const verdict = await this.#verify(providerCluster, exportName, workspaceName, signal);
+    const verificationPath = `${this.#o.verificationRoot}:${workspaceName}`;
+    const verdict = await this.#verify(providerCluster, exportName, acceptAPI.spec.gvr, workspaceName, signal);
     if (verdict.bound) {
       this.#attempts.delete(keyText);
       await this.#writeStatus(acceptAPI, verificationPath, [
@@ -89,11 +104,11 @@ export class AcceptAPIController {
     return { requeueAfterMs: verdict.reason === 'Pending' ? Math.min(200 * attempts, 5_000) : Math.min(1_000 * 2 ** attempts, 60_000) };
   }
 
-  async #verify(providerCluster: string, exportName: string, workspaceName: string, signal: AbortSignal): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
-    const { workspaces, endpoint, paths } = this.#ctx;
-    const ws = await workspaces.get(paths.verificationRoot, workspaceName, signal);
+  async #verify(providerCluster: string, exportName: string, gvr: GroupVersionResource, workspaceName: string, signal: AbortSignal): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
+    const { workspaces, verificationRoot, clients } = this.#o;
+    const ws = await workspaces.get(verificationRoot, workspaceName, signal);
     if (!ws) {
-      await workspaces.create(paths.verificationRoot, workspaceName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
+      await workspaces.create(verificationRoot, workspaceName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
       return { bound: false, reason: 'Pending', message: `creating verification workspace ${workspaceName}` };
     }
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
@@ -101,22 +116,26 @@ export class AcceptAPIController {
     await bindings.waitForSync(signal);
     let binding = bindings.store.get({ cluster: ws.spec.cluster, namespace: '', name: exportName });
     if (!binding) {
-      const client = createKcpClient(endpoint, endpoint.workspaceUrl(ws.spec.cluster));
-      const body: APIBinding = {
-        apiVersion: 'apis.kcp.io/v1alpha2',
-        kind: 'APIBinding',
-        metadata: { name: exportName, labels: { [MANAGED_BY_LABEL]: MANAGER } },
-        spec: { reference: { export: { path: providerCluster, name: exportName } } },
-      };
+      const body = apiBindingTo({ path: providerCluster, name: exportName }, { labels: { [MANAGED_BY_LABEL]: MANAGER } });
       try {
-        binding = unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
+        binding = await clients.inWorkspace<APIBindingObject>(ws.spec.cluster, APIBINDINGS).create(body, signal);
       } catch (err) {
         if (isAlreadyExists(err)) return { bound: false, reason: 'Pending', message: 'binding created' };
         // kcp refuses bindings to exports it cannot find or may not bind: say so, retry later.
         return { bound: false, reason: 'BindingRejected', message: `kcp refused an APIBinding to APIExport ${exportName} in ${providerCluster}: ${err instanceof Error ? err.message : String(err)}` };
       }
     }
-    if (binding.status?.phase === 'Bound') return { bound: true };
+    if (binding.status?.phase === 'Bound') {
+      // A Bound binding to an export that does not serve the AcceptAPI's resource would win
+      // placement and leave its objects waiting for a copy nobody can make.
+      const served = binding.status.boundResources ?? [];
+      if (served.some((r) => r.group === (gvr.group ?? '') && r.resource === gvr.resource)) return { bound: true };
+      return {
+        bound: false,
+        reason: 'ResourceNotServed',
+        message: `APIExport ${exportName} in ${providerCluster} does not serve spec.gvr ${gvr.resource}${gvr.group ? `.${gvr.group}` : ''} (it serves: ${served.map((r) => `${r.resource}${r.group ? `.${r.group}` : ''}`).join(', ') || 'nothing'})`,
+      };
+    }
     const failing = binding.status?.conditions?.find((c) => c.status === 'False' && c.message);
     return {
       bound: false,
@@ -126,18 +145,19 @@ export class AcceptAPIController {
   }
 
   /** Watches the APIBindings of one verification workspace: their phase changes drive the AcceptAPIs naming it. */
-  #bindingInformer(cluster: string, workspaceName: string): Informer<APIBinding & KubeObject> {
-    const { endpoint, informers } = this.#ctx;
-    return informers.ensure<APIBinding & KubeObject>(
-      `verification|${cluster}|apibindings`,
-      { name: `verification ${workspaceName} apibindings`, source: new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(cluster), gvr: APIBINDINGS }), logger: this.#logger },
-      (informer) =>
-        informer.onEvent(() => {
-          for (const a of this.#informer.store.list()) {
-            if (verificationWorkspaceName(clusterOf(a), a.spec.apiExportName) === workspaceName) this.queue.add(encodeKey(objectKeyOf(a)));
-          }
-        }),
-    );
+  #bindingInformer(cluster: string, workspaceName: string): Informer<APIBindingObject> {
+    const informer = this.#o.verificationScopes
+      .of(cluster)
+      .informer(this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS), { name: `verification ${workspaceName} apibindings`, logger: this.#logger });
+    if (!this.#watchedBindings.has(cluster)) {
+      this.#watchedBindings.add(cluster);
+      informer.onEvent(() => {
+        for (const a of this.#informer.store.list()) {
+          if (verificationWorkspaceName(clusterOf(a), a.spec.apiExportName) === workspaceName) this.queue.add(encodeKey(objectKeyOf(a)));
+        }
+      });
+    }
+    return informer;
   }
 
   async #writeStatus(acceptAPI: AcceptAPI, verificationWorkspace: string | undefined, conditions: Omit<Condition, 'lastTransitionTime'>[], signal: AbortSignal): Promise<void> {
@@ -146,7 +166,7 @@ export class AcceptAPIController {
     const status = { ...(verificationWorkspace ? { verificationWorkspace } : {}), conditions: next };
     if (isDeepStrictEqual(status, acceptAPI.status)) return;
     try {
-      await this.#client(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status }, signal);
+      await this.#o.acceptAPIClient(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status }, signal);
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
     }
@@ -159,14 +179,13 @@ export class AcceptAPIController {
         .list((a) => !a.metadata.deletionTimestamp && validateFilters(a.spec.filters).length === 0)
         .map((a) => verificationWorkspaceName(clusterOf(a), a.spec.apiExportName)),
     );
-    const { endpoint, paths, workspaces } = this.#ctx;
-    const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.verificationRoot));
-    const list = unwrap(await client.GET('/apis/tenancy.kcp.io/v1alpha1/workspaces', { params: { query: { labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}` } }, signal }));
+    const { clients, verificationRoot, workspaces, verificationScopes } = this.#o;
+    const list = await clients.inWorkspace<KubeObject & { spec: { cluster?: string } }>(verificationRoot, WORKSPACES).list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, signal });
     for (const ws of list.items) {
       const name = ws.metadata.name ?? '';
       if (wanted.has(name) || ws.metadata.deletionTimestamp) continue;
-      if (ws.spec.cluster) await this.#ctx.informers.stop(`verification|${ws.spec.cluster}|apibindings`);
-      await workspaces.delete(paths.verificationRoot, name, signal);
+      if (ws.spec.cluster) await verificationScopes.end(ws.spec.cluster);
+      await workspaces.delete(verificationRoot, name, signal);
       this.#logger.info({ verificationWorkspace: name }, 'verification workspace released');
     }
     return;

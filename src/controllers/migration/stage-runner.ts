@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Informer } from '../../cache/informer.ts';
+import type { ObjectStore } from '../../runtime/store.ts';
 import { timestamp } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
 import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationState, StageObjectRef } from '../../apis/types.ts';
@@ -7,10 +7,11 @@ import { Applier } from '../../kcp-client-ts/apply.ts';
 import { Discovery, UnknownKindError, type ResourceMapping } from '../../kcp-client-ts/discovery.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
-import { ResourceClient } from '../../kcp-client-ts/resources.ts';
+import { ResourceClient, type ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
-import { relatedPayload, type RelatedKind } from '../sync/mapping.ts';
+import { TerminalError } from '../../runtime/errors.ts';
+import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
 import { allTrue, anyTrue, findConfiguration, renderTemplate, stageField, stageObjectName, validateStage, type StageVariables } from './stages.ts';
 import { writeMigrationStatus, type MigrationStatusChange } from './status.ts';
 
@@ -19,9 +20,6 @@ export type StageStep =
   | { next: 'cutover' }
   | { next: 'wait'; requeueAfterMs?: number }
   | { next: 'fail'; reason: 'StageTimedOut' | 'FailureConditionMet'; message: string };
-
-/** A Secret or ConfigMap a staging copy publishes in `status.relatedResources`. */
-export type RelatedSource = { kind: RelatedKind; object: KubeObject };
 
 export type StageInput = {
   migration: Migration;
@@ -33,8 +31,6 @@ export type StageInput = {
 
 /** Stage objects and CEL over other workspaces have no watch here: a waiting stage looks again this often. */
 const POLL_MS = 2_000;
-/** A configuration problem waits for the user; its informer event requeues sooner. */
-const INVALID_RETRY_MS = 10_000;
 const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: 'waiting for the destination copy to report status.status Available' } as const;
 
 /**
@@ -47,20 +43,22 @@ export class MigrationStages {
   readonly #endpoint: KcpEndpoint;
   readonly #compute: string;
   readonly #computeUrl: string;
-  readonly #migrationClient: ResourceClient<Migration>;
-  readonly #configurations: Informer<MigrationConfiguration>;
+  readonly #migrationClient: ObjectClient<Migration>;
+  readonly #configurations: ObjectStore<MigrationConfiguration>;
   readonly #discovery: Discovery;
   readonly #applier: Applier;
   readonly #logger: Logger;
   readonly #now: () => Date;
   readonly #namespaces = new Set<string>();
+  /** The compute workspace's Secrets and ConfigMaps, where related resources are mirrored. */
+  readonly #computeTarget: MirrorTarget;
 
   constructor(options: {
     endpoint: KcpEndpoint;
     /** Workspace path where stage objects and mirrored related resources go. */
     computeWorkspace: string;
-    migrationClient: ResourceClient<Migration>;
-    configurations: Informer<MigrationConfiguration>;
+    migrationClient: ObjectClient<Migration>;
+    configurations: ObjectStore<MigrationConfiguration>;
     logger: Logger;
     now?: () => Date;
   }) {
@@ -73,6 +71,15 @@ export class MigrationStages {
     this.#applier = new Applier({ endpoint: options.endpoint, discovery: this.#discovery });
     this.#logger = options.logger;
     this.#now = options.now ?? (() => new Date());
+    const client = (kind: RelatedKind): ResourceClient => new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr: kind === 'Secret' ? SECRETS : CONFIGMAPS });
+    this.#computeTarget = {
+      client,
+      find: (kind, namespace, name, signal) => client(kind).find({ namespace, name }, signal),
+      labelled: async (kind, labels, signal) => {
+        const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+        return (await client(kind).list({ labelSelector: selector, signal })).items;
+      },
+    };
   }
 
   /** Moves a Migration that has not reached cutover one step on; says what the caller does next. */
@@ -87,11 +94,8 @@ export class MigrationStages {
   async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
     const name = migration.metadata.name ?? '';
     for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
-    for (const gvr of [SECRETS, CONFIGMAPS]) {
-      const client = new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr });
-      const { items } = await client.list({ labelSelector: `${MIGRATION_NAME_LABEL}=${name}`, signal });
-      for (const item of items) await client.delete({ namespace: item.metadata.namespace, name: item.metadata.name ?? '' }, signal);
-    }
+    const result = await mirrorRelated({ sources: [], owner: this.#mirrorOwner(migration), target: this.#computeTarget, placeOf: () => ({ namespace: '', name }), signal });
+    if (result.deleted > 0) this.#logger.debug({ migration: name, deleted: result.deleted }, 'mirrored related resources removed');
   }
 
   /** The uid and generation of the MigrationConfiguration this migration runs, as cached (none: undefined). */
@@ -103,7 +107,7 @@ export class MigrationStages {
 
   #configuration(migration: Migration): MigrationConfiguration | undefined {
     const name = migration.status?.configuration;
-    return name ? this.#configurations.store.list((c) => c.metadata.name === name)[0] : undefined;
+    return name ? this.#configurations.list((c) => c.metadata.name === name)[0] : undefined;
   }
 
   #write(migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> {
@@ -112,7 +116,7 @@ export class MigrationStages {
 
   async #begin(migration: Migration, signal: AbortSignal): Promise<StageStep> {
     const { from, to } = migration.spec;
-    const config = findConfiguration(this.#configurations.store.list(), from.gvk, to.gvk);
+    const config = findConfiguration(this.#configurations.list(), from.gvk, to.gvk);
     const first = config?.spec.stages?.[0];
     if (!config || !first) {
       const message = config
@@ -139,10 +143,10 @@ export class MigrationStages {
   async #runStage(input: StageInput, state: MigrationState, signal: AbortSignal): Promise<StageStep> {
     let { migration } = input; // replaced by what each status write returns
     const name = migration.metadata.name ?? '';
-    const invalid = async (reason: string, message: string): Promise<StageStep> => {
+    // The configuration must change: recorded once, not retried until it (or the Migration) does.
+    const invalid = async (reason: string, message: string): Promise<never> => {
       await this.#write(migration, { conditions: [{ type: 'StagesCompleted', status: 'False', reason, message }] }, signal);
-      this.#logger.warn({ migration: name, reason, message }, 'migration stage cannot run');
-      return { next: 'wait', requeueAfterMs: INVALID_RETRY_MS };
+      throw new TerminalError(`migration ${name}: ${reason}: ${message}`);
     };
     const config = this.#configuration(migration);
     if (!config) return invalid('ConfigurationNotFound', `MigrationConfiguration ${migration.status?.configuration ?? '(none recorded)'} does not exist any more; recreate it, or delete this Migration to start over`);
@@ -162,7 +166,7 @@ export class MigrationStages {
     }
     const namespace = stage.namespace ?? 'default';
     await this.#ensureNamespace(namespace, signal);
-    await this.#mirrorRelated(name, namespace, input.related, signal);
+    await this.#mirrorRelated(migration, namespace, input.related, signal);
 
     const elapsedMs = this.#now().getTime() - Date.parse(migration.status?.stageStartTime ?? '');
     const waitFor = async (reason: string, message: string): Promise<StageStep> => {
@@ -260,19 +264,27 @@ export class MigrationStages {
     return next ? { next: 'wait' } : { next: 'cutover' };
   }
 
-  /** Copies of both staging copies' related resources in the compute workspace, as `from-<name>` and `to-<name>`. */
-  async #mirrorRelated(migration: string, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<void> {
-    for (const [prefix, sources] of [['from-', related.from], ['to-', related.to]] as const) {
-      for (const { kind, object } of sources) {
-        const mirror: KubeObject = {
-          apiVersion: 'v1',
-          kind,
-          metadata: { name: `${prefix}${object.metadata.name}`, namespace, labels: { [MIGRATION_NAME_LABEL]: migration, [MANAGED_BY_LABEL]: MANAGER } },
-          ...relatedPayload(object),
-        };
-        await this.#applier.apply(this.#compute, mirror, signal);
-      }
+  /**
+   * Copies of both staging copies' related resources in the compute workspace, as `from-<name>`
+   * and `to-<name>`, owned by this Migration (label and uid): a name another migration holds is
+   * left to it and reported, never overwritten.
+   */
+  async #mirrorRelated(migration: Migration, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<void> {
+    const sources = [...related.from.map((s) => ({ ...s, prefix: 'from-' })), ...related.to.map((s) => ({ ...s, prefix: 'to-' }))];
+    const result = await mirrorRelated({
+      sources,
+      owner: this.#mirrorOwner(migration),
+      target: this.#computeTarget,
+      placeOf: (source) => ({ namespace, name: `${(source as (typeof sources)[number]).prefix}${source.object.metadata.name}` }),
+      signal,
+    });
+    if (result.conflicts.length > 0) {
+      this.#logger.warn({ migration: migration.metadata.name, conflicts: result.conflicts }, 'mirrored related resource names held by another owner');
     }
+  }
+
+  #mirrorOwner(migration: Migration): MirrorOwner {
+    return { labels: { [MIGRATION_NAME_LABEL]: migration.metadata.name ?? '' }, uid: migration.metadata.uid };
   }
 
   /** Deletes the recorded stage objects `which` picks, then drops them from the record; undefined after a conflict. */

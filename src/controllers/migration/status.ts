@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
 import type { Condition, ConfigurationVersion, Migration, MigrationState, StageObjectRef } from '../../apis/types.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
-import type { ResourceClient } from '../../kcp-client-ts/resources.ts';
+import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 
 export type MigrationStatusChange = {
   state?: MigrationState;
@@ -46,7 +46,7 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
  * seconds writes nothing). Returns the Migration as it now is, or undefined after a conflict, which
  * is left to the next reconcile (the update event brings it).
  */
-export const writeMigrationStatus = async (client: Pick<ResourceClient<Migration>, 'updateStatus'>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> => {
+export const writeMigrationStatus = async (client: Pick<ObjectClient<Migration>, 'updateStatus'>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> => {
   const current = migration.status ?? {};
   const next = withChange(current, change);
   if (isDeepStrictEqual(next, current)) return migration;

@@ -1,48 +1,75 @@
-import { WorkQueue, type ReconcileResult } from '../../cache/workqueue.ts';
+import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER } from '../../apis/names.ts';
-import type { StagingWorkspace } from '../../apis/types.ts';
-import { splitPath } from '../../broker/config.ts';
-import { ASSIGNMENT_BY_STAGING, MIGRATION_BY_STAGING, type BrokerContext } from '../../broker/context.ts';
-import { isAlreadyExists, isNotFound } from '../../kcp-client-ts/errors.ts';
-import { createKcpClient, unwrap, type APIBinding } from '../../kcp-client-ts/typed-client.ts';
+import { splitPath } from '../../apis/paths.ts';
+import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.ts';
+import type { Coordination } from '../../coordination/coordination.ts';
+import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
+import type { Clients } from '../../kcp-client-ts/clients.ts';
+import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
-import { isDeepStrictEqual } from 'node:util';
+import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import type { ClusterScopes } from '../../runtime/informer-scope.ts';
+import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 
 /** Bounded polling while kcp finishes a workspace or binding: both settle within seconds. */
 const SETTLE_MS = 500;
 
+export type StagingWorkspaceControllerOptions = {
+  coordination: Coordination;
+  informers: { assignments: Informer<Assignment>; stagingWorkspaces: Informer<StagingWorkspace>; migrations: Informer<Migration> };
+  workspaces: Pick<Workspaces, 'get' | 'create' | 'delete'>;
+  clients: Pick<Clients, 'inWorkspace'>;
+  /** Workspace path under which staging workspaces are created. */
+  stagingRoot: string;
+  /** What is watched inside each staging workspace: ended when the workspace is released. */
+  stagingScopes: Pick<ClusterScopes, 'end'>;
+  logger: Logger;
+};
+
 /**
  * Owns the StagingWorkspace objects: for each, a kcp workspace under the staging tree with an
  * APIBinding to the provider's export that accepts every claim the export makes; torn down
- * (workspace, then object) when no Assignment references it any more.
+ * (watches, workspace, then object) when no Assignment or Migration references it any more.
  */
-export class StagingWorkspaceController {
+export class StagingWorkspaceController implements Controller {
+  readonly name = 'stagingworkspace';
   readonly queue: WorkQueue;
-  readonly #ctx: BrokerContext;
+  readonly #o: StagingWorkspaceControllerOptions;
   readonly #logger: Logger;
 
-  constructor(options: { ctx: BrokerContext }) {
-    this.#ctx = options.ctx;
-    this.#logger = options.ctx.logger.child({ controller: 'stagingworkspace' });
-    this.queue = new WorkQueue({ name: 'stagingworkspace', reconcile: (key, signal) => this.reconcile(key, signal), onReconciled: (o) => options.ctx.onReconciled('stagingworkspace', o), concurrency: 4, logger: this.#logger });
+  constructor(options: StagingWorkspaceControllerOptions) {
+    this.#o = options;
+    this.#logger = options.logger;
+    this.queue = new WorkQueue({ name: this.name, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
   }
 
-  start(): void {
-    this.queue.start();
+  watches(): Watch[] {
+    const { informers } = this.#o;
+    return [
+      watchOf(informers.stagingWorkspaces, (e) => [e.object.metadata.name ?? '']),
+      // Reference counting: an Assignment that moved on may have released its old workspace.
+      watchOf(informers.assignments, (e) => {
+        const names = [e.object.status?.stagingWorkspace];
+        if (e.type === 'updated') names.push(e.old.status?.stagingWorkspace);
+        return names.filter((n): n is string => !!n);
+      }),
+      watchOf(informers.migrations, (e) => [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]),
+    ];
   }
 
   async reconcile(name: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const ctx = this.#ctx;
-    const sw = ctx.stagingWorkspaces.store.get({ cluster: ctx.coordinationCluster, namespace: '', name });
+    const { coordination, workspaces } = this.#o;
+    const sw = coordination.stagingWorkspace(name);
     if (!sw) return;
-    const referenced = ctx.assignments.store.byIndex(ASSIGNMENT_BY_STAGING, name).length > 0 || ctx.migrations.store.byIndex(MIGRATION_BY_STAGING, name).length > 0;
-    const { parent, name: treeName } = splitPath(`${ctx.paths.stagingRoot}:${name}`);
+    const referenced = coordination.assignmentsIn(name).length > 0 || coordination.migrationsIn(name).length > 0;
+    const { parent, name: treeName } = splitPath(`${this.#o.stagingRoot}:${name}`);
     if (!referenced || sw.metadata.deletionTimestamp) return this.#teardown(sw, parent, treeName, signal);
 
-    const ws = await ctx.workspaces.get(parent, treeName, signal);
+    const ws = await workspaces.get(parent, treeName, signal);
     if (!ws) {
-      await ctx.workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
+      await workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
       await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` }, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
@@ -72,54 +99,32 @@ export class StagingWorkspaceController {
    * `status.exportPermissionClaims`, so the broker needs `bind` on the export and no read access
    * to the provider's workspace.
    */
-  async #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBinding> {
-    const { endpoint } = this.#ctx;
-    const client = createKcpClient(endpoint, endpoint.workspaceUrl(cluster));
+  async #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBindingObject> {
+    const client = this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS);
     const name = sw.spec.apiExportName;
-    const existing = await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal });
-    if (!existing.response.ok || !existing.data) {
-      const body: APIBinding = {
-        apiVersion: 'apis.kcp.io/v1alpha2',
-        kind: 'APIBinding',
-        metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } },
-        spec: { reference: { export: { path: sw.spec.providerCluster, name } } },
-      };
-      try {
-        return unwrap(await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body, signal }));
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        return unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name } }, signal }));
-      }
-    }
-    const binding = existing.data;
+    const binding =
+      (await client.find({ name }, signal)) ??
+      (await client.createIfAbsent(apiBindingTo({ path: sw.spec.providerCluster, name }, { labels: { [MANAGED_BY_LABEL]: MANAGER } }), signal)) ??
+      (await client.get({ name }, signal));
     const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string => `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
     const accepted = new Set((binding.spec.permissionClaims ?? []).filter((c) => c.state === 'Accepted').map(claimKey));
     const wanted = binding.status?.exportPermissionClaims ?? [];
     if (wanted.every((c) => accepted.has(claimKey(c)))) return binding;
-    return unwrap(
-      await client.PUT('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', {
-        params: { path: { name } },
-        body: { ...binding, spec: { ...binding.spec, permissionClaims: wanted.map((claim) => ({ ...claim, state: 'Accepted' as const, selector: { matchAll: true } })) } },
-        signal,
-      }),
-    );
+    const permissionClaims = wanted.map((claim) => ({ ...claim, state: 'Accepted' as const, selector: { matchAll: true } }));
+    return client.update({ ...binding, spec: { ...binding.spec, permissionClaims } }, signal);
   }
 
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const ctx = this.#ctx;
+    const { coordination, workspaces, stagingScopes } = this.#o;
     if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
     const cluster = sw.status?.clusterName;
-    if (cluster) for (const key of ctx.informers.keys()) if (key.startsWith(`staging|${cluster}|`)) await ctx.informers.stop(key);
-    const ws = await ctx.workspaces.get(parent, name, signal);
+    if (cluster) await stagingScopes.end(cluster);
+    const ws = await workspaces.get(parent, name, signal);
     if (ws) {
-      if (!ws.metadata.deletionTimestamp) await ctx.workspaces.delete(parent, name, signal);
+      if (!ws.metadata.deletionTimestamp) await workspaces.delete(parent, name, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
-    try {
-      await ctx.stagingWorkspaceClient.delete({ name: sw.metadata.name ?? '' }, signal);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await coordination.stagingWorkspaces.client.delete({ name: sw.metadata.name ?? '' }, signal, { uid: sw.metadata.uid });
     this.#logger.info({ stagingWorkspace: sw.metadata.name }, 'staging workspace released');
     return;
   }
@@ -137,6 +142,6 @@ export class StagingWorkspaceController {
     conditions = setCondition(conditions, fields.phase === 'Ready' ? { type: 'Ready', status: 'True', reason: 'Ready', message: '' } : { type: 'Ready', status: 'False', reason: fields.phase, message: failing?.message ?? '' });
     const status = { ...sw.status, ...fields, conditions };
     if (isDeepStrictEqual(status, sw.status)) return;
-    await this.#ctx.stagingWorkspaceClient.updateStatus({ ...sw, status }, signal);
+    await this.#o.coordination.stagingWorkspaces.client.updateStatus({ ...sw, status }, signal);
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { relatedCopyOf, relatedRefs, stagingCopyDiffers, stagingCopyOf, updatedStagingCopy } from './mapping.ts';
+import { stagingCopyDiffers, stagingCopyOf, updatedStagingCopy } from './mapping.ts';
 
 const TYPE = { apiVersion: 'example.platform-mesh.io/v1alpha1', kind: 'Certificate' };
 
@@ -47,35 +47,5 @@ describe('staging copy mapping', () => {
     expect(updated['spec']).toEqual({ fqdn: 'b.corp.com' });
     expect(updated.metadata.resourceVersion).toBe('3');
     expect(stagingCopyDiffers({ ...desired, status: { status: 'x' } }, desired)).toBe(false);
-  });
-
-  it('reads Secret/ConfigMap related resources, core group spelled "" or "core"', () => {
-    const staging = {
-      metadata: { name: 'app' },
-      status: {
-        relatedResources: {
-          secret: { name: 'app-tls', gvk: { group: 'core', version: 'v1', kind: 'Secret' } },
-          cm: { namespace: 'other', name: 'c', gvk: { group: '', version: 'v1', kind: 'ConfigMap' } },
-          db: { name: 'x', gvk: { group: 'db.io', version: 'v1', kind: 'Database' } },
-        },
-      },
-    };
-    const { refs, unsupported } = relatedRefs(staging, 'team');
-    expect(refs).toEqual([
-      { key: 'secret', kind: 'Secret', namespace: 'team', name: 'app-tls' },
-      { key: 'cm', kind: 'ConfigMap', namespace: 'other', name: 'c' },
-    ]);
-    expect(unsupported).toEqual(['db']);
-  });
-
-  it('copies a related Secret from a list item (no kind) with kind, data and the owner label', () => {
-    const listed = { metadata: { name: 's', namespace: 'team', resourceVersion: '9', labels: { a: 'b' }, annotations: { 'kcp.io/cluster': 'x' } }, data: { k: 'dg==' }, type: 'Opaque' };
-    expect(relatedCopyOf(listed, 'Secret', 'owner1')).toEqual({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 's', namespace: 'team', labels: { a: 'b', 'broker.platform-mesh.io/owner': 'owner1', 'app.kubernetes.io/managed-by': 'resource-broker' }, annotations: {} },
-      data: { k: 'dg==' },
-      type: 'Opaque',
-    });
   });
 });

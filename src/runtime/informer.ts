@@ -62,8 +62,17 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
   }
 
-  onEvent(handler: InformerHandler<T>): void {
+  /**
+   * Adds a handler; objects already in the store are replayed to it as `added` (as client-go
+   * does), so a handler added to a shared, running informer misses nothing. Returns its removal.
+   */
+  onEvent(handler: InformerHandler<T>): () => void {
     this.#handlers.push(handler);
+    for (const object of this.store.list()) this.#call(handler, { type: 'added', object });
+    return () => {
+      const at = this.#handlers.indexOf(handler);
+      if (at >= 0) this.#handlers.splice(at, 1);
+    };
   }
 
   get synced(): boolean {
@@ -128,7 +137,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         failures++;
         const delay = backoffDelay(failures, backoff);
-        this.#logger.warn({ err: String(err), failures, delayMs: delay, relist: needList }, 'list/watch failed, retrying');
+        this.#logger.warn({ err, failures, delayMs: delay, relist: needList }, 'list/watch failed, retrying');
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }
@@ -166,12 +175,14 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   #emit(event: InformerEvent<T>): void {
-    for (const handler of this.#handlers) {
-      try {
-        handler(event);
-      } catch (err) {
-        this.#logger.error({ err: String(err) }, 'informer handler threw');
-      }
+    for (const handler of [...this.#handlers]) this.#call(handler, event);
+  }
+
+  #call(handler: InformerHandler<T>, event: InformerEvent<T>): void {
+    try {
+      handler(event);
+    } catch (err) {
+      this.#logger.error({ err }, 'informer handler threw');
     }
   }
 

@@ -1,5 +1,6 @@
 import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
+import { TerminalError } from './errors.ts';
 
 /** What a reconcile returns, after controller-runtime's Result. */
 export type ReconcileResult = { requeueAfterMs?: number } | undefined | void;
@@ -20,7 +21,7 @@ export type WorkQueueOptions = {
  * A rate-limited work queue in the manner of client-go's: a key waiting is queued once however
  * often it is added; a key is never reconciled twice at once (an add during its reconcile runs
  * it again afterwards); failures requeue with per-key exponential backoff; at most
- * `concurrency` reconciles run together.
+ * `concurrency` reconciles run together. A TerminalError is not retried.
  */
 export class WorkQueue {
   readonly name: string;
@@ -36,10 +37,12 @@ export class WorkQueue {
   readonly #inFlight = new Set<Promise<void>>();
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
+  #onReconciled: WorkQueueOptions['onReconciled'];
 
   constructor(options: WorkQueueOptions) {
     this.#options = options;
     this.name = options.name;
+    this.#onReconciled = options.onReconciled;
     this.#logger = (options.logger ?? silentLogger()).child({ queue: options.name });
   }
 
@@ -75,6 +78,11 @@ export class WorkQueue {
     }, delayMs);
     timer.unref();
     this.#timers.set(key, timer);
+  }
+
+  /** Reports each reconcile from now on (metrics); replaces an earlier observer. */
+  observe(onReconciled: NonNullable<WorkQueueOptions['onReconciled']>): void {
+    this.#onReconciled = onReconciled;
   }
 
   /** Starts processing; keys added before start wait until then. */
@@ -132,15 +140,21 @@ export class WorkQueue {
     try {
       const result = await this.#options.reconcile(key, signal);
       this.#failures.delete(key);
-      this.#options.onReconciled?.({ key, ok: true, durationMs: performance.now() - started });
+      this.#onReconciled?.({ key, ok: true, durationMs: performance.now() - started });
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
-      this.#options.onReconciled?.({ key, ok: false, durationMs: performance.now() - started });
+      this.#onReconciled?.({ key, ok: false, durationMs: performance.now() - started });
       if (signal.aborted) return;
+      if (err instanceof TerminalError) {
+        // Recorded by the reconciler already; the next event for the key tries again.
+        this.#failures.delete(key);
+        this.#logger.error({ key, err }, 'reconcile failed with an error retrying cannot fix');
+        return;
+      }
       const failures = (this.#failures.get(key) ?? 0) + 1;
       this.#failures.set(key, failures);
       const delay = backoffDelay(failures, this.#options.backoff ?? { initialMs: 100, maxMs: 60_000 });
-      this.#logger.warn({ key, failures, delayMs: delay, err: err instanceof Error ? err.message : String(err) }, 'reconcile failed, requeueing');
+      this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
       this.addAfter(key, delay);
     }
   }

@@ -5,7 +5,15 @@ import { clusterOf, type KubeObject } from '../kcp-client-ts/types.ts';
 import type { Logger } from '../logging.ts';
 
 export type EventType = 'Normal' | 'Warning';
-export type EventReason = 'Assigned' | 'NoMatchingProvider' | 'MigrationStarted' | 'MigrationCompleted' | 'MigrationFailed' | 'SyncFailed';
+export type EventReason =
+  | 'Assigned'
+  | 'NoMatchingProvider'
+  | 'MigrationStarted'
+  | 'MigrationCompleted'
+  | 'MigrationFailed'
+  | 'SyncFailed'
+  | 'RelatedResourceConflict'
+  | 'RelatedResourceRefused';
 
 const EVENTS = { group: '', version: 'v1', resource: 'events' };
 
@@ -61,7 +69,7 @@ export class EventRecorder {
     } catch (err) {
       // Events are best effort: a consumer that did not accept the events claim still gets served.
       this.#last.delete(id);
-      this.#logger.warn({ cluster, name: obj.metadata.name, reason, err: String(err) }, 'could not record event');
+      this.#logger.warn({ cluster, name: obj.metadata.name, reason, err }, 'could not record event');
     }
   }
 
@@ -70,3 +78,6 @@ export class EventRecorder {
     this.#last.delete(`${clusterOf(obj)}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
   }
 }
+
+/** What controllers need of an EventRecorder (unit tests hand in a list). */
+export type EventSink = Pick<EventRecorder, 'record' | 'forget'>;

@@ -1,0 +1,111 @@
+import { setCondition } from '../../apis/conditions.ts';
+import { assignmentName, stagingWorkspaceName } from '../../apis/names.ts';
+import type { AcceptAPI, Assignment } from '../../apis/types.ts';
+import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
+import type { Coordination } from '../../coordination/coordination.ts';
+import type { ObjectKey } from '../../runtime/object-key.ts';
+import { encodeKey } from '../../runtime/object-key.ts';
+import { PlacementLoad } from './load.ts';
+import { placeObject, type PlacementDecision } from './placement.ts';
+
+/** What placing one object did. */
+export type Assigned =
+  | { outcome: 'assigned'; assignment: Assignment; decision: PlacementDecision }
+  | { outcome: 'noProvider'; decision: PlacementDecision }
+  /** Someone else created the Assignment first; its watch event brings the next reconcile. */
+  | { outcome: 'raced' };
+
+/**
+ * Places the objects of one brokered resource and records each decision as an Assignment. The
+ * decision goes into the Assignment's spec when it is created, so a crash before its status is
+ * written loses nothing: `complete` finishes such an Assignment from its spec.
+ */
+export class Placer {
+  readonly gvr: GroupVersionResource;
+  readonly load: PlacementLoad;
+  readonly #coordination: Coordination;
+  readonly #acceptAPIs: () => AcceptAPI[];
+
+  constructor(options: { gvr: GroupVersionResource; coordination: Coordination; acceptAPIs: () => AcceptAPI[]; load?: PlacementLoad }) {
+    this.gvr = options.gvr;
+    this.#coordination = options.coordination;
+    this.#acceptAPIs = options.acceptAPIs;
+    this.load = options.load ?? new PlacementLoad({ assignments: options.coordination.assignments.store, coordinationCluster: options.coordination.cluster, gvr: options.gvr });
+  }
+
+  /** The best provider for the object now, optionally leaving one out (a migration's origin). */
+  decide(key: ObjectKey, spec: unknown, exclude?: { providerCluster: string; acceptAPIName: string }): PlacementDecision {
+    return placeObject({ gvr: this.gvr, spec, objectId: encodeKey(key), acceptAPIs: this.#acceptAPIs(), assignmentsByProvider: this.load.byProvider(), exclude });
+  }
+
+  /** Decides and writes the Assignment: created with the decision in spec, then its status. */
+  async assign(key: ObjectKey, spec: unknown, signal: AbortSignal): Promise<Assigned> {
+    const decision = this.decide(key, spec);
+    const { winner } = decision;
+    if (!winner) return { outcome: 'noProvider', decision };
+    const name = assignmentName(key.cluster, this.gvr, key.namespace, key.name);
+    // Same tick as the load was read in: the next placement already counts this one.
+    this.load.placing(name, winner.providerCluster);
+    let created: Assignment | undefined;
+    try {
+      created = await this.#coordination.assignments.client.createIfAbsent(
+        {
+          apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+          kind: 'Assignment',
+          metadata: { name },
+          spec: {
+            consumerCluster: key.cluster,
+            gvr: this.gvr,
+            ...(key.namespace ? { namespace: key.namespace } : {}),
+            name: key.name,
+            providerCluster: winner.providerCluster,
+            acceptAPIName: winner.acceptAPIName,
+          },
+        },
+        signal,
+      );
+    } catch (err) {
+      this.load.abandoned(name);
+      throw err;
+    }
+    if (!created) {
+      this.load.abandoned(name);
+      return { outcome: 'raced' };
+    }
+    const assignment = await this.#writeStatus(created, winner.acceptAPI.spec.apiExportName, { reason: decision.reason, winner: `${winner.acceptAPIName} (${winner.providerCluster})`, candidates: decision.candidates }, signal);
+    return { outcome: 'assigned', assignment, decision };
+  }
+
+  /**
+   * An Assignment without status (the broker stopped between creating it and writing its
+   * status): completes it from its spec, when the AcceptAPI it names still exists (its export
+   * gives the staging workspace). Undefined when it cannot be completed: the caller deletes it and
+   * places the object afresh.
+   */
+  async complete(assignment: Assignment, signal: AbortSignal): Promise<Assignment | undefined> {
+    const { providerCluster, acceptAPIName } = assignment.spec;
+    const acceptAPI = this.#acceptAPIs().find((a) => a.metadata.name === acceptAPIName && clusterOf(a) === providerCluster);
+    if (!acceptAPI) return undefined;
+    return this.#writeStatus(assignment, acceptAPI.spec.apiExportName, { reason: 'recorded placement completed after a restart', winner: `${acceptAPIName} (${providerCluster})`, candidates: [] }, signal);
+  }
+
+  /** Status records the staging workspace before that exists, so its garbage collection never sees a workspace without the Assignment that wants it. */
+  #writeStatus(assignment: Assignment, apiExportName: string, placement: NonNullable<Assignment['status']>['placement'] & {}, signal: AbortSignal): Promise<Assignment> {
+    const { consumerCluster, providerCluster, acceptAPIName } = assignment.spec;
+    return this.#coordination.assignments.client.updateStatus(
+      {
+        ...assignment,
+        status: {
+          phase: 'Pending',
+          providerCluster,
+          acceptAPIName,
+          apiExportName,
+          stagingWorkspace: stagingWorkspaceName(consumerCluster, providerCluster, apiExportName),
+          placement,
+          conditions: setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Placed', message: `placed on ${providerCluster}: ${placement.reason}` }),
+        },
+      },
+      signal,
+    );
+  }
+}

@@ -1,0 +1,132 @@
+import { isDeepStrictEqual } from 'node:util';
+import { MANAGED_BY_LABEL, MANAGER, OWNER_UID_ANNOTATION } from '../../apis/names.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
+import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
+import { CLUSTER_ANNOTATION, type KubeObject } from '../../kcp-client-ts/types.ts';
+
+export type RelatedKind = 'Secret' | 'ConfigMap';
+
+/** A Secret or ConfigMap a staging copy publishes in `status.relatedResources`. */
+export type RelatedSource = { kind: RelatedKind; object: KubeObject };
+
+const PAYLOAD_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'];
+
+const isKcpInternal = (key: string): boolean => key === CLUSTER_ANNOTATION || key.startsWith('kcp.io/') || key.startsWith('claimed.internal.apis.kcp.io/');
+
+/** Labels or annotations without the ones kcp sets. */
+export const withoutKcpKeys = (map: Record<string, string> | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(map ?? {}).filter(([k]) => !isKcpInternal(k)));
+
+/** The content of a Secret/ConfigMap, what every copy of it carries. */
+export const relatedPayload = (source: KubeObject): Record<string, unknown> =>
+  Object.fromEntries(PAYLOAD_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]]));
+
+/**
+ * Who a set of copies belongs to: labels that select them (and only them) in the target, plus
+ * the uid of the owning object when it is known. Both are checked before a copy is updated or
+ * deleted, so an object of the same name that someone else made is never touched.
+ */
+export type MirrorOwner = { labels: Record<string, string>; uid?: string | undefined };
+
+export const isOwnedBy = (obj: KubeObject, owner: MirrorOwner): boolean =>
+  Object.entries(owner.labels).every(([k, v]) => obj.metadata.labels?.[k] === v) &&
+  (owner.uid === undefined || obj.metadata.annotations?.[OWNER_UID_ANNOTATION] === owner.uid);
+
+/** Where copies go: a workspace's Secrets and ConfigMaps, as cached or read. */
+export type MirrorTarget = {
+  client(kind: RelatedKind): ObjectClient;
+  /** The object of that name in the target, if any (whoever made it). */
+  find(kind: RelatedKind, namespace: string, name: string, signal: AbortSignal): Promise<KubeObject | undefined>;
+  /** The copies carrying the owner's labels in the target. */
+  labelled(kind: RelatedKind, labels: Record<string, string>, signal: AbortSignal): Promise<KubeObject[]>;
+};
+
+/** A name in the target someone else holds: nothing was written to it. */
+export type MirrorConflict = { kind: RelatedKind; namespace: string; name: string };
+
+export type MirrorResult = {
+  conflicts: MirrorConflict[];
+  /** Copies of this owner that are no longer wanted and were deleted (or are being). */
+  deleted: number;
+};
+
+/** The copy of `source` at `at`, labelled and annotated with its owner. */
+export const mirrorCopyOf = (source: RelatedSource, at: { namespace: string; name: string }, owner: MirrorOwner): KubeObject => ({
+  apiVersion: 'v1',
+  kind: source.kind,
+  metadata: {
+    name: at.name,
+    namespace: at.namespace,
+    labels: { ...withoutKcpKeys(source.object.metadata.labels), ...owner.labels, [MANAGED_BY_LABEL]: MANAGER },
+    annotations: { ...withoutKcpKeys(source.object.metadata.annotations), ...(owner.uid ? { [OWNER_UID_ANNOTATION]: owner.uid } : {}) },
+  },
+  ...relatedPayload(source.object),
+});
+
+const copyDiffers = (current: KubeObject, desired: KubeObject): boolean =>
+  PAYLOAD_FIELDS.some((f) => !isDeepStrictEqual(current[f], desired[f])) ||
+  !isDeepStrictEqual(withoutKcpKeys(current.metadata.labels), desired.metadata.labels) ||
+  !isDeepStrictEqual(withoutKcpKeys(current.metadata.annotations), desired.metadata.annotations);
+
+/**
+ * Makes the owner's copies in the target equal to `sources` (each placed where `placeOf` says):
+ * creates what is missing, rewrites what differs, deletes the owner's copies nobody publishes any
+ * more. The one mirroring both the consumer's related Secrets/ConfigMaps and a migration's
+ * `from-`/`to-` copies in the compute workspace. A name held by an object the owner did not make
+ * is a conflict: reported, never written or deleted. Updates carry the resourceVersion and
+ * deletes the uid and resourceVersion of the copy that was checked, so the server refuses them
+ * if the object changed hands in between.
+ */
+export const mirrorRelated = async (options: {
+  sources: RelatedSource[];
+  owner: MirrorOwner;
+  target: MirrorTarget;
+  placeOf: (source: RelatedSource) => { namespace: string; name: string };
+  signal: AbortSignal;
+}): Promise<MirrorResult> => {
+  const { owner, target, signal } = options;
+  const conflicts: MirrorConflict[] = [];
+  const wanted = new Set<string>();
+  for (const source of options.sources) {
+    const at = options.placeOf(source);
+    wanted.add(`${source.kind}/${at.namespace}/${at.name}`);
+    const desired = mirrorCopyOf(source, at, owner);
+    const client = target.client(source.kind);
+    let existing = await target.find(source.kind, at.namespace, at.name, signal);
+    if (!existing) {
+      try {
+        await client.create(desired, signal);
+        continue;
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      // The name is taken by an object the target's view did not show (someone else's, or a
+      // cache that lags): read it to see whose it is.
+      existing = await client.find({ namespace: at.namespace, name: at.name }, signal);
+      if (!existing) continue; // gone again; the next pass creates it
+    }
+    if (!isOwnedBy(existing, owner)) {
+      conflicts.push({ kind: source.kind, ...at });
+      continue;
+    }
+    if (!copyDiffers(existing, desired)) continue;
+    await client.update({ ...desired, metadata: { ...desired.metadata, uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion } }, signal);
+  }
+  let deleted = 0;
+  for (const kind of ['Secret', 'ConfigMap'] as const) {
+    for (const copy of await target.labelled(kind, owner.labels, signal)) {
+      const namespace = copy.metadata.namespace ?? '';
+      const name = copy.metadata.name ?? '';
+      if (wanted.has(`${kind}/${namespace}/${name}`) || !isOwnedBy(copy, owner)) continue;
+      deleted++;
+      if (copy.metadata.deletionTimestamp) continue;
+      try {
+        await target.client(kind).delete({ namespace, name }, signal, { uid: copy.metadata.uid, resourceVersion: copy.metadata.resourceVersion });
+      } catch (err) {
+        // Changed since it was read (or gone): the next pass looks again.
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+      }
+    }
+  }
+  return { conflicts, deleted };
+};

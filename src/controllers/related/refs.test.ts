@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { relatedRefs } from './refs.ts';
+
+const gvk = (group: string, kind: string) => ({ group, version: 'v1', kind });
+
+describe('relatedRefs', () => {
+  it('reads Secrets and ConfigMaps in the object namespace, core group spelled "" or "core"', () => {
+    const staging = {
+      metadata: { name: 'app', namespace: 'team' },
+      status: {
+        relatedResources: {
+          secret: { name: 'app-tls', gvk: gvk('core', 'Secret') },
+          cm: { namespace: 'team', name: 'c', gvk: gvk('', 'ConfigMap') },
+        },
+      },
+    };
+    expect(relatedRefs(staging, 'team')).toEqual({
+      refs: [
+        { key: 'secret', kind: 'Secret', namespace: 'team', name: 'app-tls' },
+        { key: 'cm', kind: 'ConfigMap', namespace: 'team', name: 'c' },
+      ],
+      refused: [],
+    });
+  });
+
+  it('refuses other kinds, other namespaces, system namespaces and empty names, saying why', () => {
+    const staging = {
+      metadata: { name: 'app' },
+      status: {
+        relatedResources: {
+          db: { name: 'x', gvk: gvk('db.io', 'Database') },
+          prod: { namespace: 'prod', name: 'db-password', gvk: gvk('', 'Secret') },
+          sys: { namespace: 'kube-system', name: 'x', gvk: gvk('', 'Secret') },
+          empty: { name: '', gvk: gvk('', 'Secret') },
+        },
+      },
+    };
+    const { refs, refused } = relatedRefs(staging, 'team');
+    expect(refs).toEqual([]);
+    expect(refused).toEqual([
+      { key: 'db', reason: 'only core Secrets and ConfigMaps are mirrored' },
+      { key: 'prod', reason: 'namespace "prod" is not the object\'s namespace "team"' },
+      { key: 'sys', reason: 'namespace "kube-system" is not the object\'s namespace "team"' },
+      { key: 'empty', reason: 'name is empty' },
+    ]);
+    expect(relatedRefs({ metadata: {}, status: { relatedResources: { s: { name: 'x', gvk: gvk('', 'Secret') } } } }, 'kube-system').refused).toEqual([
+      { key: 's', reason: 'namespace "kube-system" is a system namespace' },
+    ]);
+  });
+
+  it('survives a relatedResources that is not a map', () => {
+    expect(relatedRefs({ metadata: {}, status: { relatedResources: ['x'] } }, 'team').refs).toEqual([]);
+    expect(relatedRefs({ metadata: {}, status: { relatedResources: 'x' } }, 'team').refs).toEqual([]);
+  });
+});
