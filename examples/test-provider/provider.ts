@@ -1,4 +1,4 @@
-import { Informer } from '../../src/cache/informer.ts';
+import type { Informer } from '../../src/cache/informer.ts';
 import { InformerSet } from '../../src/cache/informer-set.ts';
 import { decodeKey, encodeKey, objectKeyOf } from '../../src/cache/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../src/cache/workqueue.ts';

@@ -80,8 +80,8 @@ export class LocalKcp {
     await writeFile(
       tokenFile,
       Object.values(TOKENS)
-        .map((t) => `${t.token},${t.user},${t.user},"${t.groups.join(',')}"`)
-        .join('\n') + '\n',
+        .map((t) => `${t.token},${t.user},${t.user},"${t.groups.join(',')}"\n`)
+        .join(''),
     );
     const log = createWriteStream(join(this.rootDirectory, 'kcp.log'));
     const child = spawn(

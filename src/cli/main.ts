@@ -141,7 +141,7 @@ export const main = async (argv: string[]): Promise<number> => {
     console.error(`resource-broker: unknown command "${command}"\n\n${usage()}`);
     return 2;
   }
-  let values;
+  let values: Record<string, string | boolean | undefined>;
   try {
     values = parse(command, rest);
   } catch (err) {

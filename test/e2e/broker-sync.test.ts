@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld, decodeSecret } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
@@ -117,11 +117,11 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     const staging = await world.stagingClusterOf(consumerA, 'certificates', 'web', 'team-x');
     const bindings = await world.inCluster(staging, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' }).list();
     const binding = bindings.items.find((b) => b.metadata.name === 'certificates');
-    const claims = (binding?.['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
+    const claims = (binding!['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
     expect(claims.map((c) => `${c.resource}:${c.verbs.join(',')}:${c.state}`).sort()).toEqual(
       ['configmaps:*:Accepted', 'events:*:Accepted', 'namespaces:get,list,watch,create:Accepted', 'secrets:*:Accepted'],
     );
-    expect((binding?.['status'] as { phase: string }).phase).toBe('Bound');
+    expect((binding!['status'] as { phase: string }).phase).toBe('Bound');
   });
 
   it('creates nothing when no AcceptAPI matches, and says why in an Event', async () => {

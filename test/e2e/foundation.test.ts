@@ -143,7 +143,7 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
     expect(clusterOf(event!.object)).toBe(consumerA.cluster);
     expect((event!.object['spec'] as { size: number }).size).toBe(2);
     const inB = informer.store.get({ cluster: consumerB.cluster, namespace: 'default', name: 'same-name' });
-    expect((inB?.['spec'] as { size: number }).size).toBe(1);
+    expect((inB!['spec'] as { size: number }).size).toBe(1);
     expect(encodeKey(objectKeyOf(event!.object))).toBe(`${consumerA.cluster}|default|same-name`);
   });
 

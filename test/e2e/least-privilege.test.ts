@@ -9,7 +9,7 @@ import { Applier } from '../../src/kcp-client-ts/apply.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { TOKENS } from '../../hack/kcp/local-kcp.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration } from '../../src/apis/types.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
 import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
