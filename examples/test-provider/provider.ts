@@ -44,7 +44,12 @@ export class TestProvider {
 
   constructor(options: TestProviderOptions) {
     this.#options = options;
-    this.#queue = new WorkQueue({ name: `provider-${options.workspace}`, reconcile: (key, signal) => this.#reconcile(key, signal), concurrency: 16, logger: options.logger ?? silentLogger() });
+    this.#queue = new WorkQueue({
+      name: `provider-${options.workspace}`,
+      reconcile: (key, signal) => this.#reconcile(key, signal),
+      concurrency: 16,
+      logger: options.logger ?? silentLogger(),
+    });
   }
 
   get exportName(): string {
@@ -68,8 +73,10 @@ export class TestProvider {
   #watch(url: string): void {
     this.#virtualWorkspaceUrl = url;
     const { endpoint, gvr } = this.#options;
-    this.#objects = this.#informers.ensure('objects', { name: 'objects', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }) }, (informer) =>
-      informer.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object)))),
+    this.#objects = this.#informers.ensure(
+      'objects',
+      { name: 'objects', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }) },
+      (informer) => informer.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object)))),
     );
   }
 
@@ -115,7 +122,11 @@ export class TestProvider {
     const namespace = obj.metadata.namespace || 'default';
     const secretName = `${obj.metadata.name}-credentials`;
     const existing = await secrets.find({ namespace, name: secretName }, signal);
-    const current = existing ? Object.fromEntries(Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])) : undefined;
+    const current = existing
+      ? Object.fromEntries(
+          Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+        )
+      : undefined;
     const data = (await this.#options.secretData?.(obj, current)) ?? { spec: JSON.stringify(obj['spec']), issuer: this.#options.workspace };
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: secretName, namespace }, stringData: data };
     if (!existing) {
