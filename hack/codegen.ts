@@ -45,7 +45,7 @@ const fetchSchemas = async (): Promise<void> => {
     for (const doc of DOCUMENTS) {
       const body = await endpoint.json<unknown>({ method: 'GET', url: `${endpoint.workspaceUrl('root')}/openapi/v3/${doc.path}` });
       if (!body) throw new Error(`kcp served no OpenAPI document for ${doc.path}`);
-      await writeFile(join(schemasDir, `${doc.file}.json`), JSON.stringify(body, null, 2) + '\n');
+      await writeFile(join(schemasDir, `${doc.file}.json`), `${JSON.stringify(body, null, 2)}\n`);
       console.error(`saved schemas/${doc.file}.json`);
     }
   } finally {

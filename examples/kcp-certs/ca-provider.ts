@@ -22,7 +22,8 @@ export const startCaProvider = async (options: { endpoint: KcpEndpoint; workspac
     logger: createLogger({ level: 'warn', name: options.caName }),
     secretData: async (obj: KubeObject, current) => {
       const fqdn = (obj['spec'] as { fqdn: string }).fqdn;
-      if (current?.['tls.crt'] && CertificateAuthority.subjectCN(current['tls.crt']) === fqdn && current['ca.crt'] === ca.certificatePem) return current;
+      if (current?.['tls.crt'] && CertificateAuthority.subjectCN(current['tls.crt']) === fqdn && current['ca.crt'] === ca.certificatePem)
+        return current;
       return ca.issue(fqdn);
     },
   });
@@ -31,7 +32,9 @@ export const startCaProvider = async (options: { endpoint: KcpEndpoint; workspac
 };
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { kubeconfig: { type: 'string' }, workspace: { type: 'string' }, 'ca-name': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { kubeconfig: { type: 'string' }, workspace: { type: 'string' }, 'ca-name': { type: 'string' } },
+  });
   if (!values.workspace || !values['ca-name']) {
     console.error('usage: ca-provider.ts --kubeconfig K --workspace root:internalca --ca-name internalca');
     process.exit(2);

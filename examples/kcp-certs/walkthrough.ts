@@ -43,11 +43,26 @@ try {
   const workspaces = new Workspaces({ endpoint });
 
   step('platform: bootstrap the broker and publish the certificates API from root:platform');
-  await execFile(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'bootstrap', '--examples', '--log-level', 'warn'], { env: { ...env, RB_KUBECONFIG: kcp.kubeconfig } });
-  const broker = spawn(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'run', '--log-level', 'warn', '--metrics-bind-address', 'off', '--health-probe-bind-address', 'off'], {
+  await execFile(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'bootstrap', '--examples', '--log-level', 'warn'], {
     env: { ...env, RB_KUBECONFIG: kcp.kubeconfig },
-    stdio: 'inherit',
   });
+  const broker = spawn(
+    process.execPath,
+    [
+      join(root, 'bin', 'resource-broker.js'),
+      'run',
+      '--log-level',
+      'warn',
+      '--metrics-bind-address',
+      'off',
+      '--health-probe-bind-address',
+      'off',
+    ],
+    {
+      env: { ...env, RB_KUBECONFIG: kcp.kubeconfig },
+      stdio: 'inherit',
+    },
+  );
   children.push(broker);
 
   for (const ca of ['internalca', 'externalca']) {
@@ -55,7 +70,8 @@ try {
     await workspaces.ensure('root', ca);
     const applier = new Applier({ endpoint });
     for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
-      if (obj.metadata.name === 'certificates' || obj.metadata.name === 'v1alpha1.certificates.example.platform-mesh.io') await applier.apply(`root:${ca}`, obj);
+      if (obj.metadata.name === 'certificates' || obj.metadata.name === 'v1alpha1.certificates.example.platform-mesh.io')
+        await applier.apply(`root:${ca}`, obj);
     }
     await kubectl('kcp', 'bind', 'apiexport', 'root:platform:acceptapis', '--accept-all-permission-claims', ...at(`root:${ca}`));
     await kubectl('apply', '-f', join(here, `${ca}-acceptapi.yaml`), ...at(`root:${ca}`));
@@ -67,7 +83,11 @@ try {
   await kubectl('kcp', 'bind', 'apiexport', 'root:platform:certificates', '--accept-all-permission-claims', ...at('root:consumer'));
   await kubectl('apply', '-f', join(here, 'certificate.yaml'), ...at('root:consumer'));
 
-  const secrets = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl('root:consumer'), gvr: { group: '', version: 'v1', resource: 'secrets' } });
+  const secrets = new ResourceClient({
+    endpoint,
+    baseUrl: endpoint.workspaceUrl('root:consumer'),
+    gvr: { group: '', version: 'v1', resource: 'secrets' },
+  });
   const deletions: string[] = [];
   const watch = new Informer<KubeObject>({ name: 'consumer secrets', source: secrets });
   watch.onEvent((e) => {
@@ -104,7 +124,18 @@ try {
   await kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
 
   step('the consumer moves to app.corp.com: make-before-break to externalca');
-  await kubectl('patch', 'certificate', 'app', '-n', 'default', '--type', 'merge', '-p', '{"spec":{"fqdn":"app.corp.com"}}', ...at('root:consumer'));
+  await kubectl(
+    'patch',
+    'certificate',
+    'app',
+    '-n',
+    'default',
+    '--type',
+    'merge',
+    '-p',
+    '{"spec":{"fqdn":"app.corp.com"}}',
+    ...at('root:consumer'),
+  );
   await waitForCertificate('app.corp.com', 'externalca');
   await kubectl('get', 'certificates', '-n', 'default', ...at('root:consumer'));
   stopWatch.abort();

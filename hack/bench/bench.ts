@@ -51,9 +51,11 @@ const percentiles = (samples: number[]): Percentiles => {
 /** Runs `fn` over items with bounded parallelism. */
 const pool = async <T>(items: T[], parallel: number, fn: (item: T) => Promise<void>): Promise<void> => {
   let next = 0;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 };
 
 const freePort = (): Promise<number> =>
@@ -67,12 +69,19 @@ const freePort = (): Promise<number> =>
 const objectId = (consumerCluster: string, name: string): string => `${consumerCluster}/${name}`;
 
 const sliceUrl = async (endpoint: KcpEndpoint, workspace: string, name: string): Promise<string> =>
-  eventually(async () => {
-    const slice = unwrap(await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name } } }));
-    const url = slice.status?.endpoints?.[0]?.url;
-    if (!url) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
-    return url;
-  }, { timeoutMs: 120_000 });
+  eventually(
+    async () => {
+      const slice = unwrap(
+        await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
+          params: { path: { name } },
+        }),
+      );
+      const url = slice.status?.endpoints?.[0]?.url;
+      if (!url) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
+      return url;
+    },
+    { timeoutMs: 120_000 },
+  );
 
 const kcp = new LocalKcp();
 let broker: ChildProcess | undefined;
@@ -109,24 +118,35 @@ try {
     RB_LOG_FORMAT: 'json',
   };
   broker = spawn(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'run'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  await eventually(async () => {
-    const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
-    if (res.status !== 200) throw new Error('broker not ready');
-  }, { timeoutMs: 60_000 });
+  await eventually(
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
+      if (res.status !== 200) throw new Error('broker not ready');
+    },
+    { timeoutMs: 60_000 },
+  );
   await Promise.all(providerNames.map((p) => world.waitAcceptAPIReady(p, `certs-${p}`)));
   const writes = async (): Promise<{ api: number; lease: number }> => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     // Lease renewals (leader election) are counted apart: they are writes by design.
     const count = (target: string): number =>
-      [...text.matchAll(new RegExp(`^resource_broker_kcp_requests_total\\{verb="(POST|PUT|PATCH|DELETE)",target="${target}"\\} (\\d+)`, 'gm'))].reduce((sum, m) => sum + Number(m[2]), 0);
+      [
+        ...text.matchAll(
+          new RegExp(`^resource_broker_kcp_requests_total\\{verb="(POST|PUT|PATCH|DELETE)",target="${target}"\\} (\\d+)`, 'gm'),
+        ),
+      ].reduce((sum, m) => sum + Number(m[2]), 0);
     return { api: count('api'), lease: count('lease') };
   };
 
   // Warm-up: two objects per consumer, so every (consumer, provider) staging workspace exists
   // and the providers' virtual workspaces have endpoints before anything is timed.
   log('warm-up: staging workspaces for every consumer and provider');
-  for (const c of consumers) for (const i of [0, 1]) await world.objects(c.path, 'certificates').create(world.newObject('certificates', `warm-${i}`, { fqdn: `warm-${i}.example.org` }));
-  const providerVws = await Promise.all(providerNames.map((p) => sliceUrl(endpoint, world.providers.get(p)!.workspace.path, 'certificates')));
+  for (const c of consumers)
+    for (const i of [0, 1])
+      await world.objects(c.path, 'certificates').create(world.newObject('certificates', `warm-${i}`, { fqdn: `warm-${i}.example.org` }));
+  const providerVws = await Promise.all(
+    providerNames.map((p) => sliceUrl(endpoint, world.providers.get(p)!.workspace.path, 'certificates')),
+  );
   const consumerVw = await sliceUrl(endpoint, world.paths.home, 'certificates');
 
   const stagingSeen = new Map<string, number>();
@@ -134,7 +154,10 @@ try {
   let statusToken = '';
   const observers = new AbortController();
   const stagingObservers = providerVws.map((vw) => {
-    const informer = new Informer<KubeObject>({ name: 'bench staging', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, '*'), gvr: CERTS }) });
+    const informer = new Informer<KubeObject>({
+      name: 'bench staging',
+      source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, '*'), gvr: CERTS }),
+    });
     informer.onEvent((e) => {
       const consumer = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
       if (e.type === 'added' && consumer) stagingSeen.set(objectId(consumer, e.object.metadata.name ?? ''), performance.now());
@@ -142,7 +165,10 @@ try {
     void informer.run(observers.signal);
     return informer;
   });
-  const consumerObserver = new Informer<KubeObject>({ name: 'bench consumers', source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }) });
+  const consumerObserver = new Informer<KubeObject>({
+    name: 'bench consumers',
+    source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }),
+  });
   consumerObserver.onEvent((e) => {
     const message = (e.object['status'] as { message?: string } | undefined)?.message;
     if (statusToken && message === statusToken) {
@@ -152,10 +178,14 @@ try {
   });
   void consumerObserver.run(observers.signal);
   await Promise.all([...stagingObservers.map((i) => i.waitForSync()), consumerObserver.waitForSync()]);
-  const available = (): number => consumerObserver.store.list((o) => (o['status'] as { status?: string } | undefined)?.status === 'Available').length;
-  await eventually(() => {
-    if (available() < consumers.length * 2) throw new Error('warm-up not done');
-  }, { timeoutMs: 180_000 });
+  const available = (): number =>
+    consumerObserver.store.list((o) => (o['status'] as { status?: string } | undefined)?.status === 'Available').length;
+  await eventually(
+    () => {
+      if (available() < consumers.length * 2) throw new Error('warm-up not done');
+    },
+    { timeoutMs: 180_000 },
+  );
 
   // Phase 1: create N objects across the consumers.
   log(`creating ${N} objects across ${CONSUMERS} consumers (${CONCURRENCY} in flight)`);
@@ -166,10 +196,16 @@ try {
     created.set(objectId(consumer.cluster, name), performance.now());
     await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', name, { fqdn: `${name}.example.org` }));
   });
-  const progress = setInterval(() => log(`${available()}/${N + consumers.length * 2} Available, ${stagingSeen.size} staging copies seen`), 10_000);
-  await eventually(() => {
-    if (available() < N + consumers.length * 2) throw new Error(`${available()} available`);
-  }, { timeoutMs: 900_000, intervalMs: 250 });
+  const progress = setInterval(
+    () => log(`${available()}/${N + consumers.length * 2} Available, ${stagingSeen.size} staging copies seen`),
+    10_000,
+  );
+  await eventually(
+    () => {
+      if (available() < N + consumers.length * 2) throw new Error(`${available()} available`);
+    },
+    { timeoutMs: 900_000, intervalMs: 250 },
+  );
   clearInterval(progress);
   const allAvailableMs = performance.now() - startAll;
   const createToStaging = [...created].map(([id, t]) => (stagingSeen.get(id) ?? NaN) - t).filter((v) => !Number.isNaN(v));
@@ -193,16 +229,24 @@ try {
     statusToken = token;
     statusSeen.clear();
     const written = new Map<string, number>();
-    const copies = stagingObservers.flatMap((informer, i) => informer.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => ({ o, vw: providerVws[i]! })));
+    const copies = stagingObservers.flatMap((informer, i) =>
+      informer.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => ({ o, vw: providerVws[i]! })),
+    );
     await pool(copies, CONCURRENCY, async ({ o, vw }) => {
       const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, clusterOf(o)), gvr: CERTS });
       const id = objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '');
       written.set(id, performance.now());
-      await client.mergePatch({ namespace: o.metadata.namespace, name: o.metadata.name ?? '', subresource: 'status' }, { status: { message: token } });
+      await client.mergePatch(
+        { namespace: o.metadata.namespace, name: o.metadata.name ?? '', subresource: 'status' },
+        { status: { message: token } },
+      );
     });
-    await eventually(() => {
-      if (statusSeen.size < written.size) throw new Error(`${statusSeen.size}/${written.size} statuses arrived`);
-    }, { timeoutMs: 600_000, intervalMs: 250 });
+    await eventually(
+      () => {
+        if (statusSeen.size < written.size) throw new Error(`${statusSeen.size}/${written.size} statuses arrived`);
+      },
+      { timeoutMs: 600_000, intervalMs: 250 },
+    );
     return [...written].map(([id, t]) => statusSeen.get(id)! - t);
   };
 
@@ -211,22 +255,32 @@ try {
   statusToken = '';
 
   // Migration: the first provider stops accepting; its objects move make-before-break to the other.
-  log('migration: deleting the first provider\'s AcceptAPI');
-  const runners = providerNames.map((p) => new TestProvider({ endpoint, workspace: world.providers.get(p)!.workspace.path, exportName: 'certificates', gvr: CERTS }));
+  log("migration: deleting the first provider's AcceptAPI");
+  const runners = providerNames.map(
+    (p) => new TestProvider({ endpoint, workspace: world.providers.get(p)!.workspace.path, exportName: 'certificates', gvr: CERTS }),
+  );
   for (const r of runners) r.start();
-  await eventually(() => {
-    if (available() < N + consumers.length * 2) throw new Error('providers not settled');
-  }, { timeoutMs: 300_000, intervalMs: 250 });
+  await eventually(
+    () => {
+      if (available() < N + consumers.length * 2) throw new Error('providers not settled');
+    },
+    { timeoutMs: 300_000, intervalMs: 250 },
+  );
   await sleep(3_000);
   const toPath = world.providers.get(providerNames[1]!)!.workspace.path;
-  const moving = new Set(stagingObservers[0]!.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '')));
+  const moving = new Set(
+    stagingObservers[0]!.store
+      .list((o) => o.metadata.name?.startsWith('obj-') ?? false)
+      .map((o) => objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '')),
+  );
   const destAvailable = new Map<string, number>();
   const served = new Map<string, number>();
   const notAvailableSince = new Map<string, number>();
   let consumerGapMs = 0;
   stagingObservers[1]!.onEvent((e) => {
     const id = objectId(e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', e.object.metadata.name ?? '');
-    if (moving.has(id) && !destAvailable.has(id) && (e.object['status'] as { status?: string } | undefined)?.status === 'Available') destAvailable.set(id, performance.now());
+    if (moving.has(id) && !destAvailable.has(id) && (e.object['status'] as { status?: string } | undefined)?.status === 'Available')
+      destAvailable.set(id, performance.now());
   });
   consumerObserver.onEvent((e) => {
     const id = objectId(clusterOf(e.object), e.object.metadata.name ?? '');
@@ -241,7 +295,11 @@ try {
   });
   const secretsObserver = new Informer<KubeObject>({
     name: 'bench consumer secrets',
-    source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: { group: '', version: 'v1', resource: 'secrets' } }),
+    source: new ResourceClient({
+      endpoint,
+      baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'),
+      gvr: { group: '', version: 'v1', resource: 'secrets' },
+    }),
     labelSelector: 'broker.platform-mesh.io/owner',
   });
   secretsObserver.onEvent((e) => {
@@ -254,9 +312,12 @@ try {
   await secretsObserver.waitForSync();
   await world.acceptAPIs(providerNames[0]!).delete({ name: `certs-${providerNames[0]}` });
   const migrationStart = performance.now();
-  await eventually(() => {
-    if (served.size < moving.size) throw new Error(`${served.size}/${moving.size} served by the new provider`);
-  }, { timeoutMs: 1_200_000, intervalMs: 500 });
+  await eventually(
+    () => {
+      if (served.size < moving.size) throw new Error(`${served.size}/${moving.size} served by the new provider`);
+    },
+    { timeoutMs: 1_200_000, intervalMs: 500 },
+  );
   const migrationMs = performance.now() - migrationStart;
   const cutover = [...served].map(([id, t]) => t - (destAvailable.get(id) ?? NaN)).filter((v) => !Number.isNaN(v));
   for (const since of notAvailableSince.values()) consumerGapMs = Math.max(consumerGapMs, performance.now() - since);
@@ -272,7 +333,11 @@ try {
       if (relayAbort.signal.aborted || e.type === 'deleted') return;
       const consumerCluster = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
       if (!consumerCluster) return;
-      const consumer = consumerObserver.store.get({ cluster: consumerCluster, namespace: e.object.metadata.namespace ?? '', name: e.object.metadata.name ?? '' });
+      const consumer = consumerObserver.store.get({
+        cluster: consumerCluster,
+        namespace: e.object.metadata.namespace ?? '',
+        name: e.object.metadata.name ?? '',
+      });
       if (!consumer || JSON.stringify(consumer['status']) === JSON.stringify(e.object['status'])) return;
       const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, consumerCluster), gvr: CERTS });
       void client.updateStatus({ ...consumer, status: e.object['status'] }).catch(() => undefined);
@@ -302,7 +367,9 @@ try {
     idleWindowSeconds: IDLE_SECONDS,
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };
-  log(`create->staging p50/p95/p99 ${Object.values(result.createToStagingMs).join('/')} ms; status up ${Object.values(result.statusUpMs).join('/')} ms; floor ${Object.values(result.floorStatusUpMs).join('/')} ms`);
+  log(
+    `create->staging p50/p95/p99 ${Object.values(result.createToStagingMs).join('/')} ms; status up ${Object.values(result.statusUpMs).join('/')} ms; floor ${Object.values(result.floorStatusUpMs).join('/')} ms`,
+  );
   await endpoint.close();
   console.log(JSON.stringify(result));
 } finally {

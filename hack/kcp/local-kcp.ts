@@ -80,8 +80,8 @@ export class LocalKcp {
     await writeFile(
       tokenFile,
       Object.values(TOKENS)
-        .map((t) => `${t.token},${t.user},${t.user},"${t.groups.join(',')}"`)
-        .join('\n') + '\n',
+        .map((t) => `${t.token},${t.user},${t.user},"${t.groups.join(',')}"\n`)
+        .join(''),
     );
     const log = createWriteStream(join(this.rootDirectory, 'kcp.log'));
     const child = spawn(
@@ -137,7 +137,8 @@ export class LocalKcp {
           if (this.#process?.exitCode !== null && this.#process?.exitCode !== undefined) {
             throw new Error(`kcp exited with code ${this.#process.exitCode}; see ${join(this.rootDirectory, 'kcp.log')}`);
           }
-          if (Date.now() > deadline) throw new Error(`kcp not ready after ${timeoutMs} ms (${path}: ${last}); see ${join(this.rootDirectory, 'kcp.log')}`);
+          if (Date.now() > deadline)
+            throw new Error(`kcp not ready after ${timeoutMs} ms (${path}: ${last}); see ${join(this.rootDirectory, 'kcp.log')}`);
           try {
             const res = await request(`${this.serverOrigin}${path}`, { dispatcher, headers });
             await res.body.text();
@@ -176,12 +177,14 @@ export class LocalKcp {
 
 const freePorts = async (count: number): Promise<number[]> => {
   const servers = await Promise.all(
-    Array.from({ length: count }, () =>
-      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const server = createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      }),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
     ),
   );
   const ports = servers.map((s) => (s.address() as { port: number }).port);

@@ -4,7 +4,11 @@ import type { Condition } from './types.ts';
 export const timestamp = (now = new Date()): string => now.toISOString().replace(/\.\d+Z$/, 'Z');
 
 /** Sets a condition, keeping lastTransitionTime when the status did not change. Returns a new list. */
-export const setCondition = (conditions: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>, now = new Date()): Condition[] => {
+export const setCondition = (
+  conditions: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now = new Date(),
+): Condition[] => {
   const list = conditions ?? [];
   const old = list.find((c) => c.type === next.type);
   const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : timestamp(now);

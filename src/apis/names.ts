@@ -4,8 +4,6 @@ import type { Assignment } from './types.ts';
 
 /** API groups, labels, annotations and finalizers the broker owns. */
 export const BROKER_GROUP = 'broker.platform-mesh.io';
-export const COORD_GROUP = 'coord.broker.platform-mesh.io';
-export const API_VERSION = 'v1alpha1';
 
 export const FINALIZER = `${BROKER_GROUP}/finalizer`;
 export const CONSUMER_CLUSTER_ANNOTATION = `${BROKER_GROUP}/consumer-cluster`;

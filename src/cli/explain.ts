@@ -23,14 +23,19 @@ const resolveResource = async (endpoint: KcpEndpoint, paths: BrokerPaths, resour
   const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const schemas = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas'));
   const schema = schemas.items.find((s) => s.spec.names.plural === plural && (group === '' || s.spec.group === group));
-  if (!schema) throw new Error(`no brokered resource "${resource}" in ${paths.home} (expected <plural>.<group>, e.g. certificates.example.platform-mesh.io)`);
+  if (!schema)
+    throw new Error(
+      `no brokered resource "${resource}" in ${paths.home} (expected <plural>.<group>, e.g. certificates.example.platform-mesh.io)`,
+    );
   const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0]!;
   return { group: schema.spec.group ?? '', version: version.name, resource: plural! };
 };
 
 const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> => {
   // The condition that says what the migration waits for or why it failed.
-  const blocking = ['StagesCompleted', 'CutoverCompleted'].map((type) => m.status?.conditions?.find((c) => c.type === type && c.status === 'False')).find((c) => c?.message);
+  const blocking = ['StagesCompleted', 'CutoverCompleted']
+    .map((type) => m.status?.conditions?.find((c) => c.type === type && c.status === 'False'))
+    .find((c) => c?.message);
   return {
     name: m.metadata.name ?? '',
     state: m.status?.state,
@@ -42,16 +47,27 @@ const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> =
 };
 
 /** For one consumer object: every AcceptAPI considered and why, the Assignment, the Migration. */
-export const explain = async (options: { endpoint: KcpEndpoint; paths: BrokerPaths; workspace: string; resource: string; namespace?: string; name: string }): Promise<Explanation> => {
+export const explain = async (options: {
+  endpoint: KcpEndpoint;
+  paths: BrokerPaths;
+  workspace: string;
+  resource: string;
+  namespace?: string;
+  name: string;
+}): Promise<Explanation> => {
   const { endpoint, paths } = options;
   const gvr = await resolveResource(endpoint, paths, options.resource);
   const target = { namespace: options.namespace, name: options.name };
   const obj = await new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(options.workspace), gvr }).get(target);
   const cluster = clusterOf(obj);
   const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
-  const slice = unwrap(await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: paths.acceptAPIExport } } }));
+  const slice = unwrap(
+    await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: paths.acceptAPIExport } } }),
+  );
   const url = slice.status?.endpoints?.[0]?.url;
-  const acceptAPIs = url ? (await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()).items : [];
+  const acceptAPIs = url
+    ? (await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()).items
+    : [];
   const coordination = endpoint.workspaceUrl(paths.coordination);
   const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
   const load = assignmentsByProvider((await assignments.list()).items, gvr);
@@ -60,12 +76,23 @@ export const explain = async (options: { endpoint: KcpEndpoint; paths: BrokerPat
   const aName = assignmentName(cluster, gvr, options.namespace ?? '', options.name);
   const assignment = await assignments.find({ name: aName });
   const migration = assignment
-    ? await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({ name: migrationNameOf(assignment) })
+    ? await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({
+        name: migrationNameOf(assignment),
+      })
     : undefined;
   return {
-    object: { workspace: options.workspace, cluster, resource: options.resource, ...(options.namespace ? { namespace: options.namespace } : {}), name: options.name, status: obj['status'] },
+    object: {
+      workspace: options.workspace,
+      cluster,
+      resource: options.resource,
+      ...(options.namespace ? { namespace: options.namespace } : {}),
+      name: options.name,
+      status: obj['status'],
+    },
     acceptAPIs: decision.candidates.map((c) => ({ name: c.acceptAPI, provider: c.providerCluster, matched: c.matched, reason: c.reason })),
-    ...(decision.winner ? { wouldPlaceOn: `${decision.winner.acceptAPIName} (${decision.winner.providerCluster}): ${decision.reason}` } : {}),
+    ...(decision.winner
+      ? { wouldPlaceOn: `${decision.winner.acceptAPIName} (${decision.winner.providerCluster}): ${decision.reason}` }
+      : {}),
     ...(assignment
       ? {
           assignment: {
@@ -87,7 +114,9 @@ export const formatExplanation = (e: Explanation): string => {
     `Object:      ${e.object.resource} ${e.object.namespace ? `${e.object.namespace}/` : ''}${e.object.name} in ${e.object.workspace} (cluster ${e.object.cluster})`,
     `Status:      ${(e.object.status as { status?: string } | undefined)?.status ?? '(none)'}`,
     'AcceptAPIs:',
-    ...(e.acceptAPIs.length === 0 ? ['  (none for this resource)'] : e.acceptAPIs.map((a) => `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}`)),
+    ...(e.acceptAPIs.length === 0
+      ? ['  (none for this resource)']
+      : e.acceptAPIs.map((a) => `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}`)),
     `Placement:   ${e.wouldPlaceOn ?? 'no AcceptAPI matches now'}`,
     e.assignment
       ? `Assignment:  ${e.assignment.name}: provider ${e.assignment.provider ?? '?'} via ${e.assignment.acceptAPI ?? '?'}, phase ${e.assignment.phase ?? '?'}, staging ${e.assignment.stagingWorkspace ?? '?'}`

@@ -21,11 +21,31 @@ type Option = { type: 'string' | 'boolean'; env: string; default?: string; help:
 const COMMON: Record<string, Option> = {
   kubeconfig: { type: 'string', env: 'RB_KUBECONFIG', help: 'kubeconfig of the kcp server (default: $KUBECONFIG or ~/.kube/config)' },
   context: { type: 'string', env: 'RB_CONTEXT', help: 'kubeconfig context (default: current)' },
-  home: { type: 'string', env: 'RB_HOME_WORKSPACE', default: DEFAULT_PATHS.home, help: 'home workspace: the acceptapis and brokered APIExports' },
-  'acceptapi-export': { type: 'string', env: 'RB_ACCEPTAPI_EXPORT', default: DEFAULT_PATHS.acceptAPIExport, help: 'name of the AcceptAPI APIExport (and its endpoint slice)' },
-  coordination: { type: 'string', env: 'RB_COORDINATION_WORKSPACE', default: DEFAULT_PATHS.coordination, help: 'coordination workspace: Assignments, StagingWorkspaces, Lease' },
+  home: {
+    type: 'string',
+    env: 'RB_HOME_WORKSPACE',
+    default: DEFAULT_PATHS.home,
+    help: 'home workspace: the acceptapis and brokered APIExports',
+  },
+  'acceptapi-export': {
+    type: 'string',
+    env: 'RB_ACCEPTAPI_EXPORT',
+    default: DEFAULT_PATHS.acceptAPIExport,
+    help: 'name of the AcceptAPI APIExport (and its endpoint slice)',
+  },
+  coordination: {
+    type: 'string',
+    env: 'RB_COORDINATION_WORKSPACE',
+    default: DEFAULT_PATHS.coordination,
+    help: 'coordination workspace: Assignments, StagingWorkspaces, Lease',
+  },
   'staging-root': { type: 'string', env: 'RB_STAGING_ROOT', default: DEFAULT_PATHS.stagingRoot, help: 'parent of the staging workspaces' },
-  'verification-root': { type: 'string', env: 'RB_VERIFICATION_ROOT', default: DEFAULT_PATHS.verificationRoot, help: 'parent of the verification workspaces' },
+  'verification-root': {
+    type: 'string',
+    env: 'RB_VERIFICATION_ROOT',
+    default: DEFAULT_PATHS.verificationRoot,
+    help: 'parent of the verification workspaces',
+  },
   compute: { type: 'string', env: 'RB_COMPUTE_WORKSPACE', default: DEFAULT_PATHS.compute, help: 'workspace where migration stages deploy' },
   'log-level': { type: 'string', env: 'RB_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error' },
   'log-format': { type: 'string', env: 'RB_LOG_FORMAT', default: 'auto', help: 'json, pretty, or auto (pretty on a terminal)' },
@@ -37,25 +57,67 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
     summary: 'run the broker against kcp',
     options: {
       ...COMMON,
-      'metrics-bind-address': { type: 'string', env: 'RB_METRICS_BIND_ADDRESS', default: '127.0.0.1:8080', help: 'host:port of /metrics, or "off"' },
-      'health-probe-bind-address': { type: 'string', env: 'RB_HEALTH_PROBE_BIND_ADDRESS', default: '127.0.0.1:8081', help: 'host:port of /healthz and /readyz, or "off"' },
-      'leader-elect': { type: 'string', env: 'RB_LEADER_ELECT', default: 'true', help: 'true: only the replica holding the Lease in the coordination workspace acts' },
-      'leader-elect-lease-duration': { type: 'string', env: 'RB_LEADER_ELECT_LEASE_DURATION', default: '15', help: 'seconds a lease is valid without renewal' },
-      'leader-elect-renew-deadline': { type: 'string', env: 'RB_LEADER_ELECT_RENEW_DEADLINE', default: '10', help: 'seconds the leader retries renewing before it gives up leading' },
-      'leader-elect-retry-period': { type: 'string', env: 'RB_LEADER_ELECT_RETRY_PERIOD', default: '2', help: 'seconds between lease attempts' },
-      'graceful-shutdown-timeout': { type: 'string', env: 'RB_GRACEFUL_SHUTDOWN_TIMEOUT', default: '30', help: 'seconds in-flight reconciles get to finish after SIGTERM; then exit 1' },
+      'metrics-bind-address': {
+        type: 'string',
+        env: 'RB_METRICS_BIND_ADDRESS',
+        default: '127.0.0.1:8080',
+        help: 'host:port of /metrics, or "off"',
+      },
+      'health-probe-bind-address': {
+        type: 'string',
+        env: 'RB_HEALTH_PROBE_BIND_ADDRESS',
+        default: '127.0.0.1:8081',
+        help: 'host:port of /healthz and /readyz, or "off"',
+      },
+      'leader-elect': {
+        type: 'string',
+        env: 'RB_LEADER_ELECT',
+        default: 'true',
+        help: 'true: only the replica holding the Lease in the coordination workspace acts',
+      },
+      'leader-elect-lease-duration': {
+        type: 'string',
+        env: 'RB_LEADER_ELECT_LEASE_DURATION',
+        default: '15',
+        help: 'seconds a lease is valid without renewal',
+      },
+      'leader-elect-renew-deadline': {
+        type: 'string',
+        env: 'RB_LEADER_ELECT_RENEW_DEADLINE',
+        default: '10',
+        help: 'seconds the leader retries renewing before it gives up leading',
+      },
+      'leader-elect-retry-period': {
+        type: 'string',
+        env: 'RB_LEADER_ELECT_RETRY_PERIOD',
+        default: '2',
+        help: 'seconds between lease attempts',
+      },
+      'graceful-shutdown-timeout': {
+        type: 'string',
+        env: 'RB_GRACEFUL_SHUTDOWN_TIMEOUT',
+        default: '30',
+        help: 'seconds in-flight reconciles get to finish after SIGTERM; then exit 1',
+      },
     },
   },
   bootstrap: {
     summary: 'create the broker workspaces and apply its APIs (idempotent)',
-    options: { ...COMMON, examples: { type: 'boolean', env: 'RB_BOOTSTRAP_EXAMPLES', help: 'also publish the example APIs (certificates, vms, dnszones)' } },
+    options: {
+      ...COMMON,
+      examples: { type: 'boolean', env: 'RB_BOOTSTRAP_EXAMPLES', help: 'also publish the example APIs (certificates, vms, dnszones)' },
+    },
   },
   explain: {
     summary: 'explain one consumer object: AcceptAPIs considered and why, its Assignment and Migration',
     options: {
       ...COMMON,
       workspace: { type: 'string', env: '', help: 'the consumer workspace path (required), e.g. root:team-a' },
-      resource: { type: 'string', env: '', help: 'the brokered resource as plural.group (required), e.g. certificates.example.platform-mesh.io' },
+      resource: {
+        type: 'string',
+        env: '',
+        help: 'the brokered resource as plural.group (required), e.g. certificates.example.platform-mesh.io',
+      },
       namespace: { type: 'string', env: '', help: 'namespace of a namespaced object' },
       name: { type: 'string', env: '', help: 'name of the object (required)' },
       output: { type: 'string', env: '', default: 'text', help: 'text or json' },
@@ -82,7 +144,9 @@ const usage = (command?: string): string => {
     summary,
     '',
     'Flags:',
-    ...Object.entries(options).map(([name, o]) => `  --${name.padEnd(20)} ${o.help}${o.default ? ` (default ${o.default})` : ''}${o.env ? ` [$${o.env}]` : ''}`),
+    ...Object.entries(options).map(
+      ([name, o]) => `  --${name.padEnd(20)} ${o.help}${o.default ? ` (default ${o.default})` : ''}${o.env ? ` [$${o.env}]` : ''}`,
+    ),
   ].join('\n');
 };
 
@@ -90,7 +154,12 @@ class UsageError extends Error {}
 
 const parse = (command: string, argv: string[]): Record<string, string | boolean | undefined> => {
   const spec = COMMANDS[command]!.options;
-  const config: ParseArgsConfig = { args: argv, strict: true, allowPositionals: false, options: Object.fromEntries(Object.entries(spec).map(([k, o]) => [k, { type: o.type }])) };
+  const config: ParseArgsConfig = {
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: Object.fromEntries(Object.entries(spec).map(([k, o]) => [k, { type: o.type }])),
+  };
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs(config).values as Record<string, string | boolean | undefined>;
@@ -104,7 +173,8 @@ const parse = (command: string, argv: string[]): Record<string, string | boolean
     else if (o.default !== undefined) values[name] = o.default;
   }
   const format = values['log-format'];
-  if (format !== undefined && !['json', 'pretty', 'auto'].includes(String(format))) throw new UsageError(`--log-format must be json, pretty or auto, not "${format}"`);
+  if (format !== undefined && !['json', 'pretty', 'auto'].includes(String(format)))
+    throw new UsageError(`--log-format must be json, pretty or auto, not "${format}"`);
   return values;
 };
 
@@ -129,7 +199,8 @@ const pathsFrom = (values: Record<string, string | boolean | undefined>): Broker
   compute: String(values['compute']),
 });
 
-const version = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const version = (): string =>
+  (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export const main = async (argv: string[]): Promise<number> => {
   const [command, ...rest] = argv;
@@ -141,7 +212,7 @@ export const main = async (argv: string[]): Promise<number> => {
     console.error(`resource-broker: unknown command "${command}"\n\n${usage()}`);
     return 2;
   }
-  let values;
+  let values: Record<string, string | boolean | undefined>;
   try {
     values = parse(command, rest);
   } catch (err) {
@@ -188,7 +259,8 @@ export const main = async (argv: string[]): Promise<number> => {
   try {
     if (command === 'explain') {
       for (const flag of ['workspace', 'resource', 'name']) if (!values[flag]) throw new UsageError(`--${flag} is required`);
-      if (values['output'] !== 'text' && values['output'] !== 'json') throw new UsageError(`--output must be text or json, not "${String(values['output'])}"`);
+      if (values['output'] !== 'text' && values['output'] !== 'json')
+        throw new UsageError(`--output must be text or json, not "${String(values['output'])}"`);
       const explanation = await explain({
         endpoint,
         paths,
@@ -222,7 +294,10 @@ export const main = async (argv: string[]): Promise<number> => {
     const broker = new Broker({ endpoint, paths, logger, onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome) });
     metrics.observe({ queues: () => broker.queues, informers: () => broker.informers, coordination: () => broker.coordination() });
     const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
-    for (const [flag, server] of [['metrics-bind-address', { registry: metrics.registry }], ['health-probe-bind-address', { ready }]] as const) {
+    for (const [flag, server] of [
+      ['metrics-bind-address', { registry: metrics.registry }],
+      ['health-probe-bind-address', { ready }],
+    ] as const) {
       const address = String(values[flag]);
       if (address === 'off') continue;
       servers.push(await startProbeServer({ address, flag: `--${flag}`, ...server }));
@@ -254,12 +329,16 @@ export const main = async (argv: string[]): Promise<number> => {
       shutdown.abort(err);
     });
     // A signal may have arrived while the broker was starting: then the event has fired already.
-    if (!shutdown.signal.aborted) await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (!shutdown.signal.aborted)
+      await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
     const gracePeriodMs = seconds('graceful-shutdown-timeout') * 1000;
     const stopped = await Promise.race([broker.stop().then(() => true), sleep(gracePeriodMs, false, { ref: false })]);
     if (!stopped) {
       // The reconciles' signals are aborted; whatever still runs is stuck on kcp. Say what, and go.
-      logger.error({ gracePeriodMs, inFlight: broker.queues.flatMap((q) => q.inFlightKeys().map((key) => `${q.name} ${key}`)) }, 'graceful shutdown timed out');
+      logger.error(
+        { gracePeriodMs, inFlight: broker.queues.flatMap((q) => q.inFlightKeys().map((key) => `${q.name} ${key}`)) },
+        'graceful shutdown timed out',
+      );
       exitCode = 1;
     }
     await renewal;

@@ -58,7 +58,10 @@ export class Applier {
       isDeepStrictEqual(labels, current.metadata.labels ?? {}) &&
       isDeepStrictEqual(annotations, current.metadata.annotations ?? {});
     if (same) return { object: current, changed: false };
-    const updated = await client.update({ ...current, ...Object.fromEntries(fields.map((k) => [k, desired[k]])), metadata: { ...current.metadata, labels, annotations } }, signal);
+    const updated = await client.update(
+      { ...current, ...Object.fromEntries(fields.map((k) => [k, desired[k]])), metadata: { ...current.metadata, labels, annotations } },
+      signal,
+    );
     return { object: updated, changed: true };
   }
 }

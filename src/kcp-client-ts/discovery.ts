@@ -21,7 +21,7 @@ export class Discovery {
   }
 
   async mappingFor(baseUrl: string, apiVersion: string, kind: string): Promise<ResourceMapping> {
-    const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') as [string, string] : ['', apiVersion];
+    const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
     const path = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
     const cacheKey = `${baseUrl}${path}`;
     let list = this.#cache.get(cacheKey);

@@ -83,7 +83,13 @@ export class KcpEndpoint {
     if (options.context) config.setCurrentContext(options.context);
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new Error(`kubeconfig ${options.path ?? '(default)'}: no cluster for context ${config.getCurrentContext()}`);
-    const tls: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string; headers?: Record<string, string>; rejectUnauthorized?: boolean } = {};
+    const tls: {
+      ca?: Buffer | string;
+      cert?: Buffer | string;
+      key?: Buffer | string;
+      headers?: Record<string, string>;
+      rejectUnauthorized?: boolean;
+    } = {};
     await config.applyToHTTPSOptions(tls);
     const authorization = tls.headers?.['Authorization'] ?? tls.headers?.['authorization'];
     return new KcpEndpoint({

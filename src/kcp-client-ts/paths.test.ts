@@ -10,8 +10,12 @@ describe('kcp URL building', () => {
   });
 
   it('builds core and group paths, namespaced and cluster-scoped, with subresources', () => {
-    expect(resourcePath({ group: '', version: 'v1', resource: 'secrets' }, { namespace: 'ns', name: 's' })).toBe('/api/v1/namespaces/ns/secrets/s');
-    expect(resourcePath({ group: 'a.io', version: 'v1', resource: 'zones' }, { name: 'z', subresource: 'status' })).toBe('/apis/a.io/v1/zones/z/status');
+    expect(resourcePath({ group: '', version: 'v1', resource: 'secrets' }, { namespace: 'ns', name: 's' })).toBe(
+      '/api/v1/namespaces/ns/secrets/s',
+    );
+    expect(resourcePath({ group: 'a.io', version: 'v1', resource: 'zones' }, { name: 'z', subresource: 'status' })).toBe(
+      '/apis/a.io/v1/zones/z/status',
+    );
     expect(resourcePath({ group: 'a.io', version: 'v1', resource: 'zones' })).toBe('/apis/a.io/v1/zones');
   });
 

@@ -5,8 +5,7 @@ import type { GroupVersionResource } from './types.ts';
  * served: `<server>/clusters/<workspace path or logical cluster>` for a workspace,
  * `<virtual workspace url>/clusters/<logical cluster or *>` inside a virtual workspace.
  */
-export const workspaceBase = (serverOrigin: string, workspace: string): string =>
-  `${trimSlash(serverOrigin)}/clusters/${workspace}`;
+export const workspaceBase = (serverOrigin: string, workspace: string): string => `${trimSlash(serverOrigin)}/clusters/${workspace}`;
 
 export const virtualWorkspaceBase = (virtualWorkspaceUrl: string, cluster: string): string =>
   `${trimSlash(virtualWorkspaceUrl)}/clusters/${cluster}`;

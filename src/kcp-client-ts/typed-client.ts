@@ -4,8 +4,8 @@ import { ApiError } from './errors.ts';
 import type { components as ApisV1alpha1, paths as ApisV1alpha1Paths } from './generated/apis.kcp.io-v1alpha1.ts';
 import type { components as ApisV1alpha2, paths as ApisV1alpha2Paths } from './generated/apis.kcp.io-v1alpha2.ts';
 import type { components as CoordinationV1, paths as CoordinationV1Paths } from './generated/coordination.k8s.io-v1.ts';
-import type { components as CoreV1, paths as CoreV1Paths } from './generated/core-v1.ts';
-import type { components as CoreKcp, paths as CoreKcpPaths } from './generated/core.kcp.io-v1alpha1.ts';
+import type { paths as CoreV1Paths } from './generated/core-v1.ts';
+import type { paths as CoreKcpPaths } from './generated/core.kcp.io-v1alpha1.ts';
 import type { components as Tenancy, paths as TenancyPaths } from './generated/tenancy.kcp.io-v1alpha1.ts';
 
 /** Every path of the generated documents; all are relative to a cluster base URL. */
@@ -16,16 +16,10 @@ type ApisV1alpha1Schemas = ApisV1alpha1['schemas'];
 type ApisV1alpha2Schemas = ApisV1alpha2['schemas'];
 
 export type Workspace = Tenancy['schemas']['io.kcp.tenancy.v1alpha1.Workspace'];
-export type LogicalCluster = CoreKcp['schemas']['io.kcp.core.v1alpha1.LogicalCluster'];
 export type APIResourceSchema = ApisV1alpha1Schemas['io.kcp.apis.v1alpha1.APIResourceSchema'];
 export type APIExportEndpointSlice = ApisV1alpha1Schemas['io.kcp.apis.v1alpha1.APIExportEndpointSlice'];
 export type APIExport = ApisV1alpha2Schemas['io.kcp.apis.v1alpha2.APIExport'];
 export type APIBinding = ApisV1alpha2Schemas['io.kcp.apis.v1alpha2.APIBinding'];
-export type PermissionClaim = NonNullable<APIExport['spec']['permissionClaims']>[number];
-export type Namespace = CoreV1['schemas']['io.k8s.api.core.v1.Namespace'];
-export type Secret = CoreV1['schemas']['io.k8s.api.core.v1.Secret'];
-export type ConfigMap = CoreV1['schemas']['io.k8s.api.core.v1.ConfigMap'];
-export type CoreEvent = CoreV1['schemas']['io.k8s.api.core.v1.Event'];
 export type Lease = CoordinationV1['schemas']['io.k8s.api.coordination.v1.Lease'];
 
 /**

@@ -36,7 +36,7 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
   const stalled = new WatchStalledError(url, options.stallTimeoutMs);
   const stallTimer = setTimeout(() => local.abort(stalled), options.stallTimeoutMs);
   stallTimer.unref();
-  let body;
+  let body: Awaited<ReturnType<KcpEndpoint['stream']>>;
   try {
     body = await endpoint.stream(url, local.signal);
   } catch (err) {

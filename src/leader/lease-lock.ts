@@ -30,7 +30,14 @@ export class LeaseLock {
   #leading = false;
 
   constructor(options: LeaseLockOptions) {
-    this.#options = { namespace: 'default', name: 'resource-broker', leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2, ...options };
+    this.#options = {
+      namespace: 'default',
+      name: 'resource-broker',
+      leaseDurationSeconds: 15,
+      renewDeadlineSeconds: 10,
+      retryPeriodSeconds: 2,
+      ...options,
+    };
     this.#client = createKcpClient(options.endpoint, options.endpoint.workspaceUrl(options.workspace));
   }
 
@@ -125,7 +132,12 @@ export class LeaseLock {
         unwrap(
           await this.#client.POST('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases', {
             params: { path: { namespace } },
-            body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 } },
+            body: {
+              apiVersion: 'coordination.k8s.io/v1',
+              kind: 'Lease',
+              metadata: { name, namespace },
+              spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: micro(now), renewTime: micro(now), leaseTransitions: 0 },
+            },
             signal,
           }),
         );

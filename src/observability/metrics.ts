@@ -25,7 +25,12 @@ export class BrokerMetrics {
   onRequest(verb: string, url: string): void {
     this.kcpRequests.inc({ verb, target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api' });
   }
-  readonly reconciles = new Counter({ name: 'resource_broker_reconcile_total', help: 'Reconciles by controller queue and result.', labelNames: ['controller', 'result'], registers: [this.registry] });
+  readonly reconciles = new Counter({
+    name: 'resource_broker_reconcile_total',
+    help: 'Reconciles by controller queue and result.',
+    labelNames: ['controller', 'result'],
+    registers: [this.registry],
+  });
   readonly reconcileSeconds = new Histogram({
     name: 'resource_broker_reconcile_duration_seconds',
     help: 'Reconcile duration by controller queue.',
@@ -33,7 +38,11 @@ export class BrokerMetrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
-  readonly isLeader = new Gauge({ name: 'resource_broker_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
+  readonly isLeader = new Gauge({
+    name: 'resource_broker_leader',
+    help: '1 while this replica holds the leader lease.',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'resource_broker_' });
@@ -53,7 +62,8 @@ export class BrokerMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const [provider, n] of countBy(source.coordination().assignments, (a) => a.status?.providerCluster ?? 'unplaced')) this.set({ provider }, n);
+        for (const [provider, n] of countBy(source.coordination().assignments, (a) => a.status?.providerCluster ?? 'unplaced'))
+          this.set({ provider }, n);
       },
     });
     new Gauge({

@@ -6,7 +6,8 @@ export const parseAddress = (address: string, flag: string): { host: string; por
   const at = address.lastIndexOf(':');
   const host = address.slice(0, at);
   const port = Number(address.slice(at + 1));
-  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${flag} must be host:port (e.g. 127.0.0.1:8080), not "${address}"`);
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`${flag} must be host:port (e.g. 127.0.0.1:8080), not "${address}"`);
   return { host, port };
 };
 

@@ -33,7 +33,14 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     ]);
     await world.startBroker();
     await Promise.all(
-      [['p1', 'arm-vms'], ['p2', 'big-vms'], ['p1', 'dns-low'], ['p2', 'dns-high'], ['p1', 'certs-1'], ['p2', 'certs-2']].map(([p, n]) => world.waitAcceptAPIReady(p!, n!)),
+      [
+        ['p1', 'arm-vms'],
+        ['p2', 'big-vms'],
+        ['p1', 'dns-low'],
+        ['p2', 'dns-high'],
+        ['p1', 'certs-1'],
+        ['p2', 'certs-2'],
+      ].map(([p, n]) => world.waitAcceptAPIReady(p!, n!)),
     );
   });
 
@@ -47,7 +54,9 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     await vms.create(world.newObject('vms', 'big', { arch: 'x86_64', memory: 2048 }));
     await eventually(async () => expect((await world.assignmentOf(consumer, 'vms', 'arm'))?.spec.providerCluster).toBe(p1.cluster));
     await eventually(async () => expect((await world.assignmentOf(consumer, 'vms', 'big'))?.spec.providerCluster).toBe(p2.cluster));
-    await eventually(async () => expect((await vms.get({ namespace: 'default', name: 'big' }))['status']).toMatchObject({ status: 'Available' }));
+    await eventually(async () =>
+      expect((await vms.get({ namespace: 'default', name: 'big' }))['status']).toMatchObject({ status: 'Available' }),
+    );
   });
 
   it('gives a cluster-scoped DNSZone to the higher priority, reflects it and cleans it up', async () => {
@@ -60,7 +69,11 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     });
     expect(assignment.status?.placement?.reason).toContain('highest priority');
     const staging = await world.stagingClusterOf(consumer, 'dnszones', 'example-org');
-    const copy = await eventually(() => world.inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'dnszones' }).get({ name: 'example-org' }));
+    const copy = await eventually(() =>
+      world
+        .inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'dnszones' })
+        .get({ name: 'example-org' }),
+    );
     expect(copy.metadata.namespace).toBeUndefined();
     expect(copy['spec']).toEqual({ domain: 'example.org', ttl: 300 });
     await eventually(async () => expect((await zones.get({ name: 'example-org' }))['status']).toMatchObject({ status: 'Available' }));
@@ -68,7 +81,11 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
 
     await zones.delete({ name: 'example-org' });
     await eventually(async () => expect(await zones.find({ name: 'example-org' })).toBeUndefined());
-    expect(await world.inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'dnszones' }).find({ name: 'example-org' })).toBeUndefined();
+    expect(
+      await world
+        .inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'dnszones' })
+        .find({ name: 'example-org' }),
+    ).toBeUndefined();
     expect(await world.inCluster(consumer.path, SECRETS).find({ namespace: 'default', name: 'example-org-credentials' })).toBeUndefined();
     expect(await world.assignmentOf(consumer, 'dnszones', 'example-org')).toBeUndefined();
   });
@@ -97,7 +114,11 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     await world.accept('p1', 'bad-key', { api: 'certificates', filters: [{ key: 'spec.fqdn', suffix: '.corp' }] });
     await world.accept('p1', 'bad-range', { api: 'vms', filters: [{ key: 'memory', boundary: { min: 10, max: 1 } }] });
     await world.accept('p1', 'bad-cel', { api: 'vms', filters: [{ key: 'memory', expression: 'self.memory >>> 1' }] });
-    const expectations = { 'bad-key': 'spec.filters[0] (key "spec.fqdn")', 'bad-range': 'boundary.min (10) is greater than boundary.max (1)', 'bad-cel': 'expression does not compile' };
+    const expectations = {
+      'bad-key': 'spec.filters[0] (key "spec.fqdn")',
+      'bad-range': 'boundary.min (10) is greater than boundary.max (1)',
+      'bad-cel': 'expression does not compile',
+    };
     for (const [name, text] of Object.entries(expectations)) {
       await eventually(async () => {
         const ready = condition(await world.acceptAPIs('p1').get({ name }), 'Ready');
@@ -123,7 +144,9 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
 
     const current = await world.acceptAPIs('p3').get({ name: 'share-b' });
     await world.acceptAPIs('p3').update({ ...current, spec: { ...current.spec, apiExportName: 'does-not-exist-either' } });
-    await eventually(async () => expect(await world.workspaces.get(world.paths.verificationRoot, shared)).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect(await world.workspaces.get(world.paths.verificationRoot, shared)).toBeUndefined(), {
+      timeoutMs: 60_000,
+    });
     const changed = await eventually(async () => {
       const now = await world.acceptAPIs('p3').get({ name: 'share-b' });
       expect(now.status?.verificationWorkspace).not.toBe(a.status?.verificationWorkspace);
@@ -131,6 +154,8 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     });
     const replacement = changed.status!.verificationWorkspace!.split(':').pop()!;
     await world.acceptAPIs('p3').delete({ name: 'share-b' });
-    await eventually(async () => expect(await world.workspaces.get(world.paths.verificationRoot, replacement)).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect(await world.workspaces.get(world.paths.verificationRoot, replacement)).toBeUndefined(), {
+      timeoutMs: 60_000,
+    });
   });
 });

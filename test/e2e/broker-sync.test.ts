@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld, decodeSecret } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
-
 
 describe('broker core: a Certificate placed, mirrored down and reflected up', () => {
   let world: BrokerWorld;
@@ -35,9 +34,15 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
       return a!;
     });
     expect(assignment.spec.providerCluster).toBe(internal.cluster);
-    expect(assignment.status?.placement?.candidates.find((c) => c.acceptAPI === 'external-certs')?.reason).toContain('does not end with "corp.com"');
+    expect(assignment.status?.placement?.candidates.find((c) => c.acceptAPI === 'external-certs')?.reason).toContain(
+      'does not end with "corp.com"',
+    );
     const staging = await world.stagingClusterOf(consumer, 'certificates', 'app');
-    const copy = await eventually(() => world.inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' }).get({ namespace: 'default', name: 'app' }));
+    const copy = await eventually(() =>
+      world
+        .inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' })
+        .get({ namespace: 'default', name: 'app' }),
+    );
     expect(copy['spec']).toEqual({ fqdn: 'app.internal.corp' });
     expect(copy.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster']).toBe(consumer.cluster);
     expect(copy.metadata.finalizers ?? []).toEqual([]);
@@ -62,14 +67,21 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
     const stagingCerts = world.inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' });
     let obj = await certs.get({ namespace: 'default', name: 'app' });
     await certs.update({ ...obj, spec: { fqdn: 'app.internal.corp', duration: '24h' } });
-    await eventually(async () => expect((await stagingCerts.get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp', duration: '24h' }));
+    await eventually(async () =>
+      expect((await stagingCerts.get({ namespace: 'default', name: 'app' }))['spec']).toEqual({
+        fqdn: 'app.internal.corp',
+        duration: '24h',
+      }),
+    );
     await eventually(async () => {
       const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
       expect(JSON.parse(decodeSecret(secret, 'spec'))).toEqual({ fqdn: 'app.internal.corp', duration: '24h' });
     });
     obj = await certs.get({ namespace: 'default', name: 'app' });
     await certs.update({ ...obj, spec: { fqdn: 'app.internal.corp' } });
-    await eventually(async () => expect((await stagingCerts.get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp' }));
+    await eventually(async () =>
+      expect((await stagingCerts.get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp' }),
+    );
     expect((await world.assignmentOf(consumer, 'certificates', 'app'))?.spec.providerCluster).toBe(internal.cluster);
   });
 });
@@ -117,17 +129,22 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     const staging = await world.stagingClusterOf(consumerA, 'certificates', 'web', 'team-x');
     const bindings = await world.inCluster(staging, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' }).list();
     const binding = bindings.items.find((b) => b.metadata.name === 'certificates');
-    const claims = (binding?.['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
-    expect(claims.map((c) => `${c.resource}:${c.verbs.join(',')}:${c.state}`).sort()).toEqual(
-      ['configmaps:*:Accepted', 'events:*:Accepted', 'namespaces:get,list,watch,create:Accepted', 'secrets:*:Accepted'],
-    );
-    expect((binding?.['status'] as { phase: string }).phase).toBe('Bound');
+    const claims = (binding!['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
+    expect(claims.map((c) => `${c.resource}:${c.verbs.join(',')}:${c.state}`).sort()).toEqual([
+      'configmaps:*:Accepted',
+      'events:*:Accepted',
+      'namespaces:get,list,watch,create:Accepted',
+      'secrets:*:Accepted',
+    ]);
+    expect((binding!['status'] as { phase: string }).phase).toBe('Bound');
   });
 
   it('creates nothing when no AcceptAPI matches, and says why in an Event', async () => {
     await world.objects(consumerA.path, 'certificates').create(world.newObject('certificates', 'nomatch', { fqdn: 'app.example.org' }));
     const event = await eventually(async () => {
-      const found = (await world.events(consumerA.path)).find((e) => e['reason'] === 'NoMatchingProvider' && (e['involvedObject'] as { name: string }).name === 'nomatch');
+      const found = (await world.events(consumerA.path)).find(
+        (e) => e['reason'] === 'NoMatchingProvider' && (e['involvedObject'] as { name: string }).name === 'nomatch',
+      );
       expect(found).toBeDefined();
       return found!;
     });
@@ -136,21 +153,35 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     expect(event['message']).toContain('does not end with "corp.com"');
     expect(await world.assignmentOf(consumerA, 'certificates', 'nomatch')).toBeUndefined();
     const staging = await world.stagingWorkspaces().list();
-    expect(staging.items.filter((s) => s.spec.consumerCluster === consumerA.cluster && s.spec.providerCluster === internal.cluster)).toHaveLength(0);
+    expect(
+      staging.items.filter((s) => s.spec.consumerCluster === consumerA.cluster && s.spec.providerCluster === internal.cluster),
+    ).toHaveLength(0);
     await world.objects(consumerA.path, 'certificates').delete({ namespace: 'default', name: 'nomatch' });
   });
 
   it('keeps the same namespace/name in two consumers independent, each with only its own Secret', async () => {
     for (const consumer of [consumerA, consumerB]) {
-      await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', 'same', { fqdn: `${consumer === consumerA ? 'a' : 'b'}.internal.corp` }));
+      await world
+        .objects(consumer.path, 'certificates')
+        .create(world.newObject('certificates', 'same', { fqdn: `${consumer === consumerA ? 'a' : 'b'}.internal.corp` }));
     }
-    const [stagingA, stagingB] = await Promise.all([world.stagingClusterOf(consumerA, 'certificates', 'same'), world.stagingClusterOf(consumerB, 'certificates', 'same')]);
+    const [stagingA, stagingB] = await Promise.all([
+      world.stagingClusterOf(consumerA, 'certificates', 'same'),
+      world.stagingClusterOf(consumerB, 'certificates', 'same'),
+    ]);
     expect(stagingA).not.toBe(stagingB);
-    for (const [consumer, fqdn] of [[consumerA, 'a.internal.corp'], [consumerB, 'b.internal.corp']] as const) {
-      const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'same-credentials' }));
+    for (const [consumer, fqdn] of [
+      [consumerA, 'a.internal.corp'],
+      [consumerB, 'b.internal.corp'],
+    ] as const) {
+      const secret = await eventually(() =>
+        world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'same-credentials' }),
+      );
       expect(JSON.parse(decodeSecret(secret, 'spec'))).toEqual({ fqdn });
     }
-    expect((await world.inCluster(stagingA, CERTS).get({ namespace: 'default', name: 'same' }))['spec']).toEqual({ fqdn: 'a.internal.corp' });
+    expect((await world.inCluster(stagingA, CERTS).get({ namespace: 'default', name: 'same' }))['spec']).toEqual({
+      fqdn: 'a.internal.corp',
+    });
     // consumer-b never got consumer-a's "web" Secret
     expect(await world.inCluster(consumerB.path, SECRETS).find({ namespace: 'team-x', name: 'web-credentials' })).toBeUndefined();
   });
@@ -158,7 +189,10 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
   it('shares one staging workspace between two objects; it survives the first deletion and goes with the last', async () => {
     const certs = world.objects(consumerA.path, 'certificates');
     await certs.create(world.newObject('certificates', 'second', { fqdn: 'second.internal.corp' }));
-    const [first, second] = await Promise.all([world.stagingClusterOf(consumerA, 'certificates', 'same'), world.stagingClusterOf(consumerA, 'certificates', 'second')]);
+    const [first, second] = await Promise.all([
+      world.stagingClusterOf(consumerA, 'certificates', 'same'),
+      world.stagingClusterOf(consumerA, 'certificates', 'second'),
+    ]);
     expect(second).toBe(first);
     await eventually(() => world.inCluster(consumerA.path, SECRETS).get({ namespace: 'default', name: 'second-credentials' }));
 
@@ -175,6 +209,8 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     await eventually(async () => expect(await world.stagingWorkspaces().find({ name: swName! })).toBeUndefined());
     expect(await world.workspaces.get(world.paths.stagingRoot, swName!)).toBeUndefined();
     // consumer-b's object of the same name is untouched
-    expect((await world.objects(consumerB.path, 'certificates').get({ namespace: 'default', name: 'same' }))['status']).toMatchObject({ status: 'Available' });
+    expect((await world.objects(consumerB.path, 'certificates').get({ namespace: 'default', name: 'same' }))['status']).toMatchObject({
+      status: 'Available',
+    });
   });
 });

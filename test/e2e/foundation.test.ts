@@ -53,7 +53,9 @@ const bindingTo = (exportPath: string): APIBinding => ({
   metadata: { name: 'widgets' },
   spec: {
     reference: { export: { path: exportPath, name: 'widgets' } },
-    permissionClaims: [{ group: '', resource: 'secrets', verbs: ['get', 'list', 'watch'], state: 'Accepted', selector: { matchAll: true } }],
+    permissionClaims: [
+      { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch'], state: 'Accepted', selector: { matchAll: true } },
+    ],
   },
 });
 
@@ -91,12 +93,17 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
     for (const consumer of [consumerA, consumerB]) {
       const client = createKcpClient(endpoint, endpoint.workspaceUrl(consumer.path));
       // kcp may answer 403 "no permission to bind" for a moment after the export was created.
-      await eventually(async () => {
-        const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body: bindingTo(platform.path) });
-        if (created.response.status !== 409) unwrap(created);
-      }, { timeoutMs: 30_000, intervalMs: 250 });
+      await eventually(
+        async () => {
+          const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body: bindingTo(platform.path) });
+          if (created.response.status !== 409) unwrap(created);
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
       const bound = await eventually(async () => {
-        const binding = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: 'widgets' } } }));
+        const binding = unwrap(
+          await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: 'widgets' } } }),
+        );
         expect(binding.status?.phase).toBe('Bound');
         return binding;
       });
@@ -107,7 +114,9 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
   it('reads a loopback virtual-workspace URL from the APIExportEndpointSlice', async () => {
     const client = createKcpClient(endpoint, endpoint.workspaceUrl(platform.path));
     virtualWorkspaceUrl = await eventually(async () => {
-      const slice = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: 'widgets' } } }));
+      const slice = unwrap(
+        await client.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: 'widgets' } } }),
+      );
       const url = slice.status?.endpoints?.[0]?.url;
       expect(url).toBeTruthy();
       return url!;
@@ -126,7 +135,12 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
 
     for (const consumer of [consumerA, consumerB]) {
       const widgets = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(consumer.path), gvr: WIDGETS });
-      await widgets.create({ apiVersion: 'example.test/v1', kind: 'Widget', metadata: { name: 'same-name', namespace: 'default' }, spec: { size: 1 } });
+      await widgets.create({
+        apiVersion: 'example.test/v1',
+        kind: 'Widget',
+        metadata: { name: 'same-name', namespace: 'default' },
+        spec: { size: 1 },
+      });
     }
     await eventually(() => expect(informer.store.size).toBe(2));
     const clusters = informer.store.list().map(clusterOf).sort();
@@ -143,12 +157,16 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
     expect(clusterOf(event!.object)).toBe(consumerA.cluster);
     expect((event!.object['spec'] as { size: number }).size).toBe(2);
     const inB = informer.store.get({ cluster: consumerB.cluster, namespace: 'default', name: 'same-name' });
-    expect((inB?.['spec'] as { size: number }).size).toBe(1);
+    expect((inB!['spec'] as { size: number }).size).toBe(1);
     expect(encodeKey(objectKeyOf(event!.object))).toBe(`${consumerA.cluster}|default|same-name`);
   });
 
   it('writes /status through the virtual workspace, visible in the consumer workspace', async () => {
-    const inVw = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, consumerB.cluster), gvr: WIDGETS });
+    const inVw = new ResourceClient({
+      endpoint,
+      baseUrl: endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, consumerB.cluster),
+      gvr: WIDGETS,
+    });
     await inVw.mergePatch({ namespace: 'default', name: 'same-name', subresource: 'status' }, { status: { phase: 'Ready' } });
     const inB = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(consumerB.path), gvr: WIDGETS });
     const seen = await inB.get({ namespace: 'default', name: 'same-name' });
@@ -159,8 +177,17 @@ describe('kcp foundation: workspaces, export, bindings and a wildcard virtual-wo
 
   it('reads a claimed Secret of one consumer through the virtual workspace', async () => {
     const secretsA = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(consumerA.path), gvr: SECRETS });
-    await secretsA.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, stringData: { password: 'hunter2' } });
-    const claimed = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, consumerA.cluster), gvr: SECRETS });
+    await secretsA.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'creds', namespace: 'default' },
+      stringData: { password: 'hunter2' },
+    });
+    const claimed = new ResourceClient({
+      endpoint,
+      baseUrl: endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, consumerA.cluster),
+      gvr: SECRETS,
+    });
     const secret = await eventually(() => claimed.get({ namespace: 'default', name: 'creds' }));
     expect(Buffer.from((secret['data'] as Record<string, string>)['password']!, 'base64').toString()).toBe('hunter2');
     const inB = claimed.at(endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, consumerB.cluster));

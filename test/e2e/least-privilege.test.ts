@@ -9,7 +9,7 @@ import { Applier } from '../../src/kcp-client-ts/apply.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { TOKENS } from '../../hack/kcp/local-kcp.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
@@ -68,7 +68,9 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
   it('is not an admin: it cannot read a consumer workspace directly', async () => {
     const asBroker = await KcpEndpoint.fromKubeconfig({ path: brokerKubeconfig });
     try {
-      const err = await new ResourceClient({ endpoint: asBroker, baseUrl: asBroker.workspaceUrl(consumer.path), gvr: SECRETS }).list().catch((e: unknown) => e);
+      const err = await new ResourceClient({ endpoint: asBroker, baseUrl: asBroker.workspaceUrl(consumer.path), gvr: SECRETS })
+        .list()
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ApiError);
       expect((err as ApiError).status).toBe(403);
     } finally {
@@ -80,27 +82,52 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
     await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
     const certs = world.objects(consumer.path, 'certificates');
     await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
-    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'), { timeoutMs: 60_000 });
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'), {
+      timeoutMs: 60_000,
+    });
     const secret = await eventually(() => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }));
     expect(decodeSecret(secret, 'issuer')).toBe(internal.path);
     const staging = await world.stagingClusterOf(consumer, 'certificates', 'app');
-    expect((await world.inCluster(staging, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.internal.corp' });
+    expect((await world.inCluster(staging, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({
+      fqdn: 'app.internal.corp',
+    });
 
     // migration (with a MigrationConfiguration stage deploying to compute)
-    const configurations = new ResourceClient({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' } });
+    const configurations = new ResourceClient({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' },
+    });
     const CERT = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'Certificate' };
     await configurations.create({
       apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
       kind: 'MigrationConfiguration',
       metadata: { name: 'certs' },
-      spec: { from: CERT, to: CERT, stages: [{ name: 'note', templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { to: '${to.spec.fqdn}' } } }, successConditions: ['note.data.to == "app.corp.com"'] }] },
+      spec: {
+        from: CERT,
+        to: CERT,
+        stages: [
+          {
+            name: 'note',
+            templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { to: '${to.spec.fqdn}' } } },
+            successConditions: ['note.data.to == "app.corp.com"'],
+          },
+        ],
+      },
     });
     await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
-    await eventually(async () => {
-      const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(decodeSecret(s, 'issuer')).toBe(external.path);
-    }, { timeoutMs: 90_000 });
-    const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+    await eventually(
+      async () => {
+        const s = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
+        expect(decodeSecret(s, 'issuer')).toBe(external.path);
+      },
+      { timeoutMs: 90_000 },
+    );
+    const migrations = new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
     await eventually(async () => expect((await migrations.list()).items).toEqual([]), { timeoutMs: 60_000 });
 
     await certs.delete({ namespace: 'default', name: 'app' });

@@ -2,13 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration } from '../../src/apis/types.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
-import { SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
 import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
-
 
 describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
   let world: BrokerWorld;
@@ -16,7 +15,11 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
   let external: ReadyWorkspace;
   const processes: BrokerProcess[] = [];
   const broker = async (): Promise<BrokerProcess> => {
-    const p = new BrokerProcess(inject('kcp').kubeconfig, world.paths, { RB_LEADER_ELECT_LEASE_DURATION: '3', RB_LEADER_ELECT_RENEW_DEADLINE: '2', RB_LEADER_ELECT_RETRY_PERIOD: '1' });
+    const p = new BrokerProcess(inject('kcp').kubeconfig, world.paths, {
+      RB_LEADER_ELECT_LEASE_DURATION: '3',
+      RB_LEADER_ELECT_RENEW_DEADLINE: '2',
+      RB_LEADER_ELECT_RETRY_PERIOD: '1',
+    });
     processes.push(p);
     await p.start();
     await eventually(async () => expect(await p.readyz()).toBe(200), { timeoutMs: 60_000 });
@@ -50,16 +53,23 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
     await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'));
     const originSw = (await world.assignmentOf(consumer, 'certificates', 'app'))!.status!.stagingWorkspace!;
-    const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+    const migrations = new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
 
     world.runner('externalca', 'certificates').holdProvisioning = true;
     await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
     // 1: killed as soon as the Migration exists: Pending, while the destination staging workspace is created
-    const pending = await eventually(async () => {
-      const items = (await migrations.list()).items;
-      expect(items).toHaveLength(1);
-      return items[0]!;
-    }, { intervalMs: 20 });
+    const pending = await eventually(
+      async () => {
+        const items = (await migrations.list()).items;
+        expect(items).toHaveLength(1);
+        return items[0]!;
+      },
+      { intervalMs: 20 },
+    );
     await running.stop('SIGKILL');
     expect(pending.status?.state ?? 'Pending').toBe('Pending');
     running = await broker();
@@ -74,29 +84,41 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
     world.runner('externalca', 'certificates').resync();
     running = await broker();
 
-    await eventually(async () => {
-      const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
-      expect(decodeSecret(secret, 'issuer')).toBe(external.path);
-      expect((await migrations.list()).items).toHaveLength(0);
-    }, { timeoutMs: 90_000 });
-    await eventually(async () => {
-      expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined();
-      expect(await world.stagingWorkspaces().find({ name: originSw })).toBeUndefined();
-    }, { timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' });
+        expect(decodeSecret(secret, 'issuer')).toBe(external.path);
+        expect((await migrations.list()).items).toHaveLength(0);
+      },
+      { timeoutMs: 90_000 },
+    );
+    await eventually(
+      async () => {
+        expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined();
+        expect(await world.stagingWorkspaces().find({ name: originSw })).toBeUndefined();
+      },
+      { timeoutMs: 60_000 },
+    );
     // exactly one Assignment, one StagingWorkspace, one staging copy, one consumer Secret
     expect((await world.assignments().list()).items).toHaveLength(1);
     const staging = (await world.stagingWorkspaces().list()).items;
     expect(staging.map((s) => s.metadata.name)).toEqual([migration.spec.stagingWorkspace]);
     const copies = await world.inCluster(staging[0]!.status!.clusterName!, GVR.certificates).list();
     expect(copies.items.map((c) => c.metadata.name)).toEqual(['app']);
-    const secrets = (await world.inCluster(consumer.path, SECRETS).list({ namespace: 'default' })).items.filter((s) => s.metadata.labels?.['broker.platform-mesh.io/owner']);
+    const secrets = (await world.inCluster(consumer.path, SECRETS).list({ namespace: 'default' })).items.filter(
+      (s) => s.metadata.labels?.['broker.platform-mesh.io/owner'],
+    );
     expect(secrets.map((s) => s.metadata.name)).toEqual(['app-credentials']);
     expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
   });
 
   it('with stages: killed in InitialInProgress, InitialCompleted, CutoverInProgress and CutoverCompleted, it resumes each time and leaves no duplicate or orphan', async () => {
     const CERT = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'Certificate' };
-    const configurations = new ResourceClient<MigrationConfiguration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATIONCONFIGURATION_GVR });
+    const configurations = new ResourceClient<MigrationConfiguration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATIONCONFIGURATION_GVR,
+    });
     await configurations.create({
       apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
       kind: 'MigrationConfiguration',
@@ -105,21 +127,37 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
         from: CERT,
         to: CERT,
         stages: [
-          { name: 'first', progress: true, templates: { gate: { apiVersion: 'v1', kind: 'ConfigMap', data: { fqdn: '${from.spec.fqdn}' } } }, successConditions: ['gate.data.go == "yes"'] },
-          { name: 'second', templates: { gate2: { apiVersion: 'v1', kind: 'ConfigMap', data: { fqdn: '${to.spec.fqdn}' } } }, successConditions: ['gate2.data.go == "yes"'] },
+          {
+            name: 'first',
+            progress: true,
+            templates: { gate: { apiVersion: 'v1', kind: 'ConfigMap', data: { fqdn: '${from.spec.fqdn}' } } },
+            successConditions: ['gate.data.go == "yes"'],
+          },
+          {
+            name: 'second',
+            templates: { gate2: { apiVersion: 'v1', kind: 'ConfigMap', data: { fqdn: '${to.spec.fqdn}' } } },
+            successConditions: ['gate2.data.go == "yes"'],
+          },
         ],
       },
     });
-    const migrations = new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+    const migrations = new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
     const compute = world.inCluster(world.paths.compute, { group: '', version: 'v1', resource: 'configmaps' });
     const migrationOf = async (): Promise<Migration | undefined> => (await migrations.list()).items.find((m) => m.spec.name === 'staged');
     const inState = (state: string, stage?: string): Promise<Migration> =>
-      eventually(async () => {
-        const m = await migrationOf();
-        expect(m?.status?.state).toBe(state);
-        if (stage) expect(m?.status?.stage).toBe(stage);
-        return m!;
-      }, { timeoutMs: 60_000 });
+      eventually(
+        async () => {
+          const m = await migrationOf();
+          expect(m?.status?.state).toBe(state);
+          if (stage) expect(m?.status?.stage).toBe(stage);
+          return m!;
+        },
+        { timeoutMs: 60_000 },
+      );
 
     let running = processes.find((p) => p.child?.exitCode === null && p.child.signalCode === null) ?? (await broker());
     const certs = world.objects(consumer.path, 'certificates');
@@ -159,7 +197,9 @@ describe('migration survives the broker being killed (SIGKILL) mid-way', () => {
 
     // CutoverCompleted: the consumer is served by the destination; the origin copy is being deleted
     await inState('CutoverCompleted');
-    await eventually(async () => expect((await originCopies.get({ namespace: 'default', name: 'staged' })).metadata.deletionTimestamp).toBeDefined());
+    await eventually(async () =>
+      expect((await originCopies.get({ namespace: 'default', name: 'staged' })).metadata.deletionTimestamp).toBeDefined(),
+    );
     await running.stop('SIGKILL');
     await originCopies.mergePatch({ namespace: 'default', name: 'staged' }, { metadata: { finalizers: null } });
     running = await broker();

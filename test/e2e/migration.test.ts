@@ -8,7 +8,6 @@ import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-
 describe('migration: make-before-break when the serving provider stops accepting an object', () => {
   let world: BrokerWorld;
   let consumer: ReadyWorkspace;
@@ -34,7 +33,10 @@ describe('migration: make-before-break when the serving provider stops accepting
     certs.onEvent((e) => {
       if (e.object.metadata.name === 'app' && e.type !== 'deleted') seenStatuses.push(statusOf(e.object));
     });
-    const secrets = new Informer<KubeObject>({ name: 'test secrets', source: new ResourceClient({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(consumer.path), gvr: SECRETS }) });
+    const secrets = new Informer<KubeObject>({
+      name: 'test secrets',
+      source: new ResourceClient({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(consumer.path), gvr: SECRETS }),
+    });
     secrets.onEvent((e) => {
       if (e.object.metadata.name === 'app-credentials') secretEvents.push(e.type);
     });
@@ -48,7 +50,12 @@ describe('migration: make-before-break when the serving provider stops accepting
     await world?.cleanup();
   });
 
-  const migrations = (): ResourceClient<Migration> => new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+  const migrations = (): ResourceClient<Migration> =>
+    new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
 
   it('moves app.internal.corp -> app.corp.com to the external provider without the consumer ever losing Available or its Secret', async () => {
     const certs = world.objects(consumer.path, 'certificates');
@@ -82,11 +89,18 @@ describe('migration: make-before-break when the serving provider stops accepting
     const originCopy = await world.inCluster(originCluster, GVR.certificates).get({ namespace: 'default', name: 'app' });
     expect(originCopy['spec']).toEqual({ fqdn: 'app.internal.corp' });
     expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available');
-    expect(decodeSecret(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer')).toBe(internal.path);
+    expect(
+      decodeSecret(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'app-credentials' }), 'issuer'),
+    ).toBe(internal.path);
     // a spec change mid-migration reaches the destination only; the origin copy gets no write
     const mid = await certs.get({ namespace: 'default', name: 'app' });
     await certs.update({ ...mid, spec: { fqdn: 'app.corp.com', duration: '1h' } });
-    await eventually(async () => expect((await world.inCluster(destCluster, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({ fqdn: 'app.corp.com', duration: '1h' }));
+    await eventually(async () =>
+      expect((await world.inCluster(destCluster, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({
+        fqdn: 'app.corp.com',
+        duration: '1h',
+      }),
+    );
     const originAfter = await world.inCluster(originCluster, GVR.certificates).get({ namespace: 'default', name: 'app' });
     expect(originAfter.metadata.resourceVersion).toBe(originCopy.metadata.resourceVersion);
 
@@ -113,19 +127,28 @@ describe('migration: make-before-break when the serving provider stops accepting
   });
 
   it('migrates when the serving AcceptAPI is deleted, and stays put with an Event when nothing else matches', async () => {
-    await world.accept('internalca', 'corp-fallback', { api: 'certificates', priority: -10, filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    await world.accept('internalca', 'corp-fallback', {
+      api: 'certificates',
+      priority: -10,
+      filters: [{ key: 'fqdn', suffix: 'corp.com' }],
+    });
     await world.waitAcceptAPIReady('internalca', 'corp-fallback');
     await world.acceptAPIs('externalca').delete({ name: 'external-certs' });
-    await eventually(async () => {
-      const a = await world.assignmentOf(consumer, 'certificates', 'app');
-      expect(a?.status?.acceptAPIName).toBe('corp-fallback');
-      expect(a?.status?.providerCluster).toBe(internal.cluster);
-    }, { timeoutMs: 90_000 });
+    await eventually(
+      async () => {
+        const a = await world.assignmentOf(consumer, 'certificates', 'app');
+        expect(a?.status?.acceptAPIName).toBe('corp-fallback');
+        expect(a?.status?.providerCluster).toBe(internal.cluster);
+      },
+      { timeoutMs: 90_000 },
+    );
     await eventually(async () => expect((await migrations().list()).items).toHaveLength(0));
 
     await world.acceptAPIs('internalca').delete({ name: 'corp-fallback' });
     const event = await eventually(async () => {
-      const found = (await world.events(consumer.path)).find((e) => e['reason'] === 'NoMatchingProvider' && String(e['message']).includes('stays where it is'));
+      const found = (await world.events(consumer.path)).find(
+        (e) => e['reason'] === 'NoMatchingProvider' && String(e['message']).includes('stays where it is'),
+      );
       expect(found).toBeDefined();
       return found!;
     });
@@ -167,19 +190,37 @@ describe('migration: make-before-break when the serving provider stops accepting
   });
 
   it('migrates when the provider changes its filters so that they no longer match', async () => {
-    await world.accept('externalca', 'external-internal', { api: 'certificates', priority: -5, filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-internal', {
+      api: 'certificates',
+      priority: -5,
+      filters: [{ key: 'fqdn', suffix: 'internal.corp' }],
+    });
     await world.waitAcceptAPIReady('externalca', 'external-internal');
     const certs = world.objects(consumer.path, 'certificates');
     await certs.create(world.newObject('certificates', 'filt', { fqdn: 'filt.internal.corp' }));
-    await eventually(async () => expect((await world.assignmentOf(consumer, 'certificates', 'filt'))?.status?.acceptAPIName).toBe('internal-certs'));
+    await eventually(async () =>
+      expect((await world.assignmentOf(consumer, 'certificates', 'filt'))?.status?.acceptAPIName).toBe('internal-certs'),
+    );
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'filt' }))).toBe('Available'));
     const internalCerts = await world.acceptAPIs('internalca').get({ name: 'internal-certs' });
-    await world.acceptAPIs('internalca').update({ ...internalCerts, spec: { ...internalCerts.spec, filters: [{ key: 'fqdn', suffix: 'internal.corp' }, { key: 'fqdn', prefix: 'app.' }] } });
-    await eventually(async () => {
-      const a = await world.assignmentOf(consumer, 'certificates', 'filt');
-      expect(a?.status?.acceptAPIName).toBe('external-internal');
-      expect(a?.status?.providerCluster).toBe(external.cluster);
-    }, { timeoutMs: 90_000 });
+    await world.acceptAPIs('internalca').update({
+      ...internalCerts,
+      spec: {
+        ...internalCerts.spec,
+        filters: [
+          { key: 'fqdn', suffix: 'internal.corp' },
+          { key: 'fqdn', prefix: 'app.' },
+        ],
+      },
+    });
+    await eventually(
+      async () => {
+        const a = await world.assignmentOf(consumer, 'certificates', 'filt');
+        expect(a?.status?.acceptAPIName).toBe('external-internal');
+        expect(a?.status?.providerCluster).toBe(external.cluster);
+      },
+      { timeoutMs: 90_000 },
+    );
     await eventually(async () => {
       const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'filt-credentials' });
       expect(decodeSecret(secret, 'issuer')).toBe(external.path);
@@ -190,21 +231,30 @@ describe('migration: make-before-break when the serving provider stops accepting
   it('migrates when the serving AcceptAPI stops being Ready (its APIExport cannot be bound)', async () => {
     const certs = world.objects(consumer.path, 'certificates');
     await certs.create(world.newObject('certificates', 'nr', { fqdn: 'app.nr.internal.corp' }));
-    await eventually(async () => expect((await world.assignmentOf(consumer, 'certificates', 'nr'))?.status?.acceptAPIName).toBe('internal-certs'));
+    await eventually(async () =>
+      expect((await world.assignmentOf(consumer, 'certificates', 'nr'))?.status?.acceptAPIName).toBe('internal-certs'),
+    );
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'nr' }))).toBe('Available'));
     const internalCerts = await world.acceptAPIs('internalca').get({ name: 'internal-certs' });
     // Filters unchanged: only verification fails, so "not Ready" is the one trigger.
     await world.acceptAPIs('internalca').update({ ...internalCerts, spec: { ...internalCerts.spec, apiExportName: 'no-such-export' } });
     await eventually(async () => {
-      const ready = (await world.acceptAPIs('internalca').get({ name: 'internal-certs' })).status?.conditions?.find((c) => c.type === 'Ready');
+      const ready = (await world.acceptAPIs('internalca').get({ name: 'internal-certs' })).status?.conditions?.find(
+        (c) => c.type === 'Ready',
+      );
       expect(ready?.status).toBe('False');
     });
-    await eventually(async () => {
-      const a = await world.assignmentOf(consumer, 'certificates', 'nr');
-      expect(a?.status?.acceptAPIName).toBe('external-internal');
-      expect(a?.status?.providerCluster).toBe(external.cluster);
-    }, { timeoutMs: 90_000 });
-    const started = (await world.events(consumer.path)).find((e) => e['reason'] === 'MigrationStarted' && (e['involvedObject'] as { name: string }).name === 'nr');
+    await eventually(
+      async () => {
+        const a = await world.assignmentOf(consumer, 'certificates', 'nr');
+        expect(a?.status?.acceptAPIName).toBe('external-internal');
+        expect(a?.status?.providerCluster).toBe(external.cluster);
+      },
+      { timeoutMs: 90_000 },
+    );
+    const started = (await world.events(consumer.path)).find(
+      (e) => e['reason'] === 'MigrationStarted' && (e['involvedObject'] as { name: string }).name === 'nr',
+    );
     expect(started?.['message']).toContain('is not Ready');
     expect(statusOf(await certs.get({ namespace: 'default', name: 'nr' }))).toBe('Available');
   });

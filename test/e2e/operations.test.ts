@@ -10,7 +10,6 @@ import { BrokerProcess, freePort, runCli } from '../harness/broker-process.ts';
 import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
-
 describe('the resource-broker CLI', () => {
   it('prints help and version, and exits 2 with one line naming the bad flag', async () => {
     const help = await runCli(['run', '--help']);
@@ -38,7 +37,15 @@ describe('the resource-broker CLI', () => {
     const unreachable = await runCli(['run', '--kubeconfig', kubeconfig, '--log-level', 'error']);
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toContain(`cannot reach kcp at https://127.0.0.1:${port}`);
-    const missing = await runCli(['run', '--kubeconfig', inject('kcp').kubeconfig, '--coordination', 'root:does-not-exist:broker', '--log-level', 'error']);
+    const missing = await runCli([
+      'run',
+      '--kubeconfig',
+      inject('kcp').kubeconfig,
+      '--coordination',
+      'root:does-not-exist:broker',
+      '--log-level',
+      'error',
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('root:does-not-exist:broker');
     expect((await runCli(['run', '--kubeconfig', '/nonexistent/kubeconfig'])).stderr).toContain('cannot load kubeconfig');
@@ -51,11 +58,19 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
   const processes: BrokerProcess[] = [];
   const lease = async (): Promise<{ holder: string; transitions: number }> => {
     const client = createKcpClient(world.endpoint, world.endpoint.workspaceUrl(world.paths.coordination));
-    const l = unwrap(await client.GET('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', { params: { path: { namespace: 'default', name: 'resource-broker' } } }));
+    const l = unwrap(
+      await client.GET('/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}', {
+        params: { path: { namespace: 'default', name: 'resource-broker' } },
+      }),
+    );
     return { holder: l.spec?.holderIdentity ?? '', transitions: l.spec?.leaseTransitions ?? 0 };
   };
   const replica = (): BrokerProcess => {
-    const p = new BrokerProcess(inject('kcp').kubeconfig, world.paths, { RB_LEADER_ELECT_LEASE_DURATION: '4', RB_LEADER_ELECT_RENEW_DEADLINE: '3', RB_LEADER_ELECT_RETRY_PERIOD: '1' });
+    const p = new BrokerProcess(inject('kcp').kubeconfig, world.paths, {
+      RB_LEADER_ELECT_LEASE_DURATION: '4',
+      RB_LEADER_ELECT_RENEW_DEADLINE: '3',
+      RB_LEADER_ELECT_RETRY_PERIOD: '1',
+    });
     processes.push(p);
     return p;
   };
@@ -75,11 +90,14 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     const first = replica();
     await first.start();
     const codes: number[] = [];
-    await eventually(async () => {
-      const code = await first.readyz();
-      if (code !== 0) codes.push(code);
-      expect(code).toBe(200);
-    }, { intervalMs: 20, timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        const code = await first.readyz();
+        if (code !== 0) codes.push(code);
+        expect(code).toBe(200);
+      },
+      { intervalMs: 20, timeoutMs: 60_000 },
+    );
     expect(codes[0]).toBe(503);
     expect(await first.metric('resource_broker_leader')).toBe(1);
     await world.waitAcceptAPIReady('internalca', 'certs');
@@ -97,11 +115,29 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     expect(metrics).toMatch(/^resource_broker_reconcile_total\{controller="sync-certificates[^"]*",result="success"\} [1-9]/m);
 
     const explained = await runCli([
-      'explain', '--kubeconfig', inject('kcp').kubeconfig, '--home', world.paths.home, '--coordination', world.paths.coordination,
-      '--workspace', consumer.path, '--resource', 'certificates.example.platform-mesh.io', '--namespace', 'default', '--name', 'before', '--output', 'json',
+      'explain',
+      '--kubeconfig',
+      inject('kcp').kubeconfig,
+      '--home',
+      world.paths.home,
+      '--coordination',
+      world.paths.coordination,
+      '--workspace',
+      consumer.path,
+      '--resource',
+      'certificates.example.platform-mesh.io',
+      '--namespace',
+      'default',
+      '--name',
+      'before',
+      '--output',
+      'json',
     ]);
     expect(explained.code).toBe(0);
-    const explanation = JSON.parse(explained.stdout) as { acceptAPIs: { name: string; matched: boolean }[]; assignment?: { phase?: string; acceptAPI?: string } };
+    const explanation = JSON.parse(explained.stdout) as {
+      acceptAPIs: { name: string; matched: boolean }[];
+      assignment?: { phase?: string; acceptAPI?: string };
+    };
     expect(explanation.acceptAPIs).toEqual([expect.objectContaining({ name: 'certs', matched: true })]);
     expect(explanation.assignment).toMatchObject({ phase: 'Bound', acceptAPI: 'certs' });
 
@@ -114,23 +150,36 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     const before = await certs.get({ namespace: 'default', name: 'before' });
     await certs.update({ ...before, spec: { fqdn: 'before2.example.org' } });
     const staging = await world.stagingClusterOf(consumer, 'certificates', 'before');
-    await eventually(async () => expect((await world.inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' }).get({ namespace: 'default', name: 'before' }))['spec']).toEqual({ fqdn: 'before2.example.org' }));
+    await eventually(async () =>
+      expect(
+        (
+          await world
+            .inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' })
+            .get({ namespace: 'default', name: 'before' })
+        )['spec'],
+      ).toEqual({ fqdn: 'before2.example.org' }),
+    );
   });
 
   it('shuts down on SIGTERM: exit 0, lease released, and a restart converges with nothing left half-done', async () => {
     const leader = processes.find((p) => p.child?.exitCode === null && p.child.signalCode === null)!;
     const certs = world.objects(consumer.path, 'certificates');
     // Work in flight while the signal arrives.
-    await Promise.all(Array.from({ length: 5 }, (_, i) => certs.create(world.newObject('certificates', `burst-${i}`, { fqdn: `burst-${i}.example.org` }))));
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) => certs.create(world.newObject('certificates', `burst-${i}`, { fqdn: `burst-${i}.example.org` }))),
+    );
     expect(await leader.stop('SIGTERM')).toBe(0);
     expect(leader.hasLog('released leader lease')).toBe(true);
     expect((await lease()).holder).toBe('');
 
     const next = replica();
     await next.start();
-    await eventually(async () => {
-      for (let i = 0; i < 5; i++) expect(statusOf(await certs.get({ namespace: 'default', name: `burst-${i}` }))).toBe('Available');
-    }, { timeoutMs: 90_000 });
+    await eventually(
+      async () => {
+        for (let i = 0; i < 5; i++) expect(statusOf(await certs.get({ namespace: 'default', name: `burst-${i}` }))).toBe('Available');
+      },
+      { timeoutMs: 90_000 },
+    );
     const assignments = (await world.assignments().list()).items.filter((a) => a.spec.consumerCluster === consumer.cluster);
     expect(assignments.map((a) => a.spec.name).sort()).toEqual(['after', 'before', 'burst-0', 'burst-1', 'burst-2', 'burst-3', 'burst-4']);
     expect(assignments.every((a) => a.status?.phase === 'Bound')).toBe(true);

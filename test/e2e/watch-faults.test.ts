@@ -32,12 +32,23 @@ class RelayedWatch {
   readonly #controller = new AbortController();
   #running: Promise<void> = Promise.resolve();
 
-  private constructor(options: { proxy: LoopbackProxy; direct: KcpEndpoint; relayed: KcpEndpoint; workspace: string; relayedKubeconfig: string; stallTimeoutMs: number }) {
+  private constructor(options: {
+    proxy: LoopbackProxy;
+    direct: KcpEndpoint;
+    relayed: KcpEndpoint;
+    workspace: string;
+    relayedKubeconfig: string;
+    stallTimeoutMs: number;
+  }) {
     this.proxy = options.proxy;
     this.#direct = options.direct;
     this.#relayed = options.relayed;
     this.#relayedKubeconfig = options.relayedKubeconfig;
-    this.direct = new ResourceClient({ endpoint: options.direct, baseUrl: options.direct.workspaceUrl(options.workspace), gvr: CONFIGMAPS });
+    this.direct = new ResourceClient({
+      endpoint: options.direct,
+      baseUrl: options.direct.workspaceUrl(options.workspace),
+      gvr: CONFIGMAPS,
+    });
     this.informer = new Informer({
       name: 'configmaps through the relay',
       source: new ResourceClient({ endpoint: options.relayed, baseUrl: options.relayed.workspaceUrl(options.workspace), gvr: CONFIGMAPS }),
@@ -52,7 +63,11 @@ class RelayedWatch {
    * A relay in front of the kcp that `kubeconfig` names, and a synced informer through it, over
    * HTTP/2 (as the broker runs) or HTTP/1.1 (a socket per watch).
    */
-  static async start(kubeconfig: string, workspace: string, options: { http: '1.1' | '2'; stallTimeoutMs: number; pingIntervalMs?: number }): Promise<RelayedWatch> {
+  static async start(
+    kubeconfig: string,
+    workspace: string,
+    options: { http: '1.1' | '2'; stallTimeoutMs: number; pingIntervalMs?: number },
+  ): Promise<RelayedWatch> {
     const direct = await KcpEndpoint.fromKubeconfig({ path: kubeconfig });
     const proxy = new LoopbackProxy({ targetPort: Number(new URL(direct.serverOrigin).port) });
     await proxy.start();
@@ -71,7 +86,12 @@ class RelayedWatch {
   }
 
   async create(name: string): Promise<void> {
-    await this.direct.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', labels: { test: 'watch-faults' } }, data: { n: '0' } });
+    await this.direct.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: 'default', labels: { test: 'watch-faults' } },
+      data: { n: '0' },
+    });
   }
 
   async bump(name: string): Promise<void> {
@@ -87,14 +107,18 @@ class RelayedWatch {
   /** Waits until the cache holds exactly what kcp holds (names and resourceVersions). */
   async converged(): Promise<void> {
     const summary = (items: KubeObject[]): string[] => items.map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`).sort();
-    await eventually(async () => expect(summary(this.informer.store.list())).toEqual(summary((await this.direct.list({ labelSelector: LABEL })).items)), { timeoutMs: 30_000 });
+    await eventually(
+      async () => expect(summary(this.informer.store.list())).toEqual(summary((await this.direct.list({ labelSelector: LABEL })).items)),
+      { timeoutMs: 30_000 },
+    );
   }
 
   /** True once kcp answers a watch from `resourceVersion` with 410 (compacted away). */
   async expired(resourceVersion: string): Promise<boolean> {
     const probe = new AbortController();
     try {
-      for await (const _event of this.direct.watch({ resourceVersion, timeoutSeconds: 1, stallTimeoutMs: 5_000, signal: probe.signal })) break;
+      for await (const _event of this.direct.watch({ resourceVersion, timeoutSeconds: 1, stallTimeoutMs: 5_000, signal: probe.signal }))
+        break;
       return false;
     } catch (err) {
       if (isGone(err)) return true;

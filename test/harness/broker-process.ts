@@ -29,7 +29,9 @@ const started: BrokerProcess[] = [];
 
 /** The last lines each broker of this test file logged, for a failed test's report. */
 export const brokerLogTails = (lines: number): string =>
-  started.map((p, i) => `--- broker ${i} (pid ${p.child?.pid ?? '?'}), last ${lines} log lines\n${p.logs.slice(-lines).join('\n')}`).join('\n');
+  started
+    .map((p, i) => `--- broker ${i} (pid ${p.child?.pid ?? '?'}), last ${lines} log lines\n${p.logs.slice(-lines).join('\n')}`)
+    .join('\n');
 
 /** `resource-broker run` as a child process against a BrokerWorld's workspaces. */
 export class BrokerProcess {
@@ -58,10 +60,16 @@ export class BrokerProcess {
     this.probePort = await freePort();
     this.metricsPort = await freePort();
     this.child = spawn(process.execPath, [CLI, 'run'], {
-      env: { ...process.env, ...this.#env, RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`, RB_METRICS_BIND_ADDRESS: `127.0.0.1:${this.metricsPort}` },
+      env: {
+        ...process.env,
+        ...this.#env,
+        RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`,
+        RB_METRICS_BIND_ADDRESS: `127.0.0.1:${this.metricsPort}`,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    for (const stream of [this.child.stdout!, this.child.stderr!]) stream.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
+    for (const stream of [this.child.stdout!, this.child.stderr!])
+      stream.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
   }
 
   /** HTTP status of /readyz, or 0 while nothing listens. */
@@ -93,7 +101,9 @@ export class BrokerProcess {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill(signal);
     const timer = setTimeout(() => {
-      console.error(`broker pid ${child.pid} still running ${timeoutMs} ms after ${signal}; last log lines:\n${this.logs.slice(-40).join('\n')}`);
+      console.error(
+        `broker pid ${child.pid} still running ${timeoutMs} ms after ${signal}; last log lines:\n${this.logs.slice(-40).join('\n')}`,
+      );
       child.kill('SIGKILL');
     }, timeoutMs);
     const code = await exited;

@@ -3,7 +3,14 @@ import { Broker } from '../../src/broker/broker.ts';
 import { bootstrap } from '../../src/broker/bootstrap.ts';
 import type { BrokerPaths } from '../../src/apis/paths.ts';
 import { APIEXPORTS_DIR, loadManifests } from '../../src/broker/manifests.ts';
-import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type AcceptAPI, type Assignment, type StagingWorkspace } from '../../src/apis/types.ts';
+import {
+  ACCEPTAPI_GVR,
+  ASSIGNMENT_GVR,
+  STAGINGWORKSPACE_GVR,
+  type AcceptAPI,
+  type Assignment,
+  type StagingWorkspace,
+} from '../../src/apis/types.ts';
 import { Applier } from '../../src/kcp-client-ts/apply.ts';
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
@@ -19,7 +26,8 @@ import { uniqueName } from './names.ts';
 export const statusOf = (obj: KubeObject | undefined): string | undefined => (obj?.['status'] as { status?: string } | undefined)?.status;
 
 /** One key of a Secret's data, decoded. */
-export const decodeSecret = (secret: KubeObject, key: string): string => Buffer.from((secret['data'] as Record<string, string> | undefined)?.[key] ?? '', 'base64').toString();
+export const decodeSecret = (secret: KubeObject, key: string): string =>
+  Buffer.from((secret['data'] as Record<string, string> | undefined)?.[key] ?? '', 'base64').toString();
 
 export const GVR = {
   certificates: { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' },
@@ -31,8 +39,16 @@ export type ExampleApi = keyof typeof GVR;
 const KIND: Record<ExampleApi, string> = { certificates: 'Certificate', vms: 'VM', dnszones: 'DNSZone' };
 
 /** Accepts every claim of an export, with its verbs. */
-const acceptAll = async (endpoint: KcpEndpoint, exportPath: string, exportName: string): Promise<NonNullable<APIBinding['spec']['permissionClaims']>> => {
-  const apiExport = unwrap(await createKcpClient(endpoint, endpoint.workspaceUrl(exportPath)).GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportName } } }));
+const acceptAll = async (
+  endpoint: KcpEndpoint,
+  exportPath: string,
+  exportName: string,
+): Promise<NonNullable<APIBinding['spec']['permissionClaims']>> => {
+  const apiExport = unwrap(
+    await createKcpClient(endpoint, endpoint.workspaceUrl(exportPath)).GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', {
+      params: { path: { name: exportName } },
+    }),
+  );
   return (apiExport.spec.permissionClaims ?? []).map((c) => ({ ...c, state: 'Accepted' as const, selector: { matchAll: true } }));
 };
 
@@ -42,13 +58,19 @@ export const bindExport = async (endpoint: KcpEndpoint, workspace: string, expor
     apiVersion: 'apis.kcp.io/v1alpha2',
     kind: 'APIBinding',
     metadata: { name: exportName },
-    spec: { reference: { export: { path: exportPath, name: exportName } }, permissionClaims: await acceptAll(endpoint, exportPath, exportName) },
+    spec: {
+      reference: { export: { path: exportPath, name: exportName } },
+      permissionClaims: await acceptAll(endpoint, exportPath, exportName),
+    },
   };
   // kcp may answer 403 "no permission to bind" for a moment after the export was created.
-  await eventually(async () => {
-    const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body });
-    if (created.response.status !== 409) unwrap(created);
-  }, { timeoutMs: 30_000, intervalMs: 250 });
+  await eventually(
+    async () => {
+      const created = await client.POST('/apis/apis.kcp.io/v1alpha2/apibindings', { body });
+      if (created.response.status !== 409) unwrap(created);
+    },
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   await eventually(async () => {
     const binding = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: exportName } } }));
     if (binding.status?.phase !== 'Bound') throw new Error(`binding ${exportName} in ${workspace}: ${binding.status?.phase}`);
@@ -109,11 +131,15 @@ export class BrokerWorld {
     const applier = new Applier({ endpoint: this.endpoint });
     for (const api of apis) {
       for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
-        if (obj.metadata.name === api || obj.metadata.name === `v1alpha1.${api}.example.platform-mesh.io`) await applier.apply(workspace.path, obj);
+        if (obj.metadata.name === api || obj.metadata.name === `v1alpha1.${api}.example.platform-mesh.io`)
+          await applier.apply(workspace.path, obj);
       }
     }
     await bindExport(this.endpoint, workspace.path, this.paths.home, 'acceptapis');
-    const runners = apis.map((api) => new TestProvider({ endpoint: this.endpoint, workspace: workspace.path, exportName: api, gvr: GVR[api], logger: this.logger }));
+    const runners = apis.map(
+      (api) =>
+        new TestProvider({ endpoint: this.endpoint, workspace: workspace.path, exportName: api, gvr: GVR[api], logger: this.logger }),
+    );
     for (const r of runners) r.start();
     this.providers.set(name, { workspace, runners });
     return workspace;
@@ -124,10 +150,18 @@ export class BrokerWorld {
   }
 
   acceptAPIs(provider: string): ResourceClient<AcceptAPI> {
-    return new ResourceClient<AcceptAPI>({ endpoint: this.endpoint, baseUrl: this.endpoint.workspaceUrl(this.providers.get(provider)!.workspace.path), gvr: ACCEPTAPI_GVR });
+    return new ResourceClient<AcceptAPI>({
+      endpoint: this.endpoint,
+      baseUrl: this.endpoint.workspaceUrl(this.providers.get(provider)!.workspace.path),
+      gvr: ACCEPTAPI_GVR,
+    });
   }
 
-  async accept(provider: string, name: string, spec: Omit<AcceptAPI['spec'], 'gvr' | 'apiExportName'> & { api: ExampleApi; apiExportName?: string }): Promise<AcceptAPI> {
+  async accept(
+    provider: string,
+    name: string,
+    spec: Omit<AcceptAPI['spec'], 'gvr' | 'apiExportName'> & { api: ExampleApi; apiExportName?: string },
+  ): Promise<AcceptAPI> {
     const { api, apiExportName, ...rest } = spec;
     return this.acceptAPIs(provider).create({
       apiVersion: 'broker.platform-mesh.io/v1alpha1',
@@ -138,11 +172,15 @@ export class BrokerWorld {
   }
 
   async waitAcceptAPIReady(provider: string, name: string): Promise<AcceptAPI> {
-    return eventually(async () => {
-      const a = await this.acceptAPIs(provider).get({ name });
-      if (!a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) throw new Error(`AcceptAPI ${name} not Ready: ${JSON.stringify(a.status)}`);
-      return a;
-    }, { timeoutMs: 90_000 });
+    return eventually(
+      async () => {
+        const a = await this.acceptAPIs(provider).get({ name });
+        if (!a.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+          throw new Error(`AcceptAPI ${name} not Ready: ${JSON.stringify(a.status)}`);
+        return a;
+      },
+      { timeoutMs: 90_000 },
+    );
   }
 
   /** A consumer workspace bound to the given brokered exports with every claim accepted. */
@@ -170,30 +208,45 @@ export class BrokerWorld {
   }
 
   assignments(): ResourceClient<Assignment> {
-    return new ResourceClient<Assignment>({ endpoint: this.endpoint, baseUrl: this.endpoint.workspaceUrl(this.paths.coordination), gvr: ASSIGNMENT_GVR });
+    return new ResourceClient<Assignment>({
+      endpoint: this.endpoint,
+      baseUrl: this.endpoint.workspaceUrl(this.paths.coordination),
+      gvr: ASSIGNMENT_GVR,
+    });
   }
 
   stagingWorkspaces(): ResourceClient<StagingWorkspace> {
-    return new ResourceClient<StagingWorkspace>({ endpoint: this.endpoint, baseUrl: this.endpoint.workspaceUrl(this.paths.coordination), gvr: STAGINGWORKSPACE_GVR });
+    return new ResourceClient<StagingWorkspace>({
+      endpoint: this.endpoint,
+      baseUrl: this.endpoint.workspaceUrl(this.paths.coordination),
+      gvr: STAGINGWORKSPACE_GVR,
+    });
   }
 
   /** The Assignment of one consumer object, found by its spec. */
   async assignmentOf(consumer: ReadyWorkspace, api: ExampleApi, name: string, namespace = 'default'): Promise<Assignment | undefined> {
     const list = await this.assignments().list();
     return list.items.find(
-      (a) => a.spec.consumerCluster === consumer.cluster && a.spec.gvr.resource === GVR[api].resource && a.spec.name === name && (a.spec.namespace ?? '') === (api === 'dnszones' ? '' : namespace),
+      (a) =>
+        a.spec.consumerCluster === consumer.cluster &&
+        a.spec.gvr.resource === GVR[api].resource &&
+        a.spec.name === name &&
+        (a.spec.namespace ?? '') === (api === 'dnszones' ? '' : namespace),
     );
   }
 
   /** The staging workspace's logical cluster serving one consumer object (waits for it). */
   async stagingClusterOf(consumer: ReadyWorkspace, api: ExampleApi, name: string, namespace = 'default'): Promise<string> {
-    return eventually(async () => {
-      const a = await this.assignmentOf(consumer, api, name, namespace);
-      if (!a?.status?.stagingWorkspace) throw new Error('no assignment yet');
-      const sw = await this.stagingWorkspaces().get({ name: a.status.stagingWorkspace });
-      if (!sw.status?.clusterName) throw new Error('staging workspace not ready');
-      return sw.status.clusterName;
-    }, { timeoutMs: 90_000 });
+    return eventually(
+      async () => {
+        const a = await this.assignmentOf(consumer, api, name, namespace);
+        if (!a?.status?.stagingWorkspace) throw new Error('no assignment yet');
+        const sw = await this.stagingWorkspaces().get({ name: a.status.stagingWorkspace });
+        if (!sw.status?.clusterName) throw new Error('staging workspace not ready');
+        return sw.status.clusterName;
+      },
+      { timeoutMs: 90_000 },
+    );
   }
 
   async events(workspace: string, namespace = 'default'): Promise<KubeObject[]> {

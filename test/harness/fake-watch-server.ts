@@ -98,7 +98,9 @@ export class FakeWatchServer {
     const from = Number(url.searchParams.get('resourceVersion') ?? this.#rv);
     res.writeHead(200, { 'content-type': 'application/json' });
     if (from < this.#oldestRv - 1) {
-      res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: `too old resource version: ${from}` } })}\n`);
+      res.end(
+        `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: `too old resource version: ${from}` } })}\n`,
+      );
       return;
     }
     for (const change of this.#log) {
