@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildGraph, describe as describeGraph, findCycles, importsOf, nodeOf, readSources } from './check-imports.ts';
+import { buildGraph, describe as describeGraph, findCycles, importsOf, layerViolations, nodeOf, readSources } from './check-imports.ts';
 
 const script = path.join(import.meta.dirname, 'check-imports.ts');
 
@@ -122,5 +122,37 @@ describe('check-imports', () => {
       expect(run.status).toBe(0);
       expect(run.stdout).toBe('import graph: 4 folders, 3 edges, no cycles\n');
     });
+  });
+});
+
+describe('layerViolations', () => {
+  it('names an import that points up a layer, and a folder without a layer', () => {
+    const graph = buildGraph(
+      new Map([
+        ['runtime/queue.ts', `import { Sync } from '../controllers/sync/controller.ts';\nexport const q = Sync;\n`],
+        ['controllers/sync/controller.ts', `import { p } from '../placement/placement.ts';\nexport class Sync { p = p }\n`],
+        ['controllers/placement/placement.ts', `export const p = 1;\n`],
+        ['misc/x.ts', `export const x = 1;\n`],
+      ]),
+    );
+    expect(layerViolations(graph)).toEqual([
+      'misc has no layer: add it to LAYERS in hack/check-imports.ts',
+      'runtime (layer 2) imports controllers/sync (layer 4): runtime/queue.ts:1',
+    ]);
+  });
+
+  it('accepts imports that point down, and controllers using one another', () => {
+    const graph = buildGraph(
+      new Map([
+        ['broker/broker.ts', `import { Sync } from '../controllers/sync/controller.ts';\nexport const b = Sync;\n`],
+        [
+          'controllers/sync/controller.ts',
+          `import { p } from '../placement/placement.ts';\nimport { q } from '../../runtime/queue.ts';\nexport class Sync { p = p; q = q }\n`,
+        ],
+        ['controllers/placement/placement.ts', `export const p = 1;\n`],
+        ['runtime/queue.ts', `export const q = 1;\n`],
+      ]),
+    );
+    expect(layerViolations(graph)).toEqual([]);
   });
 });

@@ -6,6 +6,10 @@
  * from`, `export ... from`). Prints every cycle as `a -> b -> a` with one example import per
  * edge and exits 1, else prints `import graph: N folders, M edges, no cycles`.
  *
+ * It also checks that imports point down the layers in LAYERS (README "Layout"): a folder may
+ * import only folders of a lower layer, except that controllers may use one another (without
+ * cycles). A folder missing from LAYERS is an error too, so a new one gets a place.
+ *
  * Usage: node hack/check-imports.ts [srcDir]   (default: the repository's src/)
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -24,6 +28,42 @@ export interface ImportGraph {
   /** from -> to -> the first import (by file, then line) that makes the edge. */
   edges: Map<string, Map<string, ImportSite>>;
 }
+
+/** Layers of src/, lowest first: what each may import is below it. */
+export const LAYERS: Record<string, number> = {
+  'logging.ts': 0,
+  'kcp-client-ts': 0,
+  cel: 0,
+  apis: 1,
+  runtime: 2,
+  leader: 2,
+  coordination: 3,
+  controllers: 4,
+  broker: 5,
+  observability: 5,
+  cli: 6,
+};
+
+const layerOf = (node: string): number | undefined => LAYERS[node.startsWith('controllers/') ? 'controllers' : node];
+
+/** Edges that point up or sideways across LAYERS, and nodes LAYERS does not place. */
+export const layerViolations = (graph: ImportGraph, layers: Record<string, number> = LAYERS): string[] => {
+  const rank = (node: string): number | undefined => (layers === LAYERS ? layerOf(node) : layers[node]);
+  const problems: string[] = [];
+  for (const node of [...graph.nodes].sort())
+    if (rank(node) === undefined) problems.push(`${node} has no layer: add it to LAYERS in hack/check-imports.ts`);
+  for (const [from, out] of graph.edges) {
+    for (const [to, site] of out) {
+      const a = rank(from);
+      const b = rank(to);
+      if (a === undefined || b === undefined) continue;
+      const bothControllers = from.startsWith('controllers/') && to.startsWith('controllers/');
+      if (b > a || (b === a && !bothControllers))
+        problems.push(`${from} (layer ${a}) imports ${to} (layer ${b}): ${site.file}:${site.line}`);
+    }
+  }
+  return problems;
+};
 
 /** The graph node of a file, given its path relative to src/ with `/` separators. */
 export const nodeOf = (file: string): string => {
@@ -126,8 +166,9 @@ const main = (): void => {
   const graph = buildGraph(readSources(srcDir));
   const cycles = findCycles(graph);
   const lines = describe(graph, cycles, path.relative(process.cwd(), srcDir) || '.');
-  if (cycles.length > 0) {
-    console.error(lines.join('\n'));
+  const violations = layerViolations(graph);
+  if (cycles.length > 0 || violations.length > 0) {
+    console.error([...lines, ...violations].join('\n'));
     process.exit(1);
   }
   console.log(lines.join('\n'));

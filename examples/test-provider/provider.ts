@@ -1,4 +1,4 @@
-import { Informer } from '../../src/runtime/informer.ts';
+import type { Informer } from '../../src/runtime/informer.ts';
 import { InformerScope } from '../../src/runtime/informer-scope.ts';
 import { decodeKey, encodeKey, objectKeyOf } from '../../src/runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../src/runtime/workqueue.ts';
@@ -44,7 +44,12 @@ export class TestProvider {
 
   constructor(options: TestProviderOptions) {
     this.#options = options;
-    this.#queue = new WorkQueue({ name: `provider-${options.workspace}`, reconcile: (key, signal) => this.#reconcile(key, signal), concurrency: 16, logger: options.logger ?? silentLogger() });
+    this.#queue = new WorkQueue({
+      name: `provider-${options.workspace}`,
+      reconcile: (key, signal) => this.#reconcile(key, signal),
+      concurrency: 16,
+      logger: options.logger ?? silentLogger(),
+    });
   }
 
   get exportName(): string {
@@ -54,7 +59,10 @@ export class TestProvider {
   start(): void {
     const { endpoint, workspace, exportName } = this.#options;
     this.#informers
-      .informer(new ResourceClient<APIExportEndpointSlice & KubeObject>({ endpoint, baseUrl: endpoint.workspaceUrl(workspace), gvr: SLICES }), { name: 'slices' })
+      .informer(
+        new ResourceClient<APIExportEndpointSlice & KubeObject>({ endpoint, baseUrl: endpoint.workspaceUrl(workspace), gvr: SLICES }),
+        { name: 'slices' },
+      )
       .onEvent((e) => {
         const url = e.object.status?.endpoints?.[0]?.url;
         if (e.object.metadata.name === exportName && url && !this.#virtualWorkspaceUrl) this.#watch(url);
@@ -65,7 +73,9 @@ export class TestProvider {
   #watch(url: string): void {
     this.#virtualWorkspaceUrl = url;
     const { endpoint, gvr } = this.#options;
-    this.#objects = this.#informers.informer(new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }), { name: 'objects' });
+    this.#objects = this.#informers.informer(new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }), {
+      name: 'objects',
+    });
     this.#objects.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object))));
   }
 
@@ -111,7 +121,11 @@ export class TestProvider {
     const namespace = obj.metadata.namespace || 'default';
     const secretName = `${obj.metadata.name}-credentials`;
     const existing = await secrets.find({ namespace, name: secretName }, signal);
-    const current = existing ? Object.fromEntries(Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])) : undefined;
+    const current = existing
+      ? Object.fromEntries(
+          Object.entries((existing['data'] ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+        )
+      : undefined;
     const data = (await this.#options.secretData?.(obj, current)) ?? { spec: JSON.stringify(obj['spec']), issuer: this.#options.workspace };
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: secretName, namespace }, stringData: data };
     if (!existing) {

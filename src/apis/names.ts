@@ -26,8 +26,7 @@ export const MANAGER = 'resource-broker';
  * 20 hex characters (80 bits) of the SHA-256 of the parts: deterministic names for
  * coordination objects and workspaces, with collisions negligible at any realistic count.
  */
-export const nameHash = (...parts: string[]): string =>
-  createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 20);
+export const nameHash = (...parts: string[]): string => createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 20);
 
 /** The Assignment of one consumer object (coordination workspace, cluster-scoped). */
 export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>

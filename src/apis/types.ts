@@ -139,10 +139,22 @@ export type MigrationConfiguration = KubeObject & {
 export type RelatedResource = { namespace?: string; name: string; gvk: { group: string; version: string; kind: string } };
 
 export const ACCEPTAPI_GVR: GroupVersionResource = { group: 'broker.platform-mesh.io', version: 'v1alpha1', resource: 'acceptapis' };
-export const ASSIGNMENT_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'assignments' };
+export const ASSIGNMENT_GVR: GroupVersionResource = {
+  group: 'coord.broker.platform-mesh.io',
+  version: 'v1alpha1',
+  resource: 'assignments',
+};
 export const MIGRATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrations' };
-export const MIGRATIONCONFIGURATION_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'migrationconfigurations' };
-export const STAGINGWORKSPACE_GVR: GroupVersionResource = { group: 'coord.broker.platform-mesh.io', version: 'v1alpha1', resource: 'stagingworkspaces' };
+export const MIGRATIONCONFIGURATION_GVR: GroupVersionResource = {
+  group: 'coord.broker.platform-mesh.io',
+  version: 'v1alpha1',
+  resource: 'migrationconfigurations',
+};
+export const STAGINGWORKSPACE_GVR: GroupVersionResource = {
+  group: 'coord.broker.platform-mesh.io',
+  version: 'v1alpha1',
+  resource: 'stagingworkspaces',
+};
 
 /** A brokered resource, discovered from an APIExport in the home workspace. */
 export type BrokeredApi = {

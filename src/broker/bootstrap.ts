@@ -39,7 +39,12 @@ export const bootstrap = async (options: BootstrapOptions): Promise<void> => {
   if (options.examples ?? true) await apply(paths.home, await loadManifests(join(APIEXPORTS_DIR, 'examples')));
   const crds = await loadManifests(join(APIEXPORTS_DIR, 'coordination'));
   await apply(paths.coordination, crds);
-  await waitForResources(endpoint, paths.coordination, 'coord.broker.platform-mesh.io/v1alpha1', crds.map((c) => (c['spec'] as { names: { plural: string } }).names.plural));
+  await waitForResources(
+    endpoint,
+    paths.coordination,
+    'coord.broker.platform-mesh.io/v1alpha1',
+    crds.map((c) => (c['spec'] as { names: { plural: string } }).names.plural),
+  );
 };
 
 /** CRDs are served a moment after they are created: wait until discovery lists them. */
@@ -47,7 +52,10 @@ const waitForResources = async (endpoint: KcpEndpoint, workspace: string, groupV
   const deadline = Date.now() + 60_000;
   while (true) {
     try {
-      const list = await endpoint.json<{ resources: { name: string }[] }>({ method: 'GET', url: `${endpoint.workspaceUrl(workspace)}/apis/${groupVersion}` });
+      const list = await endpoint.json<{ resources: { name: string }[] }>({
+        method: 'GET',
+        url: `${endpoint.workspaceUrl(workspace)}/apis/${groupVersion}`,
+      });
       if (plurals.every((p) => list.resources.some((r) => r.name === p))) return;
     } catch (err) {
       if (Date.now() > deadline) throw err;

@@ -12,6 +12,7 @@ import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
 import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type KubeObject } from '../kcp-client-ts/types.ts';
+import { workspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
@@ -67,16 +68,28 @@ export class Broker {
     const workspaces = new Workspaces({ endpoint });
     const { parent, name } = splitPath(paths.coordination);
     const coordinationWs = await workspaces.get(parent, name, signal);
-    if (!coordinationWs?.spec.cluster) throw new Error(`coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first`);
+    if (!coordinationWs?.spec.cluster)
+      throw new Error(`coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first`);
     const logger = this.#logger;
-    const { coordination, informers: coordinationInformers } = watchCoordination({ endpoint, workspace: paths.coordination, cluster: coordinationWs.spec.cluster, scope: this.#scope, logger });
-    const slices = this.#scope.informer(clients.inWorkspace<APIExportEndpointSlice & KubeObject>(paths.home, SLICES), { name: 'apiexportendpointslices', logger });
+    const { coordination, informers: coordinationInformers } = watchCoordination({
+      endpoint,
+      workspace: paths.coordination,
+      cluster: coordinationWs.spec.cluster,
+      scope: this.#scope,
+      logger,
+    });
+    const slices = this.#scope.informer(clients.inWorkspace<APIExportEndpointSlice & KubeObject>(paths.home, SLICES), {
+      name: 'apiexportendpointslices',
+      logger,
+    });
     const acceptAPIsUrl = await this.#endpointOf(slices, paths.acceptAPIExport, signal);
-    const acceptAPIs = this.#scope.informer(clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, '*', ACCEPTAPI_GVR), { name: 'acceptapis', logger });
+    const acceptAPIs = this.#scope.informer(clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, '*', ACCEPTAPI_GVR), {
+      name: 'acceptapis',
+      logger,
+    });
     const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
     const stages = new MigrationStages({
-      endpoint,
-      computeWorkspace: paths.compute,
+      compute: workspaceAccess(endpoint, paths.compute),
       migrationClient: coordination.migrations.client,
       configurations: coordination.configurations.store,
       logger: logger.child({ controller: 'migration-stages' }),
@@ -103,7 +116,9 @@ export class Broker {
     const discovery: Controller = {
       name: 'discovery',
       queue: new WorkQueue({ name: 'discovery', reconcile: (key, s) => this.#discover(slices, key, s), concurrency: 1, logger }),
-      watches: (): Watch[] => [watchOf(slices, (e) => (e.object.metadata.name === paths.acceptAPIExport ? [] : [e.object.metadata.name ?? '']))],
+      watches: (): Watch[] => [
+        watchOf(slices, (e) => (e.object.metadata.name === paths.acceptAPIExport ? [] : [e.object.metadata.name ?? ''])),
+      ],
     };
     await Promise.all([stagingController, acceptController, discovery].map((c) => this.#add(c, signal)));
     // Ready means every brokered resource discovered at start is being served.
@@ -197,14 +212,37 @@ export class Broker {
     const vw = api.virtualWorkspaceUrl;
     const consumers = {
       objects: scope.informer(clients.inVirtualWorkspace(vw, '*', gvr), { name: `consumer ${key}`, logger }),
-      secrets: scope.informer(clients.inVirtualWorkspace(vw, '*', SECRETS), { name: `consumer secrets for ${key}`, labelSelector: RELATED_COPY_SELECTOR, logger }),
-      configMaps: scope.informer(clients.inVirtualWorkspace(vw, '*', CONFIGMAPS), { name: `consumer configmaps for ${key}`, labelSelector: RELATED_COPY_SELECTOR, logger }),
+      secrets: scope.informer(clients.inVirtualWorkspace(vw, '*', SECRETS), {
+        name: `consumer secrets for ${key}`,
+        labelSelector: RELATED_COPY_SELECTOR,
+        logger,
+      }),
+      configMaps: scope.informer(clients.inVirtualWorkspace(vw, '*', CONFIGMAPS), {
+        name: `consumer configmaps for ${key}`,
+        labelSelector: RELATED_COPY_SELECTOR,
+        logger,
+      }),
       client: (cluster: string, g: typeof gvr) => clients.inVirtualWorkspace(vw, cluster, g),
     };
-    const events = new EventRecorder({ endpoint: clients.endpoint, virtualWorkspaceUrl: vw, logger, involvedType: { apiVersion: apiVersionOf(gvr), kind: api.kind } });
+    const events = new EventRecorder({
+      endpoint: clients.endpoint,
+      virtualWorkspaceUrl: vw,
+      logger,
+      involvedType: { apiVersion: apiVersionOf(gvr), kind: api.kind },
+    });
     const placer = new Placer({ gvr, coordination: w.coordination, acceptAPIs: () => w.acceptAPIs.store.list() });
     const release = (name: string): void => w.stagingController.queue.add(name);
-    const migrator = new Migrator({ gvr, kind: api.kind, coordination: w.coordination, acceptAPIs: w.acceptAPIs, placer, stages: w.stages, events, logger, releaseStagingWorkspace: release });
+    const migrator = new Migrator({
+      gvr,
+      kind: api.kind,
+      coordination: w.coordination,
+      acceptAPIs: w.acceptAPIs,
+      placer,
+      stages: w.stages,
+      events,
+      logger,
+      releaseStagingWorkspace: release,
+    });
     let controller: SyncController | undefined;
     const staging = new StagingCaches({ scopes: w.stagingScopes, clients, gvr, logger, enqueue: (k) => controller?.queue.add(k) });
     controller = new SyncController({
@@ -242,7 +280,9 @@ export class Broker {
     const apiExport = unwrap(found);
     const apis: BrokeredApi[] = [];
     for (const resource of apiExport.spec.resources ?? []) {
-      const schema = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } }, signal }));
+      const schema = unwrap(
+        await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } }, signal }),
+      );
       const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0];
       if (!version) continue;
       apis.push({

@@ -9,9 +9,13 @@ import { splitPath, type BrokerPaths } from '../apis/paths.ts';
  */
 export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signal?: AbortSignal): Promise<void> => {
   const { parent, name } = splitPath(paths.coordination);
-  let found;
+  let found: Awaited<ReturnType<Workspaces['get']>>;
   try {
-    found = await new Workspaces({ endpoint }).get(parent, name, AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]));
+    found = await new Workspaces({ endpoint }).get(
+      parent,
+      name,
+      AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]),
+    );
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       throw new Error(`kcp at ${endpoint.serverOrigin} refused the kubeconfig's credentials (401): check --kubeconfig and --context`);
@@ -21,9 +25,13 @@ export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signa
         `kcp at ${endpoint.serverOrigin} forbids reading workspace ${paths.coordination} (403): the workspace ${parent} does not exist, or the identity lacks the permissions in README "Permissions"`,
       );
     }
-    if (err instanceof ApiError) throw new Error(`kcp at ${endpoint.serverOrigin} answered ${err.status} reading workspace ${paths.coordination}: ${err.message}`);
+    if (err instanceof ApiError)
+      throw new Error(`kcp at ${endpoint.serverOrigin} answered ${err.status} reading workspace ${paths.coordination}: ${err.message}`);
     const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
     throw new Error(`cannot reach kcp at ${endpoint.serverOrigin} (${cause}): is it running, and is --kubeconfig right?`);
   }
-  if (!found) throw new Error(`coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first, or set --coordination`);
+  if (!found)
+    throw new Error(
+      `coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first, or set --coordination`,
+    );
 };

@@ -52,10 +52,14 @@ export class Coordination {
     this.migrations = options.migrations;
     this.configurations = options.configurations;
     this.assignments.store.addIndex(ASSIGNMENT_BY_STAGING, (a) => (a.status?.stagingWorkspace ? [a.status.stagingWorkspace] : []));
-    this.assignments.store.addIndex(ASSIGNMENT_BY_ACCEPTAPI, (a) => (a.status?.acceptAPIName ? [`${a.status.providerCluster}/${a.status.acceptAPIName}`] : []));
+    this.assignments.store.addIndex(ASSIGNMENT_BY_ACCEPTAPI, (a) =>
+      a.status?.acceptAPIName ? [`${a.status.providerCluster}/${a.status.acceptAPIName}`] : [],
+    );
     // A rolled-back migration no longer holds its destination.
     this.migrations.store.addIndex(MIGRATION_BY_STAGING, (m) =>
-      m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack') ? [m.spec.fromStagingWorkspace] : [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace],
+      m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack')
+        ? [m.spec.fromStagingWorkspace]
+        : [m.spec.fromStagingWorkspace, m.spec.stagingWorkspace],
     );
   }
 
@@ -92,7 +96,13 @@ export class Coordination {
 }
 
 /** The coordination caches of a running broker, in `scope`. */
-export const watchCoordination = (options: { endpoint: KcpEndpoint; workspace: string; cluster: string; scope: InformerScope; logger: Logger }): {
+export const watchCoordination = (options: {
+  endpoint: KcpEndpoint;
+  workspace: string;
+  cluster: string;
+  scope: InformerScope;
+  logger: Logger;
+}): {
   coordination: Coordination;
   informers: {
     assignments: Informer<Assignment>;

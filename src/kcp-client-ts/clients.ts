@@ -19,7 +19,15 @@ export class Clients {
   }
 
   /** A resource in one cluster of a virtual workspace (an APIExport's), or in all of them with `*`. */
-  inVirtualWorkspace<T extends KubeObject = KubeObject>(virtualWorkspaceUrl: string, cluster: string, gvr: GroupVersionResource): ResourceClient<T> {
-    return new ResourceClient<T>({ endpoint: this.endpoint, baseUrl: this.endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, cluster), gvr });
+  inVirtualWorkspace<T extends KubeObject = KubeObject>(
+    virtualWorkspaceUrl: string,
+    cluster: string,
+    gvr: GroupVersionResource,
+  ): ResourceClient<T> {
+    return new ResourceClient<T>({
+      endpoint: this.endpoint,
+      baseUrl: this.endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, cluster),
+      gvr,
+    });
   }
 }

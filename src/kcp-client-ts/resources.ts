@@ -34,7 +34,10 @@ type Target = { namespace?: string | undefined; name: string };
 export type DeletePreconditions = { uid?: string; resourceVersion?: string };
 
 /** The verbs controllers write with; ResourceClient has them, and unit tests hand in an in-memory fake. */
-export type ObjectClient<T extends KubeObject = KubeObject> = Pick<ResourceClient<T>, 'get' | 'find' | 'create' | 'update' | 'updateStatus' | 'mergePatch' | 'delete' | 'createIfAbsent'>;
+export type ObjectClient<T extends KubeObject = KubeObject> = Pick<
+  ResourceClient<T>,
+  'get' | 'find' | 'create' | 'update' | 'updateStatus' | 'mergePatch' | 'delete' | 'createIfAbsent'
+>;
 
 /**
  * Untyped access to one resource (any GVR, brokered APIs included) under one cluster base.

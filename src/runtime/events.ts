@@ -29,7 +29,12 @@ export class EventRecorder {
   readonly #last = new Map<string, string>();
   readonly #involvedType: { apiVersion: string; kind: string };
 
-  constructor(options: { endpoint: KcpEndpoint; virtualWorkspaceUrl: string; logger: Logger; involvedType: { apiVersion: string; kind: string } }) {
+  constructor(options: {
+    endpoint: KcpEndpoint;
+    virtualWorkspaceUrl: string;
+    logger: Logger;
+    involvedType: { apiVersion: string; kind: string };
+  }) {
     this.#involvedType = options.involvedType;
     this.#endpoint = options.endpoint;
     this.#virtualWorkspaceUrl = options.virtualWorkspaceUrl;
@@ -43,7 +48,11 @@ export class EventRecorder {
     this.#last.set(id, `${reason}\u0000${message}`);
     const namespace = obj.metadata.namespace || 'default';
     const now = new Date().toISOString();
-    const events = new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, cluster), gvr: EVENTS });
+    const events = new ResourceClient({
+      endpoint: this.#endpoint,
+      baseUrl: this.#endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, cluster),
+      gvr: EVENTS,
+    });
     try {
       await events.create({
         apiVersion: 'v1',

@@ -43,7 +43,12 @@ describe('Informer against a list/watch server that fails on demand', () => {
   /** The store equals the server, and each change produced exactly one event. */
   const expectConverged = async (expected: { type: string; name: string }[]): Promise<void> => {
     await eventually(() => {
-      expect(informer.store.list().map((o) => o.metadata.name).sort()).toEqual(server.names());
+      expect(
+        informer.store
+          .list()
+          .map((o) => o.metadata.name)
+          .sort(),
+      ).toEqual(server.names());
       expect(events.map((e) => ({ type: e.type, name: e.object.metadata.name })).sort(byName)).toEqual([...expected].sort(byName));
     });
     for (const obj of informer.store.list()) expect(obj['spec']).toBeDefined();

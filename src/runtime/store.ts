@@ -69,7 +69,10 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
 const addToIndex = (values: Map<string, Set<string>>, indexValues: string[], key: string): void => {
   for (const value of indexValues) {
     let set = values.get(value);
-    if (!set) values.set(value, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      values.set(value, set);
+    }
     set.add(key);
   }
 };

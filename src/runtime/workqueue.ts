@@ -3,9 +3,10 @@ import { backoffDelay } from './backoff.ts';
 import { TerminalError } from './errors.ts';
 
 /** What a reconcile returns, after controller-runtime's Result. */
-export type ReconcileResult = { requeueAfterMs?: number } | undefined | void;
+export type ReconcileResult = { requeueAfterMs?: number } | undefined;
 
-export type Reconciler = (key: string, signal: AbortSignal) => Promise<ReconcileResult>;
+/** A reconcile that returns nothing means done (no requeue). */
+export type Reconciler = (key: string, signal: AbortSignal) => Promise<ReconcileResult> | Promise<void>;
 
 export type WorkQueueOptions = {
   name: string;
@@ -69,7 +70,10 @@ export class WorkQueue {
   /** Adds the key after a delay; an earlier pending delay for the key wins. */
   addAfter(key: string, delayMs: number): void {
     if (this.#controller?.signal.aborted) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
     const existing = this.#timers.get(key);
     if (existing) return;
     const timer = setTimeout(() => {

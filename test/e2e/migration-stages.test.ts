@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Informer } from '../../src/runtime/informer.ts';
-import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR, type Migration, type MigrationConfiguration, type MigrationStage } from '../../src/apis/types.ts';
+import {
+  MIGRATION_GVR,
+  MIGRATIONCONFIGURATION_GVR,
+  type Migration,
+  type MigrationConfiguration,
+  type MigrationStage,
+} from '../../src/apis/types.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { CONFIGMAPS, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
@@ -11,7 +17,8 @@ import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
 const VM_GVK = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'VM' };
-const condition = (m: Migration | undefined, type: string): { status: string; reason: string; message: string } | undefined => m?.status?.conditions?.find((c) => c.type === type);
+const condition = (m: Migration | undefined, type: string): { status: string; reason: string; message: string } | undefined =>
+  m?.status?.conditions?.find((c) => c.type === type);
 
 describe('migration stages from a MigrationConfiguration', () => {
   let world: BrokerWorld;
@@ -23,21 +30,36 @@ describe('migration stages from a MigrationConfiguration', () => {
   const seen = new Map<string, (string | undefined)[]>();
 
   const configurations = (): ResourceClient<MigrationConfiguration> =>
-    new ResourceClient<MigrationConfiguration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATIONCONFIGURATION_GVR });
-  const migrations = (): ResourceClient<Migration> => new ResourceClient<Migration>({ endpoint: world.endpoint, baseUrl: world.endpoint.workspaceUrl(world.paths.coordination), gvr: MIGRATION_GVR });
+    new ResourceClient<MigrationConfiguration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATIONCONFIGURATION_GVR,
+    });
+  const migrations = (): ResourceClient<Migration> =>
+    new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
   const compute = (gvr = CONFIGMAPS): ResourceClient<KubeObject> => world.inCluster(world.paths.compute, gvr);
   const vms = (workspace = consumer): ResourceClient<KubeObject> => world.objects(workspace.path, 'vms');
   /** The one MigrationConfiguration for VM -> VM, replaced per test. */
   const configure = async (stages: MigrationStage[]): Promise<void> => {
     for (const c of (await configurations().list()).items) await configurations().delete({ name: c.metadata.name ?? '' });
-    await configurations().create({ apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'MigrationConfiguration', metadata: { name: 'vm-move' }, spec: { from: VM_GVK, to: VM_GVK, stages } });
+    await configurations().create({
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'MigrationConfiguration',
+      metadata: { name: 'vm-move' },
+      spec: { from: VM_GVK, to: VM_GVK, stages },
+    });
   };
   /** Changes the stages of vm-move in place (same uid, next generation). */
   const edit = async (stages: MigrationStage[]): Promise<void> => {
     const current = await configurations().get({ name: 'vm-move' });
     await configurations().update({ ...current, spec: { ...current.spec, stages } });
   };
-  const migrationOf = async (name: string): Promise<Migration | undefined> => (await migrations().list()).items.find((m) => m.spec.name === name);
+  const migrationOf = async (name: string): Promise<Migration | undefined> =>
+    (await migrations().list()).items.find((m) => m.spec.name === name);
   /** Creates an x86_64 VM, waits until it is Available, then asks for arm64: a migration to the arm provider. */
   const createThenMove = async (name: string, memory = 512, workspace = consumer): Promise<{ originCluster: string; originSw: string }> => {
     await vms(workspace).create(world.newObject('vms', name, { arch: 'x86_64', memory }));
@@ -49,12 +71,15 @@ describe('migration stages from a MigrationConfiguration', () => {
   };
   /** The object's Migration once it has Failed and rolled back. */
   const rolledBack = (name: string): Promise<Migration> =>
-    eventually(async () => {
-      const m = await migrationOf(name);
-      expect(m?.status?.state).toBe('Failed');
-      expect(condition(m, 'RolledBack')?.status).toBe('True');
-      return m!;
-    }, { timeoutMs: 60_000 });
+    eventually(
+      async () => {
+        const m = await migrationOf(name);
+        expect(m?.status?.state).toBe('Failed');
+        expect(condition(m, 'RolledBack')?.status).toBe('True');
+        return m!;
+      },
+      { timeoutMs: 60_000 },
+    );
   const neverDropped = (name: string): void => {
     const statuses = seen.get(name) ?? [];
     const first = statuses.indexOf('Available');
@@ -64,7 +89,11 @@ describe('migration stages from a MigrationConfiguration', () => {
 
   beforeAll(async () => {
     world = await BrokerWorld.create('stages', (await kcpEnv()).endpoint);
-    [x86, arm, consumer] = await Promise.all([world.provider('x86', ['vms']), world.provider('arm', ['vms']), world.consumer('consumer', ['vms'])]);
+    [x86, arm, consumer] = await Promise.all([
+      world.provider('x86', ['vms']),
+      world.provider('arm', ['vms']),
+      world.consumer('consumer', ['vms']),
+    ]);
     await world.accept('x86', 'x86-vms', { api: 'vms', filters: [{ key: 'arch', valueIn: ['x86_64'] }] });
     await world.accept('arm', 'arm-vms', { api: 'vms', filters: [{ key: 'arch', valueIn: ['arm64'] }] });
     await world.startBroker();
@@ -124,7 +153,10 @@ describe('migration stages from a MigrationConfiguration', () => {
     world.runner('arm', 'vms').resync();
     const plan = await eventually(() => compute().get({ namespace: 'migrations', name: planName }));
     expect(plan['data']).toEqual({ from: 'x86_64', to: 'pre-arm64' });
-    expect(plan.metadata.labels).toMatchObject({ 'broker.platform-mesh.io/migration-name': waiting.metadata.name, 'broker.platform-mesh.io/migration-stage': 'prepare' });
+    expect(plan.metadata.labels).toMatchObject({
+      'broker.platform-mesh.io/migration-name': waiting.metadata.name,
+      'broker.platform-mesh.io/migration-stage': 'prepare',
+    });
     // related resources of both copies, mirrored with from-/to- prefixes
     const mirrored = await eventually(async () => {
       const from = await compute(SECRETS).get({ namespace: 'migrations', name: 'from-web-credentials' });
@@ -133,7 +165,12 @@ describe('migration stages from a MigrationConfiguration', () => {
     });
     expect(decodeSecret(mirrored.from, 'issuer')).toBe(x86.path);
     expect(decodeSecret(mirrored.to, 'issuer')).toBe(arm.path);
-    await eventually(async () => expect(condition(await migrationOf('web'), 'StagesCompleted')).toMatchObject({ reason: 'StageInProgress', message: expect.stringContaining('successConditions[0]') }));
+    await eventually(async () =>
+      expect(condition(await migrationOf('web'), 'StagesCompleted')).toMatchObject({
+        reason: 'StageInProgress',
+        message: expect.stringContaining('successConditions[0]'),
+      }),
+    );
     // the consumer still sees the origin while the stages run
     expect((await world.assignmentOf(consumer, 'vms', 'web'))?.status?.providerCluster).toBe(x86.cluster);
 
@@ -150,7 +187,9 @@ describe('migration stages from a MigrationConfiguration', () => {
     const sizing = await eventually(() => compute().get({ namespace: 'default', name: `${waiting.metadata.name}-sizing` }));
     expect(sizing['immutable']).toBe(true); // a lone ${...} keeps its type
     // two stages in, the origin copy still has had no write since the move began
-    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'web' })).metadata.resourceVersion).toBe(originCopy.metadata.resourceVersion);
+    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'web' })).metadata.resourceVersion).toBe(
+      originCopy.metadata.resourceVersion,
+    );
 
     // 4: the last stage succeeds: cutover, then everything the migration made is gone
     await compute().mergePatch({ namespace: 'default', name: `${waiting.metadata.name}-job` }, { data: { done: 'true' } });
@@ -161,12 +200,16 @@ describe('migration stages from a MigrationConfiguration', () => {
       ...(await compute(SECRETS).list({ labelSelector: `broker.platform-mesh.io/migration-name=${waiting.metadata.name}` })).items,
     ];
     expect(left.map((o) => o.metadata.name)).toEqual([]);
-    await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect(await world.workspaces.get(world.paths.stagingRoot, originSw)).toBeUndefined(), {
+      timeoutMs: 60_000,
+    });
     const secret = await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'web-credentials' });
     expect(decodeSecret(secret, 'issuer')).toBe(arm.path);
     neverDropped('web');
     expect(originCopy['spec']).toEqual({ arch: 'x86_64', memory: 512 });
-    const events = (await world.events(consumer.path)).filter((e) => (e['involvedObject'] as { name: string }).name === 'web').map((e) => e['reason']);
+    const events = (await world.events(consumer.path))
+      .filter((e) => (e['involvedObject'] as { name: string }).name === 'web')
+      .map((e) => e['reason']);
     expect(events).toEqual(expect.arrayContaining(['MigrationStarted', 'MigrationCompleted']));
   });
 
@@ -181,8 +224,21 @@ describe('migration stages from a MigrationConfiguration', () => {
     expect(notBool.message).toBe('spec.stages[0].successConditions[0] `to.spec.memory` evaluates to number 512, not a bool');
     // `resource-broker explain` tells the same story
     const explained = await runCli([
-      'explain', '--kubeconfig', inject('kcp').kubeconfig, '--home', world.paths.home, '--coordination', world.paths.coordination,
-      '--workspace', consumer.path, '--resource', 'vms.example.platform-mesh.io', '--namespace', 'default', '--name', 'db',
+      'explain',
+      '--kubeconfig',
+      inject('kcp').kubeconfig,
+      '--home',
+      world.paths.home,
+      '--coordination',
+      world.paths.coordination,
+      '--workspace',
+      consumer.path,
+      '--resource',
+      'vms.example.platform-mesh.io',
+      '--namespace',
+      'default',
+      '--name',
+      'db',
     ]);
     expect(explained.code).toBe(0);
     expect(explained.stdout).toContain(`-> ${arm.cluster}, InitialInProgress (stage check): ${notBool.message}`);
@@ -191,12 +247,17 @@ describe('migration stages from a MigrationConfiguration', () => {
     await eventually(async () => {
       const c = condition(await migrationOf('db'), 'StagesCompleted');
       expect(c?.reason).toBe('InvalidStage');
-      expect(c?.message).toMatch(/^MigrationConfiguration vm-move: spec\.stages\[0\]\.successConditions\[0\]: CEL does not compile: .+ \(in `to\.spec\.\(`\)$/);
+      expect(c?.message).toMatch(
+        /^MigrationConfiguration vm-move: spec\.stages\[0\]\.successConditions\[0\]: CEL does not compile: .+ \(in `to\.spec\.\(`\)$/,
+      );
     });
     await edit([{ name: 'verify', successConditions: ['true'] }]);
     await eventually(async () => {
       const c = condition(await migrationOf('db'), 'StagesCompleted');
-      expect(c).toMatchObject({ reason: 'UnknownStage', message: 'stage "check" is not in MigrationConfiguration vm-move (its stages: verify)' });
+      expect(c).toMatchObject({
+        reason: 'UnknownStage',
+        message: 'stage "check" is not in MigrationConfiguration vm-move (its stages: verify)',
+      });
     });
     await edit([{ name: 'check', successConditions: ['to.spec.memory == 512'] }]);
     await eventually(async () => expect(await migrationOf('db')).toBeUndefined(), { timeoutMs: 60_000 });
@@ -205,10 +266,20 @@ describe('migration stages from a MigrationConfiguration', () => {
   });
 
   it('fails and rolls back when a stage times out or a failure condition turns true; the object stays served by the origin; a fixed configuration or a new spec starts over', async () => {
-    await configure([{ name: 'wait', timeoutSeconds: 3, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "never"'] }]);
+    await configure([
+      {
+        name: 'wait',
+        timeoutSeconds: 3,
+        templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } },
+        successConditions: ['probe.data.a == "never"'],
+      },
+    ]);
     const { originCluster } = await createThenMove('slow');
     const failed = await rolledBack('slow');
-    expect(condition(failed, 'StagesCompleted')).toMatchObject({ reason: 'StageTimedOut', message: expect.stringContaining('did not succeed within 3s (spec.stages[0].timeoutSeconds)') });
+    expect(condition(failed, 'StagesCompleted')).toMatchObject({
+      reason: 'StageTimedOut',
+      message: expect.stringContaining('did not succeed within 3s (spec.stages[0].timeoutSeconds)'),
+    });
     // rolled back: stage objects and the destination copy gone (its staging workspace also serves web and db), Assignment back on the origin, consumer still served by it
     expect(await compute().find({ namespace: 'default', name: `${failed.metadata.name}-probe` })).toBeUndefined();
     const destCluster = (await world.stagingWorkspaces().get({ name: failed.spec.stagingWorkspace })).status!.clusterName!;
@@ -216,10 +287,15 @@ describe('migration stages from a MigrationConfiguration', () => {
     const assignment = await world.assignmentOf(consumer, 'vms', 'slow');
     expect(assignment?.spec.providerCluster).toBe(x86.cluster);
     expect(assignment?.status?.providerCluster).toBe(x86.cluster);
-    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'slow' }))['spec']).toEqual({ arch: 'x86_64', memory: 512 });
+    expect((await world.inCluster(originCluster, GVR.vms).get({ namespace: 'default', name: 'slow' }))['spec']).toEqual({
+      arch: 'x86_64',
+      memory: 512,
+    });
     expect(statusOf(await vms().get({ namespace: 'default', name: 'slow' }))).toBe('Available');
     const event = await eventually(async () => {
-      const e = (await world.events(consumer.path)).find((ev) => ev['reason'] === 'MigrationFailed' && (ev['involvedObject'] as { name: string }).name === 'slow');
+      const e = (await world.events(consumer.path)).find(
+        (ev) => ev['reason'] === 'MigrationFailed' && (ev['involvedObject'] as { name: string }).name === 'slow',
+      );
       expect(e).toBeDefined();
       return e!;
     });
@@ -228,11 +304,21 @@ describe('migration stages from a MigrationConfiguration', () => {
     // the platform fixes the configuration: the failed attempt is dropped and a new one succeeds
     const config = await configurations().get({ name: 'vm-move' });
     expect(failed.status?.failedConfiguration).toEqual({ uid: config.metadata.uid, generation: config.metadata.generation });
-    await edit([{ name: 'wait', timeoutSeconds: 30, templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['probe.data.a == "b"'] }]);
-    await eventually(async () => {
-      expect((await world.assignmentOf(consumer, 'vms', 'slow'))?.status?.providerCluster).toBe(arm.cluster);
-      expect(await migrationOf('slow')).toBeUndefined();
-    }, { timeoutMs: 60_000 });
+    await edit([
+      {
+        name: 'wait',
+        timeoutSeconds: 30,
+        templates: { probe: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } },
+        successConditions: ['probe.data.a == "b"'],
+      },
+    ]);
+    await eventually(
+      async () => {
+        expect((await world.assignmentOf(consumer, 'vms', 'slow'))?.status?.providerCluster).toBe(arm.cluster);
+        expect(await migrationOf('slow')).toBeUndefined();
+      },
+      { timeoutMs: 60_000 },
+    );
     expect(statusOf(await vms().get({ namespace: 'default', name: 'slow' }))).toBe('Available');
     neverDropped('slow');
 
@@ -240,20 +326,32 @@ describe('migration stages from a MigrationConfiguration', () => {
     await configure([{ name: 'guard', failureConditions: ['to.spec.memory > 1000'], successConditions: ['true'] }]);
     await createThenMove('big', 2048);
     const guarded = await rolledBack('big');
-    expect(condition(guarded, 'StagesCompleted')).toMatchObject({ reason: 'FailureConditionMet', message: 'stage guard: spec.stages[0].failureConditions[0] `to.spec.memory > 1000` is true' });
+    expect(condition(guarded, 'StagesCompleted')).toMatchObject({
+      reason: 'FailureConditionMet',
+      message: 'stage guard: spec.stages[0].failureConditions[0] `to.spec.memory > 1000` is true',
+    });
     expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(x86.cluster);
     neverDropped('big');
     // the consumer changes the spec: the failed attempt is dropped and a new one succeeds
     await vms().update({ ...(await vms().get({ namespace: 'default', name: 'big' })), spec: { arch: 'arm64', memory: 768 } });
-    await eventually(async () => {
-      expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(arm.cluster);
-      expect(await migrationOf('big')).toBeUndefined();
-    }, { timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        expect((await world.assignmentOf(consumer, 'vms', 'big'))?.status?.providerCluster).toBe(arm.cluster);
+        expect(await migrationOf('big')).toBeUndefined();
+      },
+      { timeoutMs: 60_000 },
+    );
     neverDropped('big');
   });
 
   it('removes stage objects, mirrored resources, both copies, the Migration and both staging workspaces when the consumer deletes the object mid-stage', async () => {
-    await configure([{ name: 'hold', templates: { marker: { apiVersion: 'v1', kind: 'ConfigMap', data: { vm: '${from.metadata.name}' } } }, successConditions: ['false'] }]);
+    await configure([
+      {
+        name: 'hold',
+        templates: { marker: { apiVersion: 'v1', kind: 'ConfigMap', data: { vm: '${from.metadata.name}' } } },
+        successConditions: ['false'],
+      },
+    ]);
     // its own consumer workspace, so that no other object shares its staging workspaces
     const other = await world.consumer('consumer-2', ['vms']);
     const { originSw } = await createThenMove('tmp', 512, other);
@@ -265,7 +363,9 @@ describe('migration stages from a MigrationConfiguration', () => {
     await eventually(() => compute().get({ namespace: 'default', name: `${migration.metadata.name}-marker` }));
     await eventually(() => compute(SECRETS).get({ namespace: 'default', name: 'to-tmp-credentials' }));
     await vms(other).delete({ namespace: 'default', name: 'tmp' });
-    await eventually(async () => expect(await vms(other).find({ namespace: 'default', name: 'tmp' })).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect(await vms(other).find({ namespace: 'default', name: 'tmp' })).toBeUndefined(), {
+      timeoutMs: 60_000,
+    });
     expect(await migrationOf('tmp')).toBeUndefined();
     const selector = `broker.platform-mesh.io/migration-name=${migration.metadata.name}`;
     expect((await compute().list({ labelSelector: selector })).items).toEqual([]);
@@ -277,11 +377,15 @@ describe('migration stages from a MigrationConfiguration', () => {
 
   it('removes what a stage deployed even after its MigrationConfiguration was edited or deleted', async () => {
     const SERVICEACCOUNTS = { group: '', version: 'v1', resource: 'serviceaccounts' };
-    const holdWithAccount: MigrationStage[] = [{ name: 'hold', templates: { sa: { apiVersion: 'v1', kind: 'ServiceAccount' } }, successConditions: ['false'] }];
+    const holdWithAccount: MigrationStage[] = [
+      { name: 'hold', templates: { sa: { apiVersion: 'v1', kind: 'ServiceAccount' } }, successConditions: ['false'] },
+    ];
     const deployedAccount = async (vm: string): Promise<Migration> => {
       const m = await eventually(async () => {
         const found = await migrationOf(vm);
-        expect(found?.status?.stageObjects).toEqual([{ stage: 'hold', apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: `${found?.metadata.name}-sa` }]);
+        expect(found?.status?.stageObjects).toEqual([
+          { stage: 'hold', apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'default', name: `${found?.metadata.name}-sa` },
+        ]);
         return found!;
       });
       await eventually(() => compute(SERVICEACCOUNTS).get({ namespace: 'default', name: `${m.metadata.name}-sa` }));
@@ -292,7 +396,13 @@ describe('migration stages from a MigrationConfiguration', () => {
     await configure(holdWithAccount);
     await createThenMove('edited');
     const edited = await deployedAccount('edited');
-    await edit([{ name: 'hold', templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } }, successConditions: ['note.data.a == "b"'] }]);
+    await edit([
+      {
+        name: 'hold',
+        templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { a: 'b' } } },
+        successConditions: ['note.data.a == "b"'],
+      },
+    ]);
     await eventually(async () => expect(await migrationOf('edited')).toBeUndefined(), { timeoutMs: 60_000 });
     expect((await world.assignmentOf(consumer, 'vms', 'edited'))?.status?.providerCluster).toBe(arm.cluster);
     expect(await compute(SERVICEACCOUNTS).find({ namespace: 'default', name: `${edited.metadata.name}-sa` })).toBeUndefined();
@@ -305,7 +415,9 @@ describe('migration stages from a MigrationConfiguration', () => {
     await configurations().delete({ name: 'vm-move' });
     await eventually(async () => expect(condition(await migrationOf('orphaned'), 'StagesCompleted')?.reason).toBe('ConfigurationNotFound'));
     await vms().delete({ namespace: 'default', name: 'orphaned' });
-    await eventually(async () => expect(await vms().find({ namespace: 'default', name: 'orphaned' })).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(async () => expect(await vms().find({ namespace: 'default', name: 'orphaned' })).toBeUndefined(), {
+      timeoutMs: 60_000,
+    });
     expect(await migrationOf('orphaned')).toBeUndefined();
     expect(await compute(SERVICEACCOUNTS).find({ namespace: 'default', name: `${orphaned.metadata.name}-sa` })).toBeUndefined();
   });

@@ -53,7 +53,12 @@ export class AcceptAPIController implements Controller {
     this.#o = options;
     this.#informer = options.acceptAPIs;
     this.#logger = options.logger;
-    this.queue = new WorkQueue({ name: this.name, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+    this.queue = new WorkQueue({
+      name: this.name,
+      reconcile: (key, signal) => this.reconcile(key, signal),
+      concurrency: 4,
+      logger: this.#logger,
+    });
     options.verificationScopes.onEnded((cluster) => this.#watchedBindings.delete(cluster));
   }
 
@@ -72,10 +77,15 @@ export class AcceptAPIController implements Controller {
     }
     const problems = validateFilters(acceptAPI.spec.filters);
     if (problems.length > 0) {
-      await this.#writeStatus(acceptAPI, undefined, [
-        { type: 'BindingVerified', status: 'Unknown', reason: 'InvalidFilter', message: 'not verified while filters are invalid' },
-        { type: 'Ready', status: 'False', reason: 'InvalidFilter', message: problems.map((p) => p.message).join('; ') },
-      ], signal);
+      await this.#writeStatus(
+        acceptAPI,
+        undefined,
+        [
+          { type: 'BindingVerified', status: 'Unknown', reason: 'InvalidFilter', message: 'not verified while filters are invalid' },
+          { type: 'Ready', status: 'False', reason: 'InvalidFilter', message: problems.map((p) => p.message).join('; ') },
+        ],
+        signal,
+      );
       this.queue.add(VERIFICATION_GC_KEY);
       return;
     }
@@ -86,15 +96,25 @@ export class AcceptAPIController implements Controller {
     const verdict = await this.#verify(providerCluster, exportName, acceptAPI.spec.gvr, workspaceName, signal);
     if (verdict.bound) {
       this.#attempts.delete(keyText);
-      await this.#writeStatus(acceptAPI, verificationPath, [
-        { type: 'BindingVerified', status: 'True', reason: 'Bound', message: `APIExport ${exportName} of ${providerCluster} binds` },
-        { type: 'Ready', status: 'True', reason: 'Verified', message: '' },
-      ], signal);
+      await this.#writeStatus(
+        acceptAPI,
+        verificationPath,
+        [
+          { type: 'BindingVerified', status: 'True', reason: 'Bound', message: `APIExport ${exportName} of ${providerCluster} binds` },
+          { type: 'Ready', status: 'True', reason: 'Verified', message: '' },
+        ],
+        signal,
+      );
     } else {
-      await this.#writeStatus(acceptAPI, verificationPath, [
-        { type: 'BindingVerified', status: 'False', reason: verdict.reason, message: verdict.message },
-        { type: 'Ready', status: 'False', reason: 'BindingNotVerified', message: verdict.message },
-      ], signal);
+      await this.#writeStatus(
+        acceptAPI,
+        verificationPath,
+        [
+          { type: 'BindingVerified', status: 'False', reason: verdict.reason, message: verdict.message },
+          { type: 'Ready', status: 'False', reason: 'BindingNotVerified', message: verdict.message },
+        ],
+        signal,
+      );
     }
     this.queue.add(VERIFICATION_GC_KEY);
     if (verdict.bound || (verdict.reason !== 'Pending' && verdict.reason !== 'BindingRejected')) return; // binding changes arrive through its watch
@@ -104,14 +124,21 @@ export class AcceptAPIController implements Controller {
     return { requeueAfterMs: verdict.reason === 'Pending' ? Math.min(200 * attempts, 5_000) : Math.min(1_000 * 2 ** attempts, 60_000) };
   }
 
-  async #verify(providerCluster: string, exportName: string, gvr: GroupVersionResource, workspaceName: string, signal: AbortSignal): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
+  async #verify(
+    providerCluster: string,
+    exportName: string,
+    gvr: GroupVersionResource,
+    workspaceName: string,
+    signal: AbortSignal,
+  ): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
     const { workspaces, verificationRoot, clients } = this.#o;
     const ws = await workspaces.get(verificationRoot, workspaceName, signal);
     if (!ws) {
       await workspaces.create(verificationRoot, workspaceName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
       return { bound: false, reason: 'Pending', message: `creating verification workspace ${workspaceName}` };
     }
-    if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
+    if (ws.status?.phase !== 'Ready' || !ws.spec.cluster)
+      return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
     const bindings = this.#bindingInformer(ws.spec.cluster, workspaceName);
     await bindings.waitForSync(signal);
     let binding = bindings.store.get({ cluster: ws.spec.cluster, namespace: '', name: exportName });
@@ -122,7 +149,11 @@ export class AcceptAPIController implements Controller {
       } catch (err) {
         if (isAlreadyExists(err)) return { bound: false, reason: 'Pending', message: 'binding created' };
         // kcp refuses bindings to exports it cannot find or may not bind: say so, retry later.
-        return { bound: false, reason: 'BindingRejected', message: `kcp refused an APIBinding to APIExport ${exportName} in ${providerCluster}: ${err instanceof Error ? err.message : String(err)}` };
+        return {
+          bound: false,
+          reason: 'BindingRejected',
+          message: `kcp refused an APIBinding to APIExport ${exportName} in ${providerCluster}: ${err instanceof Error ? err.message : String(err)}`,
+        };
       }
     }
     if (binding.status?.phase === 'Bound') {
@@ -146,9 +177,10 @@ export class AcceptAPIController implements Controller {
 
   /** Watches the APIBindings of one verification workspace: their phase changes drive the AcceptAPIs naming it. */
   #bindingInformer(cluster: string, workspaceName: string): Informer<APIBindingObject> {
-    const informer = this.#o.verificationScopes
-      .of(cluster)
-      .informer(this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS), { name: `verification ${workspaceName} apibindings`, logger: this.#logger });
+    const informer = this.#o.verificationScopes.of(cluster).informer(this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS), {
+      name: `verification ${workspaceName} apibindings`,
+      logger: this.#logger,
+    });
     if (!this.#watchedBindings.has(cluster)) {
       this.#watchedBindings.add(cluster);
       informer.onEvent(() => {
@@ -160,7 +192,12 @@ export class AcceptAPIController implements Controller {
     return informer;
   }
 
-  async #writeStatus(acceptAPI: AcceptAPI, verificationWorkspace: string | undefined, conditions: Omit<Condition, 'lastTransitionTime'>[], signal: AbortSignal): Promise<void> {
+  async #writeStatus(
+    acceptAPI: AcceptAPI,
+    verificationWorkspace: string | undefined,
+    conditions: Omit<Condition, 'lastTransitionTime'>[],
+    signal: AbortSignal,
+  ): Promise<void> {
     let next = acceptAPI.status?.conditions;
     for (const c of conditions) next = setCondition(next, { ...c, observedGeneration: acceptAPI.metadata.generation ?? 0 });
     const status = { ...(verificationWorkspace ? { verificationWorkspace } : {}), conditions: next };
@@ -180,7 +217,9 @@ export class AcceptAPIController implements Controller {
         .map((a) => verificationWorkspaceName(clusterOf(a), a.spec.apiExportName)),
     );
     const { clients, verificationRoot, workspaces, verificationScopes } = this.#o;
-    const list = await clients.inWorkspace<KubeObject & { spec: { cluster?: string } }>(verificationRoot, WORKSPACES).list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, signal });
+    const list = await clients
+      .inWorkspace<KubeObject & { spec: { cluster?: string } }>(verificationRoot, WORKSPACES)
+      .list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, signal });
     for (const ws of list.items) {
       const name = ws.metadata.name ?? '';
       if (wanted.has(name) || ws.metadata.deletionTimestamp) continue;

@@ -3,11 +3,16 @@ import { evaluateFilters, goString, validateFilters } from './filters.ts';
 
 describe('AcceptAPI filters', () => {
   it('matches suffix, prefix, valueIn and boundary, AND-ed', () => {
-    const filters = [{ key: 'fqdn', suffix: '.corp.com' }, { key: 'fqdn', prefix: 'app.' }];
+    const filters = [
+      { key: 'fqdn', suffix: '.corp.com' },
+      { key: 'fqdn', prefix: 'app.' },
+    ];
     expect(evaluateFilters(filters, { fqdn: 'app.corp.com' })).toEqual({ pass: true });
     const miss = evaluateFilters(filters, { fqdn: 'app.internal.corp' });
     expect(miss.pass).toBe(false);
-    expect(miss.pass === false && miss.reason).toContain('spec.filters[0] (key "fqdn"): value "app.internal.corp" does not end with ".corp.com"');
+    expect(miss.pass === false && miss.reason).toContain(
+      'spec.filters[0] (key "fqdn"): value "app.internal.corp" does not end with ".corp.com"',
+    );
     expect(evaluateFilters([{ key: 'arch', valueIn: ['arm64'] }], { arch: 'x86_64' }).pass).toBe(false);
     expect(evaluateFilters([{ key: 'memory', boundary: { min: 128, max: 1024 } }], { memory: 512 }).pass).toBe(true);
     expect(evaluateFilters([{ key: 'memory', boundary: { max: 256 } }], { memory: 512 }).pass).toBe(false);
@@ -24,7 +29,9 @@ describe('AcceptAPI filters', () => {
   });
 
   it('evaluates CEL over the spec, integers as ints', () => {
-    expect(evaluateFilters([{ key: 'memory', expression: 'self.memory >= 128 && self.arch == "arm64"' }], { memory: 512, arch: 'arm64' }).pass).toBe(true);
+    expect(
+      evaluateFilters([{ key: 'memory', expression: 'self.memory >= 128 && self.arch == "arm64"' }], { memory: 512, arch: 'arm64' }).pass,
+    ).toBe(true);
     expect(evaluateFilters([{ key: 'memory', expression: 'self.memory > 1024' }], { memory: 512 }).pass).toBe(false);
   });
 

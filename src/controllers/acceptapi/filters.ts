@@ -9,7 +9,8 @@ const filterName = (index: number, filter: AcceptAPIFilter): string => `spec.fil
 export const validateFilters = (filters: AcceptAPIFilter[] | undefined): FilterProblem[] => {
   const problems: FilterProblem[] = [];
   (filters ?? []).forEach((filter, index) => {
-    const add = (message: string): void => void problems.push({ index, key: filter.key, message: `${filterName(index, filter)}: ${message}` });
+    const add = (message: string): void =>
+      void problems.push({ index, key: filter.key, message: `${filterName(index, filter)}: ${message}` });
     if (typeof filter.key !== 'string' || filter.key.trim() === '') add('key must not be empty');
     else if (filter.key.startsWith('spec.')) add('key is a path below spec and must not start with "spec."');
     else if (filter.key.split('.').some((part) => part === '')) add('key has an empty path segment');
@@ -64,9 +65,12 @@ export const evaluateFilters = (filters: AcceptAPIFilter[] | undefined, spec: un
     const { found, value } = lookup(spec, filter.key);
     if (found) {
       const text = goString(value);
-      if (filter.valueIn && !filter.valueIn.includes(text)) return { pass: false, reason: `${name}: value "${text}" is not in [${filter.valueIn.join(', ')}]` };
-      if (filter.suffix !== undefined && !text.endsWith(filter.suffix)) return { pass: false, reason: `${name}: value "${text}" does not end with "${filter.suffix}"` };
-      if (filter.prefix !== undefined && !text.startsWith(filter.prefix)) return { pass: false, reason: `${name}: value "${text}" does not start with "${filter.prefix}"` };
+      if (filter.valueIn && !filter.valueIn.includes(text))
+        return { pass: false, reason: `${name}: value "${text}" is not in [${filter.valueIn.join(', ')}]` };
+      if (filter.suffix !== undefined && !text.endsWith(filter.suffix))
+        return { pass: false, reason: `${name}: value "${text}" does not end with "${filter.suffix}"` };
+      if (filter.prefix !== undefined && !text.startsWith(filter.prefix))
+        return { pass: false, reason: `${name}: value "${text}" does not start with "${filter.prefix}"` };
       const { min, max } = filter.boundary ?? {};
       if (min !== undefined || max !== undefined) {
         const n = asInteger(value);

@@ -99,12 +99,22 @@ export class Migrator {
     const decision = placer.decide(key, consumer['spec'], from);
     if (!decision.winner) {
       const details = describeCandidates(decision);
-      await events.record(consumer, 'Warning', 'NoMatchingProvider', `${problem}; the object stays where it is: no other provider matches${details ? `: ${details}` : ''}`);
+      await events.record(
+        consumer,
+        'Warning',
+        'NoMatchingProvider',
+        `${problem}; the object stays where it is: no other provider matches${details ? `: ${details}` : ''}`,
+      );
       return false;
     }
     const { winner } = decision;
     const gvk = this.#gvk;
-    const to = { gvk, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName, apiExportName: winner.acceptAPI.spec.apiExportName };
+    const to = {
+      gvk,
+      providerCluster: winner.providerCluster,
+      acceptAPIName: winner.acceptAPIName,
+      apiExportName: winner.acceptAPI.spec.apiExportName,
+    };
     // The Migration is written first: it references both staging workspaces, so neither is collected midway.
     await coordination.migrations.client.createIfAbsent(
       {
@@ -123,8 +133,16 @@ export class Migrator {
       },
       signal,
     );
-    await coordination.assignments.client.update({ ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } }, signal);
-    await events.record(consumer, 'Normal', 'MigrationStarted', `${problem}; moving to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}), make-before-break`);
+    await coordination.assignments.client.update(
+      { ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } },
+      signal,
+    );
+    await events.record(
+      consumer,
+      'Normal',
+      'MigrationStarted',
+      `${problem}; moving to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}), make-before-break`,
+    );
     this.#o.logger.info({ consumer: encodeKey(key), from: from.providerCluster, to: winner.providerCluster, problem }, 'migration started');
     return true;
   }
@@ -135,14 +153,25 @@ export class Migrator {
    * stages run; once the destination reports Available the Assignment is repointed, then the
    * origin copy, the stage objects and the Migration go.
    */
-  async advance(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, steps: SyncSteps, signal: AbortSignal): Promise<ReconcileResult> {
+  async advance(
+    key: ObjectKey,
+    consumer: KubeObject,
+    assignment: Assignment,
+    migration: Migration,
+    steps: SyncSteps,
+    signal: AbortSignal,
+  ): Promise<ReconcileResult> {
     if (migration.status?.state === 'Failed') return this.#afterFailure(key, consumer, assignment, migration, steps, signal);
     const { coordination, stages, events, logger } = this.#o;
     const destName = migration.spec.stagingWorkspace;
     const cutOver = assignment.status?.stagingWorkspace === destName;
     const { cluster: origin, copy: originCopy } = steps.copyIn(migration.spec.fromStagingWorkspace, key);
     if (!cutOver && origin && originCopy && !(await steps.syncUp(key, consumer, originCopy, origin, signal))) return;
-    const dest = await steps.ensureStagingWorkspace(destName, { consumerCluster: key.cluster, providerCluster: migration.spec.to.providerCluster, apiExportName: migration.spec.to.apiExportName }, signal);
+    const dest = await steps.ensureStagingWorkspace(
+      destName,
+      { consumerCluster: key.cluster, providerCluster: migration.spec.to.providerCluster, apiExportName: migration.spec.to.apiExportName },
+      signal,
+    );
     const destCluster = dest?.status?.phase === 'Ready' ? dest.status.clusterName : undefined;
     if (!destCluster) return; // its Ready event requeues us
     const destCopy = await steps.syncDown(key, consumer, destCluster, signal);
@@ -153,7 +182,10 @@ export class Migrator {
           migration,
           from: originCopy ?? { metadata: {} },
           to: destCopy,
-          related: { from: origin && originCopy ? steps.relatedSources(originCopy, origin) : [], to: steps.relatedSources(destCopy, destCluster) },
+          related: {
+            from: origin && originCopy ? steps.relatedSources(originCopy, origin) : [],
+            to: steps.relatedSources(destCopy, destCluster),
+          },
         },
         signal,
       );
@@ -178,7 +210,15 @@ export class Migrator {
     }
     if (!(await steps.syncUp(key, consumer, destCopy, destCluster, signal))) return;
     if (migration.status?.state !== 'CutoverCompleted') {
-      await writeMigrationStatus(coordination.migrations.client, migration, { state: 'CutoverCompleted', conditions: [{ type: 'CutoverCompleted', status: 'True', reason: 'Served', message: `served from ${destCluster}` }] }, signal);
+      await writeMigrationStatus(
+        coordination.migrations.client,
+        migration,
+        {
+          state: 'CutoverCompleted',
+          conditions: [{ type: 'CutoverCompleted', status: 'True', reason: 'Served', message: `served from ${destCluster}` }],
+        },
+        signal,
+      );
       return;
     }
     if (origin && originCopy) {
@@ -188,13 +228,23 @@ export class Migrator {
     await stages.cleanup(migration, signal);
     await coordination.migrations.client.delete({ name: migration.metadata.name ?? '' }, signal);
     this.#o.releaseStagingWorkspace(migration.spec.fromStagingWorkspace);
-    await events.record(consumer, 'Normal', 'MigrationCompleted', `now served by provider ${migration.spec.to.providerCluster} (AcceptAPI ${migration.spec.to.acceptAPIName})`);
+    await events.record(
+      consumer,
+      'Normal',
+      'MigrationCompleted',
+      `now served by provider ${migration.spec.to.providerCluster} (AcceptAPI ${migration.spec.to.acceptAPIName})`,
+    );
     logger.info({ consumer: encodeKey(key), to: migration.spec.to.providerCluster }, 'migration completed');
     return;
   }
 
   /** Records the failure first (so a restart carries on rolling back), then says so on the consumer object. */
-  async #fail(consumer: KubeObject, migration: Migration, failure: { reason: string; message: string }, signal: AbortSignal): Promise<ReconcileResult> {
+  async #fail(
+    consumer: KubeObject,
+    migration: Migration,
+    failure: { reason: string; message: string },
+    signal: AbortSignal,
+  ): Promise<ReconcileResult> {
     const { coordination, stages, events, logger } = this.#o;
     const configuration = stages.configurationVersion(migration);
     const written = await writeMigrationStatus(
@@ -212,7 +262,12 @@ export class Migrator {
       signal,
     );
     if (!written) return; // a conflict: the next reconcile decides again, with the current Migration
-    await events.record(consumer, 'Warning', 'MigrationFailed', `${failure.message}; rolled back: the object stays with provider ${migration.spec.from.providerCluster} (AcceptAPI ${migration.spec.from.acceptAPIName})`);
+    await events.record(
+      consumer,
+      'Warning',
+      'MigrationFailed',
+      `${failure.message}; rolled back: the object stays with provider ${migration.spec.from.providerCluster} (AcceptAPI ${migration.spec.from.acceptAPIName})`,
+    );
     logger.warn({ migration: migration.metadata.name, reason: failure.reason, message: failure.message }, 'migration failed, rolling back');
     return;
   }
@@ -222,7 +277,14 @@ export class Migrator {
    * object at the origin with its spec frozen there, until the consumer changes the spec or the
    * platform edits (or deletes) the MigrationConfiguration; either starts over.
    */
-  async #afterFailure(key: ObjectKey, consumer: KubeObject, assignment: Assignment, migration: Migration, steps: SyncSteps, signal: AbortSignal): Promise<ReconcileResult> {
+  async #afterFailure(
+    key: ObjectKey,
+    consumer: KubeObject,
+    assignment: Assignment,
+    migration: Migration,
+    steps: SyncSteps,
+    signal: AbortSignal,
+  ): Promise<ReconcileResult> {
     const { coordination, stages, logger } = this.#o;
     const { from } = migration.spec;
     if (!conditionTrue(migration.status?.conditions, 'RolledBack')) {
@@ -230,12 +292,25 @@ export class Migrator {
       const dest = coordination.stagingWorkspace(migration.spec.stagingWorkspace)?.status?.clusterName;
       if (dest && (await steps.removeCopy(key, dest, signal))) return { requeueAfterMs: 2_000 }; // its DELETED event requeues us sooner
       if (assignment.spec.providerCluster !== from.providerCluster || assignment.spec.acceptAPIName !== from.acceptAPIName) {
-        await coordination.assignments.client.update({ ...assignment, spec: { ...assignment.spec, providerCluster: from.providerCluster, acceptAPIName: from.acceptAPIName } }, signal);
+        await coordination.assignments.client.update(
+          { ...assignment, spec: { ...assignment.spec, providerCluster: from.providerCluster, acceptAPIName: from.acceptAPIName } },
+          signal,
+        );
       }
       await writeMigrationStatus(
         coordination.migrations.client,
         migration,
-        { stageObjects: null, conditions: [{ type: 'RolledBack', status: 'True', reason: 'RolledBack', message: `destination copy and stage objects removed; served by ${from.providerCluster}` }] },
+        {
+          stageObjects: null,
+          conditions: [
+            {
+              type: 'RolledBack',
+              status: 'True',
+              reason: 'RolledBack',
+              message: `destination copy and stage objects removed; served by ${from.providerCluster}`,
+            },
+          ],
+        },
         signal,
       );
       this.#o.releaseStagingWorkspace(migration.spec.stagingWorkspace);

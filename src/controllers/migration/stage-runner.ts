@@ -3,17 +3,30 @@ import type { ObjectStore } from '../../runtime/store.ts';
 import { timestamp } from '../../apis/conditions.ts';
 import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
 import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationState, StageObjectRef } from '../../apis/types.ts';
-import { Applier } from '../../kcp-client-ts/apply.ts';
-import { Discovery, UnknownKindError, type ResourceMapping } from '../../kcp-client-ts/discovery.ts';
-import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
+import { UnknownKindError, type ResourceMapping } from '../../kcp-client-ts/discovery.ts';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
-import { ResourceClient, type ObjectClient } from '../../kcp-client-ts/resources.ts';
-import { CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { ObjectClient, ResourceClient } from '../../kcp-client-ts/resources.ts';
+import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { WorkspaceAccess } from '../../kcp-client-ts/workspace-access.ts';
 import type { Logger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
-import { allTrue, anyTrue, findConfiguration, renderTemplate, stageField, stageObjectName, validateStage, type StageVariables } from './stages.ts';
+import {
+  allTrue,
+  anyTrue,
+  findConfiguration,
+  renderTemplate,
+  stageField,
+  stageObjectName,
+  validateStage,
+  type StageVariables,
+} from './stages.ts';
 import { writeMigrationStatus, type MigrationStatusChange } from './status.ts';
+
+/** The compute workspace as the stage runner uses it (WorkspaceAccess; unit tests hand in a fake). */
+export type ComputeWorkspace = Pick<WorkspaceAccess, 'mappingFor' | 'apply'> & {
+  client(gvr: GroupVersionResource): ObjectClient & Pick<ResourceClient, 'list'>;
+};
 
 /** What the sync controller does next with a migration. */
 export type StageStep =
@@ -31,7 +44,12 @@ export type StageInput = {
 
 /** Stage objects and CEL over other workspaces have no watch here: a waiting stage looks again this often. */
 const POLL_MS = 2_000;
-const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', reason: 'WaitingForDestination', message: 'waiting for the destination copy to report status.status Available' } as const;
+const WAITING_FOR_DESTINATION = {
+  type: 'CutoverCompleted',
+  status: 'False',
+  reason: 'WaitingForDestination',
+  message: 'waiting for the destination copy to report status.status Available',
+} as const;
 
 /**
  * Runs the stages of a MigrationConfiguration between the two copies of a migrating object:
@@ -40,13 +58,9 @@ const WAITING_FOR_DESTINATION = { type: 'CutoverCompleted', status: 'False', rea
  * restart; the objects it deploys have deterministic names, so deploying twice changes nothing.
  */
 export class MigrationStages {
-  readonly #endpoint: KcpEndpoint;
-  readonly #compute: string;
-  readonly #computeUrl: string;
+  readonly #compute: ComputeWorkspace;
   readonly #migrationClient: ObjectClient<Migration>;
   readonly #configurations: ObjectStore<MigrationConfiguration>;
-  readonly #discovery: Discovery;
-  readonly #applier: Applier;
   readonly #logger: Logger;
   readonly #now: () => Date;
   readonly #namespaces = new Set<string>();
@@ -54,29 +68,27 @@ export class MigrationStages {
   readonly #computeTarget: MirrorTarget;
 
   constructor(options: {
-    endpoint: KcpEndpoint;
-    /** Workspace path where stage objects and mirrored related resources go. */
-    computeWorkspace: string;
+    /** Where stage objects and mirrored related resources go. */
+    compute: ComputeWorkspace;
     migrationClient: ObjectClient<Migration>;
     configurations: ObjectStore<MigrationConfiguration>;
     logger: Logger;
     now?: () => Date;
   }) {
-    this.#endpoint = options.endpoint;
-    this.#compute = options.computeWorkspace;
-    this.#computeUrl = options.endpoint.workspaceUrl(options.computeWorkspace);
+    this.#compute = options.compute;
     this.#migrationClient = options.migrationClient;
     this.#configurations = options.configurations;
-    this.#discovery = new Discovery({ endpoint: options.endpoint });
-    this.#applier = new Applier({ endpoint: options.endpoint, discovery: this.#discovery });
     this.#logger = options.logger;
     this.#now = options.now ?? (() => new Date());
-    const client = (kind: RelatedKind): ResourceClient => new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr: kind === 'Secret' ? SECRETS : CONFIGMAPS });
+    const client = (kind: RelatedKind): ObjectClient & Pick<ResourceClient, 'list'> =>
+      this.#compute.client(kind === 'Secret' ? SECRETS : CONFIGMAPS);
     this.#computeTarget = {
       client,
       find: (kind, namespace, name, signal) => client(kind).find({ namespace, name }, signal),
       labelled: async (kind, labels, signal) => {
-        const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+        const selector = Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',');
         return (await client(kind).list({ labelSelector: selector, signal })).items;
       },
     };
@@ -94,7 +106,13 @@ export class MigrationStages {
   async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
     const name = migration.metadata.name ?? '';
     for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
-    const result = await mirrorRelated({ sources: [], owner: this.#mirrorOwner(migration), target: this.#computeTarget, placeOf: () => ({ namespace: '', name }), signal });
+    const result = await mirrorRelated({
+      sources: [],
+      owner: this.#mirrorOwner(migration),
+      target: this.#computeTarget,
+      placeOf: () => ({ namespace: '', name }),
+      signal,
+    });
     if (result.deleted > 0) this.#logger.debug({ migration: name, deleted: result.deleted }, 'mirrored related resources removed');
   }
 
@@ -122,7 +140,14 @@ export class MigrationStages {
       const message = config
         ? `MigrationConfiguration ${config.metadata.name} has no stages: straight to cutover`
         : `no MigrationConfiguration for ${from.gvk.kind}.${from.gvk.group}/${from.gvk.version} -> ${to.gvk.kind}.${to.gvk.group}/${to.gvk.version}: straight to cutover`;
-      await this.#write(migration, { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'NoStages', message }, WAITING_FOR_DESTINATION] }, signal);
+      await this.#write(
+        migration,
+        {
+          state: 'CutoverInProgress',
+          conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'NoStages', message }, WAITING_FOR_DESTINATION],
+        },
+        signal,
+      );
       return { next: 'cutover' };
     }
     const count = config.spec.stages!.length;
@@ -133,7 +158,14 @@ export class MigrationStages {
         configuration: config.metadata.name ?? '',
         stage: first.name,
         stageStartTime: this.#timestamp(),
-        conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${first.name} (1 of ${count}) of MigrationConfiguration ${config.metadata.name}` }],
+        conditions: [
+          {
+            type: 'StagesCompleted',
+            status: 'False',
+            reason: 'StageInProgress',
+            message: `stage ${first.name} (1 of ${count}) of MigrationConfiguration ${config.metadata.name}`,
+          },
+        ],
       },
       signal,
     );
@@ -149,15 +181,26 @@ export class MigrationStages {
       throw new TerminalError(`migration ${name}: ${reason}: ${message}`);
     };
     const config = this.#configuration(migration);
-    if (!config) return invalid('ConfigurationNotFound', `MigrationConfiguration ${migration.status?.configuration ?? '(none recorded)'} does not exist any more; recreate it, or delete this Migration to start over`);
+    if (!config)
+      return invalid(
+        'ConfigurationNotFound',
+        `MigrationConfiguration ${migration.status?.configuration ?? '(none recorded)'} does not exist any more; recreate it, or delete this Migration to start over`,
+      );
     const stages = config.spec.stages ?? [];
     const index = stages.findIndex((s) => s.name === migration.status?.stage);
     if (index < 0) {
-      return invalid('UnknownStage', `stage "${migration.status?.stage ?? ''}" is not in MigrationConfiguration ${config.metadata.name} (its stages: ${stages.map((s) => s.name).join(', ') || 'none'})`);
+      return invalid(
+        'UnknownStage',
+        `stage "${migration.status?.stage ?? ''}" is not in MigrationConfiguration ${config.metadata.name} (its stages: ${stages.map((s) => s.name).join(', ') || 'none'})`,
+      );
     }
     const stage = stages[index]!;
     const problems = validateStage(stage, index);
-    if (problems.length > 0) return invalid('InvalidStage', `MigrationConfiguration ${config.metadata.name}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    if (problems.length > 0)
+      return invalid(
+        'InvalidStage',
+        `MigrationConfiguration ${config.metadata.name}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+      );
     // Objects of an earlier stage whose removal was cut short (a crash, a conflict) go first.
     if ((migration.status?.stageObjects ?? []).some((r) => r.stage !== stage.name)) {
       const rest = await this.#removeStageObjects(migration, (r) => r.stage !== stage.name, signal);
@@ -171,7 +214,11 @@ export class MigrationStages {
     const elapsedMs = this.#now().getTime() - Date.parse(migration.status?.stageStartTime ?? '');
     const waitFor = async (reason: string, message: string): Promise<StageStep> => {
       if (stage.timeoutSeconds !== undefined && elapsedMs > stage.timeoutSeconds * 1000) {
-        return { next: 'fail', reason: 'StageTimedOut', message: `stage ${stage.name} did not succeed within ${stage.timeoutSeconds}s (${stageField(index, '.timeoutSeconds')}); it was waiting: ${message}` };
+        return {
+          next: 'fail',
+          reason: 'StageTimedOut',
+          message: `stage ${stage.name} did not succeed within ${stage.timeoutSeconds}s (${stageField(index, '.timeoutSeconds')}); it was waiting: ${message}`,
+        };
       }
       await this.#write(migration, { conditions: [{ type: 'StagesCompleted', status: 'False', reason, message }] }, signal);
       const left = stage.timeoutSeconds !== undefined ? stage.timeoutSeconds * 1000 - elapsedMs + 50 : POLL_MS;
@@ -180,7 +227,8 @@ export class MigrationStages {
     const vars: StageVariables = { from: input.from, to: input.to };
     const pre = allTrue(stage.preconditions, stageField(index, '.preconditions'), vars);
     if (pre.kind === 'notBoolean') return invalid('InvalidStage', `${pre.field} \`${pre.expression}\` ${pre.detail}`);
-    if (pre.kind === 'false') return waitFor('PreconditionsNotMet', `stage ${stage.name} waits for ${pre.field} \`${pre.expression}\`: ${pre.detail}`);
+    if (pre.kind === 'false')
+      return waitFor('PreconditionsNotMet', `stage ${stage.name} waits for ${pre.field} \`${pre.expression}\`: ${pre.detail}`);
 
     // Render every template and record what it becomes before deploying anything: whatever the
     // configuration turns into later (edited, deleted), cleanup still finds these objects.
@@ -194,10 +242,11 @@ export class MigrationStages {
         return waitFor('TemplateNotRendered', err instanceof Error ? err.message : String(err));
       }
       const { apiVersion, kind } = rendered;
-      if (typeof apiVersion !== 'string' || typeof kind !== 'string') return invalid('InvalidStage', `${field}: apiVersion and kind must render to strings`);
+      if (typeof apiVersion !== 'string' || typeof kind !== 'string')
+        return invalid('InvalidStage', `${field}: apiVersion and kind must render to strings`);
       let mapping: ResourceMapping;
       try {
-        mapping = await this.#discovery.mappingFor(this.#computeUrl, apiVersion, kind);
+        mapping = await this.#compute.mappingFor(apiVersion, kind);
       } catch (err) {
         if (err instanceof UnknownKindError) return invalid('InvalidStage', `${field}: ${err.message}`);
         throw err;
@@ -209,10 +258,19 @@ export class MigrationStages {
           ...rendered.metadata,
           name: objectName,
           namespace,
-          labels: { ...rendered.metadata?.labels, [MIGRATION_NAME_LABEL]: name, [MIGRATION_STAGE_LABEL]: stage.name, [MANAGED_BY_LABEL]: MANAGER },
+          labels: {
+            ...rendered.metadata?.labels,
+            [MIGRATION_NAME_LABEL]: name,
+            [MIGRATION_STAGE_LABEL]: stage.name,
+            [MANAGED_BY_LABEL]: MANAGER,
+          },
         },
       };
-      planned.push({ key, object, ref: { stage: stage.name, apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) } });
+      planned.push({
+        key,
+        object,
+        ref: { stage: stage.name, apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) },
+      });
     }
     const recorded = migration.status?.stageObjects ?? [];
     const unrecorded = planned.filter((p) => !recorded.some((r) => isDeepStrictEqual(r, p.ref)));
@@ -224,7 +282,7 @@ export class MigrationStages {
     const deployed: Record<string, KubeObject> = {};
     for (const { key, object } of planned) {
       try {
-        deployed[key] = (await this.#applier.apply(this.#compute, object, signal)).object;
+        deployed[key] = (await this.#compute.apply(object, signal)).object;
       } catch (err) {
         // kcp refused the manifest (invalid field): the configuration must change.
         if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) {
@@ -236,10 +294,16 @@ export class MigrationStages {
     const withObjects: StageVariables = { ...vars, ...deployed };
     const failure = anyTrue(stage.failureConditions, stageField(index, '.failureConditions'), withObjects);
     if (failure.kind === 'notBoolean') return invalid('InvalidStage', `${failure.field} \`${failure.expression}\` ${failure.detail}`);
-    if (failure.kind === 'true') return { next: 'fail', reason: 'FailureConditionMet', message: `stage ${stage.name}: ${failure.field} \`${failure.expression}\` is true` };
+    if (failure.kind === 'true')
+      return {
+        next: 'fail',
+        reason: 'FailureConditionMet',
+        message: `stage ${stage.name}: ${failure.field} \`${failure.expression}\` is true`,
+      };
     const success = allTrue(stage.successConditions, stageField(index, '.successConditions'), withObjects);
     if (success.kind === 'notBoolean') return invalid('InvalidStage', `${success.field} \`${success.expression}\` ${success.detail}`);
-    if (success.kind === 'false') return waitFor('StageInProgress', `stage ${stage.name} waits for ${success.field} \`${success.expression}\`: ${success.detail}`);
+    if (success.kind === 'false')
+      return waitFor('StageInProgress', `stage ${stage.name} waits for ${success.field} \`${success.expression}\`: ${success.detail}`);
 
     // Record the success before deleting the stage's objects: were they deleted first and the
     // write lost (a crash, a conflict), the stage would run again on fresh copies of them and
@@ -253,9 +317,27 @@ export class MigrationStages {
             state: reached,
             stage: next.name,
             stageStartTime: this.#timestamp(),
-            conditions: [{ type: 'StagesCompleted', status: 'False', reason: 'StageInProgress', message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded` }],
+            conditions: [
+              {
+                type: 'StagesCompleted',
+                status: 'False',
+                reason: 'StageInProgress',
+                message: `stage ${next.name} (${index + 2} of ${stages.length}); ${stage.name} succeeded`,
+              },
+            ],
           }
-        : { state: 'CutoverInProgress', conditions: [{ type: 'StagesCompleted', status: 'True', reason: 'AllStagesSucceeded', message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded` }, WAITING_FOR_DESTINATION] },
+        : {
+            state: 'CutoverInProgress',
+            conditions: [
+              {
+                type: 'StagesCompleted',
+                status: 'True',
+                reason: 'AllStagesSucceeded',
+                message: `all ${stages.length} stages of MigrationConfiguration ${config.metadata.name} succeeded`,
+              },
+              WAITING_FOR_DESTINATION,
+            ],
+          },
       signal,
     );
     if (!advanced) return { next: 'wait', requeueAfterMs: POLL_MS }; // a conflict: judged again on the current Migration
@@ -279,7 +361,10 @@ export class MigrationStages {
       signal,
     });
     if (result.conflicts.length > 0) {
-      this.#logger.warn({ migration: migration.metadata.name, conflicts: result.conflicts }, 'mirrored related resource names held by another owner');
+      this.#logger.warn(
+        { migration: migration.metadata.name, conflicts: result.conflicts },
+        'mirrored related resource names held by another owner',
+      );
     }
   }
 
@@ -288,7 +373,11 @@ export class MigrationStages {
   }
 
   /** Deletes the recorded stage objects `which` picks, then drops them from the record; undefined after a conflict. */
-  async #removeStageObjects(migration: Migration, which: (ref: StageObjectRef) => boolean, signal: AbortSignal): Promise<Migration | undefined> {
+  async #removeStageObjects(
+    migration: Migration,
+    which: (ref: StageObjectRef) => boolean,
+    signal: AbortSignal,
+  ): Promise<Migration | undefined> {
     const recorded = migration.status?.stageObjects ?? [];
     for (const ref of recorded.filter(which)) await this.#deleteStageObject(ref, signal);
     const rest = recorded.filter((r) => !which(r));
@@ -299,17 +388,17 @@ export class MigrationStages {
   async #deleteStageObject(ref: StageObjectRef, signal: AbortSignal): Promise<void> {
     let mapping: ResourceMapping;
     try {
-      mapping = await this.#discovery.mappingFor(this.#computeUrl, ref.apiVersion, ref.kind);
+      mapping = await this.#compute.mappingFor(ref.apiVersion, ref.kind);
     } catch (err) {
       if (err instanceof UnknownKindError) return; // the kind is no longer served, so neither is the object
       throw err;
     }
-    await new ResourceClient({ endpoint: this.#endpoint, baseUrl: this.#computeUrl, gvr: mapping.gvr }).delete({ namespace: ref.namespace, name: ref.name }, signal);
+    await this.#compute.client(mapping.gvr).delete({ namespace: ref.namespace, name: ref.name }, signal);
   }
 
   async #ensureNamespace(namespace: string, signal: AbortSignal): Promise<void> {
     if (this.#namespaces.has(namespace)) return;
-    await this.#applier.apply(this.#compute, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
+    await this.#compute.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
     this.#namespaces.add(namespace);
   }
 

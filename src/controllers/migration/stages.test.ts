@@ -8,11 +8,23 @@ const to = { spec: { arch: 'arm64', memory: 1024 }, status: {} };
 describe('template interpolation', () => {
   it('keeps the type when a string is exactly one expression, and writes text otherwise', () => {
     const rendered = renderTemplate(
-      { data: { arch: '${from.spec.arch}', name: 'pre-${to.spec.arch}', both: '${from.spec.arch}->${to.spec.arch}' }, replicas: '${to.spec.memory}', big: '${to.spec.memory > 512}', list: ['${[1, 2]}'], plain: 7 },
+      {
+        data: { arch: '${from.spec.arch}', name: 'pre-${to.spec.arch}', both: '${from.spec.arch}->${to.spec.arch}' },
+        replicas: '${to.spec.memory}',
+        big: '${to.spec.memory > 512}',
+        list: ['${[1, 2]}'],
+        plain: 7,
+      },
       { from, to },
       'spec.stages[0].templates.job',
     );
-    expect(rendered).toEqual({ data: { arch: 'x86_64', name: 'pre-arm64', both: 'x86_64->arm64' }, replicas: 1024, big: true, list: [[1, 2]], plain: 7 });
+    expect(rendered).toEqual({
+      data: { arch: 'x86_64', name: 'pre-arm64', both: 'x86_64->arm64' },
+      replicas: 1024,
+      big: true,
+      list: [[1, 2]],
+      plain: 7,
+    });
   });
 
   it('balances braces of CEL map literals and quotes inside an expression', () => {
@@ -49,21 +61,39 @@ describe('stage validation', () => {
       'spec.stages[2].timeoutSeconds',
     ]);
     expect(problems[0]!.message).toMatch(/^CEL does not compile: .+ \(in `from\.spec\.\(`\)$/);
-    expect(validateStage({ name: 'ok', preconditions: ['from.spec.arch == "x86_64"'], templates: { job: { apiVersion: 'v1', kind: 'ConfigMap' } } }, 0)).toEqual([]);
+    expect(
+      validateStage(
+        { name: 'ok', preconditions: ['from.spec.arch == "x86_64"'], templates: { job: { apiVersion: 'v1', kind: 'ConfigMap' } } },
+        0,
+      ),
+    ).toEqual([]);
   });
 });
 
 describe('conditions', () => {
   it('are all true, or name the first that is false, not boolean, or cannot be evaluated yet', () => {
-    expect(allTrue(['from.spec.memory >= 512', 'to.spec.arch == "arm64"'], 'spec.stages[0].successConditions', { from, to })).toEqual({ kind: 'true' });
-    expect(allTrue(['true', 'to.spec.memory < 100'], 'f', { from, to })).toMatchObject({ kind: 'false', field: 'f[1]', detail: 'is false' });
-    expect(allTrue(['to.spec.memory'], 'f', { from, to })).toMatchObject({ kind: 'notBoolean', field: 'f[0]', detail: 'evaluates to number 1024, not a bool' });
+    expect(allTrue(['from.spec.memory >= 512', 'to.spec.arch == "arm64"'], 'spec.stages[0].successConditions', { from, to })).toEqual({
+      kind: 'true',
+    });
+    expect(allTrue(['true', 'to.spec.memory < 100'], 'f', { from, to })).toMatchObject({
+      kind: 'false',
+      field: 'f[1]',
+      detail: 'is false',
+    });
+    expect(allTrue(['to.spec.memory'], 'f', { from, to })).toMatchObject({
+      kind: 'notBoolean',
+      field: 'f[0]',
+      detail: 'evaluates to number 1024, not a bool',
+    });
     expect(allTrue(['to.status.status == "Available"'], 'f', { from, to })).toMatchObject({ kind: 'false', field: 'f[0]' });
     expect(allTrue(undefined, 'f', {})).toEqual({ kind: 'true' });
   });
 
   it('failure conditions: the first true one; errors are not failures', () => {
-    expect(anyTrue(['to.status.status == "Failed"', 'from.spec.memory > 100'], 'g', { from, to })).toMatchObject({ kind: 'true', field: 'g[1]' });
+    expect(anyTrue(['to.status.status == "Failed"', 'from.spec.memory > 100'], 'g', { from, to })).toMatchObject({
+      kind: 'true',
+      field: 'g[1]',
+    });
     expect(anyTrue(['"text"'], 'g', { from, to })).toMatchObject({ kind: 'notBoolean', field: 'g[0]' });
     expect(anyTrue(['false'], 'g', {})).toEqual({ kind: 'none' });
   });
@@ -76,7 +106,11 @@ describe('findConfiguration', () => {
   });
   it('matches group, version and kind of both ends', () => {
     const configs = [config('b', 'VM'), config('a', 'VM'), config('c', 'Certificate')];
-    expect(findConfiguration(configs, { group: 'g', version: 'v1', kind: 'VM' }, { group: 'g', version: 'v1', kind: 'VM' })?.metadata.name).toBe('a');
-    expect(findConfiguration(configs, { group: 'g', version: 'v2', kind: 'VM' }, { group: 'g', version: 'v1', kind: 'VM' })).toBeUndefined();
+    expect(
+      findConfiguration(configs, { group: 'g', version: 'v1', kind: 'VM' }, { group: 'g', version: 'v1', kind: 'VM' })?.metadata.name,
+    ).toBe('a');
+    expect(
+      findConfiguration(configs, { group: 'g', version: 'v2', kind: 'VM' }, { group: 'g', version: 'v1', kind: 'VM' }),
+    ).toBeUndefined();
   });
 });

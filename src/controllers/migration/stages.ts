@@ -10,8 +10,13 @@ export type StageVariables = Record<string, unknown>;
 export const stageField = (index: number, rest = ''): string => `spec.stages[${index}]${rest}`;
 
 /** The configuration for objects moving between two kinds (version included), if any. */
-export const findConfiguration = (configs: MigrationConfiguration[], from: GroupVersionKind, to: GroupVersionKind): MigrationConfiguration | undefined => {
-  const same = (a: GroupVersionKind | undefined, b: GroupVersionKind): boolean => a?.group === b.group && a.version === b.version && a.kind === b.kind;
+export const findConfiguration = (
+  configs: MigrationConfiguration[],
+  from: GroupVersionKind,
+  to: GroupVersionKind,
+): MigrationConfiguration | undefined => {
+  const same = (a: GroupVersionKind | undefined, b: GroupVersionKind): boolean =>
+    a?.group === b.group && a.version === b.version && a.kind === b.kind;
   return configs
     .filter((c) => !c.metadata.deletionTimestamp && same(c.spec?.from, from) && same(c.spec?.to, to))
     .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))[0];
@@ -54,8 +59,9 @@ export const splitInterpolation = (text: string): ({ literal: string } | { expre
 
 const walkStrings = (value: unknown, path: string, visit: (text: string, path: string) => void): void => {
   if (typeof value === 'string') visit(value, path);
-  else if (Array.isArray(value)) value.forEach((v, i) => walkStrings(v, `${path}[${i}]`, visit));
-  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walkStrings(v, `${path}.${k}`, visit);
+  else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) walkStrings(v, `${path}[${i}]`, visit);
+  } else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walkStrings(v, `${path}.${k}`, visit);
 };
 
 /** Every problem of one stage: each message names its field. Empty when the stage can run. */
@@ -74,13 +80,16 @@ export const validateStage = (stage: MigrationStage, index: number): StageProble
   };
   if (!stage.name) problems.push({ field: stageField(index, '.name'), message: 'must not be empty' });
   for (const list of ['preconditions', 'successConditions', 'failureConditions'] as const) {
-    (stage[list] ?? []).forEach((e, i) => compiles(e, stageField(index, `.${list}[${i}]`)));
+    for (const [i, e] of (stage[list] ?? []).entries()) compiles(e, stageField(index, `.${list}[${i}]`));
   }
   for (const [key, template] of Object.entries(stage.templates ?? {})) {
     const field = stageField(index, `.templates.${key}`);
-    if (['from', 'to'].includes(key)) problems.push({ field, message: 'key must not be "from" or "to": CEL already names the two copies so' });
-    if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(key)) problems.push({ field, message: 'key must be a lowercase DNS label: it becomes part of the object name' });
-    if (typeof template?.['apiVersion'] !== 'string' || typeof template['kind'] !== 'string') problems.push({ field, message: 'manifest needs apiVersion and kind' });
+    if (['from', 'to'].includes(key))
+      problems.push({ field, message: 'key must not be "from" or "to": CEL already names the two copies so' });
+    if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(key))
+      problems.push({ field, message: 'key must be a lowercase DNS label: it becomes part of the object name' });
+    if (typeof template?.['apiVersion'] !== 'string' || typeof template['kind'] !== 'string')
+      problems.push({ field, message: 'manifest needs apiVersion and kind' });
     walkStrings(template, field, (text, path) => {
       let parts: ReturnType<typeof splitInterpolation>;
       try {

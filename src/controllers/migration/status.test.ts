@@ -57,6 +57,8 @@ describe('writeMigrationStatus', () => {
     const conflict = new ApiError({ status: 409, reason: 'Conflict', message: 'modified', method: 'PUT', url: 'u' });
     expect(await writeMigrationStatus(fakeClient(conflict).client, migration, { state: 'Failed' }, signal)).toBeUndefined();
     const forbidden = new ApiError({ status: 403, reason: 'Forbidden', message: 'no', method: 'PUT', url: 'u' });
-    await expect(writeMigrationStatus(fakeClient(forbidden).client, migration, { state: 'Failed' }, signal)).rejects.toThrow(/403 Forbidden/);
+    await expect(writeMigrationStatus(fakeClient(forbidden).client, migration, { state: 'Failed' }, signal)).rejects.toThrow(
+      /403 Forbidden/,
+    );
   });
 });

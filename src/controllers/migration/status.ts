@@ -35,7 +35,12 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
     type: 'Ready',
     status: state === 'CutoverCompleted' ? 'True' : 'False',
     reason: state,
-    message: state === 'Failed' ? 'rolled back: the object stays at the origin' : state === 'CutoverCompleted' ? 'served by the destination' : 'in progress',
+    message:
+      state === 'Failed'
+        ? 'rolled back: the object stays at the origin'
+        : state === 'CutoverCompleted'
+          ? 'served by the destination'
+          : 'in progress',
   });
   next.conditions = conditions;
   return next;
@@ -46,7 +51,12 @@ const withChange = (status: NonNullable<Migration['status']>, change: MigrationS
  * seconds writes nothing). Returns the Migration as it now is, or undefined after a conflict, which
  * is left to the next reconcile (the update event brings it).
  */
-export const writeMigrationStatus = async (client: Pick<ObjectClient<Migration>, 'updateStatus'>, migration: Migration, change: MigrationStatusChange, signal: AbortSignal): Promise<Migration | undefined> => {
+export const writeMigrationStatus = async (
+  client: Pick<ObjectClient<Migration>, 'updateStatus'>,
+  migration: Migration,
+  change: MigrationStatusChange,
+  signal: AbortSignal,
+): Promise<Migration | undefined> => {
   const current = migration.status ?? {};
   const next = withChange(current, change);
   if (isDeepStrictEqual(next, current)) return migration;

@@ -30,12 +30,25 @@ export class Placer {
     this.gvr = options.gvr;
     this.#coordination = options.coordination;
     this.#acceptAPIs = options.acceptAPIs;
-    this.load = options.load ?? new PlacementLoad({ assignments: options.coordination.assignments.store, coordinationCluster: options.coordination.cluster, gvr: options.gvr });
+    this.load =
+      options.load ??
+      new PlacementLoad({
+        assignments: options.coordination.assignments.store,
+        coordinationCluster: options.coordination.cluster,
+        gvr: options.gvr,
+      });
   }
 
   /** The best provider for the object now, optionally leaving one out (a migration's origin). */
   decide(key: ObjectKey, spec: unknown, exclude?: { providerCluster: string; acceptAPIName: string }): PlacementDecision {
-    return placeObject({ gvr: this.gvr, spec, objectId: encodeKey(key), acceptAPIs: this.#acceptAPIs(), assignmentsByProvider: this.load.byProvider(), exclude });
+    return placeObject({
+      gvr: this.gvr,
+      spec,
+      objectId: encodeKey(key),
+      acceptAPIs: this.#acceptAPIs(),
+      assignmentsByProvider: this.load.byProvider(),
+      exclude,
+    });
   }
 
   /** Decides and writes the Assignment: created with the decision in spec, then its status. */
@@ -72,7 +85,12 @@ export class Placer {
       this.load.abandoned(name);
       return { outcome: 'raced' };
     }
-    const assignment = await this.#writeStatus(created, winner.acceptAPI.spec.apiExportName, { reason: decision.reason, winner: `${winner.acceptAPIName} (${winner.providerCluster})`, candidates: decision.candidates }, signal);
+    const assignment = await this.#writeStatus(
+      created,
+      winner.acceptAPI.spec.apiExportName,
+      { reason: decision.reason, winner: `${winner.acceptAPIName} (${winner.providerCluster})`, candidates: decision.candidates },
+      signal,
+    );
     return { outcome: 'assigned', assignment, decision };
   }
 
@@ -86,11 +104,21 @@ export class Placer {
     const { providerCluster, acceptAPIName } = assignment.spec;
     const acceptAPI = this.#acceptAPIs().find((a) => a.metadata.name === acceptAPIName && clusterOf(a) === providerCluster);
     if (!acceptAPI) return undefined;
-    return this.#writeStatus(assignment, acceptAPI.spec.apiExportName, { reason: 'recorded placement completed after a restart', winner: `${acceptAPIName} (${providerCluster})`, candidates: [] }, signal);
+    return this.#writeStatus(
+      assignment,
+      acceptAPI.spec.apiExportName,
+      { reason: 'recorded placement completed after a restart', winner: `${acceptAPIName} (${providerCluster})`, candidates: [] },
+      signal,
+    );
   }
 
   /** Status records the staging workspace before that exists, so its garbage collection never sees a workspace without the Assignment that wants it. */
-  #writeStatus(assignment: Assignment, apiExportName: string, placement: NonNullable<Assignment['status']>['placement'] & {}, signal: AbortSignal): Promise<Assignment> {
+  #writeStatus(
+    assignment: Assignment,
+    apiExportName: string,
+    placement: NonNullable<Assignment['status']>['placement'] & {},
+    signal: AbortSignal,
+  ): Promise<Assignment> {
     const { consumerCluster, providerCluster, acceptAPIName } = assignment.spec;
     return this.#coordination.assignments.client.updateStatus(
       {
@@ -102,7 +130,12 @@ export class Placer {
           apiExportName,
           stagingWorkspace: stagingWorkspaceName(consumerCluster, providerCluster, apiExportName),
           placement,
-          conditions: setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Placed', message: `placed on ${providerCluster}: ${placement.reason}` }),
+          conditions: setCondition(undefined, {
+            type: 'Ready',
+            status: 'False',
+            reason: 'Placed',
+            message: `placed on ${providerCluster}: ${placement.reason}`,
+          }),
         },
       },
       signal,

@@ -21,7 +21,13 @@ export class PlacementLoad {
   readonly #now: () => number;
   readonly #placing = new Map<string, { provider: string; since: number }>();
 
-  constructor(options: { assignments: ObjectStore<Assignment>; coordinationCluster: string; gvr: GroupVersionResource; ttlMs?: number; now?: () => number }) {
+  constructor(options: {
+    assignments: ObjectStore<Assignment>;
+    coordinationCluster: string;
+    gvr: GroupVersionResource;
+    ttlMs?: number;
+    now?: () => number;
+  }) {
     this.#assignments = options.assignments;
     this.#cluster = options.coordinationCluster;
     this.#gvr = options.gvr;

@@ -16,7 +16,10 @@ describe('placeObject', () => {
       gvr: GVR,
       spec: { fqdn: 'app.internal.corp' },
       objectId: 'c|default|a',
-      acceptAPIs: [accept('p1', 'internal', { filters: [{ key: 'fqdn', suffix: 'internal.corp' }] }), accept('p2', 'external', { filters: [{ key: 'fqdn', suffix: 'corp.com' }] })],
+      acceptAPIs: [
+        accept('p1', 'internal', { filters: [{ key: 'fqdn', suffix: 'internal.corp' }] }),
+        accept('p2', 'external', { filters: [{ key: 'fqdn', suffix: 'corp.com' }] }),
+      ],
       assignmentsByProvider: new Map(),
     });
     expect(decision.winner?.providerCluster).toBe('p1');
@@ -24,26 +27,59 @@ describe('placeObject', () => {
   });
 
   it('never picks an AcceptAPI that is not Ready', () => {
-    const decision = placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: [accept('p1', 'a', {}, false)], assignmentsByProvider: new Map() });
+    const decision = placeObject({
+      gvr: GVR,
+      spec: {},
+      objectId: 'x',
+      acceptAPIs: [accept('p1', 'a', {}, false)],
+      assignmentsByProvider: new Map(),
+    });
     expect(decision.winner).toBeUndefined();
     expect(decision.candidates[0]?.reason).toMatch(/^not Ready/);
   });
 
   it('prefers higher priority, then fewer assignments, then a stable hash', () => {
     const apis = [accept('p1', 'a', { priority: 1 }), accept('p2', 'b', { priority: 5 })];
-    expect(placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: apis, assignmentsByProvider: new Map() }).winner?.providerCluster).toBe('p2');
+    expect(
+      placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: apis, assignmentsByProvider: new Map() }).winner?.providerCluster,
+    ).toBe('p2');
     const equal = [accept('p1', 'a'), accept('p2', 'b')];
-    const load = new Map([['p1', 3], ['p2', 1]]);
-    expect(placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: equal, assignmentsByProvider: load }).reason).toContain('fewest assignments');
+    const load = new Map([
+      ['p1', 3],
+      ['p2', 1],
+    ]);
+    expect(placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: equal, assignmentsByProvider: load }).reason).toContain(
+      'fewest assignments',
+    );
     const first = placeObject({ gvr: GVR, spec: {}, objectId: 'obj-1', acceptAPIs: equal, assignmentsByProvider: new Map() });
-    const again = placeObject({ gvr: GVR, spec: {}, objectId: 'obj-1', acceptAPIs: [...equal].reverse(), assignmentsByProvider: new Map() });
+    const again = placeObject({
+      gvr: GVR,
+      spec: {},
+      objectId: 'obj-1',
+      acceptAPIs: [...equal].reverse(),
+      assignmentsByProvider: new Map(),
+    });
     expect(again.winner?.providerCluster).toBe(first.winner?.providerCluster);
-    const spread = new Set(Array.from({ length: 20 }, (_, i) => placeObject({ gvr: GVR, spec: {}, objectId: `o${i}`, acceptAPIs: equal, assignmentsByProvider: new Map() }).winner?.providerCluster));
+    const spread = new Set(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          placeObject({ gvr: GVR, spec: {}, objectId: `o${i}`, acceptAPIs: equal, assignmentsByProvider: new Map() }).winner
+            ?.providerCluster,
+      ),
+    );
     expect(spread.size).toBe(2);
   });
 
   it('excludes the current provider for a migration', () => {
-    const decision = placeObject({ gvr: GVR, spec: {}, objectId: 'x', acceptAPIs: [accept('p1', 'a')], assignmentsByProvider: new Map(), exclude: { providerCluster: 'p1', acceptAPIName: 'a' } });
+    const decision = placeObject({
+      gvr: GVR,
+      spec: {},
+      objectId: 'x',
+      acceptAPIs: [accept('p1', 'a')],
+      assignmentsByProvider: new Map(),
+      exclude: { providerCluster: 'p1', acceptAPIName: 'a' },
+    });
     expect(decision.winner).toBeUndefined();
   });
 
@@ -53,7 +89,10 @@ describe('placeObject', () => {
       spec: { consumerCluster: 'c', gvr: { ...GVR, resource }, name: 'x', providerCluster: provider, acceptAPIName: 'a' },
       ...(serving ? { status: { providerCluster: serving } } : {}),
     });
-    const load = assignmentsByProvider([assignment('p1', 'certificates'), assignment('p2', 'certificates', 'p1'), assignment('p2', 'vms')], GVR);
+    const load = assignmentsByProvider(
+      [assignment('p1', 'certificates'), assignment('p2', 'certificates', 'p1'), assignment('p2', 'vms')],
+      GVR,
+    );
     expect([...load]).toEqual([['p1', 2]]);
   });
 });

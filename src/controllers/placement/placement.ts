@@ -79,7 +79,11 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
     qualified.push({ acceptAPI, providerCluster, name });
   }
   if (qualified.length === 0) {
-    return { winner: undefined, reason: candidates.length === 0 ? `no AcceptAPI for ${input.gvr.resource}.${input.gvr.group}` : 'no AcceptAPI matches', candidates };
+    return {
+      winner: undefined,
+      reason: candidates.length === 0 ? `no AcceptAPI for ${input.gvr.resource}.${input.gvr.group}` : 'no AcceptAPI matches',
+      candidates,
+    };
   }
   const priority = (a: AcceptAPI): number => a.spec.priority ?? 0;
   const load = (cluster: string): number => input.assignmentsByProvider.get(cluster) ?? 0;
@@ -92,8 +96,10 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
   const [best, second] = qualified;
   let reason = 'only matching AcceptAPI';
   if (second) {
-    if (priority(best!.acceptAPI) !== priority(second.acceptAPI)) reason = `highest priority (${priority(best!.acceptAPI)} > ${priority(second.acceptAPI)})`;
-    else if (load(best!.providerCluster) !== load(second.providerCluster)) reason = `fewest assignments (${load(best!.providerCluster)} < ${load(second.providerCluster)})`;
+    if (priority(best!.acceptAPI) !== priority(second.acceptAPI))
+      reason = `highest priority (${priority(best!.acceptAPI)} > ${priority(second.acceptAPI)})`;
+    else if (load(best!.providerCluster) !== load(second.providerCluster))
+      reason = `fewest assignments (${load(best!.providerCluster)} < ${load(second.providerCluster)})`;
     else reason = 'equal priority and load: stable hash';
   }
   return { winner: { acceptAPI: best!.acceptAPI, providerCluster: best!.providerCluster, acceptAPIName: best!.name }, reason, candidates };

@@ -11,7 +11,8 @@ export type RelatedSource = { kind: RelatedKind; object: KubeObject };
 
 const PAYLOAD_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'];
 
-const isKcpInternal = (key: string): boolean => key === CLUSTER_ANNOTATION || key.startsWith('kcp.io/') || key.startsWith('claimed.internal.apis.kcp.io/');
+const isKcpInternal = (key: string): boolean =>
+  key === CLUSTER_ANNOTATION || key.startsWith('kcp.io/') || key.startsWith('claimed.internal.apis.kcp.io/');
 
 /** Labels or annotations without the ones kcp sets. */
 export const withoutKcpKeys = (map: Record<string, string> | undefined): Record<string, string> =>
@@ -110,7 +111,10 @@ export const mirrorRelated = async (options: {
       continue;
     }
     if (!copyDiffers(existing, desired)) continue;
-    await client.update({ ...desired, metadata: { ...desired.metadata, uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion } }, signal);
+    await client.update(
+      { ...desired, metadata: { ...desired.metadata, uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion } },
+      signal,
+    );
   }
   let deleted = 0;
   for (const kind of ['Secret', 'ConfigMap'] as const) {
@@ -121,7 +125,9 @@ export const mirrorRelated = async (options: {
       deleted++;
       if (copy.metadata.deletionTimestamp) continue;
       try {
-        await target.client(kind).delete({ namespace, name }, signal, { uid: copy.metadata.uid, resourceVersion: copy.metadata.resourceVersion });
+        await target
+          .client(kind)
+          .delete({ namespace, name }, signal, { uid: copy.metadata.uid, resourceVersion: copy.metadata.resourceVersion });
       } catch (err) {
         // Changed since it was read (or gone): the next pass looks again.
         if (!isConflict(err) && !isNotFound(err)) throw err;

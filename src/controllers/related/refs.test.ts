@@ -43,9 +43,9 @@ describe('relatedRefs', () => {
       { key: 'sys', reason: 'namespace "kube-system" is not the object\'s namespace "team"' },
       { key: 'empty', reason: 'name is empty' },
     ]);
-    expect(relatedRefs({ metadata: {}, status: { relatedResources: { s: { name: 'x', gvk: gvk('', 'Secret') } } } }, 'kube-system').refused).toEqual([
-      { key: 's', reason: 'namespace "kube-system" is a system namespace' },
-    ]);
+    expect(
+      relatedRefs({ metadata: {}, status: { relatedResources: { s: { name: 'x', gvk: gvk('', 'Secret') } } } }, 'kube-system').refused,
+    ).toEqual([{ key: 's', reason: 'namespace "kube-system" is a system namespace' }]);
   });
 
   it('survives a relatedResources that is not a map', () => {

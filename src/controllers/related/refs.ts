@@ -9,7 +9,8 @@ export type RefusedRef = { key: string; reason: string };
 
 /** Namespaces the broker never writes into, whatever a provider names. */
 const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'kcp-system', 'default-system']);
-export const isSystemNamespace = (namespace: string): boolean => SYSTEM_NAMESPACES.has(namespace) || namespace.startsWith('kube-') || namespace.startsWith('kcp-');
+export const isSystemNamespace = (namespace: string): boolean =>
+  SYSTEM_NAMESPACES.has(namespace) || namespace.startsWith('kube-') || namespace.startsWith('kcp-');
 
 /**
  * The Secrets and ConfigMaps a staging copy publishes in `status.relatedResources`, in the only
@@ -21,13 +22,15 @@ export const relatedRefs = (staging: KubeObject, home: string): { refs: RelatedR
   const entries = (staging['status'] as { relatedResources?: Record<string, RelatedResource> } | undefined)?.relatedResources ?? {};
   const refs: RelatedRef[] = [];
   const refused: RefusedRef[] = [];
-  if (typeof entries !== 'object' || entries === null || Array.isArray(entries)) return { refs, refused: [{ key: '', reason: 'status.relatedResources is not a map' }] };
+  if (typeof entries !== 'object' || entries === null || Array.isArray(entries))
+    return { refs, refused: [{ key: '', reason: 'status.relatedResources is not a map' }] };
   for (const [key, value] of Object.entries(entries)) {
     const entry: Partial<RelatedResource> = value !== null && typeof value === 'object' ? value : {};
     const group = entry?.gvk?.group ?? '';
     const kind = entry?.gvk?.kind;
     const namespace = entry?.namespace || home;
-    if ((group !== '' && group !== 'core') || (kind !== 'Secret' && kind !== 'ConfigMap')) refused.push({ key, reason: 'only core Secrets and ConfigMaps are mirrored' });
+    if ((group !== '' && group !== 'core') || (kind !== 'Secret' && kind !== 'ConfigMap'))
+      refused.push({ key, reason: 'only core Secrets and ConfigMaps are mirrored' });
     else if (typeof entry.name !== 'string' || entry.name === '') refused.push({ key, reason: 'name is empty' });
     else if (namespace !== home) refused.push({ key, reason: `namespace "${namespace}" is not the object's namespace "${home}"` });
     else if (isSystemNamespace(namespace)) refused.push({ key, reason: `namespace "${namespace}" is a system namespace` });

@@ -42,7 +42,12 @@ export class StagingWorkspaceController implements Controller {
   constructor(options: StagingWorkspaceControllerOptions) {
     this.#o = options;
     this.#logger = options.logger;
-    this.queue = new WorkQueue({ name: this.name, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: 4, logger: this.#logger });
+    this.queue = new WorkQueue({
+      name: this.name,
+      reconcile: (key, signal) => this.reconcile(key, signal),
+      concurrency: 4,
+      logger: this.#logger,
+    });
   }
 
   watches(): Watch[] {
@@ -70,23 +75,48 @@ export class StagingWorkspaceController implements Controller {
     const ws = await workspaces.get(parent, treeName, signal);
     if (!ws) {
       await workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
-      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` }, signal);
+      await this.#setStatus(
+        sw,
+        { phase: 'Pending' },
+        { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` },
+        signal,
+      );
       return { requeueAfterMs: SETTLE_MS };
     }
     if (ws.metadata.deletionTimestamp) {
       // Wanted again while an earlier teardown deletes it: wait for it to go, then start afresh.
-      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'PreviousWorkspaceDeleting', message: `workspace ${parent}:${treeName} is still being deleted` }, signal);
+      await this.#setStatus(
+        sw,
+        { phase: 'Pending' },
+        {
+          type: 'WorkspaceReady',
+          status: 'False',
+          reason: 'PreviousWorkspaceDeleting',
+          message: `workspace ${parent}:${treeName} is still being deleted`,
+        },
+        signal,
+      );
       return { requeueAfterMs: SETTLE_MS };
     }
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) {
-      await this.#setStatus(sw, { phase: 'Pending' }, { type: 'WorkspaceReady', status: 'False', reason: 'Initializing', message: `workspace phase ${ws.status?.phase ?? 'unknown'}` }, signal);
+      await this.#setStatus(
+        sw,
+        { phase: 'Pending' },
+        { type: 'WorkspaceReady', status: 'False', reason: 'Initializing', message: `workspace phase ${ws.status?.phase ?? 'unknown'}` },
+        signal,
+      );
       return { requeueAfterMs: SETTLE_MS };
     }
     const cluster = ws.spec.cluster;
     const binding = await this.#ensureBinding(sw, cluster, signal);
     if (binding.status?.phase !== 'Bound') {
       const why = binding.status?.conditions?.find((c) => c.status === 'False')?.message ?? `phase ${binding.status?.phase ?? 'unknown'}`;
-      await this.#setStatus(sw, { phase: 'Pending', clusterName: cluster }, { type: 'BindingReady', status: 'False', reason: 'Binding', message: why }, signal);
+      await this.#setStatus(
+        sw,
+        { phase: 'Pending', clusterName: cluster },
+        { type: 'BindingReady', status: 'False', reason: 'Binding', message: why },
+        signal,
+      );
       return { requeueAfterMs: SETTLE_MS };
     }
     await this.#setStatus(sw, { phase: 'Ready', clusterName: cluster }, undefined, signal);
@@ -104,9 +134,13 @@ export class StagingWorkspaceController implements Controller {
     const name = sw.spec.apiExportName;
     const binding =
       (await client.find({ name }, signal)) ??
-      (await client.createIfAbsent(apiBindingTo({ path: sw.spec.providerCluster, name }, { labels: { [MANAGED_BY_LABEL]: MANAGER } }), signal)) ??
+      (await client.createIfAbsent(
+        apiBindingTo({ path: sw.spec.providerCluster, name }, { labels: { [MANAGED_BY_LABEL]: MANAGER } }),
+        signal,
+      )) ??
       (await client.get({ name }, signal));
-    const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string => `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
+    const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string =>
+      `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
     const accepted = new Set((binding.spec.permissionClaims ?? []).filter((c) => c.state === 'Accepted').map(claimKey));
     const wanted = binding.status?.exportPermissionClaims ?? [];
     if (wanted.every((c) => accepted.has(claimKey(c)))) return binding;
@@ -137,9 +171,28 @@ export class StagingWorkspaceController implements Controller {
   ): Promise<void> {
     let conditions = sw.status?.conditions;
     const workspaceReady = fields.clusterName !== undefined || fields.phase === 'Ready';
-    conditions = setCondition(conditions, workspaceReady ? { type: 'WorkspaceReady', status: 'True', reason: 'Ready', message: '' } : failing?.type === 'WorkspaceReady' ? failing : { type: 'WorkspaceReady', status: 'False', reason: 'Pending', message: '' });
-    conditions = setCondition(conditions, fields.phase === 'Ready' ? { type: 'BindingReady', status: 'True', reason: 'Bound', message: '' } : failing?.type === 'BindingReady' ? failing : { type: 'BindingReady', status: 'False', reason: 'Pending', message: '' });
-    conditions = setCondition(conditions, fields.phase === 'Ready' ? { type: 'Ready', status: 'True', reason: 'Ready', message: '' } : { type: 'Ready', status: 'False', reason: fields.phase, message: failing?.message ?? '' });
+    conditions = setCondition(
+      conditions,
+      workspaceReady
+        ? { type: 'WorkspaceReady', status: 'True', reason: 'Ready', message: '' }
+        : failing?.type === 'WorkspaceReady'
+          ? failing
+          : { type: 'WorkspaceReady', status: 'False', reason: 'Pending', message: '' },
+    );
+    conditions = setCondition(
+      conditions,
+      fields.phase === 'Ready'
+        ? { type: 'BindingReady', status: 'True', reason: 'Bound', message: '' }
+        : failing?.type === 'BindingReady'
+          ? failing
+          : { type: 'BindingReady', status: 'False', reason: 'Pending', message: '' },
+    );
+    conditions = setCondition(
+      conditions,
+      fields.phase === 'Ready'
+        ? { type: 'Ready', status: 'True', reason: 'Ready', message: '' }
+        : { type: 'Ready', status: 'False', reason: fields.phase, message: failing?.message ?? '' },
+    );
     const status = { ...sw.status, ...fields, conditions };
     if (isDeepStrictEqual(status, sw.status)) return;
     await this.#o.coordination.stagingWorkspaces.client.updateStatus({ ...sw, status }, signal);

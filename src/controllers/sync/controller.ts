@@ -4,7 +4,16 @@ import type { AcceptAPI, Assignment, BrokeredApi, Migration, MigrationConfigurat
 import type { Coordination } from '../../coordination/coordination.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
-import { apiVersionOf, CONFIGMAPS, clusterOf, gvrString, NAMESPACES, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import {
+  apiVersionOf,
+  CONFIGMAPS,
+  clusterOf,
+  gvrString,
+  NAMESPACES,
+  SECRETS,
+  type GroupVersionResource,
+  type KubeObject,
+} from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
 import type { EventSink } from '../../runtime/events.ts';
@@ -77,13 +86,19 @@ export class SyncController implements Controller, SyncSteps {
     this.name = `sync-${gvrString(this.gvr)}`;
     this.#type = { apiVersion: apiVersionOf(this.gvr), kind: options.api.kind };
     this.#logger = options.logger;
-    this.queue = new WorkQueue({ name: this.name, reconcile: (key, signal) => this.reconcile(key, signal), concurrency: options.concurrency ?? 32, logger: this.#logger });
+    this.queue = new WorkQueue({
+      name: this.name,
+      reconcile: (key, signal) => this.reconcile(key, signal),
+      concurrency: options.concurrency ?? 32,
+      logger: this.#logger,
+    });
   }
 
   watches(): Watch[] {
     const { consumers, coordinationInformers: c, coordination, acceptAPIs } = this.#o;
     const mine = (a: Assignment): boolean => gvrString(a.spec.gvr) === gvrString(this.gvr);
-    const keyOf = (a: Assignment): string => encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name });
+    const keyOf = (a: Assignment): string =>
+      encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name });
     const ofMigration = (m: Migration): string[] => {
       const a = coordination.assignment(m.spec.assignment);
       return a && mine(a) ? [keyOf(a)] : [];
@@ -151,7 +166,12 @@ export class SyncController implements Controller, SyncSteps {
       // Carry on with the patched object rather than waiting for its watch event.
       current = await this.#consumerClient(key.cluster).mergePatch(
         { namespace: key.namespace || undefined, name: key.name },
-        { metadata: { finalizers: [...(consumer.metadata.finalizers ?? []), FINALIZER], resourceVersion: consumer.metadata.resourceVersion } },
+        {
+          metadata: {
+            finalizers: [...(consumer.metadata.finalizers ?? []), FINALIZER],
+            resourceVersion: consumer.metadata.resourceVersion,
+          },
+        },
         signal,
       );
       current.metadata.annotations = { ...current.metadata.annotations, 'kcp.io/cluster': key.cluster };
@@ -172,7 +192,12 @@ export class SyncController implements Controller, SyncSteps {
   }
 
   /** The object's Assignment: the cached one (completed if a crash left it without status), or a new placement. */
-  async #placed(key: ObjectKey, consumer: KubeObject, assignment: Assignment | undefined, signal: AbortSignal): Promise<Assignment | undefined> {
+  async #placed(
+    key: ObjectKey,
+    consumer: KubeObject,
+    assignment: Assignment | undefined,
+    signal: AbortSignal,
+  ): Promise<Assignment | undefined> {
     const { placer, events, coordination } = this.#o;
     if (assignment?.status?.stagingWorkspace) return assignment;
     if (assignment) {
@@ -191,7 +216,12 @@ export class SyncController implements Controller, SyncSteps {
     }
     const { winner, reason } = result.decision;
     // Events are best effort and not on the path to the staging copy.
-    void events.record(consumer, 'Normal', 'Assigned', `assigned to provider ${winner!.providerCluster} (AcceptAPI ${winner!.acceptAPIName}): ${reason}`);
+    void events.record(
+      consumer,
+      'Normal',
+      'Assigned',
+      `assigned to provider ${winner!.providerCluster} (AcceptAPI ${winner!.acceptAPIName}): ${reason}`,
+    );
     this.#logger.info({ consumer: encodeKey(key), provider: winner!.providerCluster, reason }, 'object placed');
     return result.assignment;
   }
@@ -208,7 +238,10 @@ export class SyncController implements Controller, SyncSteps {
     const { coordination } = this.#o;
     const existing = coordination.stagingWorkspace(name);
     if (existing) return existing;
-    await coordination.stagingWorkspaces.client.createIfAbsent({ apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'StagingWorkspace', metadata: { name }, spec }, signal);
+    await coordination.stagingWorkspaces.client.createIfAbsent(
+      { apiVersion: 'coord.broker.platform-mesh.io/v1alpha1', kind: 'StagingWorkspace', metadata: { name }, spec },
+      signal,
+    );
     return undefined;
   }
 
@@ -222,7 +255,11 @@ export class SyncController implements Controller, SyncSteps {
   relatedSources(copy: KubeObject, cluster: string): RelatedSource[] {
     const cache = this.#o.staging.cache(cluster);
     return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
-      const object = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).store.get({ cluster, namespace: ref.namespace, name: ref.name });
+      const object = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).store.get({
+        cluster,
+        namespace: ref.namespace,
+        name: ref.name,
+      });
       return object ? [{ kind: ref.kind, object }] : [];
     });
   }
@@ -232,13 +269,16 @@ export class SyncController implements Controller, SyncSteps {
     await objects.waitForSync(signal);
     const copy = objects.store.get({ cluster, namespace: key.namespace, name: key.name });
     if (!copy) return false;
-    if (!copy.metadata.deletionTimestamp) await this.#o.staging.client(cluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
+    if (!copy.metadata.deletionTimestamp)
+      await this.#o.staging.client(cluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
     return true;
   }
 
   async #ensureNamespace(cluster: string, namespace: string, signal: AbortSignal): Promise<void> {
     if (!namespace || this.#knownNamespaces.has(`${cluster}/${namespace}`)) return;
-    await this.#o.staging.client(cluster, NAMESPACES).createIfAbsent({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
+    await this.#o.staging
+      .client(cluster, NAMESPACES)
+      .createIfAbsent({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
     this.#knownNamespaces.add(`${cluster}/${namespace}`);
   }
 
@@ -296,7 +336,12 @@ export class SyncController implements Controller, SyncSteps {
     });
     const { events } = this.#o;
     if (refused.length > 0) {
-      await events.record(consumer, 'Warning', 'RelatedResourceRefused', `status.relatedResources of the provider's copy: ${refused.map((r) => `${r.key}: ${r.reason}`).join('; ')}`);
+      await events.record(
+        consumer,
+        'Warning',
+        'RelatedResourceRefused',
+        `status.relatedResources of the provider's copy: ${refused.map((r) => `${r.key}: ${r.reason}`).join('; ')}`,
+      );
     }
     if (result.conflicts.length > 0) {
       await events.record(
@@ -313,7 +358,12 @@ export class SyncController implements Controller, SyncSteps {
     const status = {
       ...assignment.status,
       phase: 'Bound' as const,
-      conditions: setCondition(assignment.status?.conditions, { type: 'Ready', status: 'True', reason: 'Synced', message: `staging copy in ${stagingCluster}` }),
+      conditions: setCondition(assignment.status?.conditions, {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Synced',
+        message: `staging copy in ${stagingCluster}`,
+      }),
     };
     try {
       await this.#o.coordination.assignments.client.updateStatus({ ...assignment, status }, signal);
@@ -323,7 +373,12 @@ export class SyncController implements Controller, SyncSteps {
     }
   }
 
-  #finalize(key: ObjectKey, consumer: KubeObject | undefined, assignment: Assignment | undefined, signal: AbortSignal): Promise<ReconcileResult> {
+  #finalize(
+    key: ObjectKey,
+    consumer: KubeObject | undefined,
+    assignment: Assignment | undefined,
+    signal: AbortSignal,
+  ): Promise<ReconcileResult> {
     const { coordination, migrator, events, releaseStagingWorkspace } = this.#o;
     return finalizeObject(
       {
@@ -331,13 +386,26 @@ export class SyncController implements Controller, SyncSteps {
         migrator,
         steps: this,
         removeRelatedCopies: async (s) =>
-          (await mirrorRelated({ sources: [], owner: this.#relatedOwner(key, consumer?.metadata.uid), target: this.#consumerTarget(key.cluster), placeOf: () => ({ namespace: '', name: '' }), signal: s })).deleted,
+          (
+            await mirrorRelated({
+              sources: [],
+              owner: this.#relatedOwner(key, consumer?.metadata.uid),
+              target: this.#consumerTarget(key.cluster),
+              placeOf: () => ({ namespace: '', name: '' }),
+              signal: s,
+            })
+          ).deleted,
         removeFinalizer: async (obj, s) => {
           this.#owners.delete(this.#relatedOwner(key, undefined).labels[OWNER_LABEL]!);
           if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
           await this.#consumerClient(key.cluster).mergePatch(
             { namespace: key.namespace || undefined, name: key.name },
-            { metadata: { finalizers: obj.metadata.finalizers.filter((f) => f !== FINALIZER), resourceVersion: obj.metadata.resourceVersion } },
+            {
+              metadata: {
+                finalizers: obj.metadata.finalizers.filter((f) => f !== FINALIZER),
+                resourceVersion: obj.metadata.resourceVersion,
+              },
+            },
             s,
           );
           events.forget(obj);

@@ -33,7 +33,11 @@ export const finalizeObject = async (
   if (assignment) {
     if ((await deps.removeRelatedCopies(signal)) > 0) return { requeueAfterMs: 2_000 };
     const migration = deps.migrator.migrationOf(assignment);
-    const stagingNames = new Set([assignment.status?.stagingWorkspace, migration?.spec.fromStagingWorkspace, migration?.spec.stagingWorkspace].filter((n): n is string => !!n));
+    const stagingNames = new Set(
+      [assignment.status?.stagingWorkspace, migration?.spec.fromStagingWorkspace, migration?.spec.stagingWorkspace].filter(
+        (n): n is string => !!n,
+      ),
+    );
     let waiting = false;
     for (const name of stagingNames) {
       const cluster = deps.coordination.stagingWorkspace(name)?.status?.clusterName;

@@ -39,7 +39,12 @@ describe('staging copy mapping', () => {
   });
 
   it('replaces every top-level field and drops removed ones on update', () => {
-    const current = { ...stagingCopyOf(consumer, TYPE), metadata: { ...stagingCopyOf(consumer, TYPE).metadata, resourceVersion: '3' }, extra: { a: 1 }, status: { status: 'Available' } };
+    const current = {
+      ...stagingCopyOf(consumer, TYPE),
+      metadata: { ...stagingCopyOf(consumer, TYPE).metadata, resourceVersion: '3' },
+      extra: { a: 1 },
+      status: { status: 'Available' },
+    };
     const desired = stagingCopyOf({ ...consumer, spec: { fqdn: 'b.corp.com' } }, TYPE);
     expect(stagingCopyDiffers(current, desired)).toBe(true);
     const updated = updatedStagingCopy(current, desired);

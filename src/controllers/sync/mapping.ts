@@ -6,7 +6,6 @@ import { clusterOf, type KubeObject } from '../../kcp-client-ts/types.ts';
 /** Top-level fields that belong to the server or the provider, never copied down. */
 const NOT_SPEC = new Set(['apiVersion', 'kind', 'metadata', 'status']);
 
-
 /** The fields a consumer owns: every top-level field but apiVersion/kind/metadata/status. */
 export const specFields = (obj: KubeObject): Record<string, unknown> =>
   Object.fromEntries(Object.entries(obj).filter(([k]) => !NOT_SPEC.has(k)));
@@ -25,7 +24,9 @@ export const stagingCopyOf = (consumer: KubeObject, type: { apiVersion: string; 
     annotations: {
       ...cleanMap(consumer.metadata.annotations),
       [CONSUMER_CLUSTER_ANNOTATION]: clusterOf(consumer),
-      [CONSUMER_NAME_ANNOTATION]: consumer.metadata.namespace ? `${consumer.metadata.namespace}/${consumer.metadata.name}` : (consumer.metadata.name ?? ''),
+      [CONSUMER_NAME_ANNOTATION]: consumer.metadata.namespace
+        ? `${consumer.metadata.namespace}/${consumer.metadata.name}`
+        : (consumer.metadata.name ?? ''),
     },
   },
   ...specFields(consumer),
@@ -42,8 +43,6 @@ export const updatedStagingCopy = (current: KubeObject, desired: KubeObject): Ku
   ...desired,
   metadata: { ...current.metadata, labels: desired.metadata.labels, annotations: desired.metadata.annotations },
 });
-
-export const statusOf = (obj: KubeObject | undefined): unknown => obj?.['status'];
 
 export const statusDiffers = (consumer: KubeObject, staging: KubeObject): boolean =>
   staging['status'] !== undefined && !isDeepStrictEqual(consumer['status'], staging['status']);

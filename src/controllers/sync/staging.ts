@@ -24,7 +24,8 @@ export type StagingSide = {
 const RELATED_INDEX = 'related';
 
 /** The related resources a staging copy names: index values `Kind/namespace/name`. */
-const relatedIndexValues = (obj: KubeObject): string[] => relatedRefs(obj, obj.metadata.namespace || 'default').refs.map((r) => `${r.kind}/${r.namespace}/${r.name}`);
+const relatedIndexValues = (obj: KubeObject): string[] =>
+  relatedRefs(obj, obj.metadata.namespace || 'default').refs.map((r) => `${r.kind}/${r.namespace}/${r.name}`);
 
 /**
  * The watches of one brokered resource in the staging workspaces it uses, each in that
@@ -41,7 +42,13 @@ export class StagingCaches implements StagingSide {
   readonly #engaged = new Map<string, { cache: StagingCache; removeHandlers: (() => void)[] }>();
   readonly #stopListening: () => void;
 
-  constructor(options: { scopes: ClusterScopes; clients: Clients; gvr: GroupVersionResource; logger: Logger; enqueue: (consumerKey: string) => void }) {
+  constructor(options: {
+    scopes: ClusterScopes;
+    clients: Clients;
+    gvr: GroupVersionResource;
+    logger: Logger;
+    enqueue: (consumerKey: string) => void;
+  }) {
     this.#scopes = options.scopes;
     this.#clients = options.clients;
     this.#gvr = options.gvr;
@@ -59,13 +66,24 @@ export class StagingCaches implements StagingSide {
     const engaged = this.#engaged.get(cluster);
     if (engaged) return engaged.cache;
     const scope = this.#scopes.of(cluster);
-    const objects = scope.informer(this.#clients.inWorkspace(cluster, this.#gvr), { name: `staging ${cluster} ${this.#gvr.resource}`, logger: this.#logger });
+    const objects = scope.informer(this.#clients.inWorkspace(cluster, this.#gvr), {
+      name: `staging ${cluster} ${this.#gvr.resource}`,
+      logger: this.#logger,
+    });
     objects.store.addIndex(RELATED_INDEX, relatedIndexValues);
-    const secrets = scope.informer(this.#clients.inWorkspace(cluster, SECRETS), { name: `staging ${cluster} secrets`, logger: this.#logger });
-    const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), { name: `staging ${cluster} configmaps`, logger: this.#logger });
+    const secrets = scope.informer(this.#clients.inWorkspace(cluster, SECRETS), {
+      name: `staging ${cluster} secrets`,
+      logger: this.#logger,
+    });
+    const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), {
+      name: `staging ${cluster} configmaps`,
+      logger: this.#logger,
+    });
     const consumerKeyOf = (copy: KubeObject): string | undefined => {
       const consumerCluster = copy.metadata.annotations?.[CONSUMER_CLUSTER_ANNOTATION];
-      return consumerCluster ? encodeKey({ cluster: consumerCluster, namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' }) : undefined;
+      return consumerCluster
+        ? encodeKey({ cluster: consumerCluster, namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' })
+        : undefined;
     };
     const onRelated = (kind: string) => (e: { object: KubeObject }) => {
       for (const copy of objects.store.byIndex(RELATED_INDEX, `${kind}/${e.object.metadata.namespace}/${e.object.metadata.name}`)) {
