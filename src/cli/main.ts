@@ -6,7 +6,7 @@ import { explain, formatExplanation } from './explain.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../apis/paths.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { createLogger, type LogFormat } from '../logging.ts';
+import { createLogger, type LogFormat, type Logger } from '../logging.ts';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -199,6 +199,24 @@ const pathsFrom = (values: Record<string, string | boolean | undefined>): Broker
   compute: String(values['compute']),
 });
 
+/**
+ * Test mode (RB_TEST_EXIT_AFTER_WRITES=N): the process exits, as if killed, right after the
+ * server accepted its Nth write. The crash-at-every-write e2e test restarts it after each N.
+ */
+const crashAfterWrites = (logger: Logger): { onWrite: (method: string, url: string) => void } | undefined => {
+  const limit = Number(process.env['RB_TEST_EXIT_AFTER_WRITES'] ?? '');
+  if (!Number.isInteger(limit) || limit <= 0) return undefined;
+  let writes = 0;
+  return {
+    onWrite: (method, url) => {
+      writes++;
+      if (writes < limit) return;
+      logger.warn({ writes, method, url }, 'test mode: exiting after this write');
+      process.exit(86);
+    },
+  };
+};
+
 const version = (): string =>
   (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -291,7 +309,18 @@ export const main = async (argv: string[]): Promise<number> => {
           logger,
         })
       : undefined;
-    const broker = new Broker({ endpoint, paths, logger, onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome) });
+    // Every write the broker sends passes the lease's fence: none before this replica leads, none
+    // once it has lost (or may have lost) the lease. The lease lock itself uses the unfenced endpoint.
+    const brokerEndpoint = endpoint.fenced({
+      ...(lock ? { writeFence: lock.fence } : {}),
+      ...(crashAfterWrites(logger) ?? {}),
+    });
+    const broker = new Broker({
+      endpoint: brokerEndpoint,
+      paths,
+      logger,
+      onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome),
+    });
     metrics.observe({ queues: () => broker.queues, informers: () => broker.informers, coordination: () => broker.coordination() });
     const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
     for (const [flag, server] of [
@@ -320,17 +349,22 @@ export const main = async (argv: string[]): Promise<number> => {
       }
       metrics.isLeader.set(1);
     }
-    await broker.start();
+    // Renewal runs from the moment the lease is held, also while the broker starts (a slow start
+    // must not let the lease lapse while this replica acts).
     const renewal = lock?.keepRenewing(shutdown.signal).catch((err: unknown) => {
-      // Another replica may act now: stop writing at once.
-      logger.error({ err: String(err) }, 'lost the leader lease, stopping');
+      // Another replica may act now: the fence already refuses writes; stop.
+      logger.error({ err }, 'lost the leader lease, stopping');
       metrics.isLeader.set(0);
       exitCode = 1;
       shutdown.abort(err);
     });
-    // A signal may have arrived while the broker was starting: then the event has fired already.
-    if (!shutdown.signal.aborted)
-      await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const stopping = new Promise<void>((resolve) => {
+      if (shutdown.signal.aborted) resolve();
+      else shutdown.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    // A signal or a lost lease during start stops the start too (broker.stop ends its caches).
+    await Promise.race([broker.start(), stopping]);
+    await stopping;
     const gracePeriodMs = seconds('graceful-shutdown-timeout') * 1000;
     const stopped = await Promise.race([broker.stop().then(() => true), sleep(gracePeriodMs, false, { ref: false })]);
     if (!stopped) {

@@ -25,7 +25,24 @@ export type KcpEndpointOptions = {
   pingIntervalMs?: number;
   /** Called once per request with its method and URL (for request metrics); the client stays unaware of them. */
   onRequest?: (method: string, url: string) => void;
+  /** Share another endpoint's connections (see `fenced`). */
+  dispatcher?: Agent;
+  /**
+   * Asked before every write (any method but GET) is sent: a reason to refuse it, or undefined.
+   * A refused write throws WriteFencedError and never reaches the server.
+   */
+  writeFence?: () => string | undefined;
+  /** Called after each write the server accepted (2xx), with its method and URL. */
+  onWrite?: (method: string, url: string) => void;
 };
+
+/** A write refused before it was sent: this process may not write now (it does not hold the leader lease). */
+export class WriteFencedError extends Error {
+  constructor(reason: string, method: string, url: string) {
+    super(`${method} ${url} not sent: ${reason}`);
+    this.name = 'WriteFencedError';
+  }
+}
 
 export type JsonRequest = {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -45,25 +62,29 @@ export class KcpEndpoint {
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
   readonly #onRequest: (method: string, url: string) => void;
+  readonly #ownsDispatcher: boolean;
 
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
     this.#onRequest = options.onRequest ?? (() => undefined);
     this.serverOrigin = new URL(options.serverOrigin).origin;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
-    this.dispatcher = new Agent({
-      connect: {
-        ca: options.ca,
-        cert: options.cert,
-        key: options.key,
-        rejectUnauthorized: !options.insecureSkipTLSVerify,
-      },
-      keepAliveTimeout: 30_000,
-      // No socket cap: a cap below the number of open watches would queue every other request
-      // behind them forever.
-      allowH2: options.allowH2 ?? true,
-      h2Options: { pingInterval: options.pingIntervalMs ?? 15_000 },
-    });
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connect: {
+          ca: options.ca,
+          cert: options.cert,
+          key: options.key,
+          rejectUnauthorized: !options.insecureSkipTLSVerify,
+        },
+        keepAliveTimeout: 30_000,
+        // No socket cap: a cap below the number of open watches would queue every other request
+        // behind them forever.
+        allowH2: options.allowH2 ?? true,
+        h2Options: { pingInterval: options.pingIntervalMs ?? 15_000 },
+      });
   }
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
@@ -107,7 +128,27 @@ export class KcpEndpoint {
 
   /** The same server and TLS, another identity (a token of the test token file, say). */
   withToken(token: string): KcpEndpoint {
-    return new KcpEndpoint({ ...this.#options, bearerToken: token });
+    const { dispatcher: _shared, ...options } = this.#options;
+    return new KcpEndpoint({ ...options, bearerToken: token });
+  }
+
+  /**
+   * The same server, identity and connections, with every write asked of `writeFence` first
+   * (and reported to `onWrite` once accepted). Reads and watches are not fenced.
+   */
+  fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'onWrite'>): KcpEndpoint {
+    return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher });
+  }
+
+  /** Throws WriteFencedError when the fence refuses a write. */
+  #checkFence(method: string, url: string): void {
+    if (method === 'GET' || method === 'HEAD') return;
+    const refused = this.#options.writeFence?.();
+    if (refused !== undefined) throw new WriteFencedError(refused, method, url);
+  }
+
+  #accepted(method: string, url: string, status: number): void {
+    if (method !== 'GET' && method !== 'HEAD' && status >= 200 && status < 300) this.#options.onWrite?.(method, url);
   }
 
   /** `<server>/clusters/<workspace>`: the base URL of a workspace by path (`root:a:b`) or logical cluster name. */
@@ -128,6 +169,7 @@ export class KcpEndpoint {
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
+    this.#checkFence(input.method, input.url);
     this.#onRequest(input.method, input.url);
     const body = input.body ? await input.arrayBuffer() : undefined;
     const response = await undiciFetch(input.url, {
@@ -137,11 +179,13 @@ export class KcpEndpoint {
       signal: input.signal,
       dispatcher: this.dispatcher,
     });
+    this.#accepted(input.method, input.url, response.status);
     return response as unknown as Response;
   };
 
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
+    this.#checkFence(req.method, req.url);
     this.#onRequest(req.method, req.url);
     const response = await undiciRequest(req.url, {
       method: req.method,
@@ -155,6 +199,7 @@ export class KcpEndpoint {
     });
     const text = await response.body.text();
     if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);
+    this.#accepted(req.method, req.url, response.statusCode);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -179,7 +224,7 @@ export class KcpEndpoint {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (this.#ownsDispatcher) await this.dispatcher.close();
   }
 }
 

@@ -28,6 +28,13 @@ export class LeaseLock {
   readonly #options: Required<Omit<LeaseLockOptions, 'logger' | 'endpoint'>> & Pick<LeaseLockOptions, 'logger' | 'endpoint'>;
   readonly #client: KcpClient;
   #leading = false;
+  /**
+   * Until when this replica may act as leader: the start of its last successful acquire or renew
+   * plus the renew deadline, which is shorter than the lease duration other replicas wait. A
+   * process paused (SIGSTOP, a long GC) past it finds itself no longer leading the moment it
+   * runs again, before any write it had queued is sent.
+   */
+  #validUntil = 0;
 
   constructor(options: LeaseLockOptions) {
     this.#options = {
@@ -42,17 +49,22 @@ export class LeaseLock {
   }
 
   get leading(): boolean {
-    return this.#leading;
+    return this.#leading && Date.now() < this.#validUntil;
   }
+
+  /** Why this replica may not write now, or undefined while it leads (an endpoint write fence). */
+  readonly fence = (): string | undefined => (this.leading ? undefined : 'this replica does not hold the leader lease');
 
   /** Resolves once this replica leads; rejects only when `signal` aborts. */
   async acquire(signal: AbortSignal): Promise<void> {
     let lastHolder = '';
     while (!signal.aborted) {
       try {
+        const started = Date.now();
         const holder = await this.#tryAcquireOrRenew(signal);
         if (holder === this.#options.identity) {
           this.#leading = true;
+          this.#validUntil = started + this.#options.renewDeadlineSeconds * 1000;
           this.#options.logger.info({ identity: holder, lease: this.#options.name }, 'became leader');
           return;
         }
@@ -74,15 +86,17 @@ export class LeaseLock {
       await sleep(this.#options.retryPeriodSeconds * 1000, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return;
       try {
+        const started = Date.now();
         const holder = await this.#tryAcquireOrRenew(signal);
         if (holder !== this.#options.identity) {
           this.#leading = false;
           throw new Error(`leader lease taken by ${holder}`);
         }
         lastRenew = Date.now();
+        this.#validUntil = started + this.#options.renewDeadlineSeconds * 1000;
       } catch (err) {
         if (signal.aborted) return;
-        if (!this.#leading || Date.now() - lastRenew > this.#options.renewDeadlineSeconds * 1000) {
+        if (!this.leading || Date.now() - lastRenew > this.#options.renewDeadlineSeconds * 1000) {
           this.#leading = false;
           throw new Error(`lost leadership: ${err instanceof Error ? err.message : String(err)}`);
         }

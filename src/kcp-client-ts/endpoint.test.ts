@@ -1,0 +1,53 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KcpEndpoint, WriteFencedError } from './endpoint.ts';
+
+describe('KcpEndpoint write fence', () => {
+  let server: Server;
+  let origin = '';
+  const received: string[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      received.push(`${req.method} ${req.url}`);
+      res.setHeader('content-type', 'application/json');
+      res.end('{"metadata":{}}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(() => server.close());
+
+  it('refuses writes before they are sent while the fence is closed, lets reads through, and reports accepted writes', async () => {
+    const endpoint = new KcpEndpoint({ serverOrigin: origin, allowH2: false });
+    let leading = false;
+    const writes: string[] = [];
+    const fenced = endpoint.fenced({
+      writeFence: () => (leading ? undefined : 'not leading'),
+      onWrite: (method, url) => writes.push(`${method} ${url}`),
+    });
+    const url = `${origin}/clusters/root/api/v1/namespaces/default/configmaps`;
+
+    await expect(fenced.json({ method: 'POST', url, body: { metadata: { name: 'a' } } })).rejects.toBeInstanceOf(WriteFencedError);
+    await expect(fenced.json({ method: 'DELETE', url: `${url}/a` })).rejects.toThrow('not sent: not leading');
+    expect(received).toEqual([]);
+
+    await fenced.json({ method: 'GET', url });
+    expect(received).toEqual(['GET /clusters/root/api/v1/namespaces/default/configmaps']);
+    expect(writes).toEqual([]);
+
+    leading = true;
+    await fenced.json({ method: 'POST', url, body: { metadata: { name: 'a' } } });
+    expect(received.at(-1)).toBe('POST /clusters/root/api/v1/namespaces/default/configmaps');
+    expect(writes).toEqual([`POST ${url}`]);
+
+    // The unfenced endpoint (the lease lock's) is not affected, and closing the view keeps the shared connections.
+    leading = false;
+    await fenced.close();
+    await endpoint.json({ method: 'PUT', url: `${url}/a`, body: {} });
+    expect(received.at(-1)).toBe('PUT /clusters/root/api/v1/namespaces/default/configmaps/a');
+    await endpoint.close();
+  });
+});
