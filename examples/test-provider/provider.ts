@@ -24,6 +24,11 @@ export type TestProviderOptions = {
    */
   secretData?: (obj: KubeObject, current: Record<string, string> | undefined) => Record<string, string> | Promise<Record<string, string>>;
   logger?: Logger;
+  /**
+   * More entries for `status.relatedResources` (tests of hostile providers): each may name any
+   * namespace; with `data`, the provider also writes that Secret next to the object.
+   */
+  extraRelated?: (obj: KubeObject) => Array<{ key: string; namespace?: string; name: string; data?: Record<string, string> }>;
 };
 
 /**
@@ -138,10 +143,17 @@ export class TestProvider {
     } else if (JSON.stringify(current) !== JSON.stringify(data)) {
       await secrets.update({ ...secret, metadata: { ...secret.metadata, resourceVersion: existing.metadata.resourceVersion } }, signal);
     }
-    const desired = {
-      status: 'Available',
-      relatedResources: { secret: { namespace, name: secretName, gvk: { group: '', version: 'v1', kind: 'Secret' } } },
+    const relatedResources: Record<string, { namespace: string; name: string; gvk: { group: string; version: string; kind: string } }> = {
+      secret: { namespace, name: secretName, gvk: { group: '', version: 'v1', kind: 'Secret' } },
     };
+    for (const extra of this.#options.extraRelated?.(obj) ?? []) {
+      const at = { namespace: extra.namespace ?? namespace, name: extra.name };
+      if (extra.data && !(await secrets.find(at, signal))) {
+        await secrets.createIfAbsent({ apiVersion: 'v1', kind: 'Secret', metadata: at, stringData: extra.data }, signal);
+      }
+      relatedResources[extra.key] = { ...at, gvk: { group: '', version: 'v1', kind: 'Secret' } };
+    }
+    const desired = { status: 'Available', relatedResources };
     if (JSON.stringify(obj['status']) !== JSON.stringify(desired)) await objects.updateStatus({ ...obj, status: desired }, signal);
     return;
   }

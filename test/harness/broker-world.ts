@@ -18,7 +18,7 @@ import { createKcpClient, unwrap, type APIBinding } from '../../src/kcp-client-t
 import type { GroupVersionResource, KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { Workspaces, type ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
-import { TestProvider } from '../../examples/test-provider/provider.ts';
+import { TestProvider, type TestProviderOptions } from '../../examples/test-provider/provider.ts';
 import { eventually } from './eventually.ts';
 import { uniqueName } from './names.ts';
 
@@ -126,7 +126,7 @@ export class BrokerWorld {
   }
 
   /** A provider workspace serving the given example APIs, bound to acceptapis, with a TestProvider per API. */
-  async provider(name: string, apis: ExampleApi[]): Promise<ReadyWorkspace> {
+  async provider(name: string, apis: ExampleApi[], options: Pick<TestProviderOptions, 'extraRelated'> = {}): Promise<ReadyWorkspace> {
     const workspace = await this.workspaces.ensure(this.top, name);
     const applier = new Applier({ endpoint: this.endpoint });
     for (const api of apis) {
@@ -138,7 +138,14 @@ export class BrokerWorld {
     await bindExport(this.endpoint, workspace.path, this.paths.home, 'acceptapis');
     const runners = apis.map(
       (api) =>
-        new TestProvider({ endpoint: this.endpoint, workspace: workspace.path, exportName: api, gvr: GVR[api], logger: this.logger }),
+        new TestProvider({
+          ...options,
+          endpoint: this.endpoint,
+          workspace: workspace.path,
+          exportName: api,
+          gvr: GVR[api],
+          logger: this.logger,
+        }),
     );
     for (const r of runners) r.start();
     this.providers.set(name, { workspace, runners });

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isNotFound } from '../../src/kcp-client-ts/errors.ts';
+import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { NAMESPACES, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { eventually } from '../harness/eventually.ts';
+import { BrokerWorld, decodeSecret, statusOf } from '../harness/broker-world.ts';
+import { kcpEnv } from '../harness/kcp-env.ts';
+
+/**
+ * A hostile provider against a consumer: its status names the consumer's own Secret, a Secret
+ * in another namespace and one in kube-system; its AcceptAPI claims a resource its export does
+ * not serve. The consumer's objects must stay untouched, and other objects served.
+ */
+describe('adversarial: what a provider can do to a consumer', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+
+  const eventsFor = async (name: string, reason: string): Promise<KubeObject[]> =>
+    (await world.events(consumer.path)).filter((e) => e['reason'] === reason && (e['involvedObject'] as { name: string }).name === name);
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('adv', (await kcpEnv()).endpoint);
+    await world.provider('hostile', ['certificates', 'vms'], {
+      extraRelated: (obj) =>
+        obj.metadata.name === 'victim'
+          ? [
+              { key: 'steal', name: 'db-password', data: { password: 'from-the-provider' } },
+              { key: 'escape', namespace: 'kube-system', name: 'planted' },
+              { key: 'other', namespace: 'prod', name: 'db-password' },
+            ]
+          : [],
+    });
+    await world.provider('honest', ['certificates']);
+    await world.accept('hostile', 'hostile-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'hostile.test' }] });
+    await world.accept('honest', 'honest-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'honest.test' }] });
+    consumer = await world.consumer('consumer', ['certificates']);
+    const secrets = world.inCluster(consumer.path, SECRETS);
+    await world.inCluster(consumer.path, NAMESPACES).create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'prod' } });
+    for (const namespace of ['default', 'prod']) {
+      await secrets.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'db-password', namespace },
+        stringData: { password: `consumer-own-${namespace}` },
+      });
+    }
+    await world.startBroker();
+    await world.waitAcceptAPIReady('hostile', 'hostile-certs');
+    await world.waitAcceptAPIReady('honest', 'honest-certs');
+  });
+
+  afterAll(async () => {
+    await world?.cleanup();
+  });
+
+  it("never overwrites or deletes the consumer's own Secret, never writes outside the object's namespace, and says why", async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    const secrets = world.inCluster(consumer.path, SECRETS);
+    const own = await secrets.get({ namespace: 'default', name: 'db-password' });
+    const ownProd = await secrets.get({ namespace: 'prod', name: 'db-password' });
+    await certs.create(world.newObject('certificates', 'victim', { fqdn: 'victim.hostile.test' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'victim' }))).toBe('Available'));
+    // What the provider may publish still arrives.
+    await eventually(() => secrets.get({ namespace: 'default', name: 'victim-credentials' }));
+    await eventually(async () => expect(await eventsFor('victim', 'RelatedResourceConflict')).not.toHaveLength(0));
+    const conflict = (await eventsFor('victim', 'RelatedResourceConflict'))[0]!;
+    expect(conflict['message']).toContain('Secret default/db-password');
+    await eventually(async () => expect(await eventsFor('victim', 'RelatedResourceRefused')).not.toHaveLength(0));
+    const refused = String((await eventsFor('victim', 'RelatedResourceRefused'))[0]!['message']);
+    expect(refused).toContain('escape: namespace "kube-system" is not the object\'s namespace "default"');
+    expect(refused).toContain('other: namespace "prod" is not the object\'s namespace "default"');
+
+    const after = await secrets.get({ namespace: 'default', name: 'db-password' });
+    expect(decodeSecret(after, 'password')).toBe('consumer-own-default');
+    expect(after.metadata.resourceVersion).toBe(own.metadata.resourceVersion);
+    expect(after.metadata.labels?.['broker.platform-mesh.io/owner']).toBeUndefined();
+    expect((await secrets.get({ namespace: 'prod', name: 'db-password' })).metadata.resourceVersion).toBe(ownProd.metadata.resourceVersion);
+    const planted = await secrets
+      .get({ namespace: 'kube-system', name: 'planted' })
+      .catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+    expect(planted).toBeUndefined();
+
+    // Deleting the object removes what the broker made for it, and nothing else.
+    await certs.delete({ namespace: 'default', name: 'victim' });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'victim' })).toBeUndefined());
+    expect(await secrets.find({ namespace: 'default', name: 'victim-credentials' })).toBeUndefined();
+    const survived = await secrets.get({ namespace: 'default', name: 'db-password' });
+    expect(survived.metadata.resourceVersion).toBe(own.metadata.resourceVersion);
+    expect(decodeSecret(survived, 'password')).toBe('consumer-own-default');
+  });
+
+  it('an AcceptAPI whose export does not serve its resource is not Ready, says why, and never wins placement', async () => {
+    // Highest priority, no filters: were it Ready, it would take every certificate.
+    await world.accept('hostile', 'wrong-export', { api: 'certificates', apiExportName: 'vms', priority: 100 });
+    await eventually(async () => {
+      const a = await world.acceptAPIs('hostile').get({ name: 'wrong-export' });
+      const verified = a.status?.conditions?.find((c) => c.type === 'BindingVerified');
+      expect(verified?.reason).toBe('ResourceNotServed');
+      expect(verified?.message).toContain('does not serve spec.gvr certificates.example.platform-mesh.io');
+      expect(a.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+    });
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'bystander', { fqdn: 'bystander.honest.test' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'bystander' }))).toBe('Available'));
+    expect((await world.assignmentOf(consumer, 'certificates', 'bystander'))?.spec.acceptAPIName).toBe('honest-certs');
+  });
+});
