@@ -1,0 +1,180 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { memoryCompute } from '../../../test/fakes/compute.ts';
+import { MemoryApi } from '../../../test/fakes/memory-api.ts';
+import {
+  MIGRATION_GVR,
+  MIGRATIONCONFIGURATION_GVR,
+  type Migration,
+  type MigrationConfiguration,
+  type MigrationStage,
+} from '../../apis/types.ts';
+import { CONFIGMAPS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { silentLogger } from '../../logging.ts';
+import { TerminalError } from '../../runtime/errors.ts';
+import { MigrationStages, type StageInput } from './stage-runner.ts';
+
+const signal = new AbortController().signal;
+const COORD = 'coord';
+const COMPUTE = 'compute';
+const GVK = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'Widget' };
+const endpoint = (provider: string) => ({
+  gvk: GVK,
+  providerCluster: provider,
+  acceptAPIName: `widgets-${provider}`,
+  apiExportName: 'widgets',
+});
+const from: KubeObject = { metadata: { name: 'w1' }, spec: { size: 1 }, status: { status: 'Available' } };
+const to: KubeObject = { metadata: { name: 'w1' }, spec: { size: 2 }, status: { status: 'Available' } };
+/** A stage deploying one ConfigMap (`cm`) whose data carries the destination's size. */
+const deploying = (extra: Partial<MigrationStage> = {}): MigrationStage => ({
+  name: 'copy-data',
+  templates: { cm: { apiVersion: 'v1', kind: 'ConfigMap', metadata: {}, data: { size: '${string(to.spec.size)}' } } },
+  ...extra,
+});
+
+describe('MigrationStages', () => {
+  let api: MemoryApi;
+  let stages: MigrationStages;
+
+  beforeEach(() => {
+    api = new MemoryApi();
+    stages = new MigrationStages({
+      compute: memoryCompute(api, COMPUTE),
+      migrationClient: api.client<Migration>(COORD, MIGRATION_GVR),
+      configurations: api.informer<MigrationConfiguration>(MIGRATIONCONFIGURATION_GVR, { clusters: [COORD] }).store,
+      logger: silentLogger(),
+    });
+    api.put(COORD, MIGRATION_GVR, {
+      metadata: { name: 'm1' },
+      spec: {
+        assignment: 'a1',
+        name: 'w1',
+        namespace: 'default',
+        fromStagingWorkspace: 's-a',
+        stagingWorkspace: 's-b',
+        from: endpoint('a'),
+        to: endpoint('b'),
+      },
+    });
+  });
+
+  const configure = (...list: MigrationStage[]): void =>
+    void api.put<MigrationConfiguration>(COORD, MIGRATIONCONFIGURATION_GVR, {
+      metadata: { name: 'widgets' },
+      spec: { from: GVK, to: GVK, stages: list },
+    });
+  const migration = (): Migration => api.get<Migration>(COORD, MIGRATION_GVR, '', 'm1')!;
+  const input = (): StageInput => ({ migration: migration(), from, to, related: { from: [], to: [] } });
+  /** Runs the first step (Pending -> the first stage recorded) and returns the log position after it. */
+  const begin = async (): Promise<number> => {
+    expect(await stages.advance(input(), signal)).toEqual({ next: 'wait' });
+    expect(migration().status).toMatchObject({ state: 'InitialInProgress', configuration: 'widgets', stage: 'copy-data' });
+    return api.writes.length;
+  };
+
+  it('records the stage objects in status.stageObjects before applying any', async () => {
+    configure(deploying({ successConditions: ['cm.data.ready == "yes"'] }));
+    const mark = await begin();
+
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' });
+
+    expect(api.log().slice(mark)).toEqual([
+      `create ${COMPUTE}/namespaces /default`,
+      `updateStatus ${COORD}/migrations /m1`,
+      `create ${COMPUTE}/configmaps default/m1-cm`,
+      `updateStatus ${COORD}/migrations /m1`,
+    ]);
+    expect(migration().status?.stageObjects).toEqual([
+      { stage: 'copy-data', apiVersion: 'v1', kind: 'ConfigMap', namespace: 'default', name: 'm1-cm' },
+    ]);
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')?.['data']).toEqual({ size: '2' });
+    expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({
+      status: 'False',
+      reason: 'StageInProgress',
+    });
+  });
+
+  it('leaves a record cleanup finds when the apply of a stage object is cut short', async () => {
+    configure(deploying({ successConditions: ['cm.data.ready == "yes"'] }));
+    await begin();
+    api.failNextWrite({ verb: 'create', resource: 'configmaps' }, undefined, { applied: true });
+
+    await expect(stages.advance(input(), signal)).rejects.toThrow('injected failure');
+    expect(migration().status?.stageObjects?.map((r) => r.name)).toEqual(['m1-cm']);
+
+    await stages.cleanup(migration(), signal);
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')).toBeUndefined();
+  });
+
+  it("records a stage's success before deleting its objects", async () => {
+    configure(deploying({ successConditions: ['cm.data.size == "2"'] }));
+    const mark = await begin();
+
+    expect(await stages.advance(input(), signal)).toEqual({ next: 'cutover' });
+
+    expect(api.log().slice(mark)).toEqual([
+      `create ${COMPUTE}/namespaces /default`,
+      `updateStatus ${COORD}/migrations /m1`, // stageObjects
+      `create ${COMPUTE}/configmaps default/m1-cm`,
+      `updateStatus ${COORD}/migrations /m1`, // success: CutoverInProgress
+      `delete ${COMPUTE}/configmaps default/m1-cm`,
+      `updateStatus ${COORD}/migrations /m1`, // stageObjects cleared
+    ]);
+    expect(migration().status?.state).toBe('CutoverInProgress');
+    expect(migration().status?.stageObjects).toBeUndefined();
+    expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({
+      status: 'True',
+      reason: 'AllStagesSucceeded',
+    });
+  });
+
+  it('keeps a recorded success when the deletion of the stage objects is cut short', async () => {
+    configure(deploying({ successConditions: ['cm.data.size == "2"'] }), { name: 'second', successConditions: ['true'] });
+    await begin();
+    api.failNextWrite({ verb: 'delete', resource: 'configmaps' });
+
+    await expect(stages.advance(input(), signal)).rejects.toThrow('injected failure');
+    expect(migration().status).toMatchObject({ stage: 'second', stageObjects: [{ stage: 'copy-data', name: 'm1-cm' }] });
+
+    // The next stage first removes what the earlier one left, then runs.
+    expect(await stages.advance(input(), signal)).toEqual({ next: 'cutover' });
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')).toBeUndefined();
+    expect(migration().status?.state).toBe('CutoverInProgress');
+    expect(migration().status?.stageObjects).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'a condition that does not compile',
+      [deploying({ successConditions: ['to.spec.size >'] })],
+      'InvalidStage',
+      'spec.stages[0].successConditions[0]',
+    ],
+    [
+      'a template of a kind compute does not serve',
+      [deploying({ templates: { job: { apiVersion: 'batch/v1', kind: 'Job' } } })],
+      'InvalidStage',
+      'has no kind Job',
+    ],
+    ['a recorded stage the configuration no longer has', [{ name: 'renamed' }], 'UnknownStage', 'stage "copy-data" is not in'],
+  ])('writes a StagesCompleted condition and throws TerminalError for %s', async (_, list, reason, message) => {
+    configure(deploying());
+    await begin();
+    configure(...(list as MigrationStage[]));
+    const mark = api.writes.length;
+
+    const error = await stages.advance(input(), signal).catch((err: unknown) => err);
+
+    expect(error).toBeInstanceOf(TerminalError);
+    expect(
+      api
+        .log()
+        .slice(mark)
+        .filter((line) => line.includes(`${COORD}/migrations`)),
+    ).toEqual([`updateStatus ${COORD}/migrations /m1`]);
+    expect(api.log({ cluster: COMPUTE, resource: 'configmaps' })).toEqual([]);
+    const condition = migration().status?.conditions?.find((c) => c.type === 'StagesCompleted');
+    expect(condition).toMatchObject({ status: 'False', reason });
+    expect(condition?.message).toContain(message);
+  });
+});

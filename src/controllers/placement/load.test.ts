@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { COORD, SyncWorld, WIDGETS } from '../../../test/fakes/sync-world.ts';
+import type { Assignment } from '../../apis/types.ts';
+import { CLUSTER_ANNOTATION } from '../../kcp-client-ts/types.ts';
+import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
+import { ObjectStore } from '../../runtime/store.ts';
+import { PlacementLoad } from './load.ts';
+import { placeObject } from './placement.ts';
+
+const signal = new AbortController().signal;
+
+/** A world with two equal providers whose AcceptAPI objects the Placer sees. */
+const twoProviders = (): SyncWorld => {
+  const world = new SyncWorld();
+  world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+  world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+  return world;
+};
+
+const providersOf = (assignments: Assignment[]): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const a of assignments) counts[a.spec.providerCluster] = (counts[a.spec.providerCluster] ?? 0) + 1;
+  return counts;
+};
+
+describe('PlacementLoad', () => {
+  it('spreads a burst over equal providers while the cache shows none of its Assignments', async () => {
+    const world = twoProviders();
+    // Objects the stable hash alone sends to provider-a: only the in-flight count can spread them.
+    const keys: ObjectKey[] = [];
+    for (let i = 0; keys.length < 10; i++) {
+      const key = { cluster: 'consumer-1', namespace: 'default', name: `w-${i}` };
+      const alone = placeObject({
+        gvr: WIDGETS,
+        spec: {},
+        objectId: encodeKey(key),
+        acceptAPIs: world.acceptAPIs.store.list(),
+        assignmentsByProvider: new Map(),
+      });
+      if (alone.winner?.providerCluster === 'provider-a') keys.push(key);
+    }
+    world.api.lagging = true;
+
+    const results = await Promise.all(keys.map((key) => world.placer.assign(key, {}, signal)));
+
+    expect(results.map((r) => r.outcome)).toEqual(keys.map(() => 'assigned'));
+    expect(world.informers.assignments.store.size).toBe(0); // the cache saw none of them
+    expect(providersOf(world.assignments())).toEqual({ 'provider-a': 5, 'provider-b': 5 });
+    expect(world.placer.load.pending).toBe(10);
+    // Once the cache shows them they count once, from the cache.
+    world.api.flush();
+    expect(Object.fromEntries(world.placer.load.byProvider())).toEqual({ 'provider-a': 5, 'provider-b': 5 });
+    expect(world.placer.load.pending).toBe(0);
+  });
+
+  it('stops counting a placement whose create failed', async () => {
+    const world = twoProviders();
+    world.api.lagging = true;
+    world.api.failNextWrite({ verb: 'create', resource: 'assignments' });
+    await expect(world.placer.assign({ cluster: 'consumer-1', namespace: 'default', name: 'w' }, {}, signal)).rejects.toThrow(
+      'injected failure',
+    );
+    expect(world.placer.load.pending).toBe(0);
+    expect(Object.fromEntries(world.placer.load.byProvider())).toEqual({});
+  });
+
+  it('counts an in-flight Assignment until the TTL ends, or once the cache shows it', () => {
+    let now = 1_000;
+    const assignments = new ObjectStore<Assignment>();
+    const load = new PlacementLoad({ assignments, coordinationCluster: COORD, gvr: WIDGETS, ttlMs: 30_000, now: () => now });
+    load.placing('assignment-1', 'provider-a');
+    load.placing('assignment-2', 'provider-b');
+
+    now += 30_000;
+    expect(Object.fromEntries(load.byProvider())).toEqual({ 'provider-a': 1, 'provider-b': 1 }); // not yet past the TTL
+
+    // assignment-2 shows up in the cache: counted from there, not twice.
+    assignments.upsert({
+      metadata: { name: 'assignment-2', annotations: { [CLUSTER_ANNOTATION]: COORD } },
+      spec: { consumerCluster: 'c', gvr: WIDGETS, name: 'w2', providerCluster: 'provider-b', acceptAPIName: 'widgets-b' },
+    });
+    expect(Object.fromEntries(load.byProvider())).toEqual({ 'provider-a': 1, 'provider-b': 1 });
+    expect(load.pending).toBe(1);
+
+    now += 1; // past the TTL: assignment-1 never appeared (deleted at once, say)
+    expect(Object.fromEntries(load.byProvider())).toEqual({ 'provider-b': 1 });
+    expect(load.pending).toBe(0);
+  });
+
+  it('ignores Assignments of other resources and the entries abandoned', () => {
+    const assignments = new ObjectStore<Assignment>();
+    const load = new PlacementLoad({ assignments, coordinationCluster: COORD, gvr: WIDGETS });
+    assignments.upsert({
+      metadata: { name: 'other', annotations: { [CLUSTER_ANNOTATION]: COORD } },
+      spec: {
+        consumerCluster: 'c',
+        gvr: { ...WIDGETS, resource: 'gadgets' },
+        name: 'g',
+        providerCluster: 'provider-a',
+        acceptAPIName: 'x',
+      },
+    });
+    load.placing('assignment-1', 'provider-a');
+    load.abandoned('assignment-1');
+    expect(Object.fromEntries(load.byProvider())).toEqual({});
+  });
+});

@@ -1,0 +1,211 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { MemoryApi } from '../../../test/fakes/memory-api.ts';
+import { MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, OWNER_UID_ANNOTATION } from '../../apis/names.ts';
+import type { DeletePreconditions } from '../../kcp-client-ts/resources.ts';
+import { CLUSTER_ANNOTATION, CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from './mirror.ts';
+
+const signal = new AbortController().signal;
+const C = 'consumer-1';
+const owner: MirrorOwner = { labels: { [OWNER_LABEL]: 'owner-1' }, uid: 'uid-of-owner' };
+const gvrOf = (kind: RelatedKind) => (kind === 'Secret' ? SECRETS : CONFIGMAPS);
+
+const source = (kind: RelatedKind, name: string, payload: Record<string, unknown>): RelatedSource => ({
+  kind,
+  object: {
+    apiVersion: 'v1',
+    kind,
+    metadata: {
+      name,
+      namespace: 'default',
+      uid: 'uid-in-staging',
+      resourceVersion: '7',
+      labels: { team: 'payments' },
+      annotations: { [CLUSTER_ANNOTATION]: 'ws-staging', note: 'from the provider' },
+    },
+    ...payload,
+  },
+});
+
+/** The consumer workspace: a cache of Secrets/ConfigMaps (label-selected like the broker's, or showing all) over a MemoryApi. */
+const targetOver = (api: MemoryApi, options: { selector?: string } = {}) => {
+  const caches: Record<RelatedKind, Informer> = {
+    Secret: api.informer(SECRETS, { clusters: [C], ...(options.selector ? { labelSelector: options.selector } : {}) }),
+    ConfigMap: api.informer(CONFIGMAPS, { clusters: [C], ...(options.selector ? { labelSelector: options.selector } : {}) }),
+  };
+  const deletes: { name: string; preconditions: DeletePreconditions | undefined }[] = [];
+  const updates: KubeObject[] = [];
+  const target: MirrorTarget = {
+    client: (kind) => {
+      const client = api.client(C, gvrOf(kind));
+      return {
+        ...client,
+        update: (obj, s) => {
+          updates.push(obj);
+          return client.update(obj, s);
+        },
+        delete: (t, s, preconditions) => {
+          deletes.push({ name: t.name, preconditions });
+          return client.delete(t, s, preconditions);
+        },
+      };
+    },
+    find: async (kind, namespace, name) => caches[kind].store.get({ cluster: C, namespace, name }),
+    labelled: async (kind, labels) =>
+      caches[kind].store.list((o) => Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v)),
+  };
+  return { target, deletes, updates };
+};
+
+const mirror = (target: MirrorTarget, sources: RelatedSource[]) =>
+  mirrorRelated({ sources, owner, target, placeOf: (s) => ({ namespace: 'default', name: s.object.metadata.name ?? '' }), signal });
+
+describe('mirrorRelated', () => {
+  let api: MemoryApi;
+  beforeEach(() => {
+    api = new MemoryApi();
+  });
+
+  it('creates copies carrying the owner labels, the owner uid and the payload, without kcp metadata', async () => {
+    const { target } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    const secret = source('Secret', 'tls', { type: 'kubernetes.io/tls', data: { 'tls.crt': 'Y3J0' } });
+    const config = source('ConfigMap', 'settings', { data: { mode: 'fast' } });
+
+    expect(await mirror(target, [secret, config])).toEqual({ conflicts: [], deleted: 0 });
+
+    expect(api.log()).toEqual([`create ${C}/secrets default/tls`, `create ${C}/configmaps default/settings`]);
+    const copy = api.get(C, SECRETS, 'default', 'tls')!;
+    expect(copy.metadata.labels).toEqual({ team: 'payments', [OWNER_LABEL]: 'owner-1', [MANAGED_BY_LABEL]: MANAGER });
+    expect(copy.metadata.annotations).toEqual({
+      note: 'from the provider',
+      [OWNER_UID_ANNOTATION]: 'uid-of-owner',
+      [CLUSTER_ANNOTATION]: C,
+    });
+    expect(copy['type']).toBe('kubernetes.io/tls');
+    expect(copy['data']).toEqual({ 'tls.crt': 'Y3J0' });
+    expect(api.get(C, CONFIGMAPS, 'default', 'settings')?.['data']).toEqual({ mode: 'fast' });
+
+    // A second pass finds them equal and writes nothing.
+    await mirror(target, [secret, config]);
+    expect(api.writes).toHaveLength(2);
+  });
+
+  it.each([
+    ['has no labels', {}, {}],
+    [
+      'belongs to another incarnation of the owner (another uid)',
+      { [OWNER_LABEL]: 'owner-1', [MANAGED_BY_LABEL]: MANAGER },
+      { [OWNER_UID_ANNOTATION]: 'uid-old' },
+    ],
+    ['belongs to another owner', { [OWNER_LABEL]: 'owner-2', [MANAGED_BY_LABEL]: MANAGER }, { [OWNER_UID_ANNOTATION]: 'uid-of-owner' }],
+  ])('reports a name taken by an object that %s as a conflict and leaves it byte for byte', async (_, labels, annotations) => {
+    const { target } = targetOver(api); // the cache shows every Secret
+    const theirs = api.put(C, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'tls', namespace: 'default', labels, annotations },
+      data: { mine: 'eA==' },
+    });
+
+    const result = await mirror(target, [source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } })]);
+
+    expect(result.conflicts).toEqual([{ kind: 'Secret', namespace: 'default', name: 'tls' }]);
+    expect(api.writes).toEqual([]);
+    expect(JSON.stringify(api.get(C, SECRETS, 'default', 'tls'))).toBe(JSON.stringify(theirs));
+  });
+
+  it('reports a conflict when the cache does not show the object and create answers AlreadyExists', async () => {
+    const { target } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` }); // only labelled objects cached
+    const theirs = api.put(C, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'tls', namespace: 'default' },
+      data: { mine: 'eA==' },
+    });
+    const attempts = api.attempts;
+
+    const result = await mirror(target, [source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } })]);
+
+    expect(result.conflicts).toEqual([{ kind: 'Secret', namespace: 'default', name: 'tls' }]);
+    expect(api.attempts).toBe(attempts + 1); // the create, refused
+    expect(api.writes).toEqual([]);
+    expect(JSON.stringify(api.get(C, SECRETS, 'default', 'tls'))).toBe(JSON.stringify(theirs));
+  });
+
+  it("updates its own copy with the cached resourceVersion, so another writer's change is not overwritten", async () => {
+    const { target, updates } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    await mirror(target, [source('Secret', 'tls', { data: { v: 'MQ==' } })]);
+    const cached = api.get(C, SECRETS, 'default', 'tls')!;
+
+    // Someone edits the copy; the cache has not seen it yet.
+    api.lagging = true;
+    api.put(C, SECRETS, { ...cached, data: { v: 'edited' } });
+    await expect(mirror(target, [source('Secret', 'tls', { data: { v: 'Mg==' } })])).rejects.toMatchObject({ status: 409 });
+    expect(updates.at(-1)?.metadata).toMatchObject({ uid: cached.metadata.uid, resourceVersion: cached.metadata.resourceVersion });
+    expect(api.get(C, SECRETS, 'default', 'tls')?.['data']).toEqual({ v: 'edited' });
+
+    // With the cache caught up, the next pass rewrites it.
+    api.flush();
+    await mirror(target, [source('Secret', 'tls', { data: { v: 'Mg==' } })]);
+    expect(api.get(C, SECRETS, 'default', 'tls')?.['data']).toEqual({ v: 'Mg==' });
+    expect(api.log({ verb: 'update' })).toEqual([`update ${C}/secrets default/tls`]);
+  });
+
+  it('deletes only the copies of this owner nobody publishes any more, with uid and resourceVersion preconditions', async () => {
+    const { target, deletes } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    await mirror(target, [
+      source('Secret', 'keep', { data: {} }),
+      source('Secret', 'old', { data: {} }),
+      source('ConfigMap', 'old-cm', { data: {} }),
+    ]);
+    const previous = api.put(C, SECRETS, {
+      metadata: {
+        name: 'previous-owner',
+        namespace: 'default',
+        labels: { [OWNER_LABEL]: 'owner-1', [MANAGED_BY_LABEL]: MANAGER },
+        annotations: { [OWNER_UID_ANNOTATION]: 'uid-old' },
+      },
+    });
+    const other = api.put(C, SECRETS, {
+      metadata: { name: 'other-owner', namespace: 'default', labels: { [OWNER_LABEL]: 'owner-2', [MANAGED_BY_LABEL]: MANAGER } },
+    });
+    const old = api.get(C, SECRETS, 'default', 'old')!;
+    const oldCm = api.get(C, CONFIGMAPS, 'default', 'old-cm')!;
+
+    const result = await mirror(target, [source('Secret', 'keep', { data: {} })]);
+
+    expect(result).toEqual({ conflicts: [], deleted: 2 });
+    expect(api.log({ verb: 'delete' })).toEqual([`delete ${C}/secrets default/old`, `delete ${C}/configmaps default/old-cm`]);
+    expect(deletes).toEqual([
+      { name: 'old', preconditions: { uid: old.metadata.uid, resourceVersion: old.metadata.resourceVersion } },
+      { name: 'old-cm', preconditions: { uid: oldCm.metadata.uid, resourceVersion: oldCm.metadata.resourceVersion } },
+    ]);
+    expect(
+      api
+        .list(C, SECRETS)
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).toEqual(['keep', 'other-owner', 'previous-owner']);
+    expect(api.get(C, SECRETS, 'default', 'previous-owner')).toEqual(previous);
+    expect(api.get(C, SECRETS, 'default', 'other-owner')).toEqual(other);
+  });
+
+  it('does not delete a copy that changed between the read and the delete', async () => {
+    const { target } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    await mirror(target, [source('Secret', 'old', { data: {} })]);
+    const copy = api.get(C, SECRETS, 'default', 'old')!;
+
+    // Someone takes the object over (drops the broker's labels); the cache still shows the copy as it was.
+    api.lagging = true;
+    const taken = api.put(C, SECRETS, { ...copy, metadata: { ...copy.metadata, labels: { team: 'payments' } }, data: { now: 'bWluZQ==' } });
+    await mirror(target, []);
+    expect(api.writes.filter((w) => w.verb === 'delete')).toEqual([]);
+    expect(api.get(C, SECRETS, 'default', 'old')).toEqual(taken);
+
+    // Once the cache shows the change, the object is no longer the owner's: left alone for good.
+    api.flush();
+    expect(await mirror(target, [])).toEqual({ conflicts: [], deleted: 0 });
+    expect(api.get(C, SECRETS, 'default', 'old')).toEqual(taken);
+  });
+});

@@ -1,0 +1,372 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { formatWrite } from '../../../test/fakes/memory-api.ts';
+import { COORD, CONSUMER, PROVIDER_FINALIZER, SyncWorld, WIDGETS, clusterOfStagingWorkspace } from '../../../test/fakes/sync-world.ts';
+import {
+  assignmentName,
+  CONSUMER_CLUSTER_ANNOTATION,
+  CONSUMER_NAME_ANNOTATION,
+  FINALIZER,
+  MANAGED_BY_LABEL,
+  MANAGER,
+  OWNER_LABEL,
+  OWNER_UID_ANNOTATION,
+  relatedOwnerOf,
+  stagingWorkspaceName,
+} from '../../apis/names.ts';
+import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
+import { CLUSTER_ANNOTATION, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { ObjectKey } from '../../runtime/object-key.ts';
+
+const ASSIGNMENT = assignmentName(CONSUMER, WIDGETS, 'default', 'w1');
+const STAGING = stagingWorkspaceName(CONSUMER, 'provider-a', 'export-a');
+const WS = clusterOfStagingWorkspace(STAGING);
+const secretRef = (name: string, namespace?: string) => ({
+  name,
+  ...(namespace ? { namespace } : {}),
+  gvk: { group: '', version: 'v1', kind: 'Secret' },
+});
+
+/** A provider that publishes a Secret next to each copy and names it (plus `extra` entries) in status.relatedResources. */
+const publishingSecret =
+  (extra: Record<string, unknown> = {}) =>
+  (copy: KubeObject, cluster: string, api: SyncWorld['api']) => {
+    const name = `${copy.metadata.name}-tls`;
+    api.put(cluster, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: copy.metadata.namespace },
+      data: { 'tls.crt': 'Y3J0' },
+    });
+    return { status: 'Available', url: `https://${copy.metadata.name}.example`, relatedResources: { tls: secretRef(name), ...extra } };
+  };
+
+/** The writes since `mark` (an index into the log). */
+const since = (world: SyncWorld, mark: number): string[] => world.api.log().slice(mark);
+
+describe('SyncController', () => {
+  let world: SyncWorld;
+  let key: ObjectKey;
+  beforeEach(() => {
+    world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    key = world.createWidget('default', 'w1', { size: 2 }, CONSUMER, {
+      metadata: { labels: { app: 'shop' }, annotations: { note: 'hello' } },
+    });
+  });
+
+  it('adds its finalizer, places the object and creates its StagingWorkspace on the first reconcile', async () => {
+    await world.reconcile(key);
+
+    expect(world.api.log()).toEqual([
+      `patch ${CONSUMER}/widgets default/w1`,
+      `create ${COORD}/assignments /${ASSIGNMENT}`,
+      `updateStatus ${COORD}/assignments /${ASSIGNMENT}`,
+      `create ${COORD}/stagingworkspaces /${STAGING}`,
+    ]);
+    expect(world.widget(key)?.metadata.finalizers).toEqual([FINALIZER]);
+    expect(world.assignments()).toMatchObject([{ spec: { providerCluster: 'provider-a' }, status: { stagingWorkspace: STAGING } }]);
+    expect(world.api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', STAGING)?.spec).toEqual({
+      consumerCluster: CONSUMER,
+      providerCluster: 'provider-a',
+      apiExportName: 'export-a',
+    });
+    expect(world.events.of('Assigned')).toMatchObject([{ object: `${CONSUMER}/default/w1`, type: 'Normal' }]);
+
+    // Until the StagingWorkspace is Ready there is nothing more to do.
+    await world.reconcile(key);
+    expect(world.api.writes).toHaveLength(4);
+  });
+
+  it('records NoMatchingProvider and writes nothing but the finalizer when no AcceptAPI matches', async () => {
+    world.api.remove('provider-a', ACCEPTAPI_GVR, '', 'widgets-a');
+    await world.reconcile(key);
+    expect(world.api.log()).toEqual([`patch ${CONSUMER}/widgets default/w1`]);
+    expect(world.events.of('NoMatchingProvider')).toHaveLength(1);
+  });
+
+  it("creates the staging copy with the consumer's spec, labels and annotations once the StagingWorkspace is Ready", async () => {
+    await world.reconcile(key);
+    world.stagingWorkspacesReady();
+    const mark = world.api.writes.length;
+
+    await world.reconcile(key);
+
+    expect(since(world, mark)).toEqual([
+      `create ${WS}/namespaces /default`,
+      `create ${WS}/widgets default/w1`,
+      `updateStatus ${COORD}/assignments /${ASSIGNMENT}`,
+    ]);
+    const copy = world.copyIn(STAGING, key)!;
+    expect(copy['spec']).toEqual({ size: 2 });
+    expect(copy.metadata.labels).toEqual({ app: 'shop' });
+    expect(copy.metadata.annotations).toEqual({
+      note: 'hello',
+      [CONSUMER_CLUSTER_ANNOTATION]: CONSUMER,
+      [CONSUMER_NAME_ANNOTATION]: 'default/w1',
+      [CLUSTER_ANNOTATION]: WS,
+    });
+    expect(copy.metadata.finalizers).toBeUndefined();
+    expect(world.assignments()[0]?.status?.phase).toBe('Bound');
+
+    // A spec edit reaches the copy; an unchanged object writes nothing.
+    const widget = world.widget(key)!;
+    world.api.put(CONSUMER, WIDGETS, { ...widget, spec: { size: 5 } });
+    await world.reconcile(key);
+    await world.reconcile(key);
+    expect(since(world, mark).slice(3)).toEqual([`update ${WS}/widgets default/w1`]);
+    expect(world.copyIn(STAGING, key)?.['spec']).toEqual({ size: 5 });
+  });
+
+  it("brings the provider's status on the copy up to the consumer object", async () => {
+    world.provider = () => ({ status: 'Provisioning' });
+    await world.settle(key);
+    expect(world.widget(key)?.['status']).toEqual({ status: 'Provisioning' });
+
+    const copy = world.copyIn(STAGING, key)!;
+    world.api.put(WS, WIDGETS, { ...copy, status: { status: 'Available', url: 'https://w1.example' } });
+    const mark = world.api.writes.length;
+    await world.settle(key);
+
+    expect(since(world, mark)).toEqual([`updateStatus ${CONSUMER}/widgets default/w1`]);
+    expect(world.widget(key)?.['status']).toEqual({ status: 'Available', url: 'https://w1.example' });
+    expect(world.widget(key)?.['spec']).toEqual({ size: 2 });
+  });
+
+  it("copies a related Secret of the copy's namespace and refuses other namespaces and kube-system with an Event", async () => {
+    world.provider = publishingSecret({ elsewhere: secretRef('stolen', 'other'), system: secretRef('admin', 'kube-system') });
+    await world.settle(key);
+
+    const secrets = world.api.list(CONSUMER, SECRETS);
+    expect(secrets.map((s) => `${s.metadata.namespace}/${s.metadata.name}`)).toEqual(['default/w1-tls']);
+    expect(secrets[0]?.['data']).toEqual({ 'tls.crt': 'Y3J0' });
+    expect(secrets[0]?.metadata.labels).toEqual({
+      [OWNER_LABEL]: relatedOwnerOf(CONSUMER, WIDGETS, 'default', 'w1'),
+      [MANAGED_BY_LABEL]: MANAGER,
+    });
+    expect(secrets[0]?.metadata.annotations?.[OWNER_UID_ANNOTATION]).toBe(world.widget(key)?.metadata.uid);
+    const refused = world.events.of('RelatedResourceRefused');
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]?.type).toBe('Warning');
+    expect(refused[0]?.message).toContain('elsewhere: namespace "other" is not the object\'s namespace "default"');
+    expect(refused[0]?.message).toContain('system: namespace "kube-system"');
+  });
+
+  it('follows changes of a related Secret, and deletes its copy once the provider stops naming it', async () => {
+    world.provider = publishingSecret();
+    await world.settle(key);
+    const published = world.api.get(WS, SECRETS, 'default', 'w1-tls')!;
+    world.api.put(WS, SECRETS, { ...published, data: { 'tls.crt': 'cmVuZXdlZA==' } });
+    const mark = world.api.writes.length;
+    await world.settle(key);
+    expect(since(world, mark)).toEqual([`update ${CONSUMER}/secrets default/w1-tls`]);
+    expect(world.api.get(CONSUMER, SECRETS, 'default', 'w1-tls')?.['data']).toEqual({ 'tls.crt': 'cmVuZXdlZA==' });
+
+    const copy = world.copyIn(STAGING, key)!;
+    world.api.put(WS, WIDGETS, { ...copy, status: { status: 'Available' } });
+    await world.settle(key);
+    expect(since(world, mark).slice(1)).toEqual([
+      `updateStatus ${CONSUMER}/widgets default/w1`,
+      `delete ${CONSUMER}/secrets default/w1-tls`,
+    ]);
+    expect(world.api.list(CONSUMER, SECRETS)).toEqual([]);
+  });
+
+  it("leaves the consumer's own Secret of the same name untouched and says so with a RelatedResourceConflict Event", async () => {
+    world.provider = publishingSecret();
+    const mine = world.api.put(CONSUMER, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'w1-tls', namespace: 'default' },
+      data: { mine: 'eA==' },
+    });
+
+    await world.settle(key);
+
+    expect(JSON.stringify(world.api.get(CONSUMER, SECRETS, 'default', 'w1-tls'))).toBe(JSON.stringify(mine));
+    expect(world.api.log({ cluster: CONSUMER, resource: 'secrets' })).toEqual([]);
+    expect(world.events.of('RelatedResourceConflict')[0]?.message).toContain('Secret default/w1-tls');
+    expect(world.widget(key)?.['status']).toMatchObject({ status: 'Available' }); // the object itself is served
+
+    // Deleting the object does not take the consumer's Secret with it.
+    world.deleteWidget(key);
+    await world.settle(key);
+    expect(JSON.stringify(world.api.get(CONSUMER, SECRETS, 'default', 'w1-tls'))).toBe(JSON.stringify(mine));
+  });
+
+  it('deletes related copies, then the staging copy (waiting while the provider holds it), then the Assignment, the finalizer last', async () => {
+    world.provider = publishingSecret();
+    await world.settle(key);
+    const mark = world.api.writes.length;
+    world.deleteWidget(key);
+
+    expect(await world.reconcile(key)).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    expect(since(world, mark)).toEqual([`delete ${CONSUMER}/secrets default/w1-tls`]);
+
+    expect(await world.reconcile(key)).toMatchObject({ requeueAfterMs: expect.any(Number) });
+    expect(world.copyIn(STAGING, key)?.metadata.finalizers).toEqual([PROVIDER_FINALIZER]);
+    expect(await world.reconcile(key)).toMatchObject({ requeueAfterMs: expect.any(Number) }); // still there: waits
+    expect(since(world, mark)).toEqual([`delete ${CONSUMER}/secrets default/w1-tls`, `delete ${WS}/widgets default/w1`]);
+    expect(world.assignments()).toHaveLength(1);
+    expect(world.widget(key)?.metadata.finalizers).toEqual([FINALIZER]);
+
+    world.providersAct(); // the provider finalizes its copy
+    expect(await world.reconcile(key)).toBeUndefined();
+    expect(since(world, mark)).toEqual([
+      `delete ${CONSUMER}/secrets default/w1-tls`,
+      `delete ${WS}/widgets default/w1`,
+      `delete ${COORD}/assignments /${ASSIGNMENT}`,
+      `patch ${CONSUMER}/widgets default/w1`,
+    ]);
+    expect(world.widget(key)).toBeUndefined();
+    expect(world.assignments()).toEqual([]);
+    expect(world.released).toEqual([STAGING]);
+  });
+
+  it('cleans up behind an object that was forced away without its finalizer running', async () => {
+    world.provider = publishingSecret();
+    await world.settle(key);
+    world.api.remove(CONSUMER, WIDGETS, 'default', 'w1');
+    await world.settle(key);
+    expect(world.api.list(CONSUMER, SECRETS)).toEqual([]);
+    expect(world.copyIn(STAGING, key)).toBeUndefined();
+    expect(world.assignments()).toEqual([]);
+  });
+
+  it('deletes during a migration: related copies, both staging copies, the Migration, the Assignment, the finalizer last', async () => {
+    world.provider = (copy, cluster, api) => (cluster === WS ? publishingSecret()(copy, cluster, api) : { status: 'Provisioning' });
+    await world.settle(key);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a', { ready: false });
+    await world.settle(key);
+    const destination = stagingWorkspaceName(CONSUMER, 'provider-b', 'export-b');
+    expect(world.migrations()).toHaveLength(1);
+    expect(world.copyIn(destination, key)?.['status']).toEqual({ status: 'Provisioning' });
+    const mark = world.api.writes.length;
+
+    world.deleteWidget(key);
+    await world.settle(key);
+
+    const log = since(world, mark);
+    const at = (line: string): number => {
+      expect(log).toContain(line);
+      return log.indexOf(line);
+    };
+    const related = at(`delete ${CONSUMER}/secrets default/w1-tls`);
+    const origin = at(`delete ${WS}/widgets default/w1`);
+    const dest = at(`delete ${clusterOfStagingWorkspace(destination)}/widgets default/w1`);
+    const migration = at(`delete ${COORD}/migrations /${ASSIGNMENT.replace('assignment-', 'migration-')}`);
+    const assignment = at(`delete ${COORD}/assignments /${ASSIGNMENT}`);
+    const finalizer = at(`patch ${CONSUMER}/widgets default/w1`);
+    expect(related).toBeLessThan(Math.min(origin, dest));
+    expect(Math.max(origin, dest)).toBeLessThan(migration);
+    expect(migration).toBeLessThan(assignment);
+    expect(assignment).toBeLessThan(finalizer);
+    expect(finalizer).toBe(log.length - 1);
+    expect(world.migrations()).toEqual([]);
+    expect(world.copyIn(destination, key)).toBeUndefined();
+    expect(world.released.sort()).toEqual([STAGING, destination].sort());
+  });
+
+  it('completes an Assignment a crash left without status, instead of placing again', async () => {
+    world.api.failNextWrite({ verb: 'updateStatus', resource: 'assignments' });
+    await expect(world.reconcile(key)).rejects.toThrow('injected failure');
+    expect(world.assignments()).toMatchObject([{ spec: { providerCluster: 'provider-a' } }]);
+    expect(world.assignments()[0]?.status).toBeUndefined();
+    const mark = world.api.writes.length;
+
+    await world.reconcile(key);
+
+    expect(since(world, mark)).toEqual([
+      `updateStatus ${COORD}/assignments /${ASSIGNMENT}`,
+      `create ${COORD}/stagingworkspaces /${STAGING}`,
+    ]);
+    expect(world.assignments()).toHaveLength(1);
+    expect(world.assignments()[0]?.status?.stagingWorkspace).toBe(STAGING);
+  });
+
+  it('deletes an Assignment left without status whose AcceptAPI is gone, and places the object afresh', async () => {
+    world.api.failNextWrite({ verb: 'updateStatus', resource: 'assignments' });
+    await expect(world.reconcile(key)).rejects.toThrow();
+    world.api.remove('provider-a', ACCEPTAPI_GVR, '', 'widgets-a');
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    const mark = world.api.writes.length;
+
+    await world.reconcile(key);
+    await world.reconcile(key);
+
+    expect(since(world, mark)).toEqual([
+      `delete ${COORD}/assignments /${ASSIGNMENT}`,
+      `create ${COORD}/assignments /${ASSIGNMENT}`,
+      `updateStatus ${COORD}/assignments /${ASSIGNMENT}`,
+      `create ${COORD}/stagingworkspaces /${stagingWorkspaceName(CONSUMER, 'provider-b', 'export-b')}`,
+    ]);
+    expect(world.api.get<Assignment>(COORD, ASSIGNMENT_GVR, '', ASSIGNMENT)?.status?.providerCluster).toBe('provider-b');
+  });
+});
+
+describe('SyncController after a failure at any write of a lifecycle', () => {
+  /** Create, serve (status and a related Secret), delete: the state when served, and at the end. */
+  const lifecycle = async (fault?: { n: number; applied: boolean }) => {
+    const world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    world.provider = publishingSecret();
+    const key = world.createWidget('default', 'w1', { size: 2 });
+    if (fault) world.api.failWriteNumber(fault.n, undefined, { applied: fault.applied });
+    await world.settle(key);
+    const served = world.snapshot();
+    world.deleteWidget(key);
+    await world.settle(key);
+    return { world, served, end: world.snapshot() };
+  };
+
+  it.each([
+    ['fails before it takes effect', false],
+    ['takes effect but its reply is lost', true],
+  ])('converges to the same state when the write %s', async (_, applied) => {
+    const clean = await lifecycle();
+    expect(clean.world.errors).toEqual([]);
+    expect(clean.served.filter((line) => / (assignments|widgets|secrets)\./.test(line))).toHaveLength(5); // Assignment, widget, copy, 2 Secrets
+    expect(clean.end.some((line) => / (assignments|widgets)\./.test(line))).toBe(false);
+    const writes = clean.world.api.attempts;
+    expect(writes).toBeGreaterThan(10);
+
+    const diverged: string[] = [];
+    for (let n = 1; n <= writes; n++) {
+      const run = await lifecycle({ n, applied });
+      const hit = run.world.api.failed.map(formatWrite).join('');
+      if (run.world.errors.length !== 1) diverged.push(`write ${n} (${hit}): ${run.world.errors.length} errors`);
+      if (JSON.stringify(run.served) !== JSON.stringify(clean.served)) diverged.push(`write ${n} (${hit}): served state differs`);
+      if (JSON.stringify(run.end) !== JSON.stringify(clean.end)) diverged.push(`write ${n} (${hit}): end state differs`);
+    }
+    expect(diverged).toEqual([]);
+  });
+
+  it('converges without duplicates when each reconcile runs twice against a cache one step behind', async () => {
+    const clean = await lifecycle();
+    const world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    world.provider = publishingSecret();
+    const key = world.createWidget('default', 'w1', { size: 2 });
+    world.api.lagging = true;
+    const settleLagging = async (): Promise<void> => {
+      for (let round = 0; round < 30; round++) {
+        const [writes, errors] = [world.api.writes.length, world.errors.length];
+        for (const _ of [1, 2]) await world.reconcile(key).catch((err: unknown) => world.errors.push(err));
+        world.api.flush();
+        const changed = world.stagingWorkspacesReady() || world.providersAct();
+        world.api.flush();
+        if (!changed && world.api.writes.length === writes && world.errors.length === errors) return;
+      }
+      throw new Error(`not settled: ${world.api.log().slice(-6).join('; ')}`);
+    };
+
+    await settleLagging();
+    expect(world.snapshot()).toEqual(clean.served);
+    world.deleteWidget(key);
+    world.api.flush();
+    await settleLagging();
+    expect(world.snapshot()).toEqual(clean.end);
+    expect(world.api.log({ verb: 'create', resource: 'assignments' })).toHaveLength(1);
+    expect(world.api.log({ verb: 'create', resource: 'secrets' })).toHaveLength(1);
+  });
+});

@@ -1,0 +1,306 @@
+/**
+ * One brokered resource's SyncController (with its Placer, Migrator and MigrationStages) over a
+ * MemoryApi, plus the other actors around it: users who create and delete consumer objects, the
+ * staging-workspace controller that makes StagingWorkspaces Ready, and providers that write the
+ * status of their copies (holding a finalizer on them). Reconciles run one by one, directly.
+ */
+import {
+  ACCEPTAPI_GVR,
+  ASSIGNMENT_GVR,
+  MIGRATION_GVR,
+  MIGRATIONCONFIGURATION_GVR,
+  STAGINGWORKSPACE_GVR,
+  type AcceptAPI,
+  type AcceptAPIFilter,
+  type Assignment,
+  type BrokeredApi,
+  type Migration,
+  type MigrationConfiguration,
+  type StagingWorkspace,
+} from '../../src/apis/types.ts';
+import { MigrationStages } from '../../src/controllers/migration/stage-runner.ts';
+import { Migrator } from '../../src/controllers/migration/migrator.ts';
+import { Placer } from '../../src/controllers/placement/assign.ts';
+import { RELATED_COPY_SELECTOR, SyncController, type ConsumerSide } from '../../src/controllers/sync/controller.ts';
+import type { StagingCache, StagingSide } from '../../src/controllers/sync/staging.ts';
+import { Coordination } from '../../src/coordination/coordination.ts';
+import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { silentLogger } from '../../src/logging.ts';
+import type { Informer } from '../../src/runtime/informer.ts';
+import { encodeKey, type ObjectKey } from '../../src/runtime/object-key.ts';
+import type { ReconcileResult } from '../../src/runtime/workqueue.ts';
+import { memoryCompute } from './compute.ts';
+import { RecordingEvents } from './events.ts';
+import { MemoryApi } from './memory-api.ts';
+
+export const WIDGETS: GroupVersionResource = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'widgets' };
+export const WIDGET_API: BrokeredApi = {
+  ...WIDGETS,
+  kind: 'Widget',
+  namespaced: true,
+  exportName: 'widgets',
+  virtualWorkspaceUrl: 'memory://widgets',
+};
+export const COORD = 'coord';
+export const COMPUTE = 'compute';
+export const CONSUMER = 'consumer-1';
+export const PROVIDER_FINALIZER = 'provider.example/cleanup';
+
+/** The logical cluster the simulated staging-workspace controller gives a StagingWorkspace. */
+export const clusterOfStagingWorkspace = (name: string): string => `ws-${name}`;
+
+/** What a simulated provider writes into its copy's status (default: Available). */
+export type ProviderBehaviour = (copy: KubeObject, cluster: string, api: MemoryApi) => Record<string, unknown> | undefined;
+
+export class SyncWorld {
+  readonly api = new MemoryApi();
+  readonly events = new RecordingEvents();
+  readonly released: string[] = [];
+  readonly errors: unknown[] = [];
+  readonly signal = new AbortController().signal;
+  readonly informers: {
+    assignments: Informer<Assignment>;
+    stagingWorkspaces: Informer<StagingWorkspace>;
+    migrations: Informer<Migration>;
+    configurations: Informer<MigrationConfiguration>;
+  };
+  readonly acceptAPIs: Informer<AcceptAPI>;
+  readonly coordination: Coordination;
+  readonly consumers: ConsumerSide;
+  readonly staging: StagingSide;
+  readonly placer: Placer;
+  readonly stages: MigrationStages;
+  readonly migrator: Migrator;
+  readonly sync: SyncController;
+  /** How providers answer a copy without status; undefined leaves it without. */
+  provider: ProviderBehaviour = () => ({ status: 'Available' });
+
+  constructor(options: { consumerClusters?: string[] } = {}) {
+    const { api } = this;
+    const consumerClusters = options.consumerClusters ?? [CONSUMER];
+    const logger = silentLogger();
+    const coord = { clusters: [COORD] };
+    this.informers = {
+      assignments: api.informer<Assignment>(ASSIGNMENT_GVR, coord),
+      stagingWorkspaces: api.informer<StagingWorkspace>(STAGINGWORKSPACE_GVR, coord),
+      migrations: api.informer<Migration>(MIGRATION_GVR, coord),
+      configurations: api.informer<MigrationConfiguration>(MIGRATIONCONFIGURATION_GVR, coord),
+    };
+    this.acceptAPIs = api.informer<AcceptAPI>(ACCEPTAPI_GVR);
+    const kind = <T extends Assignment | StagingWorkspace | Migration | MigrationConfiguration>(
+      informer: Informer<T>,
+      gvr: GroupVersionResource,
+    ) => ({ store: informer.store, client: api.client<T>(COORD, gvr) });
+    this.coordination = new Coordination({
+      cluster: COORD,
+      assignments: kind(this.informers.assignments, ASSIGNMENT_GVR),
+      stagingWorkspaces: kind(this.informers.stagingWorkspaces, STAGINGWORKSPACE_GVR),
+      migrations: kind(this.informers.migrations, MIGRATION_GVR),
+      configurations: kind(this.informers.configurations, MIGRATIONCONFIGURATION_GVR),
+    });
+    const related = { clusters: consumerClusters, labelSelector: RELATED_COPY_SELECTOR };
+    this.consumers = {
+      objects: api.informer(WIDGETS, { clusters: consumerClusters }),
+      secrets: api.informer(SECRETS, related),
+      configMaps: api.informer(CONFIGMAPS, related),
+      client: (cluster, gvr) => api.client(cluster, gvr),
+    };
+    const caches = new Map<string, StagingCache>();
+    this.staging = {
+      cache: (cluster) => {
+        const cache = caches.get(cluster) ?? {
+          objects: api.informer(WIDGETS, { clusters: [cluster] }),
+          secrets: api.informer(SECRETS, { clusters: [cluster] }),
+          configMaps: api.informer(CONFIGMAPS, { clusters: [cluster] }),
+        };
+        caches.set(cluster, cache);
+        return cache;
+      },
+      client: (cluster, gvr = WIDGETS) => api.client(cluster, gvr),
+    };
+    this.placer = new Placer({ gvr: WIDGETS, coordination: this.coordination, acceptAPIs: () => this.acceptAPIs.store.list() });
+    this.stages = new MigrationStages({
+      compute: memoryCompute(api, COMPUTE),
+      migrationClient: this.coordination.migrations.client,
+      configurations: this.informers.configurations.store,
+      logger,
+    });
+    const releaseStagingWorkspace = (name: string): void => void this.released.push(name);
+    this.migrator = new Migrator({
+      gvr: WIDGETS,
+      kind: 'Widget',
+      coordination: this.coordination,
+      acceptAPIs: this.acceptAPIs,
+      placer: this.placer,
+      stages: this.stages,
+      events: this.events,
+      logger,
+      releaseStagingWorkspace,
+    });
+    this.sync = new SyncController({
+      api: WIDGET_API,
+      consumers: this.consumers,
+      staging: this.staging,
+      coordination: this.coordination,
+      coordinationInformers: this.informers,
+      acceptAPIs: this.acceptAPIs,
+      placer: this.placer,
+      migrator: this.migrator,
+      events: this.events,
+      releaseStagingWorkspace,
+      logger,
+    });
+  }
+
+  /** A provider publishes an AcceptAPI for widgets (Ready unless told otherwise). */
+  acceptAPI(
+    provider: string,
+    name: string,
+    apiExportName: string,
+    options: { ready?: boolean; filters?: AcceptAPIFilter[] } = {},
+  ): AcceptAPI {
+    return this.api.put<AcceptAPI>(provider, ACCEPTAPI_GVR, {
+      metadata: { name },
+      spec: { gvr: WIDGETS, apiExportName, ...(options.filters ? { filters: options.filters } : {}) },
+      status: {
+        conditions: [
+          { type: 'Ready', status: options.ready === false ? 'False' : 'True', reason: 'Verified', message: '', lastTransitionTime: '' },
+        ],
+      },
+    });
+  }
+
+  /** A user creates a widget. */
+  createWidget(
+    namespace: string,
+    name: string,
+    spec: Record<string, unknown>,
+    cluster = CONSUMER,
+    extra: Partial<KubeObject> = {},
+  ): ObjectKey {
+    this.api.put(cluster, WIDGETS, {
+      apiVersion: 'example.platform-mesh.io/v1alpha1',
+      kind: 'Widget',
+      ...extra,
+      metadata: { name, namespace, ...extra.metadata },
+      spec,
+    });
+    return { cluster, namespace, name };
+  }
+
+  /** A user deletes a widget: marked while it has finalizers, else gone. */
+  deleteWidget(key: ObjectKey): void {
+    const obj = this.widget(key);
+    if (obj?.metadata.finalizers?.length)
+      this.api.put(key.cluster, WIDGETS, { ...obj, metadata: { ...obj.metadata, deletionTimestamp: new Date().toISOString() } });
+    else this.api.remove(key.cluster, WIDGETS, key.namespace, key.name);
+  }
+
+  widget(key: ObjectKey): KubeObject | undefined {
+    return this.api.get(key.cluster, WIDGETS, key.namespace, key.name);
+  }
+
+  /** The copy of `key` in a StagingWorkspace's cluster. */
+  copyIn(stagingWorkspace: string, key: ObjectKey): KubeObject | undefined {
+    return this.api.get(clusterOfStagingWorkspace(stagingWorkspace), WIDGETS, key.namespace, key.name);
+  }
+
+  assignments(): Assignment[] {
+    return this.api.list<Assignment>(COORD, ASSIGNMENT_GVR);
+  }
+
+  migrations(): Migration[] {
+    return this.api.list<Migration>(COORD, MIGRATION_GVR);
+  }
+
+  /** The staging-workspace controller: each StagingWorkspace not yet Ready becomes Ready. Whether anything changed. */
+  stagingWorkspacesReady(): boolean {
+    const pending = this.api.list<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR).filter((sw) => sw.status?.phase !== 'Ready');
+    for (const sw of pending)
+      this.api.put(COORD, STAGINGWORKSPACE_GVR, {
+        ...sw,
+        status: { phase: 'Ready', clusterName: clusterOfStagingWorkspace(sw.metadata.name ?? '') },
+      });
+    return pending.length > 0;
+  }
+
+  /** The providers: a copy without status gets one (and their finalizer); a deleting copy loses the finalizer. Whether anything changed. */
+  providersAct(): boolean {
+    let changed = false;
+    for (const { cluster, resource, object: copy } of this.api.dump()) {
+      if (!cluster.startsWith('ws-') || !resource.startsWith('widgets.')) continue;
+      const finalizers = copy.metadata.finalizers ?? [];
+      if (copy.metadata.deletionTimestamp) {
+        this.api.put(cluster, WIDGETS, {
+          ...copy,
+          metadata: { ...copy.metadata, finalizers: finalizers.filter((f) => f !== PROVIDER_FINALIZER) },
+        });
+        changed = true;
+      } else if (copy['status'] === undefined) {
+        const status = this.provider(copy, cluster, this.api);
+        if (!status) continue;
+        this.api.put(cluster, WIDGETS, {
+          ...copy,
+          metadata: { ...copy.metadata, finalizers: [...finalizers, PROVIDER_FINALIZER] },
+          status,
+        });
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  reconcile(key: ObjectKey): Promise<ReconcileResult> {
+    return this.sync.reconcile(encodeKey(key), this.signal);
+  }
+
+  /**
+   * Reconciles `key` and lets the other actors act (`others`, default: staging workspaces and
+   * providers) until a round where the reconcile writes nothing, does not throw, and nobody else
+   * changes anything. Errors are kept in `errors` (the work queue would retry). Returns the rounds.
+   */
+  async settle(
+    key: ObjectKey,
+    others: () => boolean = () => this.stagingWorkspacesReady() || this.providersAct(),
+    max = 40,
+  ): Promise<number> {
+    for (let round = 1; round <= max; round++) {
+      const before = this.api.writes.length;
+      let failed = false;
+      try {
+        await this.reconcile(key);
+      } catch (err) {
+        failed = true;
+        this.errors.push(err);
+      }
+      const changed = others();
+      if (!failed && !changed && this.api.writes.length === before) return round;
+    }
+    throw new Error(`not settled after ${max} rounds: ${this.api.log().slice(-8).join('; ')}`);
+  }
+
+  /** Every stored object without what differs from run to run (uids, versions, times, placement reasons), sorted. */
+  snapshot(): string[] {
+    const volatile = new Set([
+      'uid',
+      'resourceVersion',
+      'creationTimestamp',
+      'deletionTimestamp',
+      'generation',
+      'lastTransitionTime',
+      'stageStartTime',
+      'placement',
+    ]);
+    return this.api
+      .dump()
+      .map(({ cluster, resource, object }) => {
+        const text = JSON.stringify(object, (k, v) => {
+          if (volatile.has(k) || (k === 'message' && typeof v === 'string')) return undefined;
+          if (typeof v === 'string' && /^uid-\d+$/.test(v)) return 'uid';
+          return v;
+        });
+        return `${cluster} ${resource} ${text}`;
+      })
+      .sort();
+  }
+}
