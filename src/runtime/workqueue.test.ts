@@ -118,4 +118,53 @@ describe('WorkQueue', () => {
     queue.add('after-shutdown');
     expect(queue.depth).toBe(0);
   });
+
+  it('keeps other groups served while one group has as many reconciles running as it may', async () => {
+    const gate = deferred();
+    const started: string[] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      concurrency: 4,
+      fairness: { groupsOf: (key) => [key.split('/')[0]!], maxPerGroup: 2 },
+      reconcile: async (key) => {
+        started.push(key);
+        if (key.startsWith('bad/')) await gate.promise; // a provider that never answers
+      },
+    });
+    for (let i = 0; i < 10; i++) queue.add(`bad/${i}`);
+    for (let i = 0; i < 3; i++) queue.add(`good/${i}`);
+    queue.start();
+    await sleep(20);
+    // Two of the stuck group run; the others wait, and every key of the other group went through.
+    expect(started.filter((k) => k.startsWith('bad/'))).toEqual(['bad/0', 'bad/1']);
+    expect(started.filter((k) => k.startsWith('good/'))).toEqual(['good/0', 'good/1', 'good/2']);
+    gate.resolve();
+    await queue.idle();
+    expect(started.filter((k) => k.startsWith('bad/'))).toHaveLength(10);
+    await queue.shutdown();
+  });
+
+  it('aborts a reconcile past its deadline and retries it, so a wait that never ends frees its worker', async () => {
+    const attempts: string[] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      concurrency: 1,
+      deadlineMs: 50,
+      backoff: { initialMs: 10, maxMs: 10 },
+      reconcile: async (key, signal) => {
+        attempts.push(key);
+        if (key === 'stuck' && attempts.filter((k) => k === 'stuck').length === 1) {
+          // Waits like a cache that never syncs: resolves (does not throw) when the signal aborts.
+          await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        }
+      },
+    });
+    queue.add('stuck');
+    queue.add('next');
+    queue.start();
+    await queue.idle();
+    // 'next' ran although the only worker was held first; 'stuck' ran again after its deadline.
+    expect(attempts).toEqual(['stuck', 'next', 'stuck']);
+    await queue.shutdown();
+  });
 });

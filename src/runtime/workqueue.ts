@@ -14,6 +14,17 @@ export type WorkQueueOptions = {
   concurrency?: number;
   backoff?: { initialMs: number; maxMs: number };
   logger?: Logger;
+  /**
+   * Longest a reconcile may run: its signal aborts then, and the key is retried with backoff.
+   * Nothing a reconcile waits for (kcp, a cache that never syncs) can hold a worker longer.
+   */
+  deadlineMs?: number;
+  /**
+   * Fairness: the groups a key belongs to (its consumer workspace, its provider...). While a
+   * group has `maxPerGroup` reconciles running, its other keys wait and keys of other groups
+   * go first, so no one group can take every worker.
+   */
+  fairness?: { groupsOf: (key: string) => string[]; maxPerGroup: number };
   /** Called after each reconcile, for metrics. */
   onReconciled?: (outcome: { key: string; ok: boolean; durationMs: number }) => void;
 };
@@ -39,6 +50,9 @@ export class WorkQueue {
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
   #onReconciled: WorkQueueOptions['onReconciled'];
+  /** Running reconciles per fairness group, and the groups of each running key. */
+  readonly #runningPerGroup = new Map<string, number>();
+  readonly #groupsOfRunning = new Map<string, string[]>();
 
   constructor(options: WorkQueueOptions) {
     this.#options = options;
@@ -125,12 +139,16 @@ export class WorkQueue {
     if (!controller || controller.signal.aborted) return;
     const concurrency = this.#options.concurrency ?? 4;
     while (this.#processing.size < concurrency && this.#queue.length > 0) {
-      const key = this.#queue.shift()!;
+      const at = this.#nextRunnable();
+      if (at < 0) return; // every waiting key's group is at its limit
+      const key = this.#queue.splice(at, 1)[0]!;
       this.#queued.delete(key);
       this.#processing.add(key);
+      this.#enterGroups(key);
       const work = this.#process(key, controller.signal).finally(() => {
         this.#inFlight.delete(work);
         this.#processing.delete(key);
+        this.#leaveGroups(key);
         if (this.#dirty.delete(key)) this.add(key);
         this.#pump();
         if (this.#isIdle()) for (const resolve of this.#idleWaiters.splice(0)) resolve();
@@ -139,16 +157,45 @@ export class WorkQueue {
     }
   }
 
-  async #process(key: string, signal: AbortSignal): Promise<void> {
+  /** Index of the first queued key whose groups all have room (0 without fairness), or -1. */
+  #nextRunnable(): number {
+    const fairness = this.#options.fairness;
+    if (!fairness) return 0;
+    return this.#queue.findIndex((key) => fairness.groupsOf(key).every((g) => (this.#runningPerGroup.get(g) ?? 0) < fairness.maxPerGroup));
+  }
+
+  #enterGroups(key: string): void {
+    const groups = this.#options.fairness?.groupsOf(key) ?? [];
+    this.#groupsOfRunning.set(key, groups);
+    for (const g of groups) this.#runningPerGroup.set(g, (this.#runningPerGroup.get(g) ?? 0) + 1);
+  }
+
+  #leaveGroups(key: string): void {
+    for (const g of this.#groupsOfRunning.get(key) ?? []) {
+      const left = (this.#runningPerGroup.get(g) ?? 1) - 1;
+      if (left > 0) this.#runningPerGroup.set(g, left);
+      else this.#runningPerGroup.delete(g);
+    }
+    this.#groupsOfRunning.delete(key);
+  }
+
+  async #process(key: string, queueSignal: AbortSignal): Promise<void> {
     const started = performance.now();
+    const deadline = this.#options.deadlineMs;
+    const signal = deadline ? AbortSignal.any([queueSignal, AbortSignal.timeout(deadline)]) : queueSignal;
     try {
       const result = await this.#options.reconcile(key, signal);
+      // Returned normally after its signal aborted (a wait that ended on it): not done, retry.
+      if (signal.aborted && !queueSignal.aborted) throw new Error(`reconcile of ${key} exceeded its deadline`);
       this.#failures.delete(key);
       this.#onReconciled?.({ key, ok: true, durationMs: performance.now() - started });
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
       this.#onReconciled?.({ key, ok: false, durationMs: performance.now() - started });
-      if (signal.aborted) return;
+      if (queueSignal.aborted) return;
+      if (signal.aborted) {
+        this.#logger.warn({ key, deadlineMs: deadline }, 'reconcile exceeded its deadline, requeueing');
+      }
       if (err instanceof TerminalError) {
         // Recorded by the reconciler already; the next event for the key tries again.
         this.#failures.delete(key);

@@ -57,6 +57,9 @@ export class AcceptAPIController implements Controller {
       name: this.name,
       reconcile: (key, signal) => this.reconcile(key, signal),
       concurrency: 4,
+      deadlineMs: 60_000,
+      // One provider's AcceptAPIs (thousands, or slow to verify) leave a worker to the others.
+      fairness: { groupsOf: (key) => [decodeKey(key).cluster], maxPerGroup: 3 },
       logger: this.#logger,
     });
     options.verificationScopes.onEnded((cluster) => this.#watchedBindings.delete(cluster));
@@ -141,6 +144,7 @@ export class AcceptAPIController implements Controller {
       return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
     const bindings = this.#bindingInformer(ws.spec.cluster, workspaceName);
     await bindings.waitForSync(signal);
+    signal.throwIfAborted();
     let binding = bindings.store.get({ cluster: ws.spec.cluster, namespace: '', name: exportName });
     if (!binding) {
       const body = apiBindingTo({ path: providerCluster, name: exportName }, { labels: { [MANAGED_BY_LABEL]: MANAGER } });

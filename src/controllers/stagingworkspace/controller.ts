@@ -46,6 +46,7 @@ export class StagingWorkspaceController implements Controller {
       name: this.name,
       reconcile: (key, signal) => this.reconcile(key, signal),
       concurrency: 4,
+      deadlineMs: 60_000,
       logger: this.#logger,
     });
   }

@@ -29,6 +29,9 @@ import { finalizeObject } from './finalizer.ts';
 import { stagingCopyDiffers, stagingCopyOf, statusDiffers, updatedStagingCopy } from './mapping.ts';
 import type { StagingSide } from './staging.ts';
 
+/** Longest one reconcile may take; then it is aborted and retried (a provider or cache that never answers). */
+const RECONCILE_DEADLINE_MS = 60_000;
+
 /** The consumer side: the brokered export's virtual workspace, all consumers at once. */
 export type ConsumerSide = {
   objects: Informer<KubeObject>;
@@ -86,10 +89,21 @@ export class SyncController implements Controller, SyncSteps {
     this.name = `sync-${gvrString(this.gvr)}`;
     this.#type = { apiVersion: apiVersionOf(this.gvr), kind: options.api.kind };
     this.#logger = options.logger;
+    const concurrency = options.concurrency ?? 32;
     this.queue = new WorkQueue({
       name: this.name,
       reconcile: (key, signal) => this.reconcile(key, signal),
-      concurrency: options.concurrency ?? 32,
+      concurrency,
+      deadlineMs: RECONCILE_DEADLINE_MS,
+      // No consumer workspace and no provider can hold more than three quarters of the workers.
+      fairness: {
+        groupsOf: (key) => {
+          const parsed = decodeKey(key);
+          const provider = this.#assignmentFor(parsed)?.status?.providerCluster;
+          return [`consumer:${parsed.cluster}`, ...(provider ? [`provider:${provider}`] : [])];
+        },
+        maxPerGroup: Math.max(1, Math.floor((concurrency * 3) / 4)),
+      },
       logger: this.#logger,
     });
   }
@@ -267,6 +281,7 @@ export class SyncController implements Controller, SyncSteps {
   async removeCopy(key: ObjectKey, cluster: string, signal: AbortSignal): Promise<boolean> {
     const { objects } = this.#o.staging.cache(cluster);
     await objects.waitForSync(signal);
+    signal.throwIfAborted(); // an unsynced cache would say the copy is gone
     const copy = objects.store.get({ cluster, namespace: key.namespace, name: key.name });
     if (!copy) return false;
     if (!copy.metadata.deletionTimestamp)
@@ -285,6 +300,7 @@ export class SyncController implements Controller, SyncSteps {
   async syncDown(key: ObjectKey, consumer: KubeObject, cluster: string, signal: AbortSignal): Promise<KubeObject | undefined> {
     const staging = this.#o.staging.cache(cluster);
     await Promise.all([staging.objects.waitForSync(signal), staging.secrets.waitForSync(signal), staging.configMaps.waitForSync(signal)]);
+    signal.throwIfAborted(); // an unsynced cache would say the copy is missing
     const desired = stagingCopyOf(consumer, this.#type);
     const current = staging.objects.store.get({ cluster, namespace: key.namespace, name: key.name });
     const client = this.#o.staging.client(cluster);
