@@ -163,6 +163,16 @@ export class Migrator {
   ): Promise<ReconcileResult> {
     if (migration.status?.state === 'Failed') return this.#afterFailure(key, consumer, assignment, migration, steps, signal);
     const { coordination, stages, events, logger } = this.#o;
+    const { to } = migration.spec;
+    if (assignment.spec.providerCluster !== to.providerCluster || assignment.spec.acceptAPIName !== to.acceptAPIName) {
+      // startIfNeeded writes the Migration, then this: a crash or lost reply in between leaves it
+      // to here. The spec names where the object is going; the status where it is served.
+      await coordination.assignments.client.update(
+        { ...assignment, spec: { ...assignment.spec, providerCluster: to.providerCluster, acceptAPIName: to.acceptAPIName } },
+        signal,
+      );
+      return; // the Assignment's event brings the next step
+    }
     const destName = migration.spec.stagingWorkspace;
     const cutOver = assignment.status?.stagingWorkspace === destName;
     const { cluster: origin, copy: originCopy } = steps.copyIn(migration.spec.fromStagingWorkspace, key);

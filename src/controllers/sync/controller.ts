@@ -2,7 +2,7 @@ import { setCondition } from '../../apis/conditions.ts';
 import { assignmentName, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, relatedOwnerOf } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, BrokeredApi, Migration, MigrationConfiguration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
-import { isConflict } from '../../kcp-client-ts/errors.ts';
+import { isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import {
   apiVersionOf,
@@ -178,16 +178,22 @@ export class SyncController implements Controller, SyncSteps {
     let current = consumer;
     if (!consumer.metadata.finalizers?.includes(FINALIZER)) {
       // Carry on with the patched object rather than waiting for its watch event.
-      current = await this.#consumerClient(key.cluster).mergePatch(
-        { namespace: key.namespace || undefined, name: key.name },
-        {
-          metadata: {
-            finalizers: [...(consumer.metadata.finalizers ?? []), FINALIZER],
-            resourceVersion: consumer.metadata.resourceVersion,
+      try {
+        current = await this.#consumerClient(key.cluster).mergePatch(
+          { namespace: key.namespace || undefined, name: key.name },
+          {
+            metadata: {
+              finalizers: [...(consumer.metadata.finalizers ?? []), FINALIZER],
+              resourceVersion: consumer.metadata.resourceVersion,
+            },
           },
-        },
-        signal,
-      );
+          signal,
+        );
+      } catch (err) {
+        // Our cached copy was stale, or the object is gone: its watch event brings the next reconcile.
+        if (isConflict(err) || isNotFound(err)) return;
+        throw err;
+      }
       current.metadata.annotations = { ...current.metadata.annotations, 'kcp.io/cluster': key.cluster };
     }
     const placed = await this.#placed(key, current, assignment, signal);
@@ -414,16 +420,21 @@ export class SyncController implements Controller, SyncSteps {
         removeFinalizer: async (obj, s) => {
           this.#owners.delete(this.#relatedOwner(key, undefined).labels[OWNER_LABEL]!);
           if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
-          await this.#consumerClient(key.cluster).mergePatch(
-            { namespace: key.namespace || undefined, name: key.name },
-            {
-              metadata: {
-                finalizers: obj.metadata.finalizers.filter((f) => f !== FINALIZER),
-                resourceVersion: obj.metadata.resourceVersion,
+          try {
+            await this.#consumerClient(key.cluster).mergePatch(
+              { namespace: key.namespace || undefined, name: key.name },
+              {
+                metadata: {
+                  finalizers: obj.metadata.finalizers.filter((f) => f !== FINALIZER),
+                  resourceVersion: obj.metadata.resourceVersion,
+                },
               },
-            },
-            s,
-          );
+              s,
+            );
+          } catch (err) {
+            // Gone already (a stale cache): done. A conflict: the next event brings the current object.
+            if (!isNotFound(err)) throw err;
+          }
           events.forget(obj);
         },
         releaseStagingWorkspace,
