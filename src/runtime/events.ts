@@ -13,7 +13,8 @@ export type EventReason =
   | 'MigrationFailed'
   | 'SyncFailed'
   | 'RelatedResourceConflict'
-  | 'RelatedResourceRefused';
+  | 'RelatedResourceRefused'
+  | 'DeletionBlocked';
 
 const EVENTS = { group: '', version: 'v1', resource: 'events' };
 

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatWrite } from '../../../test/fakes/memory-api.ts';
 import { COORD, CONSUMER, PROVIDER_FINALIZER, SyncWorld, WIDGETS, clusterOfStagingWorkspace } from '../../../test/fakes/sync-world.ts';
 import {
@@ -16,6 +16,7 @@ import {
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
 import { CLUSTER_ANNOTATION, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { ObjectKey } from '../../runtime/object-key.ts';
+import { ORPHAN_ANNOTATION } from './finalizer.ts';
 
 const ASSIGNMENT = assignmentName(CONSUMER, WIDGETS, 'default', 'w1');
 const STAGING = stagingWorkspaceName(CONSUMER, 'provider-a', 'export-a');
@@ -220,6 +221,44 @@ describe('SyncController', () => {
     expect(world.widget(key)).toBeUndefined();
     expect(world.assignments()).toEqual([]);
     expect(world.released).toEqual([STAGING]);
+  });
+
+  it('tells the consumer who holds its deletion up, and lets go of the provider copy when the object is annotated', async () => {
+    world.provider = publishingSecret();
+    await world.settle(key);
+    world.deleteWidget(key);
+    for (let i = 0; i < 3; i++) await world.reconcile(key);
+    const copy = world.copyIn(STAGING, key)!;
+    expect(copy.metadata.deletionTimestamp).toBeDefined();
+    expect(world.events.recorded.filter((e) => e.reason === 'DeletionBlocked')).toEqual([]); // not yet: it was just deleted
+
+    // The provider has held its copy for a minute.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+    try {
+      await world.reconcile(key);
+    } finally {
+      vi.useRealTimers();
+    }
+    const blocked = world.events.recorded.filter((e) => e.reason === 'DeletionBlocked');
+    expect(blocked).toHaveLength(1);
+    expect(blocked[0]!.message).toContain(`held by finalizers ${PROVIDER_FINALIZER}`);
+    expect(blocked[0]!.message).toContain('provider provider-a');
+    expect(blocked[0]!.message).toContain(`${ORPHAN_ANNOTATION}=true`);
+    const conditions = (world.widget(key)!['status'] as { conditions?: { type: string; status: string; reason: string }[] }).conditions;
+    expect(conditions?.find((c) => c.type === 'DeletionBlocked')).toMatchObject({ status: 'True', reason: 'ProviderFinalizer' });
+    expect(world.widget(key)?.metadata.finalizers).toEqual([FINALIZER]);
+    expect(world.assignments()).toHaveLength(1);
+
+    // A platform admin lets go: the broker removes the provider's finalizer and finishes the deletion.
+    const widget = world.widget(key)!;
+    world.api.put(CONSUMER, WIDGETS, {
+      ...widget,
+      metadata: { ...widget.metadata, annotations: { ...widget.metadata.annotations, [ORPHAN_ANNOTATION]: 'true' } },
+    });
+    for (let i = 0; i < 4 && world.widget(key); i++) await world.reconcile(key);
+    expect(world.copyIn(STAGING, key)).toBeUndefined();
+    expect(world.assignments()).toEqual([]);
+    expect(world.widget(key)).toBeUndefined();
   });
 
   it('cleans up behind an object that was forced away without its finalizer running', async () => {

@@ -1,6 +1,15 @@
 import { setCondition } from '../../apis/conditions.ts';
 import { assignmentName, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, relatedOwnerOf } from '../../apis/names.ts';
-import type { AcceptAPI, Assignment, BrokeredApi, Migration, MigrationConfiguration, StagingWorkspace } from '../../apis/types.ts';
+import { isDeepStrictEqual } from 'node:util';
+import type {
+  AcceptAPI,
+  Assignment,
+  BrokeredApi,
+  Condition,
+  Migration,
+  MigrationConfiguration,
+  StagingWorkspace,
+} from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
 import { isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
@@ -417,6 +426,31 @@ export class SyncController implements Controller, SyncSteps {
               signal: s,
             })
           ).deleted,
+        releaseCopy: async (k, cluster, s) => {
+          this.#logger.warn(
+            { consumer: encodeKey(k), stagingCluster: cluster },
+            'removing the finalizers of a provider copy, as the consumer object asks',
+          );
+          await this.#o.staging
+            .client(cluster)
+            .mergePatch({ namespace: k.namespace || undefined, name: k.name }, { metadata: { finalizers: null } }, s);
+        },
+        reportBlocked: async (obj, message, s) => {
+          await events.record(obj, 'Warning', 'DeletionBlocked', message);
+          const status = (obj['status'] ?? {}) as { conditions?: Condition[] };
+          const conditions = setCondition(status.conditions, {
+            type: 'DeletionBlocked',
+            status: 'True',
+            reason: 'ProviderFinalizer',
+            message,
+          });
+          if (isDeepStrictEqual(conditions, status.conditions)) return;
+          try {
+            await this.#consumerClient(key.cluster).updateStatus({ ...obj, status: { ...status, conditions } }, s);
+          } catch (err) {
+            if (!isConflict(err) && !isNotFound(err)) throw err;
+          }
+        },
         removeFinalizer: async (obj, s) => {
           this.#owners.delete(this.#relatedOwner(key, undefined).labels[OWNER_LABEL]!);
           if (!obj.metadata.finalizers?.includes(FINALIZER)) return;

@@ -6,10 +6,21 @@ import type { ObjectKey } from '../../runtime/object-key.ts';
 import type { ReconcileResult } from '../../runtime/workqueue.ts';
 import type { Migrator, SyncSteps } from '../migration/migrator.ts';
 
+/** The annotation on a consumer object that lets the broker stop waiting for provider copies held by finalizers. */
+export const ORPHAN_ANNOTATION = 'broker.platform-mesh.io/orphan-provider-copy';
+
+/** How long a provider copy may stay Terminating before the consumer is told who holds it. */
+const BLOCKED_AFTER_MS = 10_000;
+
 export type FinalizeDependencies = {
   coordination: Coordination;
   migrator: Pick<Migrator, 'migrationOf' | 'abandon'>;
-  steps: Pick<SyncSteps, 'removeCopy'>;
+  steps: Pick<SyncSteps, 'removeCopy' | 'copyIn'>;
+  /** Removes the finalizers from a staging copy being deleted (the platform let go of it). */
+  releaseCopy(key: ObjectKey, cluster: string, signal: AbortSignal): Promise<void>;
+  /** Tells the consumer (an Event and a condition on its object) what holds the deletion up. */
+  reportBlocked(consumer: KubeObject, message: string, signal: AbortSignal): Promise<void>;
+  now?: () => number;
   /** Deletes the object's related copies in the consumer workspace; how many were still there. */
   removeRelatedCopies(signal: AbortSignal): Promise<number>;
   /** Removes the broker's finalizer from the consumer object. */
@@ -39,9 +50,30 @@ export const finalizeObject = async (
       ),
     );
     let waiting = false;
+    const held: string[] = [];
+    const letGo = consumer?.metadata.annotations?.[ORPHAN_ANNOTATION] === 'true';
     for (const name of stagingNames) {
-      const cluster = deps.coordination.stagingWorkspace(name)?.status?.clusterName;
-      if (cluster && (await deps.steps.removeCopy(key, cluster, signal))) waiting = true;
+      const sw = deps.coordination.stagingWorkspace(name);
+      const cluster = sw?.status?.clusterName;
+      if (!cluster || !(await deps.steps.removeCopy(key, cluster, signal))) continue;
+      waiting = true;
+      const { copy } = deps.steps.copyIn(name, key);
+      const since = Date.parse(copy?.metadata.deletionTimestamp ?? '');
+      const finalizers = copy?.metadata.finalizers ?? [];
+      if (Number.isNaN(since) || finalizers.length === 0) continue;
+      if (letGo) await deps.releaseCopy(key, cluster, signal);
+      else if ((deps.now ?? Date.now)() - since > BLOCKED_AFTER_MS) {
+        held.push(
+          `the copy at provider ${sw.spec.providerCluster} (staging workspace ${name}) is held by finalizers ${finalizers.join(', ')}`,
+        );
+      }
+    }
+    if (consumer && held.length > 0) {
+      await deps.reportBlocked(
+        consumer,
+        `deletion waits for the provider: ${held.join('; ')}; a platform admin can let go with the annotation ${ORPHAN_ANNOTATION}=true`,
+        signal,
+      );
     }
     if (waiting) return { requeueAfterMs: 5_000 }; // DELETED events requeue us sooner
     if (migration) await deps.migrator.abandon(migration, signal);
