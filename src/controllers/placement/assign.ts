@@ -8,6 +8,8 @@ import { encodeKey } from '../../runtime/object-key.ts';
 import { PlacementLoad } from './load.ts';
 import { placeObject, type PlacementDecision } from './placement.ts';
 
+const STATUS_WRITE_MEMORY_MS = 60_000;
+
 /** What placing one object did. */
 export type Assigned =
   | { outcome: 'assigned'; assignment: Assignment; decision: PlacementDecision }
@@ -25,6 +27,8 @@ export class Placer {
   readonly load: PlacementLoad;
   readonly #coordination: Coordination;
   readonly #acceptAPIs: () => AcceptAPI[];
+  /** Assignments whose status this process wrote lately, by name: their cache entry may predate that write. */
+  readonly #statusWritten = new Map<string, number>();
 
   constructor(options: { gvr: GroupVersionResource; coordination: Coordination; acceptAPIs: () => AcceptAPI[]; load?: PlacementLoad }) {
     this.gvr = options.gvr;
@@ -91,7 +95,27 @@ export class Placer {
       { reason: decision.reason, winner: `${winner.acceptAPIName} (${winner.providerCluster})`, candidates: decision.candidates },
       signal,
     );
+    // Written: a cached copy without status seen from now on is the cache lagging (one reconcile per key at a time, so none runs meanwhile).
+    this.#rememberStatusWrite(name);
     return { outcome: 'assigned', assignment, decision };
+  }
+
+  /**
+   * Whether this process wrote (or is writing) the status of that Assignment within the last
+   * minute: a cached copy without status is then the cache lagging, not a crash's leftover, and
+   * completing it would only conflict.
+   */
+  wroteStatusOf(assignmentName: string): boolean {
+    const at = this.#statusWritten.get(assignmentName);
+    return at !== undefined && Date.now() - at < STATUS_WRITE_MEMORY_MS;
+  }
+
+  #rememberStatusWrite(name: string): void {
+    const now = Date.now();
+    if (this.#statusWritten.size > 1024) {
+      for (const [n, at] of this.#statusWritten) if (now - at >= STATUS_WRITE_MEMORY_MS) this.#statusWritten.delete(n);
+    }
+    this.#statusWritten.set(name, now);
   }
 
   /**

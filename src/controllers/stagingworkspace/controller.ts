@@ -13,6 +13,14 @@ import type { Informer } from '../../runtime/informer.ts';
 import type { ClusterScopes } from '../../runtime/informer-scope.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 
+/**
+ * The only claims a staging binding accepts: what the provider needs in the broker's staging
+ * workspace to publish related resources. Everything else an export claims (namespaces,
+ * events, other groups) is rejected: the staging workspace holds copies of consumer objects.
+ */
+const isNeededClaim = (claim: { group?: string; resource: string }): boolean =>
+  (claim.group ?? '') === '' && (claim.resource === 'secrets' || claim.resource === 'configmaps');
+
 /** Bounded polling while kcp finishes a workspace or binding: both settle within seconds. */
 const SETTLE_MS = 500;
 
@@ -30,7 +38,7 @@ export type StagingWorkspaceControllerOptions = {
 
 /**
  * Owns the StagingWorkspace objects: for each, a kcp workspace under the staging tree with an
- * APIBinding to the provider's export that accepts every claim the export makes; torn down
+ * APIBinding to the provider's export that accepts its Secret and ConfigMap claims only; torn down
  * (watches, workspace, then object) when no Assignment or Migration references it any more.
  */
 export class StagingWorkspaceController implements Controller {
@@ -125,8 +133,8 @@ export class StagingWorkspaceController implements Controller {
   }
 
   /**
-   * The binding of the staging workspace to the provider's export, accepting exactly the claims
-   * the export makes (same verbs). Those are read from the binding's own
+   * The binding of the staging workspace to the provider's export, accepting the Secret and
+   * ConfigMap claims the export makes (same verbs) and rejecting the rest. Those are read from the binding's own
    * `status.exportPermissionClaims`, so the broker needs `bind` on the export and no read access
    * to the provider's workspace.
    */
@@ -142,10 +150,11 @@ export class StagingWorkspaceController implements Controller {
       (await client.get({ name }, signal));
     const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string =>
       `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
-    const accepted = new Set((binding.spec.permissionClaims ?? []).filter((c) => c.state === 'Accepted').map(claimKey));
-    const wanted = binding.status?.exportPermissionClaims ?? [];
-    if (wanted.every((c) => accepted.has(claimKey(c)))) return binding;
-    const permissionClaims = wanted.map((claim) => ({ ...claim, state: 'Accepted' as const, selector: { matchAll: true } }));
+    const stateOf = new Map((binding.spec.permissionClaims ?? []).map((c) => [claimKey(c), c.state]));
+    const claims = binding.status?.exportPermissionClaims ?? [];
+    const wantedState = (c: { group?: string; resource: string }): 'Accepted' | 'Rejected' => (isNeededClaim(c) ? 'Accepted' : 'Rejected');
+    if (claims.every((c) => stateOf.get(claimKey(c)) === wantedState(c))) return binding;
+    const permissionClaims = claims.map((claim) => ({ ...claim, state: wantedState(claim), selector: { matchAll: true } }));
     return client.update({ ...binding, spec: { ...binding.spec, permissionClaims } }, signal);
   }
 

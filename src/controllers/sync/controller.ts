@@ -230,6 +230,7 @@ export class SyncController implements Controller, SyncSteps {
     const { placer, events, coordination } = this.#o;
     if (assignment?.status?.stagingWorkspace) return assignment;
     if (assignment) {
+      if (placer.wroteStatusOf(assignment.metadata.name ?? '')) return undefined; // the cache lags behind our write; its event requeues us
       const completed = await placer.complete(assignment, signal);
       if (completed) return completed;
       // The AcceptAPI it names is gone: nothing was staged yet, so place afresh.
