@@ -53,6 +53,8 @@ export class WorkQueue {
   /** Running reconciles per fairness group, and the groups of each running key. */
   readonly #runningPerGroup = new Map<string, number>();
   readonly #groupsOfRunning = new Map<string, string[]>();
+  /** Groups of queued keys, computed once per key while it waits (a scan past blocked keys stays cheap). */
+  readonly #groupsOfQueued = new Map<string, string[]>();
 
   constructor(options: WorkQueueOptions) {
     this.#options = options;
@@ -161,11 +163,23 @@ export class WorkQueue {
   #nextRunnable(): number {
     const fairness = this.#options.fairness;
     if (!fairness) return 0;
-    return this.#queue.findIndex((key) => fairness.groupsOf(key).every((g) => (this.#runningPerGroup.get(g) ?? 0) < fairness.maxPerGroup));
+    if (this.#runningPerGroup.size === 0) return 0;
+    return this.#queue.findIndex((key) => this.#groupsOf(key).every((g) => (this.#runningPerGroup.get(g) ?? 0) < fairness.maxPerGroup));
+  }
+
+  #groupsOf(key: string): string[] {
+    let groups = this.#groupsOfQueued.get(key);
+    if (!groups) {
+      groups = this.#options.fairness?.groupsOf(key) ?? [];
+      this.#groupsOfQueued.set(key, groups);
+    }
+    return groups;
   }
 
   #enterGroups(key: string): void {
-    const groups = this.#options.fairness?.groupsOf(key) ?? [];
+    if (!this.#options.fairness) return;
+    const groups = this.#groupsOf(key);
+    this.#groupsOfQueued.delete(key);
     this.#groupsOfRunning.set(key, groups);
     for (const g of groups) this.#runningPerGroup.set(g, (this.#runningPerGroup.get(g) ?? 0) + 1);
   }
