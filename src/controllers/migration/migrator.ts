@@ -3,6 +3,7 @@ import { conditionTrue } from '../../apis/conditions.ts';
 import { migrationNameOf, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, GroupVersionKind, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
+import { isConflict } from '../../kcp-client-ts/errors.ts';
 import { gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import type { EventSink } from '../../runtime/events.ts';
@@ -58,6 +59,27 @@ export class Migrator {
   readonly #o: MigratorOptions;
   readonly #gvrKey: string;
   readonly #gvk: GroupVersionKind;
+
+  /**
+   * Assignments whose spec this process repointed lately: a cached copy still showing the old
+   * spec is the cache lagging behind that write, not a crash between two writes.
+   */
+  readonly #specWritten = new Map<string, number>();
+
+  #specWrittenLately(assignment: Assignment): boolean {
+    const name = assignment.metadata.name ?? '';
+    const at = this.#specWritten.get(name);
+    if (at === undefined) return false;
+    if (Date.now() - at < 60_000) return true;
+    this.#specWritten.delete(name);
+    return false;
+  }
+
+  #rememberSpecWrite(name: string): void {
+    const now = Date.now();
+    if (this.#specWritten.size > 1024) for (const [n, at] of this.#specWritten) if (now - at >= 60_000) this.#specWritten.delete(n);
+    this.#specWritten.set(name, now);
+  }
 
   constructor(options: MigratorOptions) {
     this.#o = options;
@@ -137,6 +159,7 @@ export class Migrator {
       { ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } },
       signal,
     );
+    this.#rememberSpecWrite(assignment.metadata.name ?? '');
     await events.record(
       consumer,
       'Normal',
@@ -164,13 +187,18 @@ export class Migrator {
     if (migration.status?.state === 'Failed') return this.#afterFailure(key, consumer, assignment, migration, steps, signal);
     const { coordination, stages, events, logger } = this.#o;
     const { to } = migration.spec;
-    if (assignment.spec.providerCluster !== to.providerCluster || assignment.spec.acceptAPIName !== to.acceptAPIName) {
+    const repointed = assignment.spec.providerCluster === to.providerCluster && assignment.spec.acceptAPIName === to.acceptAPIName;
+    if (!repointed && !this.#specWrittenLately(assignment)) {
       // startIfNeeded writes the Migration, then this: a crash or lost reply in between leaves it
       // to here. The spec names where the object is going; the status where it is served.
-      await coordination.assignments.client.update(
-        { ...assignment, spec: { ...assignment.spec, providerCluster: to.providerCluster, acceptAPIName: to.acceptAPIName } },
-        signal,
-      );
+      try {
+        await coordination.assignments.client.update(
+          { ...assignment, spec: { ...assignment.spec, providerCluster: to.providerCluster, acceptAPIName: to.acceptAPIName } },
+          signal,
+        );
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
       return; // the Assignment's event brings the next step
     }
     const destName = migration.spec.stagingWorkspace;
