@@ -298,6 +298,11 @@ export const main = async (argv: string[]): Promise<number> => {
     const leaderElect = parseBoolean(values['leader-elect'], '--leader-elect');
     await preflight(endpoint, paths);
     const seconds = (flag: string): number => parsePositive(values[flag], `--${flag}`);
+    if (leaderElect && seconds('leader-elect-renew-deadline') >= seconds('leader-elect-lease-duration')) {
+      throw new UsageError(
+        '--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration (a leader stops writing at its renew deadline, before others may take the lease)',
+      );
+    }
     const lock = leaderElect
       ? new LeaseLock({
           endpoint,
@@ -312,7 +317,7 @@ export const main = async (argv: string[]): Promise<number> => {
     // Every write the broker sends passes the lease's fence: none before this replica leads, none
     // once it has lost (or may have lost) the lease. The lease lock itself uses the unfenced endpoint.
     const brokerEndpoint = endpoint.fenced({
-      ...(lock ? { writeFence: lock.fence } : {}),
+      ...(lock ? { writeFence: lock.fence, writeDeadline: lock.writeDeadline } : {}),
       ...(crashAfterWrites(logger) ?? {}),
     });
     const broker = new Broker({
@@ -376,7 +381,8 @@ export const main = async (argv: string[]): Promise<number> => {
       exitCode = 1;
     }
     await renewal;
-    if (lock) await lock.release();
+    // Writes still stuck in flight must not meet the next leader's: then the lease runs out instead.
+    if (lock && stopped) await lock.release();
     logger.info('stopped');
     return exitCode;
   } catch (err) {

@@ -50,4 +50,15 @@ describe('KcpEndpoint write fence', () => {
     expect(received.at(-1)).toBe('PUT /clusters/root/api/v1/namespaces/default/configmaps/a');
     await endpoint.close();
   });
+
+  it('aborts a write that passed the fence once its deadline has passed', async () => {
+    const endpoint = new KcpEndpoint({ serverOrigin: origin, allowH2: false });
+    let deadline = Date.now() - 1;
+    const fenced = endpoint.fenced({ writeFence: () => undefined, writeDeadline: () => deadline });
+    const url = `${origin}/clusters/root/api/v1/namespaces/default/configmaps`;
+    await expect(fenced.json({ method: 'POST', url, body: {} })).rejects.toThrow(/abort|timeout/i);
+    deadline = Date.now() + 10_000;
+    await fenced.json({ method: 'POST', url, body: {} });
+    await endpoint.close();
+  });
 });

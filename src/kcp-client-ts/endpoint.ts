@@ -32,6 +32,12 @@ export type KcpEndpointOptions = {
    * A refused write throws WriteFencedError and never reaches the server.
    */
   writeFence?: () => string | undefined;
+  /**
+   * Until when (ms since the epoch) a write that passed the fence may still be in flight: it is
+   * aborted then (a request queued for a connection must not reach the server after the lease
+   * it was sent under may have passed to another replica).
+   */
+  writeDeadline?: () => number | undefined;
   /** Called after each write the server accepted (2xx), with its method and URL. */
   onWrite?: (method: string, url: string) => void;
 };
@@ -136,15 +142,19 @@ export class KcpEndpoint {
    * The same server, identity and connections, with every write asked of `writeFence` first
    * (and reported to `onWrite` once accepted). Reads and watches are not fenced.
    */
-  fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'onWrite'>): KcpEndpoint {
+  fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'writeDeadline' | 'onWrite'>): KcpEndpoint {
     return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher });
   }
 
-  /** Throws WriteFencedError when the fence refuses a write. */
-  #checkFence(method: string, url: string): void {
-    if (method === 'GET' || method === 'HEAD') return;
+  /** Throws WriteFencedError when the fence refuses a write; else the signal the write is sent with (aborted at the write deadline). */
+  #checkFence(method: string, url: string, signal: AbortSignal | null | undefined): AbortSignal | undefined {
+    if (method === 'GET' || method === 'HEAD') return signal ?? undefined;
     const refused = this.#options.writeFence?.();
     if (refused !== undefined) throw new WriteFencedError(refused, method, url);
+    const deadline = this.#options.writeDeadline?.();
+    if (deadline === undefined) return signal ?? undefined;
+    const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    return signal ? AbortSignal.any([signal, timeout]) : timeout;
   }
 
   #accepted(method: string, url: string, status: number): void {
@@ -169,14 +179,14 @@ export class KcpEndpoint {
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
-    this.#checkFence(input.method, input.url);
+    const signal = this.#checkFence(input.method, input.url, input.signal);
     this.#onRequest(input.method, input.url);
     const body = input.body ? await input.arrayBuffer() : undefined;
     const response = await undiciFetch(input.url, {
       method: input.method,
       headers: Object.fromEntries(headers),
       body,
-      signal: input.signal,
+      signal,
       dispatcher: this.dispatcher,
     });
     this.#accepted(input.method, input.url, response.status);
@@ -185,7 +195,7 @@ export class KcpEndpoint {
 
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
-    this.#checkFence(req.method, req.url);
+    const signal = this.#checkFence(req.method, req.url, req.signal);
     this.#onRequest(req.method, req.url);
     const response = await undiciRequest(req.url, {
       method: req.method,
@@ -195,7 +205,7 @@ export class KcpEndpoint {
         ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
       }),
       body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-      signal: req.signal,
+      signal,
     });
     const text = await response.body.text();
     if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);

@@ -52,6 +52,9 @@ export class LeaseLock {
     return this.#leading && Date.now() < this.#validUntil;
   }
 
+  /** Until when a write sent now may still be in flight (an endpoint write deadline). */
+  readonly writeDeadline = (): number | undefined => (this.#leading ? this.#validUntil : undefined);
+
   /** Why this replica may not write now, or undefined while it leads (an endpoint write fence). */
   readonly fence = (): string | undefined => (this.leading ? undefined : 'this replica does not hold the leader lease');
 

@@ -8,7 +8,7 @@ import {
   type MigrationConfiguration,
   type MigrationStage,
 } from '../../apis/types.ts';
-import { CONFIGMAPS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import { silentLogger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { MigrationStages, type StageInput } from './stage-runner.ts';
@@ -92,6 +92,35 @@ describe('MigrationStages', () => {
       status: 'False',
       reason: 'StageInProgress',
     });
+  });
+
+  it("never runs a stage on another migration's mirror: it waits while the name is held, and never touches that copy", async () => {
+    configure(deploying({ successConditions: ['true'] }));
+    await begin();
+    // Another tenant's migration holds from-db (same name, other owner).
+    const theirs = api.put(COMPUTE, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'from-db',
+        namespace: 'default',
+        labels: { 'broker.platform-mesh.io/migration-name': 'm2' },
+        annotations: { 'broker.platform-mesh.io/owner-uid': 'uid-of-m2' },
+      },
+      data: { password: 'dGhlaXJz' },
+    });
+    const ours = { kind: 'Secret' as const, object: { metadata: { name: 'db', namespace: 'default' }, data: { password: 'b3Vycw==' } } };
+    const step = await stages.advance({ ...input(), related: { from: [ours], to: [] } }, signal);
+    expect(step).toMatchObject({ next: 'wait' });
+    expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({ reason: 'MirrorNameTaken' });
+    expect(migration().status?.state).toBe('InitialInProgress'); // the stage did not succeed on their copy
+    expect(api.get(COMPUTE, SECRETS, 'default', 'from-db')).toEqual(theirs);
+    await stages.cleanup(migration(), signal);
+    expect(api.get(COMPUTE, SECRETS, 'default', 'from-db')).toEqual(theirs);
+
+    // Once theirs is gone, the stage mirrors its own copy and carries on.
+    api.remove(COMPUTE, SECRETS, 'default', 'from-db');
+    expect(await stages.advance({ ...input(), related: { from: [ours], to: [] } }, signal)).toEqual({ next: 'cutover' });
   });
 
   it('leaves a record cleanup finds when the apply of a stage object is cut short', async () => {

@@ -28,6 +28,9 @@ export type ComputeWorkspace = Pick<WorkspaceAccess, 'mappingFor' | 'apply'> & {
   client(gvr: GroupVersionResource): ObjectClient & Pick<ResourceClient, 'list'>;
 };
 
+/** Longest object name Kubernetes takes. */
+const MAX_NAME_LENGTH = 253;
+
 /** What the sync controller does next with a migration. */
 export type StageStep =
   | { next: 'cutover' }
@@ -209,7 +212,7 @@ export class MigrationStages {
     }
     const namespace = stage.namespace ?? 'default';
     await this.#ensureNamespace(namespace, signal);
-    await this.#mirrorRelated(migration, namespace, input.related, signal);
+    const notMirrored = await this.#mirrorRelated(migration, namespace, input.related, signal);
 
     const elapsedMs = this.#now().getTime() - Date.parse(migration.status?.stageStartTime ?? '');
     const waitFor = async (reason: string, message: string): Promise<StageStep> => {
@@ -224,6 +227,9 @@ export class MigrationStages {
       const left = stage.timeoutSeconds !== undefined ? stage.timeoutSeconds * 1000 - elapsedMs + 50 : POLL_MS;
       return { next: 'wait', requeueAfterMs: Math.max(50, Math.min(POLL_MS, left)) };
     };
+    // A stage must never run on another migration's copies: while a name it needs is held (a
+    // concurrent migration of a same-named object), it waits (and times out like any wait).
+    if (notMirrored.length > 0) return waitFor('MirrorNameTaken', `stage ${stage.name} waits: ${notMirrored.join('; ')}`);
     const vars: StageVariables = { from: input.from, to: input.to };
     const pre = allTrue(stage.preconditions, stageField(index, '.preconditions'), vars);
     if (pre.kind === 'notBoolean') return invalid('InvalidStage', `${pre.field} \`${pre.expression}\` ${pre.detail}`);
@@ -351,8 +357,10 @@ export class MigrationStages {
    * and `to-<name>`, owned by this Migration (label and uid): a name another migration holds is
    * left to it and reported, never overwritten.
    */
-  async #mirrorRelated(migration: Migration, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<void> {
-    const sources = [...related.from.map((s) => ({ ...s, prefix: 'from-' })), ...related.to.map((s) => ({ ...s, prefix: 'to-' }))];
+  async #mirrorRelated(migration: Migration, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<string[]> {
+    const all = [...related.from.map((s) => ({ ...s, prefix: 'from-' })), ...related.to.map((s) => ({ ...s, prefix: 'to-' }))];
+    const tooLong = all.filter((s) => `${s.prefix}${s.object.metadata.name}`.length > MAX_NAME_LENGTH);
+    const sources = all.filter((s) => !tooLong.includes(s));
     const result = await mirrorRelated({
       sources,
       owner: this.#mirrorOwner(migration),
@@ -360,12 +368,12 @@ export class MigrationStages {
       placeOf: (source) => ({ namespace, name: `${(source as (typeof sources)[number]).prefix}${source.object.metadata.name}` }),
       signal,
     });
-    if (result.conflicts.length > 0) {
-      this.#logger.warn(
-        { migration: migration.metadata.name, conflicts: result.conflicts },
-        'mirrored related resource names held by another owner',
-      );
-    }
+    return [
+      ...tooLong.map(
+        (s) => `${s.kind} ${s.prefix}${s.object.metadata.name} cannot be mirrored: the name is longer than ${MAX_NAME_LENGTH} characters`,
+      ),
+      ...result.conflicts.map((c) => `${c.kind} ${c.namespace}/${c.name} is held by another owner (another migration's mirror)`),
+    ];
   }
 
   #mirrorOwner(migration: Migration): MirrorOwner {

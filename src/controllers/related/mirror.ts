@@ -18,9 +18,16 @@ const isKcpInternal = (key: string): boolean =>
 export const withoutKcpKeys = (map: Record<string, string> | undefined): Record<string, string> =>
   Object.fromEntries(Object.entries(map ?? {}).filter(([k]) => !isKcpInternal(k)));
 
-/** The content of a Secret/ConfigMap, what every copy of it carries. */
-export const relatedPayload = (source: KubeObject): Record<string, unknown> =>
-  Object.fromEntries(PAYLOAD_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]]));
+/**
+ * The content of a Secret/ConfigMap, what every copy of it carries. A type the cluster acts on
+ * (a service account token, which the token controller would fill in and the broker rewrite
+ * forever) is copied as Opaque.
+ */
+export const relatedPayload = (source: KubeObject): Record<string, unknown> => {
+  const payload = Object.fromEntries(PAYLOAD_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]]));
+  if (payload['type'] === 'kubernetes.io/service-account-token') payload['type'] = 'Opaque';
+  return payload;
+};
 
 /**
  * Who a set of copies belongs to: labels that select them (and only them) in the target, plus

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { relatedRefs } from './refs.ts';
+import { MAX_RELATED, relatedRefs } from './refs.ts';
 
 const gvk = (group: string, kind: string) => ({ group, version: 'v1', kind });
 
@@ -51,5 +51,14 @@ describe('relatedRefs', () => {
   it('survives a relatedResources that is not a map', () => {
     expect(relatedRefs({ metadata: {}, status: { relatedResources: ['x'] } }, 'team').refs).toEqual([]);
     expect(relatedRefs({ metadata: {}, status: { relatedResources: 'x' } }, 'team').refs).toEqual([]);
+  });
+
+  it('mirrors at most MAX_RELATED entries and refuses the rest, saying why', () => {
+    const relatedResources = Object.fromEntries(
+      Array.from({ length: MAX_RELATED + 3 }, (_, i) => [`s${i}`, { name: `s${i}`, gvk: gvk('', 'Secret') }]),
+    );
+    const { refs, refused } = relatedRefs({ metadata: {}, status: { relatedResources } }, 'team');
+    expect(refs).toHaveLength(MAX_RELATED);
+    expect(refused).toEqual([32, 33, 34].map((i) => ({ key: `s${i}`, reason: `more than ${MAX_RELATED} related resources` })));
   });
 });

@@ -7,6 +7,9 @@ export type RelatedRef = { key: string; kind: RelatedKind; namespace: string; na
 /** An entry of `status.relatedResources` that is not mirrored, and why. */
 export type RefusedRef = { key: string; reason: string };
 
+/** Most related resources mirrored per object: a provider cannot fill a consumer's namespace. */
+export const MAX_RELATED = 32;
+
 /** Namespaces the broker never writes into, whatever a provider names. */
 const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'kcp-system', 'default-system']);
 export const isSystemNamespace = (namespace: string): boolean =>
@@ -34,6 +37,7 @@ export const relatedRefs = (staging: KubeObject, home: string): { refs: RelatedR
     else if (typeof entry.name !== 'string' || entry.name === '') refused.push({ key, reason: 'name is empty' });
     else if (namespace !== home) refused.push({ key, reason: `namespace "${namespace}" is not the object's namespace "${home}"` });
     else if (isSystemNamespace(namespace)) refused.push({ key, reason: `namespace "${namespace}" is a system namespace` });
+    else if (refs.length >= MAX_RELATED) refused.push({ key, reason: `more than ${MAX_RELATED} related resources` });
     else refs.push({ key, kind, namespace, name: entry.name });
   }
   return { refs, refused };

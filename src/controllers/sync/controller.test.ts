@@ -223,7 +223,7 @@ describe('SyncController', () => {
     expect(world.released).toEqual([STAGING]);
   });
 
-  it('tells the consumer who holds its deletion up, and lets go of the provider copy when the object is annotated', async () => {
+  it('tells the consumer who holds its deletion up, and lets go of the provider copy only when the platform annotates the Assignment', async () => {
     world.provider = publishingSecret();
     await world.settle(key);
     world.deleteWidget(key);
@@ -243,19 +243,38 @@ describe('SyncController', () => {
     expect(blocked).toHaveLength(1);
     expect(blocked[0]!.message).toContain(`held by finalizers ${PROVIDER_FINALIZER}`);
     expect(blocked[0]!.message).toContain('provider provider-a');
-    expect(blocked[0]!.message).toContain(`${ORPHAN_ANNOTATION}=true`);
+    expect(blocked[0]!.message).toContain(`Assignment ${ASSIGNMENT} (coordination workspace) with ${ORPHAN_ANNOTATION}=true`);
     const conditions = (world.widget(key)!['status'] as { conditions?: { type: string; status: string; reason: string }[] }).conditions;
     expect(conditions?.find((c) => c.type === 'DeletionBlocked')).toMatchObject({ status: 'True', reason: 'ProviderFinalizer' });
     expect(world.widget(key)?.metadata.finalizers).toEqual([FINALIZER]);
     expect(world.assignments()).toHaveLength(1);
 
-    // A platform admin lets go: the broker removes the provider's finalizer and finishes the deletion.
+    // The consumer cannot let go by itself: its own annotation changes nothing.
     const widget = world.widget(key)!;
     world.api.put(CONSUMER, WIDGETS, {
       ...widget,
       metadata: { ...widget.metadata, annotations: { ...widget.metadata.annotations, [ORPHAN_ANNOTATION]: 'true' } },
     });
-    for (let i = 0; i < 4 && world.widget(key); i++) await world.reconcile(key);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+    try {
+      await world.reconcile(key);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(world.copyIn(STAGING, key)?.metadata.finalizers).toEqual([PROVIDER_FINALIZER]);
+
+    // A platform admin lets go on the Assignment: the broker removes the provider's finalizer and finishes the deletion.
+    const assignment = world.assignments()[0]!;
+    world.api.put(COORD, ASSIGNMENT_GVR, {
+      ...assignment,
+      metadata: { ...assignment.metadata, annotations: { [ORPHAN_ANNOTATION]: 'true' } },
+    });
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+    try {
+      for (let i = 0; i < 4 && world.widget(key); i++) await world.reconcile(key);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(world.copyIn(STAGING, key)).toBeUndefined();
     expect(world.assignments()).toEqual([]);
     expect(world.widget(key)).toBeUndefined();

@@ -6,7 +6,11 @@ import type { ObjectKey } from '../../runtime/object-key.ts';
 import type { ReconcileResult } from '../../runtime/workqueue.ts';
 import type { Migrator, SyncSteps } from '../migration/migrator.ts';
 
-/** The annotation on a consumer object that lets the broker stop waiting for provider copies held by finalizers. */
+/**
+ * The annotation on an Assignment (coordination workspace: only the platform writes there) that
+ * lets the broker remove the finalizers of a provider copy that holds up a deletion. Not on the
+ * consumer object: a consumer must not be able to skip a provider's clean-up.
+ */
 export const ORPHAN_ANNOTATION = 'broker.platform-mesh.io/orphan-provider-copy';
 
 /** How long a provider copy may stay Terminating before the consumer is told who holds it. */
@@ -51,7 +55,7 @@ export const finalizeObject = async (
     );
     let waiting = false;
     const held: string[] = [];
-    const letGo = consumer?.metadata.annotations?.[ORPHAN_ANNOTATION] === 'true';
+    const letGo = assignment.metadata.annotations?.[ORPHAN_ANNOTATION] === 'true';
     for (const name of stagingNames) {
       const sw = deps.coordination.stagingWorkspace(name);
       const cluster = sw?.status?.clusterName;
@@ -61,17 +65,17 @@ export const finalizeObject = async (
       const since = Date.parse(copy?.metadata.deletionTimestamp ?? '');
       const finalizers = copy?.metadata.finalizers ?? [];
       if (Number.isNaN(since) || finalizers.length === 0) continue;
+      if ((deps.now ?? Date.now)() - since <= BLOCKED_AFTER_MS) continue;
       if (letGo) await deps.releaseCopy(key, cluster, signal);
-      else if ((deps.now ?? Date.now)() - since > BLOCKED_AFTER_MS) {
+      else
         held.push(
           `the copy at provider ${sw.spec.providerCluster} (staging workspace ${name}) is held by finalizers ${finalizers.join(', ')}`,
         );
-      }
     }
     if (consumer && held.length > 0) {
       await deps.reportBlocked(
         consumer,
-        `deletion waits for the provider: ${held.join('; ')}; a platform admin can let go with the annotation ${ORPHAN_ANNOTATION}=true`,
+        `deletion waits for the provider: ${held.join('; ')}; a platform admin can let go by annotating Assignment ${assignment.metadata.name} (coordination workspace) with ${ORPHAN_ANNOTATION}=true`,
         signal,
       );
     }
