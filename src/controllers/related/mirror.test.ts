@@ -93,11 +93,6 @@ describe('mirrorRelated', () => {
 
   it.each([
     ['has no labels', {}, {}],
-    [
-      'belongs to another incarnation of the owner (another uid)',
-      { [OWNER_LABEL]: 'owner-1', [MANAGED_BY_LABEL]: MANAGER },
-      { [OWNER_UID_ANNOTATION]: 'uid-old' },
-    ],
     ['belongs to another owner', { [OWNER_LABEL]: 'owner-2', [MANAGED_BY_LABEL]: MANAGER }, { [OWNER_UID_ANNOTATION]: 'uid-of-owner' }],
   ])('reports a name taken by an object that %s as a conflict and leaves it byte for byte', async (_, labels, annotations) => {
     const { target } = targetOver(api); // the cache shows every Secret
@@ -159,7 +154,7 @@ describe('mirrorRelated', () => {
       source('Secret', 'old', { data: {} }),
       source('ConfigMap', 'old-cm', { data: {} }),
     ]);
-    const previous = api.put(C, SECRETS, {
+    api.put(C, SECRETS, {
       metadata: {
         name: 'previous-owner',
         namespace: 'default',
@@ -171,23 +166,32 @@ describe('mirrorRelated', () => {
       metadata: { name: 'other-owner', namespace: 'default', labels: { [OWNER_LABEL]: 'owner-2', [MANAGED_BY_LABEL]: MANAGER } },
     });
     const old = api.get(C, SECRETS, 'default', 'old')!;
+    const previousStored = api.get(C, SECRETS, 'default', 'previous-owner')!;
     const oldCm = api.get(C, CONFIGMAPS, 'default', 'old-cm')!;
 
     const result = await mirror(target, [source('Secret', 'keep', { data: {} })]);
 
-    expect(result).toEqual({ conflicts: [], deleted: 2 });
-    expect(api.log({ verb: 'delete' })).toEqual([`delete ${C}/secrets default/old`, `delete ${C}/configmaps default/old-cm`]);
-    expect(deletes).toEqual([
-      { name: 'old', preconditions: { uid: old.metadata.uid, resourceVersion: old.metadata.resourceVersion } },
-      { name: 'old-cm', preconditions: { uid: oldCm.metadata.uid, resourceVersion: oldCm.metadata.resourceVersion } },
-    ]);
+    // The earlier incarnation's copy (same owner labels, another uid) goes too; another owner's stays.
+    expect(result).toEqual({ conflicts: [], deleted: 3 });
+    expect(api.log({ verb: 'delete' }).sort()).toEqual(
+      [`delete ${C}/secrets default/old`, `delete ${C}/secrets default/previous-owner`, `delete ${C}/configmaps default/old-cm`].sort(),
+    );
+    expect(deletes).toEqual(
+      expect.arrayContaining([
+        { name: 'old', preconditions: { uid: old.metadata.uid, resourceVersion: old.metadata.resourceVersion } },
+        {
+          name: 'previous-owner',
+          preconditions: { uid: previousStored.metadata.uid, resourceVersion: previousStored.metadata.resourceVersion },
+        },
+        { name: 'old-cm', preconditions: { uid: oldCm.metadata.uid, resourceVersion: oldCm.metadata.resourceVersion } },
+      ]),
+    );
     expect(
       api
         .list(C, SECRETS)
         .map((s) => s.metadata.name)
         .sort(),
-    ).toEqual(['keep', 'other-owner', 'previous-owner']);
-    expect(api.get(C, SECRETS, 'default', 'previous-owner')).toEqual(previous);
+    ).toEqual(['keep', 'other-owner']);
     expect(api.get(C, SECRETS, 'default', 'other-owner')).toEqual(other);
   });
 
@@ -207,5 +211,31 @@ describe('mirrorRelated', () => {
     api.flush();
     expect(await mirror(target, [])).toEqual({ conflicts: [], deleted: 0 });
     expect(api.get(C, SECRETS, 'default', 'old')).toEqual(taken);
+  });
+
+  it('replaces the copy an earlier object of the same identity left (owner labels, another uid): deleted with preconditions, then made anew', async () => {
+    const { target, deletes } = targetOver(api);
+    api.put(C, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'tls',
+        namespace: 'default',
+        labels: { [OWNER_LABEL]: 'owner-1', [MANAGED_BY_LABEL]: MANAGER },
+        annotations: { [OWNER_UID_ANNOTATION]: 'uid-old' },
+      },
+      data: { old: 'eA==' },
+    });
+    const sources = [source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } })];
+
+    const first = await mirror(target, sources);
+    expect(first.conflicts).toEqual([]);
+    expect(deletes).toHaveLength(1);
+    expect(api.get(C, SECRETS, 'default', 'tls')).toBeUndefined();
+
+    await mirror(target, sources);
+    const copy = api.get(C, SECRETS, 'default', 'tls')!;
+    expect(copy.metadata.annotations?.[OWNER_UID_ANNOTATION]).toBe('uid-of-owner');
+    expect(copy['data']).toEqual({ 'tls.crt': 'Y3J0' });
   });
 });

@@ -36,6 +36,19 @@ export const relatedPayload = (source: KubeObject): Record<string, unknown> => {
  */
 export type MirrorOwner = { labels: Record<string, string>; uid?: string | undefined };
 
+const hasOwnerLabels = (obj: KubeObject, owner: MirrorOwner): boolean =>
+  Object.entries(owner.labels).every(([k, v]) => obj.metadata.labels?.[k] === v);
+
+/**
+ * A copy the broker made for an earlier object of the same identity (deleted and made again
+ * with a new uid before the broker saw it go): the owner labels match, the recorded uid does
+ * not. It is removed (with preconditions) so the current object's copy can take its place.
+ */
+const isEarlierIncarnation = (obj: KubeObject, owner: MirrorOwner): boolean => {
+  const recorded = obj.metadata.annotations?.[OWNER_UID_ANNOTATION];
+  return owner.uid !== undefined && recorded !== undefined && recorded !== owner.uid && hasOwnerLabels(obj, owner);
+};
+
 export const isOwnedBy = (obj: KubeObject, owner: MirrorOwner): boolean =>
   Object.entries(owner.labels).every(([k, v]) => obj.metadata.labels?.[k] === v) &&
   (owner.uid === undefined || obj.metadata.annotations?.[OWNER_UID_ANNOTATION] === owner.uid);
@@ -114,8 +127,8 @@ export const mirrorRelated = async (options: {
       if (!existing) continue; // gone again; the next pass creates it
     }
     if (!isOwnedBy(existing, owner)) {
-      conflicts.push({ kind: source.kind, ...at });
-      continue;
+      if (!isEarlierIncarnation(existing, owner)) conflicts.push({ kind: source.kind, ...at });
+      continue; // an earlier incarnation's copy goes below; the next pass creates ours
     }
     if (!copyDiffers(existing, desired)) continue;
     await client.update(
@@ -128,7 +141,8 @@ export const mirrorRelated = async (options: {
     for (const copy of await target.labelled(kind, owner.labels, signal)) {
       const namespace = copy.metadata.namespace ?? '';
       const name = copy.metadata.name ?? '';
-      if (wanted.has(`${kind}/${namespace}/${name}`) || !isOwnedBy(copy, owner)) continue;
+      const stale = isEarlierIncarnation(copy, owner);
+      if (!stale && (wanted.has(`${kind}/${namespace}/${name}`) || !isOwnedBy(copy, owner))) continue;
       deleted++;
       if (copy.metadata.deletionTimestamp) continue;
       try {
