@@ -125,15 +125,15 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     expect(decodeSecret(secret, 'issuer')).toBe(external.path);
   });
 
-  it('binds the provider export in staging accepting exactly the claims the export makes', async () => {
+  it('binds the provider export in staging accepting only its Secret and ConfigMap claims, rejecting the rest', async () => {
     const staging = await world.stagingClusterOf(consumerA, 'certificates', 'web', 'team-x');
     const bindings = await world.inCluster(staging, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' }).list();
     const binding = bindings.items.find((b) => b.metadata.name === 'certificates');
     const claims = (binding!['spec'] as { permissionClaims: { resource: string; verbs: string[]; state: string }[] }).permissionClaims;
     expect(claims.map((c) => `${c.resource}:${c.verbs.join(',')}:${c.state}`).sort()).toEqual([
       'configmaps:*:Accepted',
-      'events:*:Accepted',
-      'namespaces:get,list,watch,create:Accepted',
+      'events:*:Rejected',
+      'namespaces:get,list,watch,create:Rejected',
       'secrets:*:Accepted',
     ]);
     expect((binding!['status'] as { phase: string }).phase).toBe('Bound');
