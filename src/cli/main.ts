@@ -1,3 +1,5 @@
+// Over 350 lines on purpose: the flag table of every command, and the run command's start and
+// shutdown order (lease, fence, probes, broker, graceful stop) in one place.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';

@@ -1,3 +1,5 @@
+// Over 350 lines on purpose: start, advance, cutover, failure and rollback are one state
+// machine over the Migration's recorded state; apart, the order of their writes would be hidden.
 import { isDeepStrictEqual } from 'node:util';
 import { conditionTrue } from '../../apis/conditions.ts';
 import { migrationNameOf, stagingWorkspaceName } from '../../apis/names.ts';

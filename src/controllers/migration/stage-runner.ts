@@ -1,3 +1,6 @@
+// Over 350 lines on purpose: one stage run (validate, mirror, preconditions, record, deploy,
+// conditions, record success, clean up) reads best top to bottom; the pure stage logic (CEL,
+// templates, validation) is in stages.ts.
 import { isDeepStrictEqual } from 'node:util';
 import type { ObjectStore } from '../../runtime/store.ts';
 import { timestamp } from '../../apis/conditions.ts';

@@ -1,3 +1,6 @@
+// Over 350 lines on purpose: the SyncController is one reconciler, and the SyncSteps the
+// Migrator drives (copyIn, syncDown, syncUp, relatedSources, removeCopy) are its own steady-state
+// steps; the finalizer, placement, related mirroring and the migration lifecycle are elsewhere.
 import { setCondition } from '../../apis/conditions.ts';
 import { assignmentName, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, relatedOwnerOf } from '../../apis/names.ts';
 import { isDeepStrictEqual } from 'node:util';
