@@ -18,6 +18,7 @@ import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import type { Informer } from '../runtime/informer.ts';
+import { DeferredSource } from '../runtime/deferred-source.ts';
 import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type ReconcileResult } from '../runtime/workqueue.ts';
 
@@ -82,11 +83,19 @@ export class Broker {
       name: 'apiexportendpointslices',
       logger,
     });
-    const acceptAPIsUrl = await this.#endpointOf(slices, paths.acceptAPIExport, signal);
-    const acceptAPIs = this.#scope.informer(clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, '*', ACCEPTAPI_GVR), {
-      name: 'acceptapis',
-      logger,
-    });
+    // AcceptAPIs come through the acceptapis export's virtual workspace, which has no endpoint
+    // until a provider binds the export: until then there are none, and the broker runs anyway.
+    const acceptAPISource = new DeferredSource<AcceptAPI>('acceptapis');
+    const acceptAPIs = this.#scope.informer(acceptAPISource, { name: 'acceptapis', logger });
+    let acceptAPIsUrl = '';
+    void this.#endpointOf(slices, paths.acceptAPIExport, signal).then(
+      (url) => {
+        acceptAPIsUrl = url;
+        acceptAPISource.resolve(clients.inVirtualWorkspace<AcceptAPI>(url, '*', ACCEPTAPI_GVR));
+        logger.info({ virtualWorkspaceUrl: url }, 'watching AcceptAPIs');
+      },
+      () => undefined, // stopped first
+    );
     const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
     const stages = new MigrationStages({
       compute: workspaceAccess(endpoint, paths.compute),
