@@ -397,7 +397,10 @@ export const main = async (argv: string[]): Promise<number> => {
     return 1;
   } finally {
     for (const server of servers) server.close();
-    await endpoint.close();
+    // Not for `run`: closing undici's HTTP/2 client while a best-effort request (an Event) is
+    // still in flight emits an error on that stream nobody can listen to, which crashed a broker
+    // after "stopped" (exit 1). The process ends anyway: the timer below, or no handle left.
+    if (command !== 'run') await endpoint.close();
   }
 };
 
