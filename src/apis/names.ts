@@ -16,6 +16,12 @@ export const OWNER_LABEL = `${BROKER_GROUP}/owner`;
  * for that consumer object, whatever a provider names in its status.
  */
 export const OWNER_UID_ANNOTATION = `${BROKER_GROUP}/owner-uid`;
+/**
+ * On related copies: the hash of the source's content they were made from. With a hash of the
+ * copy's own content it tells, without keeping any data in memory, whether a copy is current
+ * and unaltered.
+ */
+export const SOURCE_HASH_ANNOTATION = `${BROKER_GROUP}/source-hash`;
 /** On objects a migration stage deploys to the compute workspace. */
 export const MIGRATION_NAME_LABEL = `${BROKER_GROUP}/migration-name`;
 export const MIGRATION_STAGE_LABEL = `${BROKER_GROUP}/migration-stage`;

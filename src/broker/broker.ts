@@ -4,6 +4,7 @@ import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { Migrator } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { Placer } from '../controllers/placement/assign.ts';
+import { relatedDigestOf } from '../controllers/related/digest.ts';
 import { RELATED_COPY_SELECTOR, SyncController } from '../controllers/sync/controller.ts';
 import { StagingCaches } from '../controllers/sync/staging.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
@@ -224,11 +225,13 @@ export class Broker {
       secrets: scope.informer(clients.inVirtualWorkspace(vw, '*', SECRETS), {
         name: `consumer secrets for ${key}`,
         labelSelector: RELATED_COPY_SELECTOR,
+        transform: relatedDigestOf,
         logger,
       }),
       configMaps: scope.informer(clients.inVirtualWorkspace(vw, '*', CONFIGMAPS), {
         name: `consumer configmaps for ${key}`,
         labelSelector: RELATED_COPY_SELECTOR,
+        transform: relatedDigestOf,
         logger,
       }),
       client: (cluster: string, g: typeof gvr) => clients.inVirtualWorkspace(vw, cluster, g),
@@ -253,7 +256,14 @@ export class Broker {
       releaseStagingWorkspace: release,
     });
     let controller: SyncController | undefined;
-    const staging = new StagingCaches({ scopes: w.stagingScopes, clients, gvr, logger, enqueue: (k) => controller?.queue.add(k) });
+    const staging = new StagingCaches({
+      scopes: w.stagingScopes,
+      clients,
+      gvr,
+      logger,
+      enqueue: (k) => controller?.queue.add(k),
+      consumerClusterOf: (cluster) => w.coordination.stagingWorkspaceInCluster(cluster)?.spec.consumerCluster,
+    });
     controller = new SyncController({
       api,
       consumers,

@@ -1,4 +1,5 @@
 import { conditionTrue } from '../apis/conditions.ts';
+import { relatedOwnerOf } from '../apis/names.ts';
 import {
   ASSIGNMENT_GVR,
   MIGRATION_GVR,
@@ -19,6 +20,8 @@ import type { ObjectStore } from '../runtime/store.ts';
 const ASSIGNMENT_BY_STAGING = 'stagingWorkspace';
 const ASSIGNMENT_BY_ACCEPTAPI = 'acceptAPI';
 const MIGRATION_BY_STAGING = 'stagingWorkspace';
+const STAGING_BY_CLUSTER = 'cluster';
+const ASSIGNMENT_BY_RELATED_OWNER = 'relatedOwner';
 
 /** One kind of coordination object: its cache and the client that writes it. */
 export type CoordinationKind<T extends Assignment | StagingWorkspace | Migration | MigrationConfiguration> = {
@@ -55,6 +58,10 @@ export class Coordination {
     this.assignments.store.addIndex(ASSIGNMENT_BY_ACCEPTAPI, (a) =>
       a.status?.acceptAPIName ? [`${a.status.providerCluster}/${a.status.acceptAPIName}`] : [],
     );
+    this.assignments.store.addIndex(ASSIGNMENT_BY_RELATED_OWNER, (a) => [
+      relatedOwnerOf(a.spec.consumerCluster, a.spec.gvr, a.spec.namespace ?? '', a.spec.name),
+    ]);
+    this.stagingWorkspaces.store.addIndex(STAGING_BY_CLUSTER, (w) => (w.status?.clusterName ? [w.status.clusterName] : []));
     // A rolled-back migration no longer holds its destination.
     this.migrations.store.addIndex(MIGRATION_BY_STAGING, (m) =>
       m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack')
@@ -73,6 +80,16 @@ export class Coordination {
 
   stagingWorkspace(name: string | undefined): StagingWorkspace | undefined {
     return name ? this.stagingWorkspaces.store.get(this.#key(name)) : undefined;
+  }
+
+  /** The Assignment of the consumer object whose related copies carry `owner` in their owner label. */
+  assignmentOfRelatedCopies(owner: string): Assignment | undefined {
+    return this.assignments.store.byIndex(ASSIGNMENT_BY_RELATED_OWNER, owner)[0];
+  }
+
+  /** The StagingWorkspace whose logical cluster is `cluster`: what the broker recorded, not what a provider says. */
+  stagingWorkspaceInCluster(cluster: string): StagingWorkspace | undefined {
+    return this.stagingWorkspaces.store.byIndex(STAGING_BY_CLUSTER, cluster)[0];
   }
 
   migration(name: string): Migration | undefined {

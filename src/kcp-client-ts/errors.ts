@@ -21,3 +21,11 @@ export const isAlreadyExists = (err: unknown): boolean => err instanceof ApiErro
 /** 410 Gone: the resourceVersion asked for is older than what the server keeps. */
 export const isGone = (err: unknown): boolean =>
   err instanceof ApiError && (err.status === 410 || err.reason === 'Expired' || err.reason === 'Gone');
+
+/**
+ * The server refused the object itself, not the moment: invalid (422), too large for the request
+ * (413) or for storage (etcd's "request is too large"). Sending it again changes nothing.
+ */
+export const isRefusedObject = (err: unknown): boolean =>
+  err instanceof ApiError &&
+  (err.status === 422 || err.status === 413 || /request is too large|ResourceExhausted|exceeds the maximum/i.test(err.message));

@@ -14,7 +14,14 @@ export type EventReason =
   | 'SyncFailed'
   | 'RelatedResourceConflict'
   | 'RelatedResourceRefused'
-  | 'DeletionBlocked';
+  | 'DeletionBlocked'
+  | 'ProviderStatusTooLarge'
+  | 'StatusRefused';
+
+/** Objects whose last Event is remembered (to skip repeats); the oldest are forgotten first. */
+const REMEMBERED_OBJECTS = 10_000;
+/** Longest Event message written, in characters (what events.k8s.io allows for a note). */
+const MAX_MESSAGE = 1024;
 
 const EVENTS = { group: '', version: 'v1', resource: 'events' };
 
@@ -45,8 +52,11 @@ export class EventRecorder {
   async record(obj: KubeObject, type: EventType, reason: EventReason, message: string): Promise<void> {
     const cluster = clusterOf(obj);
     const id = `${cluster}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`;
+    if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}... (truncated)`;
     if (this.#last.get(id) === `${reason}\u0000${message}`) return;
+    this.#last.delete(id); // re-inserted last: the map is in least-recently-said order
     this.#last.set(id, `${reason}\u0000${message}`);
+    if (this.#last.size > REMEMBERED_OBJECTS) this.#last.delete(this.#last.keys().next().value!);
     const namespace = obj.metadata.namespace || 'default';
     const now = new Date().toISOString();
     const events = new ResourceClient({

@@ -41,7 +41,7 @@ export class InformerScope {
 
   /** The informer for `source` (and label selector) in this scope, started when first asked for. */
   informer<T extends KubeObject>(source: KeyedSource<T>, options: Omit<InformerOptions<T>, 'source'>): Informer<T> {
-    const key = `${source.url()}?${options.labelSelector ?? ''}`;
+    const key = `${source.url()}?${options.labelSelector ?? ''}#${options.transform?.name ?? ''}`;
     const existing = this.#informers.get(key);
     if (existing) return existing.informer as unknown as Informer<T>;
     if (this.ended) throw new Error(`informer scope ${this.name} has ended`);

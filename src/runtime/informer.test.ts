@@ -118,3 +118,34 @@ describe('Informer against a list/watch server that fails on demand', () => {
 
 const byName = (x: { type: string; name?: string | undefined }, y: { type: string; name?: string | undefined }): number =>
   `${x.name}${x.type}`.localeCompare(`${y.name}${y.type}`);
+
+describe('Informer with a transform', () => {
+  it('keeps what the transform returns, from the list and from watch events, and emits it', async () => {
+    const server = new FakeWatchServer();
+    await server.start();
+    server.upsert('a', { spec: { n: 1, big: 'x'.repeat(10_000) } });
+    const endpoint = new KcpEndpoint({ serverOrigin: server.origin });
+    const source = new ResourceClient({ endpoint, baseUrl: `${server.origin}/clusters/*`, gvr: GVR });
+    const keepN = (obj: KubeObject): KubeObject => ({ metadata: obj.metadata, n: (obj['spec'] as { n: number }).n });
+    const informer = new Informer({ name: 'widgets', source, transform: keepN, backoff: { initialMs: 10, maxMs: 50 } });
+    const events: InformerEvent<KubeObject>[] = [];
+    informer.onEvent((e) => events.push(e));
+    const controller = new AbortController();
+    const running = informer.run(controller.signal);
+    try {
+      await informer.waitForSync();
+      server.upsert('b', { spec: { n: 2, big: 'y'.repeat(10_000) } });
+      await eventually(() => expect(informer.store.list()).toHaveLength(2));
+      for (const obj of informer.store.list()) {
+        expect(obj['spec']).toBeUndefined();
+        expect(obj['n']).toBeTypeOf('number');
+      }
+      expect(events.map((e) => e.object['n'])).toEqual([1, 2]);
+    } finally {
+      controller.abort();
+      await running;
+      await endpoint.close();
+      await server.stop();
+    }
+  });
+});

@@ -31,6 +31,11 @@ export type InformerOptions<T extends KubeObject> = {
   /** Server-side watch timeout (default: 60-90 s, jittered); the informer re-watches from its resourceVersion afterwards. */
   watchTimeoutSeconds?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * What the store keeps of each object (default: all of it). Informers over the same source
+   * share one store, so a transform is part of what identifies an informer (by its name).
+   */
+  transform?: (obj: T) => T;
 };
 
 export type InformerStats = {
@@ -53,12 +58,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly #options: InformerOptions<T>;
   readonly #logger: Logger;
   readonly #handlers: InformerHandler<T>[] = [];
+  /** What the store keeps of an object as it arrives (MemoryApi feeds its informers through it too). */
+  readonly transform: (obj: T) => T;
   #synced = false;
   readonly #syncWaiters: (() => void)[] = [];
 
   constructor(options: InformerOptions<T>) {
     this.#options = options;
     this.name = options.name;
+    this.transform = options.transform ?? ((obj) => obj);
     this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
   }
 
@@ -149,14 +157,15 @@ export class Informer<T extends KubeObject = KubeObject> {
         return;
       case 'ADDED':
       case 'MODIFIED': {
-        const old = this.store.upsert(event.object);
-        if (old && old.metadata.resourceVersion === event.object.metadata.resourceVersion) return;
-        this.#emit(old ? { type: 'updated', object: event.object, old } : { type: 'added', object: event.object });
+        const object = this.transform(event.object);
+        const old = this.store.upsert(object);
+        if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return;
+        this.#emit(old ? { type: 'updated', object, old } : { type: 'added', object });
         return;
       }
       case 'DELETED': {
         const old = this.store.remove(event.object);
-        if (old) this.#emit({ type: 'deleted', object: event.object });
+        if (old) this.#emit({ type: 'deleted', object: this.transform(event.object) });
         return;
       }
     }

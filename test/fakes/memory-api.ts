@@ -115,9 +115,13 @@ export class MemoryApi {
   /** An informer over `gvr` in `clusters` (default: all, like a wildcard or virtual workspace), label-selected. */
   informer<T extends KubeObject = KubeObject>(
     gvr: GroupVersionResource,
-    options: { clusters?: string[]; labelSelector?: string; name?: string } = {},
+    options: { clusters?: string[]; labelSelector?: string; name?: string; transform?: (obj: T) => T } = {},
   ): Informer<T> {
-    const informer = new FedInformer<KubeObject>({ name: options.name ?? gvr.resource, source: NO_SOURCE });
+    const informer = new FedInformer<KubeObject>({
+      name: options.name ?? gvr.resource,
+      source: NO_SOURCE,
+      ...(options.transform ? { transform: options.transform as unknown as (obj: KubeObject) => KubeObject } : {}),
+    });
     const watcher: Watcher = {
       resource: gvrString(gvr),
       informer,
@@ -280,7 +284,7 @@ export class MemoryApi {
 
   #feed(w: Watcher, cluster: string, obj: KubeObject): void {
     if (w.clusters && !w.clusters.has(cluster)) return;
-    if (matchesSelector(obj.metadata.labels, w.selector)) w.informer.store.upsert(structuredClone(obj));
+    if (matchesSelector(obj.metadata.labels, w.selector)) w.informer.store.upsert(w.informer.transform(structuredClone(obj)));
     else w.informer.store.remove(obj);
   }
 

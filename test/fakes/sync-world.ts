@@ -22,6 +22,7 @@ import { MigrationStages } from '../../src/controllers/migration/stage-runner.ts
 import { Migrator } from '../../src/controllers/migration/migrator.ts';
 import { Placer } from '../../src/controllers/placement/assign.ts';
 import { RELATED_COPY_SELECTOR, SyncController, type ConsumerSide } from '../../src/controllers/sync/controller.ts';
+import { relatedDigestOf } from '../../src/controllers/related/digest.ts';
 import type { StagingCache, StagingSide } from '../../src/controllers/sync/staging.ts';
 import { Coordination } from '../../src/coordination/coordination.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
@@ -98,7 +99,7 @@ export class SyncWorld {
       migrations: kind(this.informers.migrations, MIGRATION_GVR),
       configurations: kind(this.informers.configurations, MIGRATIONCONFIGURATION_GVR),
     });
-    const related = { clusters: consumerClusters, labelSelector: RELATED_COPY_SELECTOR };
+    const related = { clusters: consumerClusters, labelSelector: RELATED_COPY_SELECTOR, transform: relatedDigestOf };
     this.consumers = {
       objects: api.informer(WIDGETS, { clusters: consumerClusters }),
       secrets: api.informer(SECRETS, related),
@@ -110,8 +111,8 @@ export class SyncWorld {
       cache: (cluster) => {
         const cache = caches.get(cluster) ?? {
           objects: api.informer(WIDGETS, { clusters: [cluster] }),
-          secrets: api.informer(SECRETS, { clusters: [cluster] }),
-          configMaps: api.informer(CONFIGMAPS, { clusters: [cluster] }),
+          secrets: api.informer(SECRETS, { clusters: [cluster], transform: relatedDigestOf }),
+          configMaps: api.informer(CONFIGMAPS, { clusters: [cluster], transform: relatedDigestOf }),
         };
         caches.set(cluster, cache);
         return cache;

@@ -16,6 +16,7 @@ import { evaluateFilters } from '../acceptapi/filters.ts';
 import type { Placer } from '../placement/assign.ts';
 import { describeCandidates } from '../placement/placement.ts';
 import type { RelatedSource } from '../related/mirror.ts';
+import { RecentKeys } from '../../runtime/recent-keys.ts';
 import type { MigrationStages } from './stage-runner.ts';
 import { writeMigrationStatus } from './status.ts';
 
@@ -66,22 +67,7 @@ export class Migrator {
    * Assignments whose spec this process repointed lately: a cached copy still showing the old
    * spec is the cache lagging behind that write, not a crash between two writes.
    */
-  readonly #specWritten = new Map<string, number>();
-
-  #specWrittenLately(assignment: Assignment): boolean {
-    const name = assignment.metadata.name ?? '';
-    const at = this.#specWritten.get(name);
-    if (at === undefined) return false;
-    if (Date.now() - at < 60_000) return true;
-    this.#specWritten.delete(name);
-    return false;
-  }
-
-  #rememberSpecWrite(name: string): void {
-    const now = Date.now();
-    if (this.#specWritten.size > 1024) for (const [n, at] of this.#specWritten) if (now - at >= 60_000) this.#specWritten.delete(n);
-    this.#specWritten.set(name, now);
-  }
+  readonly #specWritten = new RecentKeys({ capacity: 4096, ttlMs: 60_000 });
 
   constructor(options: MigratorOptions) {
     this.#o = options;
@@ -161,7 +147,7 @@ export class Migrator {
       { ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } },
       signal,
     );
-    this.#rememberSpecWrite(assignment.metadata.name ?? '');
+    this.#specWritten.add(assignment.metadata.uid ?? assignment.metadata.name ?? '');
     await events.record(
       consumer,
       'Normal',
@@ -190,7 +176,7 @@ export class Migrator {
     const { coordination, stages, events, logger } = this.#o;
     const { to } = migration.spec;
     const repointed = assignment.spec.providerCluster === to.providerCluster && assignment.spec.acceptAPIName === to.acceptAPIName;
-    if (!repointed && !this.#specWrittenLately(assignment)) {
+    if (!repointed && !this.#specWritten.has(assignment.metadata.uid ?? assignment.metadata.name ?? '')) {
       // startIfNeeded writes the Migration, then this: a crash or lost reply in between leaves it
       // to here. The spec names where the object is going; the status where it is served.
       try {

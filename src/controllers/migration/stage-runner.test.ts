@@ -12,6 +12,7 @@ import { CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.
 import { silentLogger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { MigrationStages, type StageInput } from './stage-runner.ts';
+import { relatedSource } from '../../../test/fakes/related.ts';
 
 const signal = new AbortController().signal;
 const COORD = 'coord';
@@ -109,7 +110,7 @@ describe('MigrationStages', () => {
       },
       data: { password: 'dGhlaXJz' },
     });
-    const ours = { kind: 'Secret' as const, object: { metadata: { name: 'db', namespace: 'default' }, data: { password: 'b3Vycw==' } } };
+    const ours = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'b3Vycw==' } });
     const step = await stages.advance({ ...input(), related: { from: [ours], to: [] } }, signal);
     expect(step).toMatchObject({ next: 'wait' });
     expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({ reason: 'MirrorNameTaken' });

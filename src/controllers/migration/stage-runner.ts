@@ -13,6 +13,7 @@ import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from 
 import type { WorkspaceAccess } from '../../kcp-client-ts/workspace-access.ts';
 import type { Logger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
+import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
 import {
   allTrue,
@@ -69,7 +70,7 @@ export class MigrationStages {
   readonly #configurations: ObjectStore<MigrationConfiguration>;
   readonly #logger: Logger;
   readonly #now: () => Date;
-  readonly #namespaces = new Set<string>();
+  readonly #namespaces = new RecentKeys({ capacity: 1000 });
   /** The compute workspace's Secrets and ConfigMaps, where related resources are mirrored. */
   readonly #computeTarget: MirrorTarget;
 
@@ -362,19 +363,17 @@ export class MigrationStages {
    */
   async #mirrorRelated(migration: Migration, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<string[]> {
     const all = [...related.from.map((s) => ({ ...s, prefix: 'from-' })), ...related.to.map((s) => ({ ...s, prefix: 'to-' }))];
-    const tooLong = all.filter((s) => `${s.prefix}${s.object.metadata.name}`.length > MAX_NAME_LENGTH);
+    const tooLong = all.filter((s) => `${s.prefix}${s.name}`.length > MAX_NAME_LENGTH);
     const sources = all.filter((s) => !tooLong.includes(s));
     const result = await mirrorRelated({
       sources,
       owner: this.#mirrorOwner(migration),
       target: this.#computeTarget,
-      placeOf: (source) => ({ namespace, name: `${(source as (typeof sources)[number]).prefix}${source.object.metadata.name}` }),
+      placeOf: (source) => ({ namespace, name: `${(source as (typeof sources)[number]).prefix}${source.name}` }),
       signal,
     });
     return [
-      ...tooLong.map(
-        (s) => `${s.kind} ${s.prefix}${s.object.metadata.name} cannot be mirrored: the name is longer than ${MAX_NAME_LENGTH} characters`,
-      ),
+      ...tooLong.map((s) => `${s.kind} ${s.prefix}${s.name} cannot be mirrored: the name is longer than ${MAX_NAME_LENGTH} characters`),
       ...result.conflicts.map((c) => `${c.kind} ${c.namespace}/${c.name} is held by another owner (another migration's mirror)`),
     ];
   }

@@ -1,3 +1,4 @@
+import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { setCondition } from '../../apis/conditions.ts';
 import { assignmentName, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment } from '../../apis/types.ts';
@@ -27,8 +28,8 @@ export class Placer {
   readonly load: PlacementLoad;
   readonly #coordination: Coordination;
   readonly #acceptAPIs: () => AcceptAPI[];
-  /** Assignments whose status this process wrote lately, by name: their cache entry may predate that write. */
-  readonly #statusWritten = new Map<string, number>();
+  /** Assignments whose status this process wrote lately, by uid: their cache entry may predate that write. */
+  readonly #statusWritten = new RecentKeys({ capacity: 4096, ttlMs: STATUS_WRITE_MEMORY_MS });
 
   constructor(options: { gvr: GroupVersionResource; coordination: Coordination; acceptAPIs: () => AcceptAPI[]; load?: PlacementLoad }) {
     this.gvr = options.gvr;
@@ -96,7 +97,7 @@ export class Placer {
       signal,
     );
     // Written: a cached copy without status seen from now on is the cache lagging (one reconcile per key at a time, so none runs meanwhile).
-    this.#rememberStatusWrite(name);
+    this.#statusWritten.add(created.metadata.uid ?? name);
     return { outcome: 'assigned', assignment, decision };
   }
 
@@ -105,17 +106,8 @@ export class Placer {
    * minute: a cached copy without status is then the cache lagging, not a crash's leftover, and
    * completing it would only conflict.
    */
-  wroteStatusOf(assignmentName: string): boolean {
-    const at = this.#statusWritten.get(assignmentName);
-    return at !== undefined && Date.now() - at < STATUS_WRITE_MEMORY_MS;
-  }
-
-  #rememberStatusWrite(name: string): void {
-    const now = Date.now();
-    if (this.#statusWritten.size > 1024) {
-      for (const [n, at] of this.#statusWritten) if (now - at >= STATUS_WRITE_MEMORY_MS) this.#statusWritten.delete(n);
-    }
-    this.#statusWritten.set(name, now);
+  wroteStatusOf(assignment: Assignment): boolean {
+    return this.#statusWritten.has(assignment.metadata.uid ?? assignment.metadata.name ?? '');
   }
 
   /**

@@ -1,9 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
-import { MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, OWNER_UID_ANNOTATION } from '../../apis/names.ts';
+import { relatedSource } from '../../../test/fakes/related.ts';
+import { MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, OWNER_UID_ANNOTATION, SOURCE_HASH_ANNOTATION } from '../../apis/names.ts';
 import type { DeletePreconditions } from '../../kcp-client-ts/resources.ts';
 import { CLUSTER_ANNOTATION, CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Informer } from '../../runtime/informer.ts';
+import { relatedDigestOf } from './digest.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from './mirror.ts';
 
 const signal = new AbortController().signal;
@@ -11,9 +13,9 @@ const C = 'consumer-1';
 const owner: MirrorOwner = { labels: { [OWNER_LABEL]: 'owner-1' }, uid: 'uid-of-owner' };
 const gvrOf = (kind: RelatedKind) => (kind === 'Secret' ? SECRETS : CONFIGMAPS);
 
-const source = (kind: RelatedKind, name: string, payload: Record<string, unknown>): RelatedSource => ({
-  kind,
-  object: {
+let reads = 0;
+const source = (kind: RelatedKind, name: string, payload: Record<string, unknown>): RelatedSource => {
+  const object = {
     apiVersion: 'v1',
     kind,
     metadata: {
@@ -25,14 +27,24 @@ const source = (kind: RelatedKind, name: string, payload: Record<string, unknown
       annotations: { [CLUSTER_ANNOTATION]: 'ws-staging', note: 'from the provider' },
     },
     ...payload,
-  },
-});
+  };
+  const inHand = relatedSource(kind, object);
+  return {
+    ...inHand,
+    read: (s) => {
+      reads++;
+      return inHand.read(s);
+    },
+  };
+};
 
 /** The consumer workspace: a cache of Secrets/ConfigMaps (label-selected like the broker's, or showing all) over a MemoryApi. */
 const targetOver = (api: MemoryApi, options: { selector?: string } = {}) => {
+  // Label-selected caches keep digests, as the broker's do.
+  const cacheOptions = { clusters: [C], ...(options.selector ? { labelSelector: options.selector, transform: relatedDigestOf } : {}) };
   const caches: Record<RelatedKind, Informer> = {
-    Secret: api.informer(SECRETS, { clusters: [C], ...(options.selector ? { labelSelector: options.selector } : {}) }),
-    ConfigMap: api.informer(CONFIGMAPS, { clusters: [C], ...(options.selector ? { labelSelector: options.selector } : {}) }),
+    Secret: api.informer(SECRETS, cacheOptions),
+    ConfigMap: api.informer(CONFIGMAPS, cacheOptions),
   };
   const deletes: { name: string; preconditions: DeletePreconditions | undefined }[] = [];
   const updates: KubeObject[] = [];
@@ -59,12 +71,13 @@ const targetOver = (api: MemoryApi, options: { selector?: string } = {}) => {
 };
 
 const mirror = (target: MirrorTarget, sources: RelatedSource[]) =>
-  mirrorRelated({ sources, owner, target, placeOf: (s) => ({ namespace: 'default', name: s.object.metadata.name ?? '' }), signal });
+  mirrorRelated({ sources, owner, target, placeOf: (s) => ({ namespace: 'default', name: s.name }), signal });
 
 describe('mirrorRelated', () => {
   let api: MemoryApi;
   beforeEach(() => {
     api = new MemoryApi();
+    reads = 0;
   });
 
   it('creates copies carrying the owner labels, the owner uid and the payload, without kcp metadata', async () => {
@@ -80,15 +93,38 @@ describe('mirrorRelated', () => {
     expect(copy.metadata.annotations).toEqual({
       note: 'from the provider',
       [OWNER_UID_ANNOTATION]: 'uid-of-owner',
+      [SOURCE_HASH_ANNOTATION]: secret.contentHash,
       [CLUSTER_ANNOTATION]: C,
     });
     expect(copy['type']).toBe('kubernetes.io/tls');
     expect(copy['data']).toEqual({ 'tls.crt': 'Y3J0' });
     expect(api.get(C, CONFIGMAPS, 'default', 'settings')?.['data']).toEqual({ mode: 'fast' });
 
-    // A second pass finds them equal and writes nothing.
+    // A second pass finds them equal on hashes: it reads no source and writes nothing.
+    const readsBefore = reads;
     await mirror(target, [secret, config]);
     expect(api.writes).toHaveLength(2);
+    expect(reads).toBe(readsBefore);
+  });
+
+  it('keeps no data in the cache, and rewrites a copy someone altered though its recorded hash is unchanged', async () => {
+    const { target } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    const secret = source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } });
+    await mirror(target, [secret]);
+    const cached = api.informer(SECRETS, { clusters: [C], transform: relatedDigestOf }).store.list()[0]!;
+    expect(cached['data']).toBeUndefined();
+    expect(cached.metadata.annotations?.['note']).toBeUndefined();
+
+    const copy = api.get(C, SECRETS, 'default', 'tls')!;
+    api.put(C, SECRETS, { ...copy, data: { 'tls.crt': 'Zm9yZ2Vk' } }); // annotations (and the recorded hash) untouched
+    await mirror(target, [secret]);
+    expect(api.get(C, SECRETS, 'default', 'tls')?.['data']).toEqual({ 'tls.crt': 'Y3J0' });
+    api.put(C, SECRETS, {
+      ...api.get(C, SECRETS, 'default', 'tls')!,
+      metadata: { ...copy.metadata, labels: { ...copy.metadata.labels, extra: 'x' } },
+    });
+    await mirror(target, [secret]);
+    expect(api.get(C, SECRETS, 'default', 'tls')?.metadata.labels?.['extra']).toBeUndefined();
   });
 
   it.each([

@@ -1,32 +1,22 @@
-import { isDeepStrictEqual } from 'node:util';
-import { MANAGED_BY_LABEL, MANAGER, OWNER_UID_ANNOTATION } from '../../apis/names.ts';
+import { MANAGED_BY_LABEL, MANAGER, OWNER_UID_ANNOTATION, SOURCE_HASH_ANNOTATION } from '../../apis/names.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
-import { CLUSTER_ANNOTATION, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { KubeObject } from '../../kcp-client-ts/types.ts';
+import { contentHashOf, copiedKeys, isIntactCopyOf, relatedPayload } from './digest.ts';
 
 export type RelatedKind = 'Secret' | 'ConfigMap';
 
-/** A Secret or ConfigMap a staging copy publishes in `status.relatedResources`. */
-export type RelatedSource = { kind: RelatedKind; object: KubeObject };
-
-const PAYLOAD_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'];
-
-const isKcpInternal = (key: string): boolean =>
-  key === CLUSTER_ANNOTATION || key.startsWith('kcp.io/') || key.startsWith('claimed.internal.apis.kcp.io/');
-
-/** Labels or annotations without the ones kcp sets. */
-export const withoutKcpKeys = (map: Record<string, string> | undefined): Record<string, string> =>
-  Object.fromEntries(Object.entries(map ?? {}).filter(([k]) => !isKcpInternal(k)));
-
 /**
- * The content of a Secret/ConfigMap, what every copy of it carries. A type the cluster acts on
- * (a service account token, which the token controller would fill in and the broker rewrite
- * forever) is copied as Opaque.
+ * A Secret or ConfigMap a staging copy publishes in `status.relatedResources`, as the broker
+ * knows it: where it is, the hash of its content (from the digest cache), and how to read it
+ * whole when a copy must be written.
  */
-export const relatedPayload = (source: KubeObject): Record<string, unknown> => {
-  const payload = Object.fromEntries(PAYLOAD_FIELDS.filter((f) => source[f] !== undefined).map((f) => [f, source[f]]));
-  if (payload['type'] === 'kubernetes.io/service-account-token') payload['type'] = 'Opaque';
-  return payload;
+export type RelatedSource = {
+  kind: RelatedKind;
+  namespace: string;
+  name: string;
+  contentHash: string;
+  read(signal: AbortSignal): Promise<KubeObject | undefined>;
 };
 
 /**
@@ -71,23 +61,22 @@ export type MirrorResult = {
   deleted: number;
 };
 
-/** The copy of `source` at `at`, labelled and annotated with its owner. */
-export const mirrorCopyOf = (source: RelatedSource, at: { namespace: string; name: string }, owner: MirrorOwner): KubeObject => ({
+/** The copy of `source` (read whole) at `at`, labelled and annotated with its owner and the hash of its content. */
+export const mirrorCopyOf = (source: KubeObject, at: { namespace: string; name: string }, owner: MirrorOwner): KubeObject => ({
   apiVersion: 'v1',
   kind: source.kind,
   metadata: {
     name: at.name,
     namespace: at.namespace,
-    labels: { ...withoutKcpKeys(source.object.metadata.labels), ...owner.labels, [MANAGED_BY_LABEL]: MANAGER },
-    annotations: { ...withoutKcpKeys(source.object.metadata.annotations), ...(owner.uid ? { [OWNER_UID_ANNOTATION]: owner.uid } : {}) },
+    labels: { ...copiedKeys(source.metadata.labels), ...owner.labels, [MANAGED_BY_LABEL]: MANAGER },
+    annotations: {
+      ...copiedKeys(source.metadata.annotations),
+      ...(owner.uid ? { [OWNER_UID_ANNOTATION]: owner.uid } : {}),
+      [SOURCE_HASH_ANNOTATION]: contentHashOf(source),
+    },
   },
-  ...relatedPayload(source.object),
+  ...relatedPayload(source),
 });
-
-const copyDiffers = (current: KubeObject, desired: KubeObject): boolean =>
-  PAYLOAD_FIELDS.some((f) => !isDeepStrictEqual(current[f], desired[f])) ||
-  !isDeepStrictEqual(withoutKcpKeys(current.metadata.labels), desired.metadata.labels) ||
-  !isDeepStrictEqual(withoutKcpKeys(current.metadata.annotations), desired.metadata.annotations);
 
 /**
  * Makes the owner's copies in the target equal to `sources` (each placed where `placeOf` says):
@@ -111,9 +100,13 @@ export const mirrorRelated = async (options: {
   for (const source of options.sources) {
     const at = options.placeOf(source);
     wanted.add(`${source.kind}/${at.namespace}/${at.name}`);
-    const desired = mirrorCopyOf(source, at, owner);
     const client = target.client(source.kind);
     let existing = await target.find(source.kind, at.namespace, at.name, signal);
+    // Current and unaltered (checked on hashes, so no data is needed): nothing to do.
+    if (existing && isOwnedBy(existing, owner) && isIntactCopyOf(existing, source.contentHash)) continue;
+    const whole = await source.read(signal);
+    if (!whole) continue; // gone since the cache saw it; its event brings the next pass
+    const desired = mirrorCopyOf(whole, at, owner);
     if (!existing) {
       try {
         await client.create(desired, signal);
@@ -130,7 +123,6 @@ export const mirrorRelated = async (options: {
       if (!isEarlierIncarnation(existing, owner)) conflicts.push({ kind: source.kind, ...at });
       continue; // an earlier incarnation's copy goes below; the next pass creates ours
     }
-    if (!copyDiffers(existing, desired)) continue;
     await client.update(
       { ...desired, metadata: { ...desired.metadata, uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion } },
       signal,

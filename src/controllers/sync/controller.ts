@@ -14,7 +14,7 @@ import type {
   StagingWorkspace,
 } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
-import { isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
+import { isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import {
   apiVersionOf,
@@ -35,10 +35,12 @@ import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 import type { Migrator, SyncSteps } from '../migration/migrator.ts';
 import type { Placer } from '../placement/assign.ts';
 import { describeCandidates } from '../placement/placement.ts';
+import { RecentKeys } from '../../runtime/recent-keys.ts';
+import { contentHashOf } from '../related/digest.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
 import { relatedRefs } from '../related/refs.ts';
 import { finalizeObject } from './finalizer.ts';
-import { stagingCopyDiffers, stagingCopyOf, statusDiffers, updatedStagingCopy } from './mapping.ts';
+import { consumerStatusOf, stagingCopyDiffers, stagingCopyOf, statusDiffers, updatedStagingCopy } from './mapping.ts';
 import type { StagingSide } from './staging.ts';
 
 /** Longest one reconcile may take; then it is aborted and retried (a provider or cache that never answers). */
@@ -89,8 +91,8 @@ export class SyncController implements Controller, SyncSteps {
   readonly #o: SyncControllerOptions;
   readonly #logger: Logger;
   /** Owner label value -> consumer key, to route edits of related copies back. */
-  readonly #owners = new Map<string, string>();
-  readonly #knownNamespaces = new Set<string>();
+  /** Staging namespaces known to exist (forgetting one costs one create that finds it). */
+  readonly #knownNamespaces = new RecentKeys({ capacity: 10_000 });
   /** apiVersion and kind of this resource: list items may lack them. */
   readonly #type: { apiVersion: string; kind: string };
 
@@ -129,9 +131,10 @@ export class SyncController implements Controller, SyncSteps {
       const a = coordination.assignment(m.spec.assignment);
       return a && mine(a) ? [keyOf(a)] : [];
     };
+    // From the broker's own record (the Assignment), so nothing in the consumer's copy decides which key is worked on.
     const relatedCopy = (e: { object: KubeObject }): string[] => {
-      const owner = this.#owners.get(e.object.metadata.labels?.[OWNER_LABEL] ?? '');
-      return owner ? [owner] : [];
+      const a = coordination.assignmentOfRelatedCopies(e.object.metadata.labels?.[OWNER_LABEL] ?? '');
+      return a && mine(a) ? [keyOf(a)] : [];
     };
     return [
       watchOf(consumers.objects, (e) => [encodeKey(objectKeyOf(e.object))]),
@@ -233,7 +236,7 @@ export class SyncController implements Controller, SyncSteps {
     const { placer, events, coordination } = this.#o;
     if (assignment?.status?.stagingWorkspace) return assignment;
     if (assignment) {
-      if (placer.wroteStatusOf(assignment.metadata.name ?? '')) return undefined; // the cache lags behind our write; its event requeues us
+      if (placer.wroteStatusOf(assignment)) return undefined; // the cache lags behind our write; its event requeues us
       const completed = await placer.complete(assignment, signal);
       if (completed) return completed;
       // The AcceptAPI it names is gone: nothing was staged yet, so place afresh.
@@ -288,12 +291,11 @@ export class SyncController implements Controller, SyncSteps {
   relatedSources(copy: KubeObject, cluster: string): RelatedSource[] {
     const cache = this.#o.staging.cache(cluster);
     return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
-      const object = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).store.get({
-        cluster,
-        namespace: ref.namespace,
-        name: ref.name,
-      });
-      return object ? [{ kind: ref.kind, object }] : [];
+      const at = { cluster, namespace: ref.namespace, name: ref.name };
+      const digest = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).store.get(at);
+      if (!digest) return [];
+      const client = this.#o.staging.client(cluster, ref.kind === 'Secret' ? SECRETS : CONFIGMAPS);
+      return [{ ...ref, contentHash: contentHashOf(digest), read: (s: AbortSignal) => client.find(ref, s) }];
     });
   }
 
@@ -329,12 +331,30 @@ export class SyncController implements Controller, SyncSteps {
   }
 
   async syncUp(key: ObjectKey, consumer: KubeObject, copy: KubeObject, cluster: string, signal: AbortSignal): Promise<boolean> {
-    if (statusDiffers(consumer, copy)) {
+    const { status, dropped } = consumerStatusOf(copy, consumer);
+    if (dropped.length > 0) {
+      void this.#o.events.record(
+        consumer,
+        'Warning',
+        'ProviderStatusTooLarge',
+        `the provider's status is too large to copy whole; left out: ${dropped.map((d) => `${d.field} (${d.bytes} bytes)`).join(', ')}`,
+      );
+    }
+    if (statusDiffers(consumer, status)) {
       try {
-        await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status: copy['status'] }, signal);
+        await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status }, signal);
       } catch (err) {
-        if (!isConflict(err)) throw err;
-        return false;
+        if (isConflict(err)) return false;
+        if (!isRefusedObject(err)) throw err;
+        // The consumer's API refuses what the provider wrote (its schema, or the size): the
+        // consumer keeps its last status and hears why; the next provider change is tried again.
+        this.#logger.warn({ consumer: encodeKey(key), err }, 'consumer refused the provider status');
+        void this.#o.events.record(
+          consumer,
+          'Warning',
+          'StatusRefused',
+          `the provider's status was not copied: ${String((err as Error).message)}`,
+        );
       }
     }
     await this.#syncRelated(key, consumer, copy, cluster, signal);
@@ -360,13 +380,12 @@ export class SyncController implements Controller, SyncSteps {
 
   async #syncRelated(key: ObjectKey, consumer: KubeObject, copy: KubeObject, cluster: string, signal: AbortSignal): Promise<void> {
     const owner = this.#relatedOwner(key, consumer.metadata.uid);
-    this.#owners.set(owner.labels[OWNER_LABEL]!, encodeKey(key));
     const { refused } = relatedRefs(copy, key.namespace || 'default');
     const result = await mirrorRelated({
       sources: this.relatedSources(copy, cluster),
       owner,
       target: this.#consumerTarget(key.cluster),
-      placeOf: (source) => ({ namespace: source.object.metadata.namespace ?? '', name: source.object.metadata.name ?? '' }),
+      placeOf: (source) => ({ namespace: source.namespace, name: source.name }),
       signal,
     });
     const { events } = this.#o;
@@ -456,7 +475,6 @@ export class SyncController implements Controller, SyncSteps {
           }
         },
         removeFinalizer: async (obj, s) => {
-          this.#owners.delete(this.#relatedOwner(key, undefined).labels[OWNER_LABEL]!);
           if (!obj.metadata.finalizers?.includes(FINALIZER)) return;
           try {
             await this.#consumerClient(key.cluster).mergePatch(

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CONSUMER_CLUSTER_ANNOTATION, CONSUMER_NAME_ANNOTATION } from '../../apis/names.ts';
-import { withoutKcpKeys as cleanMap } from '../related/mirror.ts';
+import { withoutKcpKeys as cleanMap } from '../related/digest.ts';
 import { clusterOf, type KubeObject } from '../../kcp-client-ts/types.ts';
 
 /** Top-level fields that belong to the server or the provider, never copied down. */
@@ -44,5 +44,62 @@ export const updatedStagingCopy = (current: KubeObject, desired: KubeObject): Ku
   metadata: { ...current.metadata, labels: desired.metadata.labels, annotations: desired.metadata.annotations },
 });
 
-export const statusDiffers = (consumer: KubeObject, staging: KubeObject): boolean =>
-  staging['status'] !== undefined && !isDeepStrictEqual(consumer['status'], staging['status']);
+/**
+ * The largest provider status copied to a consumer object, in bytes of JSON. Far below what kcp
+ * stores (about 1.5 MiB per object, spec and metadata included), so the consumer's own fields
+ * always fit beside it.
+ */
+export const MAX_STATUS_BYTES = 256 * 1024;
+
+/** A top-level status field left out because the status was too large. */
+export type DroppedField = { field: string; bytes: number };
+
+const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '');
+
+/**
+ * The status a consumer object gets from its staging copy: the provider's, whole when it fits in
+ * MAX_STATUS_BYTES; otherwise without its largest top-level fields (largest first) until it
+ * fits, with a `StatusTruncated` condition naming them. The provider decides the size; the
+ * consumer's object must stay writable.
+ */
+export const consumerStatusOf = (
+  staging: KubeObject,
+  consumer: KubeObject,
+  now: Date = new Date(),
+): { status: unknown; dropped: DroppedField[] } => {
+  const status = staging['status'];
+  if (status === undefined || jsonBytes(status) <= MAX_STATUS_BYTES) return { status, dropped: [] };
+  if (status === null || typeof status !== 'object' || Array.isArray(status))
+    return { status: undefined, dropped: [{ field: 'status', bytes: jsonBytes(status) }] };
+  const kept: Record<string, unknown> = { ...status };
+  const dropped: DroppedField[] = [];
+  const bySize = Object.entries(kept)
+    .map(([field, value]) => ({ field, bytes: jsonBytes(value) }))
+    .sort((a, b) => b.bytes - a.bytes);
+  for (const entry of bySize) {
+    if (jsonBytes(kept) <= MAX_STATUS_BYTES - 2048) break; // room for the condition below
+    delete kept[entry.field];
+    dropped.push({ field: `status.${entry.field}`, bytes: entry.bytes });
+  }
+  const conditions = Array.isArray(kept['conditions']) ? (kept['conditions'] as unknown[]) : [];
+  const previous = (
+    (consumer['status'] as { conditions?: unknown } | undefined)?.conditions as { type?: string; lastTransitionTime?: string }[] | undefined
+  )?.find?.((c) => c?.type === 'StatusTruncated');
+  const note = {
+    type: 'StatusTruncated',
+    status: 'True',
+    reason: 'ProviderStatusTooLarge',
+    message:
+      `the provider's status is larger than ${MAX_STATUS_BYTES} bytes; not copied: ${dropped.map((d) => `${d.field} (${d.bytes} bytes)`).join(', ')}`.slice(
+        0,
+        1024,
+      ),
+    // Kept while it stays truncated, so the same provider status maps to the same consumer status.
+    lastTransitionTime: previous?.lastTransitionTime ?? now.toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+  kept['conditions'] = [...conditions, note];
+  return { status: kept, dropped };
+};
+
+export const statusDiffers = (consumer: KubeObject, status: unknown): boolean =>
+  status !== undefined && !isDeepStrictEqual(consumer['status'], status);

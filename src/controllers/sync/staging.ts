@@ -1,4 +1,3 @@
-import { CONSUMER_CLUSTER_ANNOTATION } from '../../apis/names.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
@@ -6,9 +5,13 @@ import type { Logger } from '../../logging.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { ClusterScopes } from '../../runtime/informer-scope.ts';
 import { encodeKey } from '../../runtime/object-key.ts';
+import { relatedDigestOf } from '../related/digest.ts';
 import { relatedRefs } from '../related/refs.ts';
 
-/** What the sync controller sees of one staging workspace: its copies and the Secrets/ConfigMaps next to them. */
+/**
+ * What the sync controller sees of one staging workspace: its copies, and digests of the
+ * Secrets/ConfigMaps next to them (no data: the provider decides how many and how large they are).
+ */
 export type StagingCache = {
   objects: Informer<KubeObject>;
   secrets: Informer<KubeObject>;
@@ -39,6 +42,7 @@ export class StagingCaches implements StagingSide {
   readonly #gvr: GroupVersionResource;
   readonly #logger: Logger;
   readonly #enqueue: (consumerKey: string) => void;
+  readonly #consumerClusterOf: (stagingCluster: string) => string | undefined;
   readonly #engaged = new Map<string, { cache: StagingCache; removeHandlers: (() => void)[] }>();
   readonly #stopListening: () => void;
 
@@ -48,12 +52,15 @@ export class StagingCaches implements StagingSide {
     gvr: GroupVersionResource;
     logger: Logger;
     enqueue: (consumerKey: string) => void;
+    /** The consumer workspace a staging workspace serves, as the broker recorded it. */
+    consumerClusterOf: (stagingCluster: string) => string | undefined;
   }) {
     this.#scopes = options.scopes;
     this.#clients = options.clients;
     this.#gvr = options.gvr;
     this.#logger = options.logger;
     this.#enqueue = options.enqueue;
+    this.#consumerClusterOf = options.consumerClusterOf;
     this.#stopListening = this.#scopes.onEnded((cluster) => this.#engaged.delete(cluster));
   }
 
@@ -74,13 +81,17 @@ export class StagingCaches implements StagingSide {
     const secrets = scope.informer(this.#clients.inWorkspace(cluster, SECRETS), {
       name: `staging ${cluster} secrets`,
       logger: this.#logger,
+      transform: relatedDigestOf,
     });
     const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), {
       name: `staging ${cluster} configmaps`,
       logger: this.#logger,
+      transform: relatedDigestOf,
     });
+    // The consumer comes from the broker's record of this workspace, never from the copy's
+    // annotations: a provider can edit those, and must not make the broker work on other tenants' keys.
     const consumerKeyOf = (copy: KubeObject): string | undefined => {
-      const consumerCluster = copy.metadata.annotations?.[CONSUMER_CLUSTER_ANNOTATION];
+      const consumerCluster = this.#consumerClusterOf(cluster);
       return consumerCluster
         ? encodeKey({ cluster: consumerCluster, namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' })
         : undefined;
