@@ -29,6 +29,8 @@ export type TestProviderOptions = {
    * namespace; with `data`, the provider also writes that Secret next to the object.
    */
   extraRelated?: (obj: KubeObject) => Array<{ key: string; namespace?: string; name: string; data?: Record<string, string> }>;
+  /** More status fields, written with `status: Available` (tests of providers that write too much). */
+  extraStatus?: (obj: KubeObject) => Record<string, unknown>;
 };
 
 /**
@@ -153,7 +155,7 @@ export class TestProvider {
       }
       relatedResources[extra.key] = { ...at, gvk: { group: '', version: 'v1', kind: 'Secret' } };
     }
-    const desired = { status: 'Available', relatedResources };
+    const desired = { ...this.#options.extraStatus?.(obj), status: 'Available', relatedResources };
     if (JSON.stringify(obj['status']) !== JSON.stringify(desired)) await objects.updateStatus({ ...obj, status: desired }, signal);
     return;
   }

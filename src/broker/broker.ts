@@ -55,6 +55,8 @@ export class Broker {
   readonly #manager: ControllerManager;
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope }>();
   #wiring: Wiring | undefined;
+  /** The broker's own watches (coordination, endpoint slices): while they cannot reach kcp, it is not ready. */
+  #core: { readonly connected: boolean }[] = [];
 
   constructor(options: BrokerOptions) {
     this.#options = options;
@@ -113,6 +115,7 @@ export class Broker {
       stagingScopes,
       logger: logger.child({ controller: 'stagingworkspace' }),
     });
+    this.#core = [...Object.values(coordinationInformers), slices];
     this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController };
     const acceptController = new AcceptAPIController({
       acceptAPIs,
@@ -163,9 +166,14 @@ export class Broker {
     return this.#manager.add(controller, signal);
   }
 
-  /** Caches synced and every controller running: what /readyz reports. */
+  /** Caches synced, kcp answering the broker's own watches, and every controller running: what /readyz reports. */
   get ready(): boolean {
-    return this.#wiring !== undefined && this.#scope.stats().every((s) => s.synced) && this.#manager.queues.every((q) => q.running);
+    return (
+      this.#wiring !== undefined &&
+      this.#scope.stats().every((s) => s.synced) &&
+      this.#core.every((i) => i.connected) &&
+      this.#manager.queues.every((q) => q.running)
+    );
   }
 
   /** The cached Assignments and Migrations (for metrics). */

@@ -26,6 +26,7 @@ export type WatchOptions = {
   timeoutSeconds?: number;
   stallTimeoutMs: number;
   signal: AbortSignal;
+  onOpen?: (() => void) | undefined;
 };
 
 type Target = { namespace?: string | undefined; name: string };
@@ -93,7 +94,11 @@ export class ResourceClient<T extends KubeObject = KubeObject> {
       labelSelector: options.labelSelector,
       timeoutSeconds: options.timeoutSeconds,
     });
-    return watchEvents<T>(this.#endpoint, url, { signal: options.signal, stallTimeoutMs: options.stallTimeoutMs });
+    return watchEvents<T>(this.#endpoint, url, {
+      signal: options.signal,
+      stallTimeoutMs: options.stallTimeoutMs,
+      onOpen: options.onOpen,
+    });
   }
 
   get(target: Target, signal?: AbortSignal): Promise<T> {

@@ -10,6 +10,8 @@ export type WatchStreamOptions = {
    * the generator then throws WatchStalledError so the caller can re-watch.
    */
   stallTimeoutMs: number;
+  /** Called once the server has accepted the watch (status 2xx), before any event. */
+  onOpen?: (() => void) | undefined;
 };
 
 export class WatchStalledError extends Error {
@@ -44,6 +46,7 @@ export async function* watchEvents<T extends KubeObject = KubeObject>(
     options.signal.removeEventListener('abort', onAbort);
     throw translate(err, options, local.signal);
   }
+  options.onOpen?.();
   const decoder = new StringDecoder('utf8');
   let buffered = '';
   try {

@@ -35,6 +35,12 @@ export class LeaseLock {
    * runs again, before any write it had queued is sent.
    */
   #validUntil = 0;
+  /**
+   * The Lease record as this replica last saw it change, and when (on this process's monotonic
+   * clock). Expiry is judged from that moment, never from the renewTime another replica wrote
+   * with its own clock (client-go does the same): clock skew between replicas cannot make two leaders.
+   */
+  #observed: { record: string; at: number } | undefined;
 
   constructor(options: LeaseLockOptions) {
     this.#options = {
@@ -165,9 +171,10 @@ export class LeaseLock {
       }
     }
     const holder = lease.spec?.holderIdentity ?? '';
-    const renewed = lease.spec?.renewTime ? Date.parse(lease.spec.renewTime) : 0;
+    const record = `${holder}\u0000${lease.spec?.renewTime ?? ''}\u0000${lease.spec?.leaseTransitions ?? 0}`;
+    if (this.#observed?.record !== record) this.#observed = { record, at: performance.now() };
     const duration = (lease.spec?.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
-    const expired = holder === '' || renewed + duration < now.getTime();
+    const expired = holder === '' || this.#observed.at + duration < performance.now();
     if (holder !== identity && !expired) return holder;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
     try {

@@ -36,7 +36,9 @@ export const startProbeServer = async (options: ProbeServerOptions): Promise<Ser
     }
     if (path === '/readyz' && options.ready) {
       const ready = options.ready();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ok' : 'caches not synced');
+      res
+        .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(ready ? 'ok' : 'not ready: caches not synced, kcp not answering, or not the leader');
       return;
     }
     res.writeHead(404).end();

@@ -61,6 +61,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** What the store keeps of an object as it arrives (MemoryApi feeds its informers through it too). */
   readonly transform: (obj: T) => T;
   #synced = false;
+  /** Whether the last list or watch request reached the server (false from a failure until the next success). */
+  #connected = false;
   readonly #syncWaiters: (() => void)[] = [];
 
   constructor(options: InformerOptions<T>) {
@@ -87,6 +89,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.#synced;
   }
 
+  /** Whether the server answered the last list or watch request: false while kcp is unreachable or refusing. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
   /** Resolves after the first complete list, or when `signal` aborts. */
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.#synced || signal?.aborted) return Promise.resolve();
@@ -107,6 +114,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         if (needList) {
           const list = await this.#options.source.list({ labelSelector: this.#options.labelSelector, signal });
           this.stats.lists++;
+          this.#connected = true;
           this.#replace(list.items);
           resourceVersion = list.metadata.resourceVersion;
           needList = false;
@@ -121,6 +129,9 @@ export class Informer<T extends KubeObject = KubeObject> {
           timeoutSeconds,
           stallTimeoutMs: this.#options.stallTimeoutMs ?? (timeoutSeconds + 15) * 1000,
           signal,
+          onOpen: () => {
+            this.#connected = true;
+          },
         });
         for await (const event of events) {
           failures = 0;
@@ -133,6 +144,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       } catch (err) {
         if (signal.aborted) break;
         this.stats.watchRestarts++;
+        if (!isGone(err)) this.#connected = false;
         if (isGone(err)) {
           this.#logger.info({ resourceVersion }, 'resourceVersion expired, relisting');
           needList = true;

@@ -29,6 +29,8 @@ describe('adversarial: what a provider can do to a consumer', () => {
               { key: 'other', namespace: 'prod', name: 'db-password' },
             ]
           : [],
+      // A status far larger than any consumer object should carry (kcp stores it on the staging copy).
+      extraStatus: (obj) => (obj.metadata.name === 'bloated' ? { message: 'x'.repeat(400 * 1024) } : {}),
     });
     await world.provider('honest', ['certificates']);
     await world.accept('hostile', 'hostile-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'hostile.test' }] });
@@ -103,5 +105,37 @@ describe('adversarial: what a provider can do to a consumer', () => {
     await certs.create(world.newObject('certificates', 'bystander', { fqdn: 'bystander.honest.test' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'bystander' }))).toBe('Available'));
     expect((await world.assignmentOf(consumer, 'certificates', 'bystander'))?.spec.acceptAPIName).toBe('honest-certs');
+  });
+
+  it('copies an oversized provider status without its largest field, and says which in a condition and an Event', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'bloated', { fqdn: 'bloated.hostile.test' }));
+    const status = await eventually(async () => {
+      const s = (await certs.get({ namespace: 'default', name: 'bloated' }))['status'] as {
+        status?: string;
+        message?: string;
+        conditions?: { type: string; reason: string; message: string }[];
+      };
+      expect(s?.status).toBe('Available');
+      return s;
+    });
+    expect(status.message).toBeUndefined();
+    const truncated = status.conditions?.find((c) => c.type === 'StatusTruncated');
+    expect(truncated).toMatchObject({ reason: 'ProviderStatusTooLarge' });
+    expect(truncated?.message).toContain('status.message (409602 bytes)');
+    await eventually(async () => expect(await eventsFor('bloated', 'ProviderStatusTooLarge')).not.toHaveLength(0));
+    // The consumer's object stays writable: a spec change still goes down.
+    const current = await certs.get({ namespace: 'default', name: 'bloated' });
+    await certs.update({ ...current, spec: { fqdn: 'bloated2.hostile.test' } });
+    const staging = await world.stagingClusterOf(consumer, 'certificates', 'bloated');
+    await eventually(async () =>
+      expect(
+        (
+          await world
+            .inCluster(staging, { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' })
+            .get({ namespace: 'default', name: 'bloated' })
+        )['spec'],
+      ).toEqual({ fqdn: 'bloated2.hostile.test' }),
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -9,6 +9,7 @@ import { eventually } from '../harness/eventually.ts';
 import { BrokerProcess, freePort, runCli } from '../harness/broker-process.ts';
 import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
+import { LoopbackProxy } from '../harness/loopback-proxy.ts';
 
 describe('the resource-broker CLI', () => {
   it('prints help and version, and exits 2 with one line naming the bad flag', async () => {
@@ -183,5 +184,34 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     const assignments = (await world.assignments().list()).items.filter((a) => a.spec.consumerCluster === consumer.cluster);
     expect(assignments.map((a) => a.spec.name).sort()).toEqual(['after', 'before', 'burst-0', 'burst-1', 'burst-2', 'burst-3', 'burst-4']);
     expect(assignments.every((a) => a.status?.phase === 'Bound')).toBe(true);
+  });
+
+  it('is not ready while kcp does not answer its watches, and ready (and serving) again once kcp does', async () => {
+    for (const p of processes) if (p.child?.exitCode === null && p.child.signalCode === null) await p.stop('SIGTERM');
+    const direct = await readFile(inject('kcp').kubeconfig, 'utf8');
+    const kcpPort = /server: *"?https:\/\/127\.0\.0\.1:(\d+)/.exec(direct)?.[1];
+    expect(kcpPort).toBeDefined();
+    const proxy = new LoopbackProxy({ targetPort: Number(kcpPort) });
+    await proxy.start();
+    try {
+      const kubeconfig = join(tmpdir(), `through-proxy-${proxy.port}.kubeconfig`);
+      await writeFile(kubeconfig, direct.replaceAll(`127.0.0.1:${kcpPort}`, `127.0.0.1:${proxy.port}`));
+      const broker = new BrokerProcess(kubeconfig, world.paths, { RB_LEADER_ELECT: 'false' });
+      processes.push(broker);
+      await broker.start();
+      await eventually(async () => expect(await broker.readyz()).toBe(200), { timeoutMs: 60_000 });
+
+      proxy.refuse = true;
+      proxy.dropConnections();
+      await eventually(async () => expect(await broker.readyz()).toBe(503), { timeoutMs: 30_000 });
+
+      proxy.refuse = false;
+      await eventually(async () => expect(await broker.readyz()).toBe(200), { timeoutMs: 60_000 });
+      const certs = world.objects(consumer.path, 'certificates');
+      await certs.create(world.newObject('certificates', 'after-outage', { fqdn: 'after-outage.example.org' }));
+      await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'after-outage' }))).toBe('Available'));
+    } finally {
+      await proxy.stop();
+    }
   });
 });

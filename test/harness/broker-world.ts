@@ -126,7 +126,11 @@ export class BrokerWorld {
   }
 
   /** A provider workspace serving the given example APIs, bound to acceptapis, with a TestProvider per API. */
-  async provider(name: string, apis: ExampleApi[], options: Pick<TestProviderOptions, 'extraRelated'> = {}): Promise<ReadyWorkspace> {
+  async provider(
+    name: string,
+    apis: ExampleApi[],
+    options: Pick<TestProviderOptions, 'extraRelated' | 'extraStatus'> = {},
+  ): Promise<ReadyWorkspace> {
     const workspace = await this.workspaces.ensure(this.top, name);
     const applier = new Applier({ endpoint: this.endpoint });
     for (const api of apis) {

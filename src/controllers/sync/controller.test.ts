@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { ApiError } from '../../kcp-client-ts/errors.ts';
 import { formatWrite } from '../../../test/fakes/memory-api.ts';
 import { COORD, CONSUMER, PROVIDER_FINALIZER, SyncWorld, WIDGETS, clusterOfStagingWorkspace } from '../../../test/fakes/sync-world.ts';
 import {
@@ -131,6 +132,29 @@ describe('SyncController', () => {
     expect(since(world, mark)).toEqual([`updateStatus ${CONSUMER}/widgets default/w1`]);
     expect(world.widget(key)?.['status']).toEqual({ status: 'Available', url: 'https://w1.example' });
     expect(world.widget(key)?.['spec']).toEqual({ size: 2 });
+  });
+
+  it('keeps the last status and says why when the consumer API refuses the provider status, instead of retrying it', async () => {
+    await world.settle(key);
+    const copy = world.copyIn(STAGING, key)!;
+    world.api.put(WS, WIDGETS, { ...copy, status: { status: 'Weird' } });
+    world.api.failNextWrite(
+      { verb: 'updateStatus', resource: 'widgets' },
+      new ApiError({
+        status: 422,
+        reason: 'Invalid',
+        message: 'status.status: Unsupported value: "Weird"',
+        method: 'PUT',
+        url: 'memory://',
+      }),
+    );
+    await world.settle(key); // settles: no retry loop
+
+    expect(world.widget(key)?.['status']).toEqual({ status: 'Available' });
+    expect(world.events.of('StatusRefused').map((e) => e.message)).toEqual([
+      expect.stringContaining('status.status: Unsupported value: "Weird"'),
+    ]);
+    expect(world.copyIn(STAGING, key)?.['status']).toEqual({ status: 'Weird' });
   });
 
   it("copies a related Secret of the copy's namespace and refuses other namespaces and kube-system with an Event", async () => {
