@@ -144,6 +144,38 @@ describe('WorkQueue', () => {
     await queue.shutdown();
   });
 
+  it('looks at a key of a full group once per release of that group, not once per dispatch, and keeps its order', async () => {
+    const gate = Promise.withResolvers<void>();
+    let groupLookups = 0;
+    const started: string[] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      concurrency: 4,
+      fairness: {
+        groupsOf: (key) => {
+          groupLookups++;
+          return [key.split('/')[0]!];
+        },
+        maxPerGroup: 2,
+      },
+      reconcile: async (key) => {
+        started.push(key);
+        if (key.startsWith('bad/')) await gate.promise;
+      },
+    });
+    for (let i = 0; i < 5000; i++) queue.add(`bad/${i}`);
+    for (let i = 0; i < 200; i++) queue.add(`good/${i}`);
+    queue.start();
+    await sleep(50);
+    expect(started.filter((k) => k.startsWith('good/'))).toHaveLength(200);
+    expect(groupLookups).toBeLessThan(5200 + 10);
+    expect(queue.depth).toBe(4998);
+    gate.resolve();
+    await queue.idle();
+    expect(started.filter((k) => k.startsWith('bad/'))).toEqual(Array.from({ length: 5000 }, (_, i) => `bad/${i}`));
+    await queue.shutdown();
+  });
+
   it('aborts a reconcile past its deadline and retries it, so a wait that never ends frees its worker', async () => {
     const attempts: string[] = [];
     const queue = new WorkQueue({

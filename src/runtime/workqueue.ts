@@ -22,7 +22,8 @@ export type WorkQueueOptions = {
   /**
    * Fairness: the groups a key belongs to (its consumer workspace, its provider...). While a
    * group has `maxPerGroup` reconciles running, its other keys wait and keys of other groups
-   * go first, so no one group can take every worker.
+   * go first, so no one group can take every worker. `groupsOf` is asked each time a key is
+   * considered: when it reaches the head of the queue, and again after a full group of its frees up.
    */
   fairness?: { groupsOf: (key: string) => string[]; maxPerGroup: number };
   /** Called after each reconcile, for metrics. */
@@ -39,7 +40,7 @@ export class WorkQueue {
   readonly name: string;
   readonly #options: WorkQueueOptions;
   readonly #logger: Logger;
-  readonly #queue: string[] = [];
+  #queue: string[] = [];
   readonly #queued = new Set<string>();
   readonly #processing = new Set<string>();
   /** Keys added while being processed: queued again when their reconcile ends. */
@@ -53,8 +54,13 @@ export class WorkQueue {
   /** Running reconciles per fairness group, and the groups of each running key. */
   readonly #runningPerGroup = new Map<string, number>();
   readonly #groupsOfRunning = new Map<string, string[]>();
-  /** Groups of queued keys, computed once per key while it waits (a scan past blocked keys stays cheap). */
-  readonly #groupsOfQueued = new Map<string, string[]>();
+  /**
+   * Queued keys set aside because a group of theirs was at its limit, by that group: back at
+   * the front of the queue when the group has room. Each key is looked at once per release of
+   * its group, so dispatch never rescans keys that cannot run.
+   */
+  readonly #parked = new Map<string, string[]>();
+  #parkedCount = 0;
 
   constructor(options: WorkQueueOptions) {
     this.#options = options;
@@ -64,7 +70,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#parkedCount;
   }
 
   get running(): boolean {
@@ -133,20 +139,20 @@ export class WorkQueue {
   }
 
   #isIdle(): boolean {
-    return this.#queue.length === 0 && this.#processing.size === 0 && this.#timers.size === 0;
+    return this.depth === 0 && this.#processing.size === 0 && this.#timers.size === 0;
   }
 
   #pump(): void {
     const controller = this.#controller;
     if (!controller || controller.signal.aborted) return;
     const concurrency = this.#options.concurrency ?? 4;
-    while (this.#processing.size < concurrency && this.#queue.length > 0) {
-      const at = this.#nextRunnable();
-      if (at < 0) return; // every waiting key's group is at its limit
-      const key = this.#queue.splice(at, 1)[0]!;
+    while (this.#processing.size < concurrency) {
+      const next = this.#nextRunnable();
+      if (next === undefined) return; // nothing queued, or every waiting key's group is at its limit
+      const { key, groups } = next;
       this.#queued.delete(key);
       this.#processing.add(key);
-      this.#enterGroups(key);
+      this.#enterGroups(key, groups);
       const work = this.#process(key, controller.signal).finally(() => {
         this.#inFlight.delete(work);
         this.#processing.delete(key);
@@ -159,27 +165,25 @@ export class WorkQueue {
     }
   }
 
-  /** Index of the first queued key whose groups all have room (0 without fairness), or -1. */
-  #nextRunnable(): number {
+  /** The first queued key whose groups all have room (parking the ones met on the way whose group is full). */
+  #nextRunnable(): { key: string; groups: string[] } | undefined {
     const fairness = this.#options.fairness;
-    if (!fairness) return 0;
-    if (this.#runningPerGroup.size === 0) return 0;
-    return this.#queue.findIndex((key) => this.#groupsOf(key).every((g) => (this.#runningPerGroup.get(g) ?? 0) < fairness.maxPerGroup));
-  }
-
-  #groupsOf(key: string): string[] {
-    let groups = this.#groupsOfQueued.get(key);
-    if (!groups) {
-      groups = this.#options.fairness?.groupsOf(key) ?? [];
-      this.#groupsOfQueued.set(key, groups);
+    while (this.#queue.length > 0) {
+      const key = this.#queue.shift()!;
+      if (!fairness) return { key, groups: [] };
+      const groups = fairness.groupsOf(key);
+      const full = groups.find((g) => (this.#runningPerGroup.get(g) ?? 0) >= fairness.maxPerGroup);
+      if (full === undefined) return { key, groups };
+      const parked = this.#parked.get(full);
+      if (parked) parked.push(key);
+      else this.#parked.set(full, [key]);
+      this.#parkedCount++;
     }
-    return groups;
+    return undefined;
   }
 
-  #enterGroups(key: string): void {
-    if (!this.#options.fairness) return;
-    const groups = this.#groupsOf(key);
-    this.#groupsOfQueued.delete(key);
+  #enterGroups(key: string, groups: string[]): void {
+    if (groups.length === 0) return;
     this.#groupsOfRunning.set(key, groups);
     for (const g of groups) this.#runningPerGroup.set(g, (this.#runningPerGroup.get(g) ?? 0) + 1);
   }
@@ -189,6 +193,13 @@ export class WorkQueue {
       const left = (this.#runningPerGroup.get(g) ?? 1) - 1;
       if (left > 0) this.#runningPerGroup.set(g, left);
       else this.#runningPerGroup.delete(g);
+      // The group has room again: its parked keys go first, in the order they came.
+      const parked = this.#parked.get(g);
+      if (parked) {
+        this.#parked.delete(g);
+        this.#parkedCount -= parked.length;
+        this.#queue = parked.concat(this.#queue);
+      }
     }
     this.#groupsOfRunning.delete(key);
   }
