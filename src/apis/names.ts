@@ -52,3 +52,9 @@ export const verificationWorkspaceName = (providerCluster: string, apiExportName
 /** Value of the owner label on related copies in a consumer workspace: unique per consumer object. */
 export const relatedOwnerOf = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>
   nameHash(consumerCluster, gvrString(gvr), namespace, name);
+
+/**
+ * On a migration's copies of related resources in the compute workspace (`from-`/`to-`), beside
+ * the migration-name label its stage objects carry too: the mirror cleans up only its copies.
+ */
+export const RELATED_MIRROR_LABEL = `${BROKER_GROUP}/related-mirror`;

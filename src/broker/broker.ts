@@ -13,7 +13,7 @@ import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
 import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type KubeObject } from '../kcp-client-ts/types.ts';
-import { workspaceAccess } from '../kcp-client-ts/workspace-access.ts';
+import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
@@ -28,6 +28,8 @@ const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexport
 export type BrokerOptions = {
   endpoint: KcpEndpoint;
   paths: BrokerPaths;
+  /** Where migration stages deploy: by default the compute workspace of `paths`; any API server given a kubeconfig. */
+  compute?: WorkspaceAccess;
   logger: Logger;
   onReconciled?: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
 };
@@ -101,7 +103,7 @@ export class Broker {
     );
     const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
     const stages = new MigrationStages({
-      compute: workspaceAccess(endpoint, paths.compute),
+      compute: this.#options.compute ?? workspaceAccess(endpoint, paths.compute),
       migrationClient: coordination.migrations.client,
       configurations: coordination.configurations.store,
       logger: logger.child({ controller: 'migration-stages' }),

@@ -8,6 +8,7 @@ import { explain, formatExplanation } from './explain.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../apis/paths.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { serverAccess } from '../kcp-client-ts/workspace-access.ts';
 import { createLogger, type LogFormat, type Logger } from '../logging.ts';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -94,6 +95,11 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
         env: 'RB_LEADER_ELECT_RETRY_PERIOD',
         default: '2',
         help: 'seconds between lease attempts',
+      },
+      'compute-kubeconfig': {
+        type: 'string',
+        env: 'RB_COMPUTE_KUBECONFIG',
+        help: 'kubeconfig of the cluster migration stages deploy to (any Kubernetes API, so a stage can run a batch/v1 Job); default: the --compute workspace of kcp',
       },
       'graceful-shutdown-timeout': {
         type: 'string',
@@ -322,9 +328,19 @@ export const main = async (argv: string[]): Promise<number> => {
       ...(lock ? { writeFence: lock.fence, writeDeadline: lock.writeDeadline } : {}),
       ...(crashAfterWrites(logger) ?? {}),
     });
+    // Stage objects go to another cluster when one is named; its writes pass the same fence.
+    const computeKubeconfig = values['compute-kubeconfig'] as string | undefined;
+    const compute = computeKubeconfig
+      ? serverAccess(
+          (await KcpEndpoint.fromKubeconfig({ path: computeKubeconfig, onRequest: (verb, url) => metrics.onRequest(verb, url) })).fenced({
+            ...(lock ? { writeFence: lock.fence, writeDeadline: lock.writeDeadline } : {}),
+          }),
+        )
+      : undefined;
     const broker = new Broker({
       endpoint: brokerEndpoint,
       paths,
+      ...(compute ? { compute } : {}),
       logger,
       onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome),
     });

@@ -64,6 +64,8 @@ export type JsonRequest = {
  */
 export class KcpEndpoint {
   readonly serverOrigin: string;
+  /** The server URL as the kubeconfig gives it, path included (no trailing slash). */
+  readonly serverUrl: string;
   readonly dispatcher: Agent;
   readonly #authorization: string | undefined;
   readonly #options: KcpEndpointOptions;
@@ -73,7 +75,9 @@ export class KcpEndpoint {
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
     this.#onRequest = options.onRequest ?? (() => undefined);
-    this.serverOrigin = new URL(options.serverOrigin).origin;
+    const server = new URL(options.serverOrigin);
+    this.serverOrigin = server.origin;
+    this.serverUrl = `${server.origin}${server.pathname.replace(/\/+$/, '')}`;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
     this.#ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher =

@@ -135,7 +135,7 @@ export class BrokerWorld {
     const applier = new Applier({ endpoint: this.endpoint });
     for (const api of apis) {
       for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
-        if (obj.metadata.name === api || obj.metadata.name === `v1alpha1.${api}.example.platform-mesh.io`)
+        if (obj.metadata.name === api || obj.metadata.name?.endsWith(`.${api}.example.platform-mesh.io`))
           await applier.apply(workspace.path, obj);
       }
     }

@@ -95,6 +95,40 @@ describe('MigrationStages', () => {
     });
   });
 
+  it('deploys a stage object once and reads it back: an edit by whoever completes the stage stands, and succeeds the stage', async () => {
+    configure(deploying({ successConditions: ['cm.data.ready == "yes"'] }));
+    await begin();
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' });
+    const deployed = api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')!;
+    expect(deployed.metadata.annotations?.['broker.platform-mesh.io/owner-uid']).toBe(migration().metadata.uid);
+
+    // An operator (or a person) completes the stage the Go broker's way: by editing the object.
+    api.put(COMPUTE, CONFIGMAPS, { ...deployed, data: { ready: 'yes' } });
+    const mark = api.writes.length;
+    expect(await stages.advance(input(), signal)).toEqual({ next: 'cutover' });
+    expect(
+      api
+        .log()
+        .slice(mark)
+        .filter((w) => w.includes('compute/configmaps')),
+    ).toEqual([`delete ${COMPUTE}/configmaps default/m1-cm`]);
+  });
+
+  it('waits, without touching it, while a stage object name is held by an object this migration did not deploy', async () => {
+    configure(deploying({ successConditions: ['true'] }));
+    await begin();
+    const theirs = api.put(COMPUTE, CONFIGMAPS, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'm1-cm', namespace: 'default', labels: { team: 'other' } },
+      data: { mine: 'yes' },
+    });
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' });
+    expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({ reason: 'StageObjectNameTaken' });
+    await stages.cleanup(migration(), signal);
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')).toEqual(theirs);
+  });
+
   it("never runs a stage on another migration's mirror: it waits while the name is held, and never touches that copy", async () => {
     configure(deploying({ successConditions: ['true'] }));
     await begin();

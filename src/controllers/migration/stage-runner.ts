@@ -4,17 +4,32 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { ObjectStore } from '../../runtime/store.ts';
 import { timestamp } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER, MIGRATION_NAME_LABEL, MIGRATION_STAGE_LABEL } from '../../apis/names.ts';
+import {
+  MANAGED_BY_LABEL,
+  MANAGER,
+  MIGRATION_NAME_LABEL,
+  MIGRATION_STAGE_LABEL,
+  OWNER_UID_ANNOTATION,
+  RELATED_MIRROR_LABEL,
+} from '../../apis/names.ts';
 import type { ConfigurationVersion, Migration, MigrationConfiguration, MigrationState, StageObjectRef } from '../../apis/types.ts';
 import { UnknownKindError, type ResourceMapping } from '../../kcp-client-ts/discovery.ts';
-import { ApiError } from '../../kcp-client-ts/errors.ts';
+import { ApiError, isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient, ResourceClient } from '../../kcp-client-ts/resources.ts';
-import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { CONFIGMAPS, NAMESPACES, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { WorkspaceAccess } from '../../kcp-client-ts/workspace-access.ts';
 import type { Logger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
-import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
+import {
+  isEarlierIncarnation,
+  isOwnedBy,
+  mirrorRelated,
+  type MirrorOwner,
+  type MirrorTarget,
+  type RelatedKind,
+  type RelatedSource,
+} from '../related/mirror.ts';
 import {
   allTrue,
   anyTrue,
@@ -28,7 +43,7 @@ import {
 import { writeMigrationStatus, type MigrationStatusChange } from './status.ts';
 
 /** The compute workspace as the stage runner uses it (WorkspaceAccess; unit tests hand in a fake). */
-export type ComputeWorkspace = Pick<WorkspaceAccess, 'mappingFor' | 'apply'> & {
+export type ComputeWorkspace = Pick<WorkspaceAccess, 'mappingFor'> & {
   client(gvr: GroupVersionResource): ObjectClient & Pick<ResourceClient, 'list'>;
 };
 
@@ -112,7 +127,7 @@ export class MigrationStages {
   /** Removes every stage object and mirrored related resource of a migration (done, failed or aborted). */
   async cleanup(migration: Migration, signal: AbortSignal): Promise<void> {
     const name = migration.metadata.name ?? '';
-    for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(ref, signal);
+    for (const ref of migration.status?.stageObjects ?? []) await this.#deleteStageObject(migration, ref, signal);
     const result = await mirrorRelated({
       sources: [],
       owner: this.#mirrorOwner(migration),
@@ -242,7 +257,7 @@ export class MigrationStages {
 
     // Render every template and record what it becomes before deploying anything: whatever the
     // configuration turns into later (edited, deleted), cleanup still finds these objects.
-    const planned: { key: string; object: KubeObject; ref: StageObjectRef }[] = [];
+    const planned: { key: string; object: KubeObject; mapping: ResourceMapping; ref: StageObjectRef }[] = [];
     for (const [key, template] of Object.entries(stage.templates ?? {})) {
       const field = stageField(index, `.templates.${key}`);
       let rendered: KubeObject;
@@ -262,23 +277,26 @@ export class MigrationStages {
         throw err;
       }
       const objectName = stageObjectName(name, key);
+      const { namespace: _rendered, ...renderedMetadata } = rendered.metadata ?? {};
       const object: KubeObject = {
         ...rendered,
         metadata: {
-          ...rendered.metadata,
+          ...renderedMetadata,
           name: objectName,
-          namespace,
+          ...(mapping.namespaced ? { namespace } : {}),
           labels: {
             ...rendered.metadata?.labels,
             [MIGRATION_NAME_LABEL]: name,
             [MIGRATION_STAGE_LABEL]: stage.name,
             [MANAGED_BY_LABEL]: MANAGER,
           },
+          annotations: { ...rendered.metadata?.annotations, [OWNER_UID_ANNOTATION]: migration.metadata.uid ?? '' },
         },
       };
       planned.push({
         key,
         object,
+        mapping,
         ref: { stage: stage.name, apiVersion, kind, name: objectName, ...(mapping.namespaced ? { namespace } : {}) },
       });
     }
@@ -289,10 +307,13 @@ export class MigrationStages {
       if (!written) return { next: 'wait', requeueAfterMs: POLL_MS }; // a conflict: try again on the current Migration
       migration = written;
     }
+    // Deployed once, then only read back (as the Go broker does): whoever the stage waits for (an
+    // operator, a person) completes it by editing the deployed object, and that edit must stand.
     const deployed: Record<string, KubeObject> = {};
-    for (const { key, object } of planned) {
+    for (const { key, object, mapping, ref } of planned) {
+      let current: KubeObject | undefined;
       try {
-        deployed[key] = (await this.#compute.apply(object, signal)).object;
+        current = await this.#deployOnce(mapping, object, ref, signal);
       } catch (err) {
         // kcp refused the manifest (invalid field): the configuration must change.
         if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) {
@@ -300,6 +321,14 @@ export class MigrationStages {
         }
         throw err;
       }
+      if (!current) return { next: 'wait', requeueAfterMs: POLL_MS }; // an earlier incarnation's object is being replaced
+      if (!isOwnedBy(current, this.#stageObjectOwner(migration))) {
+        return waitFor(
+          'StageObjectNameTaken',
+          `stage ${stage.name} waits: ${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name} exists and was not deployed by this migration`,
+        );
+      }
+      deployed[key] = current;
     }
     const withObjects: StageVariables = { ...vars, ...deployed };
     const failure = anyTrue(stage.failureConditions, stageField(index, '.failureConditions'), withObjects);
@@ -378,7 +407,16 @@ export class MigrationStages {
     ];
   }
 
+  /** Owner of this migration's related copies in the compute workspace. */
   #mirrorOwner(migration: Migration): MirrorOwner {
+    return {
+      labels: { [MIGRATION_NAME_LABEL]: migration.metadata.name ?? '', [RELATED_MIRROR_LABEL]: 'true' },
+      uid: migration.metadata.uid,
+    };
+  }
+
+  /** Owner of this migration's stage objects (they carry its name and uid, not the mirror label). */
+  #stageObjectOwner(migration: Migration): MirrorOwner {
     return { labels: { [MIGRATION_NAME_LABEL]: migration.metadata.name ?? '' }, uid: migration.metadata.uid };
   }
 
@@ -389,13 +427,13 @@ export class MigrationStages {
     signal: AbortSignal,
   ): Promise<Migration | undefined> {
     const recorded = migration.status?.stageObjects ?? [];
-    for (const ref of recorded.filter(which)) await this.#deleteStageObject(ref, signal);
+    for (const ref of recorded.filter(which)) await this.#deleteStageObject(migration, ref, signal);
     const rest = recorded.filter((r) => !which(r));
     return this.#write(migration, { stageObjects: rest.length > 0 ? rest : null }, signal);
   }
 
   /** Deletes one recorded stage object (already gone: fine). */
-  async #deleteStageObject(ref: StageObjectRef, signal: AbortSignal): Promise<void> {
+  async #deleteStageObject(migration: Migration, ref: StageObjectRef, signal: AbortSignal): Promise<void> {
     let mapping: ResourceMapping;
     try {
       mapping = await this.#compute.mappingFor(ref.apiVersion, ref.kind);
@@ -403,12 +441,58 @@ export class MigrationStages {
       if (err instanceof UnknownKindError) return; // the kind is no longer served, so neither is the object
       throw err;
     }
-    await this.#compute.client(mapping.gvr).delete({ namespace: ref.namespace, name: ref.name }, signal);
+    const client = this.#compute.client(mapping.gvr);
+    const at = { namespace: ref.namespace, name: ref.name };
+    const current = await client.find(at, signal);
+    // Only what this migration deployed (label and uid), and only that object (uid precondition):
+    // the name may have been taken by something else since.
+    if (!current || !isOwnedBy(current, this.#stageObjectOwner(migration))) return;
+    try {
+      await client.delete(at, signal, { uid: current.metadata.uid });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  /**
+   * The stage object as it is in the compute workspace, created from `object` when missing. An
+   * object left by an earlier Migration of the same name (owner label, another uid) is deleted
+   * first (undefined: the next pass creates ours).
+   */
+  async #deployOnce(
+    mapping: ResourceMapping,
+    object: KubeObject,
+    ref: StageObjectRef,
+    signal: AbortSignal,
+  ): Promise<KubeObject | undefined> {
+    const client = this.#compute.client(mapping.gvr);
+    const at = { namespace: ref.namespace, name: ref.name };
+    let current = await client.find(at, signal);
+    if (!current) {
+      try {
+        return await client.create(object, signal);
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+      current = await client.find(at, signal);
+      if (!current) return undefined;
+    }
+    const owner: MirrorOwner = {
+      labels: { [MIGRATION_NAME_LABEL]: object.metadata.labels?.[MIGRATION_NAME_LABEL] ?? '' },
+      uid: object.metadata.annotations?.[OWNER_UID_ANNOTATION],
+    };
+    if (isEarlierIncarnation(current, owner)) {
+      await client.delete(at, signal, { uid: current.metadata.uid }).catch((err: unknown) => {
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      });
+      return undefined;
+    }
+    return current;
   }
 
   async #ensureNamespace(namespace: string, signal: AbortSignal): Promise<void> {
     if (this.#namespaces.has(namespace)) return;
-    await this.#compute.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
+    await this.#compute.client(NAMESPACES).createIfAbsent({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } }, signal);
     this.#namespaces.add(namespace);
   }
 

@@ -34,7 +34,7 @@ const hasOwnerLabels = (obj: KubeObject, owner: MirrorOwner): boolean =>
  * with a new uid before the broker saw it go): the owner labels match, the recorded uid does
  * not. It is removed (with preconditions) so the current object's copy can take its place.
  */
-const isEarlierIncarnation = (obj: KubeObject, owner: MirrorOwner): boolean => {
+export const isEarlierIncarnation = (obj: KubeObject, owner: MirrorOwner): boolean => {
   const recorded = obj.metadata.annotations?.[OWNER_UID_ANNOTATION];
   return owner.uid !== undefined && recorded !== undefined && recorded !== owner.uid && hasOwnerLabels(obj, owner);
 };
