@@ -82,7 +82,7 @@ describe('migration stages on a compute cluster given by a kubeconfig', () => {
       expect(found?.['data']).toEqual({ vm: 'db' });
       return found!;
     });
-    expect((await world.inCluster(world.paths.compute, CONFIGMAPS).list(labelled).catch(() => ({ items: [] }))).items).toEqual([]);
+    expect((await world.inCluster(world.paths.compute, CONFIGMAPS).list(labelled)).items).toEqual([]);
 
     // Polled for a while, the object stays as deployed (never re-applied); then the edit completes the stage.
     await new Promise((resolve) => setTimeout(resolve, 3000));
