@@ -2,6 +2,8 @@
 export class ApiError extends Error {
   readonly status: number;
   readonly reason: string | undefined;
+  /** What the server said, without the request (safe to show to the party whose write it was). */
+  readonly serverMessage: string;
   readonly method: string;
   readonly url: string;
 
@@ -10,6 +12,7 @@ export class ApiError extends Error {
     this.name = 'ApiError';
     this.status = options.status;
     this.reason = options.reason;
+    this.serverMessage = options.message;
     this.method = options.method;
     this.url = options.url;
   }
@@ -28,4 +31,7 @@ export const isGone = (err: unknown): boolean =>
  */
 export const isRefusedObject = (err: unknown): boolean =>
   err instanceof ApiError &&
-  (err.status === 422 || err.status === 413 || /request is too large|ResourceExhausted|exceeds the maximum/i.test(err.message));
+  (err.status === 422 ||
+    err.status === 413 ||
+    err.reason === 'RequestEntityTooLarge' ||
+    /etcdserver: request is too large|trying to send message larger than max/.test(err.serverMessage));

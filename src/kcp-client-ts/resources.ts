@@ -14,8 +14,11 @@ export type ResourceClientOptions = {
 export type ListOptions = {
   namespace?: string | undefined;
   labelSelector?: string | undefined;
-  limit?: number;
-  signal?: AbortSignal;
+  /** Page size (default 500). */
+  limit?: number | undefined;
+  /** Applied to each item as its page arrives, so only what it keeps outlives the page. */
+  transform?: ((item: KubeObject) => KubeObject) | undefined;
+  signal?: AbortSignal | undefined;
 };
 
 export type WatchOptions = {
@@ -79,7 +82,8 @@ export class ResourceClient<T extends KubeObject = KubeObject> {
         }),
         signal: options.signal,
       });
-      items.push(...page.items);
+      const { transform } = options;
+      for (const item of page.items) items.push(transform ? (transform(item) as T) : item);
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);

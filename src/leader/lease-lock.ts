@@ -32,7 +32,8 @@ export class LeaseLock {
    * Until when this replica may act as leader: the start of its last successful acquire or renew
    * plus the renew deadline, which is shorter than the lease duration other replicas wait. A
    * process paused (SIGSTOP, a long GC) past it finds itself no longer leading the moment it
-   * runs again, before any write it had queued is sent.
+   * runs again, before any write it had queued is sent. On the monotonic clock: a wall clock
+   * stepped back must not extend it.
    */
   #validUntil = 0;
   /**
@@ -55,11 +56,11 @@ export class LeaseLock {
   }
 
   get leading(): boolean {
-    return this.#leading && Date.now() < this.#validUntil;
+    return this.#leading && performance.now() < this.#validUntil;
   }
 
   /** Until when a write sent now may still be in flight (an endpoint write deadline). */
-  readonly writeDeadline = (): number | undefined => (this.#leading ? this.#validUntil : undefined);
+  readonly writeDeadline = (): number | undefined => (this.#leading ? Date.now() + (this.#validUntil - performance.now()) : undefined);
 
   /** Why this replica may not write now, or undefined while it leads (an endpoint write fence). */
   readonly fence = (): string | undefined => (this.leading ? undefined : 'this replica does not hold the leader lease');
@@ -69,7 +70,7 @@ export class LeaseLock {
     let lastHolder = '';
     while (!signal.aborted) {
       try {
-        const started = Date.now();
+        const started = performance.now();
         const holder = await this.#tryAcquireOrRenew(signal);
         if (holder === this.#options.identity) {
           this.#leading = true;
@@ -90,22 +91,22 @@ export class LeaseLock {
 
   /** Renews until `signal` aborts (resolves) or renewal fails for the renew deadline (rejects: leadership lost). */
   async keepRenewing(signal: AbortSignal): Promise<void> {
-    let lastRenew = Date.now();
+    let lastRenew = performance.now();
     while (!signal.aborted) {
       await sleep(this.#options.retryPeriodSeconds * 1000, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return;
       try {
-        const started = Date.now();
+        const started = performance.now();
         const holder = await this.#tryAcquireOrRenew(signal);
         if (holder !== this.#options.identity) {
           this.#leading = false;
           throw new Error(`leader lease taken by ${holder}`);
         }
-        lastRenew = Date.now();
+        lastRenew = performance.now();
         this.#validUntil = started + this.#options.renewDeadlineSeconds * 1000;
       } catch (err) {
         if (signal.aborted) return;
-        if (!this.leading || Date.now() - lastRenew > this.#options.renewDeadlineSeconds * 1000) {
+        if (!this.leading || performance.now() - lastRenew > this.#options.renewDeadlineSeconds * 1000) {
           this.#leading = false;
           throw new Error(`lost leadership: ${err instanceof Error ? err.message : String(err)}`);
         }

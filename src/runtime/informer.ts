@@ -8,7 +8,7 @@ import { backoffDelay } from './backoff.ts';
 import { encodeKey, objectKeyOf } from './object-key.ts';
 import { ObjectStore } from './store.ts';
 
-/** What an informer needs of a resource: ResourceClient provides it. */
+/** What an informer needs of a resource: ResourceClient provides it (`list` applies `options.transform` to each item). */
 export type ListerWatcher<T extends KubeObject> = {
   list(options?: ListOptions): Promise<KubeList<T>>;
   watch(options: WatchOptions): AsyncGenerator<WatchEvent<T>>;
@@ -31,6 +31,8 @@ export type InformerOptions<T extends KubeObject> = {
   /** Server-side watch timeout (default: 60-90 s, jittered); the informer re-watches from its resourceVersion afterwards. */
   watchTimeoutSeconds?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /** Page size of the informer's lists (default: the client's); small for large objects that a transform shrinks. */
+  pageSize?: number;
   /**
    * What the store keeps of each object (default: all of it). Informers over the same source
    * share one store, so a transform is part of what identifies an informer (by its name).
@@ -112,7 +114,13 @@ export class Informer<T extends KubeObject = KubeObject> {
     while (!signal.aborted) {
       try {
         if (needList) {
-          const list = await this.#options.source.list({ labelSelector: this.#options.labelSelector, signal });
+          // Transformed page by page: a relist never holds every full object at once.
+          const list = await this.#options.source.list({
+            labelSelector: this.#options.labelSelector,
+            limit: this.#options.pageSize,
+            transform: this.#options.transform as ((item: KubeObject) => KubeObject) | undefined,
+            signal,
+          });
           this.stats.lists++;
           this.#connected = true;
           this.#replace(list.items);
@@ -163,13 +171,14 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  #apply(event: WatchEvent<T>): void {
+  /** `transformed`: the object went through the transform already (a list's items do, page by page). */
+  #apply(event: WatchEvent<T>, transformed = false): void {
     switch (event.type) {
       case 'BOOKMARK':
         return;
       case 'ADDED':
       case 'MODIFIED': {
-        const object = this.transform(event.object);
+        const object = transformed ? event.object : this.transform(event.object);
         const old = this.store.upsert(object);
         if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return;
         this.#emit(old ? { type: 'updated', object, old } : { type: 'added', object });
@@ -177,7 +186,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       }
       case 'DELETED': {
         const old = this.store.remove(event.object);
-        if (old) this.#emit({ type: 'deleted', object: this.transform(event.object) });
+        if (old) this.#emit({ type: 'deleted', object: transformed ? event.object : this.transform(event.object) });
         return;
       }
     }
@@ -188,10 +197,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     const seen = new Set<string>();
     for (const item of items) {
       seen.add(encodeKey(objectKeyOf(item)));
-      this.#apply({ type: 'MODIFIED', object: item });
+      this.#apply({ type: 'MODIFIED', object: item }, true);
     }
     for (const obj of this.store.list()) {
-      if (!seen.has(encodeKey(objectKeyOf(obj)))) this.#apply({ type: 'DELETED', object: obj });
+      if (!seen.has(encodeKey(objectKeyOf(obj)))) this.#apply({ type: 'DELETED', object: obj }, true);
     }
   }
 

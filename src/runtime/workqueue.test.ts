@@ -173,6 +173,38 @@ describe('WorkQueue', () => {
     gate.resolve();
     await queue.idle();
     expect(started.filter((k) => k.startsWith('bad/'))).toEqual(Array.from({ length: 5000 }, (_, i) => `bad/${i}`));
+    // Each completion lets one parked key go, not all of them: linear, not quadratic (12 M looks).
+    expect(groupLookups).toBeLessThan(3 * 5200);
+    await queue.shutdown();
+  });
+
+  it('lets keys go that a released key left parked under a group with room', async () => {
+    const gates = new Map<string, PromiseWithResolvers<void>>();
+    const started: string[] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      concurrency: 10,
+      fairness: { groupsOf: (key) => key.split('/').slice(0, 2), maxPerGroup: 1 },
+      reconcile: async (key) => {
+        started.push(key);
+        const gate = Promise.withResolvers<void>();
+        gates.set(key, gate);
+        await gate.promise;
+      },
+    });
+    // a/x holds group a and x; a/y waits for a; b/x waits for x.
+    queue.add('a/x/1');
+    queue.add('a/y/2');
+    queue.add('b/x/3');
+    queue.add('c/z/4');
+    queue.start();
+    await sleep(20);
+    expect(started).toEqual(['a/x/1', 'c/z/4']);
+    gates.get('a/x/1')!.resolve(); // a and x free: a/y and b/x both run
+    await sleep(20);
+    expect(started.sort()).toEqual(['a/x/1', 'a/y/2', 'b/x/3', 'c/z/4']);
+    for (const gate of gates.values()) gate.resolve();
+    await queue.idle();
     await queue.shutdown();
   });
 

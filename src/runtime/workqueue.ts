@@ -168,18 +168,38 @@ export class WorkQueue {
   /** The first queued key whose groups all have room (parking the ones met on the way whose group is full). */
   #nextRunnable(): { key: string; groups: string[] } | undefined {
     const fairness = this.#options.fairness;
-    while (this.#queue.length > 0) {
-      const key = this.#queue.shift()!;
-      if (!fairness) return { key, groups: [] };
-      const groups = fairness.groupsOf(key);
-      const full = groups.find((g) => (this.#runningPerGroup.get(g) ?? 0) >= fairness.maxPerGroup);
-      if (full === undefined) return { key, groups };
-      const parked = this.#parked.get(full);
-      if (parked) parked.push(key);
-      else this.#parked.set(full, [key]);
-      this.#parkedCount++;
+    for (;;) {
+      while (this.#queue.length > 0) {
+        const key = this.#queue.shift()!;
+        if (!fairness) return { key, groups: [] };
+        const groups = fairness.groupsOf(key);
+        const full = groups.find((g) => (this.#runningPerGroup.get(g) ?? 0) >= fairness.maxPerGroup);
+        if (full === undefined) return { key, groups };
+        const parked = this.#parked.get(full);
+        if (parked) parked.push(key);
+        else this.#parked.set(full, [key]);
+        this.#parkedCount++;
+      }
+      // Keys released by a group may have been parked under another, full group: a group with room
+      // and keys still parked under it lets them go now, or they would wait for a completion of
+      // a group that has nothing running. Each round moves keys to other groups' lists, so it ends.
+      if (!fairness || !this.#releaseWhereRoom(fairness.maxPerGroup)) return undefined;
     }
-    return undefined;
+  }
+
+  /** Moves parked keys of every group with room back to the queue; whether any moved. */
+  #releaseWhereRoom(maxPerGroup: number): boolean {
+    let moved = false;
+    for (const [g, parked] of this.#parked) {
+      const room = maxPerGroup - (this.#runningPerGroup.get(g) ?? 0);
+      if (room <= 0) continue;
+      const released = parked.splice(0, room);
+      if (parked.length === 0) this.#parked.delete(g);
+      this.#parkedCount -= released.length;
+      this.#queue.push(...released);
+      moved = true;
+    }
+    return moved;
   }
 
   #enterGroups(key: string, groups: string[]): void {
@@ -193,12 +213,15 @@ export class WorkQueue {
       const left = (this.#runningPerGroup.get(g) ?? 1) - 1;
       if (left > 0) this.#runningPerGroup.set(g, left);
       else this.#runningPerGroup.delete(g);
-      // The group has room again: its parked keys go first, in the order they came.
+      // The group has room again: as many of its parked keys as it has room for go first, in the
+      // order they came (all of them would be looked at again only to be parked again).
       const parked = this.#parked.get(g);
       if (parked) {
-        this.#parked.delete(g);
-        this.#parkedCount -= parked.length;
-        this.#queue = parked.concat(this.#queue);
+        const room = (this.#options.fairness?.maxPerGroup ?? 0) - left;
+        const released = parked.splice(0, Math.max(0, room));
+        if (parked.length === 0) this.#parked.delete(g);
+        this.#parkedCount -= released.length;
+        this.#queue = released.concat(this.#queue);
       }
     }
     this.#groupsOfRunning.delete(key);

@@ -114,6 +114,51 @@ describe('MigrationStages', () => {
     ).toEqual([`delete ${COMPUTE}/configmaps default/m1-cm`]);
   });
 
+  it('never lets a later stage succeed on what is left of an earlier stage object of the same key', async () => {
+    const approvedCm = (name: string): MigrationStage => ({
+      name,
+      templates: { cm: { apiVersion: 'v1', kind: 'ConfigMap', data: { stage: name } } },
+      successConditions: ['cm.data.approved == "yes"'],
+    });
+    configure(approvedCm('copy-data'), approvedCm('verify'));
+    await begin();
+    await stages.advance(input(), signal);
+    const first = api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')!;
+    // Someone approves it; a finalizer keeps it a while after its deletion (a Job's orphan finalizer, say).
+    api.put(COMPUTE, CONFIGMAPS, { ...first, metadata: { ...first.metadata, finalizers: ['example/hold'] }, data: { approved: 'yes' } });
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' }); // copy-data succeeds
+    expect(migration().status?.stage).toBe('verify');
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')?.metadata.deletionTimestamp).toBeDefined();
+
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' }); // not on copy-data's object
+    const held = api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')!;
+    api.put(COMPUTE, CONFIGMAPS, { ...held, metadata: { ...held.metadata, finalizers: [] } });
+    expect(await stages.advance(input(), signal)).toMatchObject({ next: 'wait' });
+    expect(api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')?.['data']).toEqual({ stage: 'verify' });
+  });
+
+  it("keeps the broker's own keys out of a rendered template, so no template can pass its object off as a mirror", async () => {
+    configure({
+      name: 'copy-data',
+      templates: {
+        cm: {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { labels: { 'broker.platform-mesh.io/related-mirror': 'true', team: 'db' } },
+          data: { size: '1' },
+        },
+      },
+      successConditions: ['cm.data.approved == "yes"'],
+    });
+    await begin();
+    await stages.advance(input(), signal);
+    const deployed = api.get(COMPUTE, CONFIGMAPS, 'default', 'm1-cm')!;
+    expect(deployed.metadata.labels?.['broker.platform-mesh.io/related-mirror']).toBeUndefined();
+    expect(deployed.metadata.labels?.['team']).toBe('db');
+    api.put(COMPUTE, CONFIGMAPS, { ...deployed, data: { approved: 'yes' } });
+    expect(await stages.advance(input(), signal)).toEqual({ next: 'cutover' });
+  });
+
   it('waits, without touching it, while a stage object name is held by an object this migration did not deploy', async () => {
     configure(deploying({ successConditions: ['true'] }));
     await begin();

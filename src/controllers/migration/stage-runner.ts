@@ -21,6 +21,7 @@ import type { WorkspaceAccess } from '../../kcp-client-ts/workspace-access.ts';
 import type { Logger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
+import { copiedKeys } from '../related/digest.ts';
 import {
   isEarlierIncarnation,
   isOwnedBy,
@@ -284,13 +285,14 @@ export class MigrationStages {
           ...renderedMetadata,
           name: objectName,
           ...(mapping.namespaced ? { namespace } : {}),
+          // A template (or what it interpolates from a copy) never sets the broker's own keys.
           labels: {
-            ...rendered.metadata?.labels,
+            ...copiedKeys(rendered.metadata?.labels),
             [MIGRATION_NAME_LABEL]: name,
             [MIGRATION_STAGE_LABEL]: stage.name,
             [MANAGED_BY_LABEL]: MANAGER,
           },
-          annotations: { ...rendered.metadata?.annotations, [OWNER_UID_ANNOTATION]: migration.metadata.uid ?? '' },
+          annotations: { ...copiedKeys(rendered.metadata?.annotations), [OWNER_UID_ANNOTATION]: migration.metadata.uid ?? '' },
         },
       };
       planned.push({
@@ -315,8 +317,9 @@ export class MigrationStages {
       try {
         current = await this.#deployOnce(mapping, object, ref, signal);
       } catch (err) {
-        // kcp refused the manifest (invalid field): the configuration must change.
-        if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 409) {
+        // The server refused the manifest itself (invalid field): the configuration must change.
+        // Other refusals (401/403 credentials, 429) are retried like any failure.
+        if (err instanceof ApiError && (err.status === 400 || err.status === 422)) {
           return invalid('InvalidStage', `${stageField(index, `.templates.${key}`)}: ${err.message}`);
         }
         throw err;
@@ -481,7 +484,12 @@ export class MigrationStages {
       labels: { [MIGRATION_NAME_LABEL]: object.metadata.labels?.[MIGRATION_NAME_LABEL] ?? '' },
       uid: object.metadata.annotations?.[OWNER_UID_ANNOTATION],
     };
-    if (isEarlierIncarnation(current, owner)) {
+    // Still going (a finalizer holds it): the next pass deploys anew once it is gone. Never let
+    // a stage succeed on what is left of an earlier stage's object of the same key.
+    if (current.metadata.deletionTimestamp) return undefined;
+    const earlierStage =
+      isOwnedBy(current, owner) && current.metadata.labels?.[MIGRATION_STAGE_LABEL] !== object.metadata.labels?.[MIGRATION_STAGE_LABEL];
+    if (earlierStage || isEarlierIncarnation(current, owner)) {
       await client.delete(at, signal, { uid: current.metadata.uid }).catch((err: unknown) => {
         if (!isNotFound(err) && !isConflict(err)) throw err;
       });

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
 import { relatedSource } from '../../../test/fakes/related.ts';
 import { MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, OWNER_UID_ANNOTATION, SOURCE_HASH_ANNOTATION } from '../../apis/names.ts';
+import { ApiError } from '../../kcp-client-ts/errors.ts';
 import type { DeletePreconditions } from '../../kcp-client-ts/resources.ts';
 import { CLUSTER_ANNOTATION, CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Informer } from '../../runtime/informer.ts';
@@ -181,6 +182,27 @@ describe('mirrorRelated', () => {
     await mirror(target, [source('Secret', 'tls', { data: { v: 'Mg==' } })]);
     expect(api.get(C, SECRETS, 'default', 'tls')?.['data']).toEqual({ v: 'Mg==' });
     expect(api.log({ verb: 'update' })).toEqual([`update ${C}/secrets default/tls`]);
+  });
+
+  it('replaces a copy whose update the server refuses (a field that cannot change), instead of retrying it forever', async () => {
+    const { target, deletes } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    await mirror(target, [source('Secret', 'tls', { type: 'Opaque', immutable: true, data: { v: 'MQ==' } })]);
+    const first = api.get(C, SECRETS, 'default', 'tls')!;
+    api.failNextWrite(
+      { verb: 'update', resource: 'secrets' },
+      new ApiError({
+        status: 422,
+        reason: 'Invalid',
+        message: 'data: Forbidden: field is immutable when `immutable` is set',
+        method: 'PUT',
+        url: 'memory://',
+      }),
+    );
+    const changed = source('Secret', 'tls', { type: 'Opaque', immutable: true, data: { v: 'Mg==' } });
+    await mirror(target, [changed]);
+    expect(deletes).toEqual([{ name: 'tls', preconditions: { uid: first.metadata.uid, resourceVersion: first.metadata.resourceVersion } }]);
+    await mirror(target, [changed]);
+    expect(api.get(C, SECRETS, 'default', 'tls')?.['data']).toEqual({ v: 'Mg==' });
   });
 
   it('deletes only the copies of this owner nobody publishes any more, with uid and resourceVersion preconditions', async () => {

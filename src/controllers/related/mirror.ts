@@ -1,5 +1,5 @@
 import { MANAGED_BY_LABEL, MANAGER, OWNER_UID_ANNOTATION, SOURCE_HASH_ANNOTATION } from '../../apis/names.ts';
-import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
+import { isAlreadyExists, isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import type { KubeObject } from '../../kcp-client-ts/types.ts';
 import { contentHashOf, copiedKeys, isIntactCopyOf, relatedPayload } from './digest.ts';
@@ -123,10 +123,17 @@ export const mirrorRelated = async (options: {
       if (!isEarlierIncarnation(existing, owner)) conflicts.push({ kind: source.kind, ...at });
       continue; // an earlier incarnation's copy goes below; the next pass creates ours
     }
-    await client.update(
-      { ...desired, metadata: { ...desired.metadata, uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion } },
-      signal,
-    );
+    const preconditions = { uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion };
+    try {
+      await client.update({ ...desired, metadata: { ...desired.metadata, ...preconditions } }, signal);
+    } catch (err) {
+      if (!isRefusedObject(err)) throw err;
+      // A field that cannot change did (a Secret's type, data under `immutable: true`): the copy
+      // is replaced, deleted here (only that object) and made again by the next pass.
+      await client.delete({ namespace: at.namespace, name: at.name }, signal, preconditions).catch((e: unknown) => {
+        if (!isConflict(e) && !isNotFound(e)) throw e;
+      });
+    }
   }
   let deleted = 0;
   for (const kind of ['Secret', 'ConfigMap'] as const) {
