@@ -123,7 +123,7 @@ export class Migrator {
       gvk,
       providerCluster: winner.providerCluster,
       acceptAPIName: winner.acceptAPIName,
-      apiExportName: winner.acceptAPI.spec.apiExportName,
+      apiExportName: winner.apiExportName,
     };
     // The Migration is written first: it references both staging workspaces, so neither is collected midway.
     await coordination.migrations.client.createIfAbsent(
