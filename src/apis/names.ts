@@ -1,13 +1,20 @@
 import { createHash } from 'node:crypto';
 import { gvrString, type GroupVersionResource } from '../kcp-client-ts/types.ts';
-import type { Assignment } from './types.ts';
+import type { AcceptAPI, Assignment } from './types.ts';
 
 /** API groups, labels, annotations and finalizers the broker owns. */
 export const BROKER_GROUP = 'broker.platform-mesh.io';
 
 export const FINALIZER = `${BROKER_GROUP}/finalizer`;
+/** On staging copies, as the Go project writes them: the consumer object's logical cluster... */
 export const CONSUMER_CLUSTER_ANNOTATION = `${BROKER_GROUP}/consumer-cluster`;
+/** ...and its name alone (its namespace is the copy's own). */
 export const CONSUMER_NAME_ANNOTATION = `${BROKER_GROUP}/consumer-name`;
+/**
+ * On AcceptAPIs of the Go project's standalone generation: the APIExport serving the resource,
+ * before `spec.apiExportName` existed. Read when that field is absent; deprecated.
+ */
+export const APIEXPORT_NAME_ANNOTATION = `${BROKER_GROUP}/kcp-apiexport-name`;
 /** On related copies in a consumer workspace: which brokered object they came with. */
 export const OWNER_LABEL = `${BROKER_GROUP}/owner`;
 /**
@@ -58,3 +65,10 @@ export const relatedOwnerOf = (consumerCluster: string, gvr: GroupVersionResourc
  * the migration-name label its stage objects carry too: the mirror cleans up only its copies.
  */
 export const RELATED_MIRROR_LABEL = `${BROKER_GROUP}/related-mirror`;
+
+/**
+ * The APIExport an AcceptAPI names: `spec.apiExportName`, else the deprecated annotation of the
+ * standalone generation; undefined when neither is set (such an AcceptAPI is never Ready).
+ */
+export const apiExportNameOf = (acceptAPI: AcceptAPI): string | undefined =>
+  acceptAPI.spec.apiExportName || acceptAPI.metadata.annotations?.[APIEXPORT_NAME_ANNOTATION] || undefined;

@@ -22,11 +22,18 @@ export type AcceptAPIFilter = {
 export type AcceptAPI = KubeObject & {
   spec: {
     gvr: GroupVersionResource;
-    apiExportName: string;
+    /** Optional in the schema only for the standalone generation's annotation: read it through apiExportNameOf. */
+    apiExportName?: string;
     filters?: AcceptAPIFilter[];
     priority?: number;
   };
-  status?: { conditions?: Condition[]; verificationWorkspace?: string };
+  status?: {
+    conditions?: Condition[];
+    /** The verification workspace's name, as the Go project records it. */
+    verificationWorkspace?: string;
+    /** Beyond the Go project: its full workspace path. */
+    verificationWorkspacePath?: string;
+  };
 };
 
 export type PlacementCandidate = {

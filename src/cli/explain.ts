@@ -1,7 +1,7 @@
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, type AcceptAPI, type Assignment, type Migration } from '../apis/types.ts';
 import type { BrokerPaths } from '../apis/paths.ts';
 import { assignmentsByProvider, placeObject } from '../controllers/placement/placement.ts';
-import { assignmentName, migrationNameOf } from '../apis/names.ts';
+import { apiExportNameOf, assignmentName, migrationNameOf } from '../apis/names.ts';
 import { encodeKey } from '../runtime/object-key.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
@@ -10,7 +10,19 @@ import { clusterOf, type GroupVersionResource } from '../kcp-client-ts/types.ts'
 
 export type Explanation = {
   object: { workspace: string; cluster: string; resource: string; namespace?: string; name: string; status?: unknown };
-  acceptAPIs: { name: string; provider: string; matched: boolean; reason: string }[];
+  acceptAPIs: {
+    name: string;
+    provider: string;
+    matched: boolean;
+    reason: string;
+    /** The APIExport it names (spec.apiExportName, or the deprecated annotation). */
+    apiExportName?: string;
+    /** Its verification workspace: the name (as in status.verificationWorkspace) and the path. */
+    verificationWorkspace?: string;
+    verificationWorkspacePath?: string;
+    /** Set when the AcceptAPI names its export in a deprecated way: what to change. */
+    deprecated?: string;
+  }[];
   wouldPlaceOn?: string;
   assignment?: { name: string; provider?: string; acceptAPI?: string; phase?: string; stagingWorkspace?: string; placement?: unknown };
   migration?: { name: string; state?: string; stage?: string; detail?: string; from: string; to: string };
@@ -43,6 +55,20 @@ const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> =
     ...(blocking ? { detail: blocking.message } : {}),
     from: m.spec.from.providerCluster,
     to: m.spec.to.providerCluster,
+  };
+};
+
+/** What explain shows of one AcceptAPI beside the placement verdict. */
+const acceptAPIDetails = (a: AcceptAPI | undefined): Partial<Explanation['acceptAPIs'][number]> => {
+  if (!a) return {};
+  const apiExportName = apiExportNameOf(a);
+  const { verificationWorkspace, verificationWorkspacePath } = a.status ?? {};
+  const deprecated = a.status?.conditions?.find((c) => c.type === 'Deprecated' && c.status === 'True')?.message;
+  return {
+    ...(apiExportName ? { apiExportName } : {}),
+    ...(verificationWorkspace ? { verificationWorkspace } : {}),
+    ...(verificationWorkspacePath ? { verificationWorkspacePath } : {}),
+    ...(deprecated ? { deprecated } : {}),
   };
 };
 
@@ -89,7 +115,13 @@ export const explain = async (options: {
       name: options.name,
       status: obj['status'],
     },
-    acceptAPIs: decision.candidates.map((c) => ({ name: c.acceptAPI, provider: c.providerCluster, matched: c.matched, reason: c.reason })),
+    acceptAPIs: decision.candidates.map((c) => ({
+      name: c.acceptAPI,
+      provider: c.providerCluster,
+      matched: c.matched,
+      reason: c.reason,
+      ...acceptAPIDetails(acceptAPIs.find((a) => a.metadata.name === c.acceptAPI && clusterOf(a) === c.providerCluster)),
+    })),
     ...(decision.winner
       ? { wouldPlaceOn: `${decision.winner.acceptAPIName} (${decision.winner.providerCluster}): ${decision.reason}` }
       : {}),
@@ -116,7 +148,10 @@ export const formatExplanation = (e: Explanation): string => {
     'AcceptAPIs:',
     ...(e.acceptAPIs.length === 0
       ? ['  (none for this resource)']
-      : e.acceptAPIs.map((a) => `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}`)),
+      : e.acceptAPIs.flatMap((a) => [
+          `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}${a.apiExportName ? ` [export ${a.apiExportName}${a.verificationWorkspacePath ? `, verified in ${a.verificationWorkspacePath}` : ''}]` : ''}`,
+          ...(a.deprecated ? [`         deprecated: ${a.deprecated}`] : []),
+        ])),
     `Placement:   ${e.wouldPlaceOn ?? 'no AcceptAPI matches now'}`,
     e.assignment
       ? `Assignment:  ${e.assignment.name}: provider ${e.assignment.provider ?? '?'} via ${e.assignment.acceptAPI ?? '?'}, phase ${e.assignment.phase ?? '?'}, staging ${e.assignment.stagingWorkspace ?? '?'}`

@@ -133,7 +133,10 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     await world.accept('p3', 'share-b', { api: 'certificates', filters: never });
     const [a, b] = await Promise.all([world.waitAcceptAPIReady('p3', 'share-a'), world.waitAcceptAPIReady('p3', 'share-b')]);
     expect(a.status?.verificationWorkspace).toBe(b.status?.verificationWorkspace);
-    const shared = a.status!.verificationWorkspace!.split(':').pop()!;
+    // as in the Go project: the workspace's name; beyond it, the path
+    const shared = a.status!.verificationWorkspace!;
+    expect(shared).toMatch(/^verify-[0-9a-f]+$/);
+    expect(a.status?.verificationWorkspacePath).toBe(`${world.paths.verificationRoot}:${shared}`);
     await world.acceptAPIs('p3').delete({ name: 'share-a' });
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(await world.workspaces.get(world.paths.verificationRoot, shared)).toBeDefined();
@@ -148,7 +151,7 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
       expect(now.status?.verificationWorkspace).not.toBe(a.status?.verificationWorkspace);
       return now;
     });
-    const replacement = changed.status!.verificationWorkspace!.split(':').pop()!;
+    const replacement = changed.status!.verificationWorkspace!;
     await world.acceptAPIs('p3').delete({ name: 'share-b' });
     await eventually(async () => expect(await world.workspaces.get(world.paths.verificationRoot, replacement)).toBeUndefined(), {
       timeoutMs: 60_000,

@@ -45,6 +45,8 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
     );
     expect(copy['spec']).toEqual({ fqdn: 'app.internal.corp' });
     expect(copy.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster']).toBe(consumer.cluster);
+    // the name alone, as the Go project writes it: the namespace is the copy's own
+    expect(copy.metadata.annotations?.['broker.platform-mesh.io/consumer-name']).toBe('app');
     expect(copy.metadata.finalizers ?? []).toEqual([]);
   });
 

@@ -116,6 +116,11 @@ describe('migration: make-before-break when the serving provider stops accepting
     const assignment = await world.assignmentOf(consumer, 'certificates', 'app');
     expect(assignment?.status?.providerCluster).toBe(external.cluster);
     expect(assignment?.status?.stagingWorkspace).toBe(migration.spec.stagingWorkspace);
+    // the placement record names the provider serving now, not the first winner
+    expect(assignment?.status?.placement).toMatchObject({
+      winner: `external-certs (${external.cluster})`,
+      reason: `migrated from internal-certs (${internal.cluster}) by ${migration.metadata.name}`,
+    });
 
     const firstAvailable = seenStatuses.indexOf('Available');
     expect(firstAvailable).toBeGreaterThanOrEqual(0);

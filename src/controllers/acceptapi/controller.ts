@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
+import { APIEXPORT_NAME_ANNOTATION, apiExportNameOf, MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Condition } from '../../apis/types.ts';
 import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
@@ -15,18 +15,36 @@ import type { ClusterScopes } from '../../runtime/informer-scope.ts';
 import { decodeKey, encodeKey, objectKeyOf } from '../../runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 import { validateFilters } from './filters.ts';
+import { WorkspaceHolds } from './workspace-holds.ts';
 
-const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
+export const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
 
 /** The key of the garbage collection of verification workspaces, on the same queue. */
-const VERIFICATION_GC_KEY = '__verification-gc__';
+export const VERIFICATION_GC_KEY = '__verification-gc__';
+
+/** Condition on an AcceptAPI that names its export only by the standalone generation's annotation. */
+const DEPRECATED = 'Deprecated';
+
+/** Whether an AcceptAPI's export binds in its verification workspace, and if not why. */
+type Verdict = { bound: true } | { bound: false; reason: string; message: string };
+
+/** What the controller reads of a Workspace (tenancy.kcp.io/v1alpha1). */
+type WorkspaceView = {
+  metadata?: { deletionTimestamp?: string };
+  spec: { cluster?: string };
+  status?: { phase?: string };
+};
 
 export type AcceptAPIControllerOptions = {
   acceptAPIs: Informer<AcceptAPI>;
   /** Writes an AcceptAPI's status, in its provider's cluster (through the acceptapis virtual workspace). */
   acceptAPIClient: (cluster: string) => ObjectClient<AcceptAPI>;
-  workspaces: Pick<Workspaces, 'get' | 'create' | 'delete'>;
-  clients: Clients;
+  workspaces: {
+    get(parent: string, name: string, signal?: AbortSignal): Promise<WorkspaceView | undefined>;
+    create: Workspaces['create'];
+    delete: Workspaces['delete'];
+  };
+  clients: Pick<Clients, 'inWorkspace'>;
   /** Workspace path under which verification workspaces are created. */
   verificationRoot: string;
   /** What is watched inside each verification workspace: ended when the workspace is released. */
@@ -48,6 +66,8 @@ export class AcceptAPIController implements Controller {
   readonly #attempts = new Map<string, number>();
   /** Verification clusters whose binding watch already has this controller's handler. */
   readonly #watchedBindings = new Set<string>();
+  /** Verification workspaces in use by a reconcile, or being deleted by the clean-up. */
+  readonly #holds = new WorkspaceHolds();
 
   constructor(options: AcceptAPIControllerOptions) {
     this.#o = options;
@@ -78,6 +98,23 @@ export class AcceptAPIController implements Controller {
       this.queue.add(VERIFICATION_GC_KEY);
       return;
     }
+    const exportName = apiExportNameOf(acceptAPI);
+    const deprecation = deprecationOf(acceptAPI);
+    if (!exportName) {
+      const { group, resource } = acceptAPI.spec.gvr;
+      const message = `spec.apiExportName is required: set it to the APIExport in this workspace that serves ${resource}${group ? `.${group}` : ''} (the deprecated annotation ${APIEXPORT_NAME_ANNOTATION} is not set either)`;
+      await this.#writeStatus(
+        acceptAPI,
+        undefined,
+        [
+          { type: 'BindingVerified', status: 'Unknown', reason: 'MissingAPIExportName', message: 'not verified without an APIExport name' },
+          { type: 'Ready', status: 'False', reason: 'MissingAPIExportName', message },
+        ],
+        signal,
+      );
+      this.queue.add(VERIFICATION_GC_KEY);
+      return;
+    }
     const problems = validateFilters(acceptAPI.spec.filters);
     if (problems.length > 0) {
       await this.#writeStatus(
@@ -86,6 +123,7 @@ export class AcceptAPIController implements Controller {
         [
           { type: 'BindingVerified', status: 'Unknown', reason: 'InvalidFilter', message: 'not verified while filters are invalid' },
           { type: 'Ready', status: 'False', reason: 'InvalidFilter', message: problems.map((p) => p.message).join('; ') },
+          ...deprecation,
         ],
         signal,
       );
@@ -93,53 +131,66 @@ export class AcceptAPIController implements Controller {
       return;
     }
     const providerCluster = clusterOf(acceptAPI);
-    const exportName = acceptAPI.spec.apiExportName;
     const workspaceName = verificationWorkspaceName(providerCluster, exportName);
-    const verificationPath = `${this.#o.verificationRoot}:${workspaceName}`;
-    const verdict = await this.#verify(providerCluster, exportName, acceptAPI.spec.gvr, workspaceName, signal);
-    if (verdict.bound) {
-      this.#attempts.delete(keyText);
+    // Held from before the workspace is read or created until the status names it: the clean-up
+    // never deletes it meanwhile, and this waits for a delete of it already under way.
+    const release = await this.#holds.hold(workspaceName);
+    let verdict: Verdict;
+    try {
+      verdict = await this.#verify(providerCluster, exportName, acceptAPI.spec.gvr, workspaceName, signal);
+      const verification = { name: workspaceName, path: `${this.#o.verificationRoot}:${workspaceName}` };
       await this.#writeStatus(
         acceptAPI,
-        verificationPath,
-        [
-          { type: 'BindingVerified', status: 'True', reason: 'Bound', message: `APIExport ${exportName} of ${providerCluster} binds` },
-          { type: 'Ready', status: 'True', reason: 'Verified', message: '' },
-        ],
+        verification,
+        verdict.bound
+          ? [
+              { type: 'BindingVerified', status: 'True', reason: 'Bound', message: `APIExport ${exportName} of ${providerCluster} binds` },
+              { type: 'Ready', status: 'True', reason: 'Verified', message: '' },
+              ...deprecation,
+            ]
+          : [
+              { type: 'BindingVerified', status: 'False', reason: verdict.reason, message: verdict.message },
+              { type: 'Ready', status: 'False', reason: 'BindingNotVerified', message: verdict.message },
+              ...deprecation,
+            ],
         signal,
       );
-    } else {
-      await this.#writeStatus(
-        acceptAPI,
-        verificationPath,
-        [
-          { type: 'BindingVerified', status: 'False', reason: verdict.reason, message: verdict.message },
-          { type: 'Ready', status: 'False', reason: 'BindingNotVerified', message: verdict.message },
-        ],
-        signal,
-      );
+    } finally {
+      release();
     }
     this.queue.add(VERIFICATION_GC_KEY);
-    if (verdict.bound || (verdict.reason !== 'Pending' && verdict.reason !== 'BindingRejected')) return; // binding changes arrive through its watch
+    if (verdict.bound) {
+      this.#attempts.delete(keyText);
+      return;
+    }
+    if (verdict.reason !== 'Pending' && verdict.reason !== 'BindingRejected') return; // binding changes arrive through its watch
     // A workspace still initializing settles within seconds; a refused binding is retried ever more slowly.
     const attempts = (this.#attempts.get(keyText) ?? 0) + 1;
     this.#attempts.set(keyText, attempts);
     return { requeueAfterMs: verdict.reason === 'Pending' ? Math.min(200 * attempts, 5_000) : Math.min(1_000 * 2 ** attempts, 60_000) };
   }
 
+  /** Whether the export binds in its verification workspace and serves `gvr`; creates what is missing. */
   async #verify(
     providerCluster: string,
     exportName: string,
     gvr: GroupVersionResource,
     workspaceName: string,
     signal: AbortSignal,
-  ): Promise<{ bound: true } | { bound: false; reason: string; message: string }> {
+  ): Promise<Verdict> {
     const { workspaces, verificationRoot, clients } = this.#o;
     const ws = await workspaces.get(verificationRoot, workspaceName, signal);
     if (!ws) {
       await workspaces.create(verificationRoot, workspaceName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
       return { bound: false, reason: 'Pending', message: `creating verification workspace ${workspaceName}` };
     }
+    // Released a moment ago (its last AcceptAPI went): made again once kcp has removed it.
+    if (ws.metadata?.deletionTimestamp)
+      return {
+        bound: false,
+        reason: 'Pending',
+        message: `verification workspace ${workspaceName} is being deleted; it is created again once gone`,
+      };
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster)
       return { bound: false, reason: 'Pending', message: `verification workspace ${workspaceName} is ${ws.status?.phase ?? 'not ready'}` };
     const bindings = this.#bindingInformer(ws.spec.cluster, workspaceName);
@@ -188,23 +239,35 @@ export class AcceptAPIController implements Controller {
     if (!this.#watchedBindings.has(cluster)) {
       this.#watchedBindings.add(cluster);
       informer.onEvent(() => {
-        for (const a of this.#informer.store.list()) {
-          if (verificationWorkspaceName(clusterOf(a), a.spec.apiExportName) === workspaceName) this.queue.add(encodeKey(objectKeyOf(a)));
-        }
+        this.#requeueNaming(workspaceName);
       });
     }
     return informer;
   }
 
+  /** Queues every AcceptAPI whose verification workspace is `workspaceName`. */
+  #requeueNaming(workspaceName: string): void {
+    for (const a of this.#informer.store.list()) {
+      const exportName = apiExportNameOf(a);
+      if (exportName && verificationWorkspaceName(clusterOf(a), exportName) === workspaceName) this.queue.add(encodeKey(objectKeyOf(a)));
+    }
+  }
+
   async #writeStatus(
     acceptAPI: AcceptAPI,
-    verificationWorkspace: string | undefined,
+    verification: { name: string; path: string } | undefined,
     conditions: Omit<Condition, 'lastTransitionTime'>[],
     signal: AbortSignal,
   ): Promise<void> {
-    let next = acceptAPI.status?.conditions;
+    // A Deprecated condition stays only while this write sets it.
+    let next = conditions.some((c) => c.type === DEPRECATED)
+      ? acceptAPI.status?.conditions
+      : acceptAPI.status?.conditions?.filter((c) => c.type !== DEPRECATED);
     for (const c of conditions) next = setCondition(next, { ...c, observedGeneration: acceptAPI.metadata.generation ?? 0 });
-    const status = { ...(verificationWorkspace ? { verificationWorkspace } : {}), conditions: next };
+    const status = {
+      ...(verification ? { verificationWorkspace: verification.name, verificationWorkspacePath: verification.path } : {}),
+      conditions: next,
+    };
     if (isDeepStrictEqual(status, acceptAPI.status)) return;
     try {
       await this.#o.acceptAPIClient(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status }, signal);
@@ -213,24 +276,62 @@ export class AcceptAPIController implements Controller {
     }
   }
 
-  /** Deletes verification workspaces that no current, valid AcceptAPI names (reference counting by the cache). */
+  /** The verification workspaces current, valid AcceptAPIs name, as cached now. */
+  #wanted(): Set<string> {
+    const wanted = new Set<string>();
+    for (const a of this.#informer.store.list((a) => !a.metadata.deletionTimestamp && validateFilters(a.spec.filters).length === 0)) {
+      const exportName = apiExportNameOf(a);
+      if (exportName) wanted.add(verificationWorkspaceName(clusterOf(a), exportName));
+    }
+    return wanted;
+  }
+
+  /**
+   * Deletes verification workspaces that no current, valid AcceptAPI names (reference counting by
+   * the cache). Who wants a workspace is read after the list, at the moment of each delete: a
+   * workspace listed here was created by a reconcile of an AcceptAPI that was in the cache then,
+   * so it is still wanted unless that AcceptAPI changed or went since. A workspace a reconcile is
+   * using right now is left for the next run.
+   */
   async #collectGarbage(signal: AbortSignal): Promise<ReconcileResult> {
-    const wanted = new Set(
-      this.#informer.store
-        .list((a) => !a.metadata.deletionTimestamp && validateFilters(a.spec.filters).length === 0)
-        .map((a) => verificationWorkspaceName(clusterOf(a), a.spec.apiExportName)),
-    );
     const { clients, verificationRoot, workspaces, verificationScopes } = this.#o;
     const list = await clients
       .inWorkspace<KubeObject & { spec: { cluster?: string } }>(verificationRoot, WORKSPACES)
       .list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, signal });
+    const wantedAfterList = this.#wanted();
+    let held = false;
     for (const ws of list.items) {
       const name = ws.metadata.name ?? '';
-      if (wanted.has(name) || ws.metadata.deletionTimestamp) continue;
-      if (ws.spec.cluster) await verificationScopes.end(ws.spec.cluster);
-      await workspaces.delete(verificationRoot, name, signal);
+      if (ws.metadata.deletionTimestamp || wantedAfterList.has(name)) continue;
+      const outcome = await this.#holds.deleteUnlessHeld(
+        name,
+        () => this.#wanted().has(name), // the cache as it is now, not as it was at the list
+        async () => {
+          if (ws.spec.cluster) await verificationScopes.end(ws.spec.cluster);
+          await workspaces.delete(verificationRoot, name, signal);
+        },
+      );
+      if (outcome === 'held') held = true;
+      if (outcome !== 'deleted') continue;
       this.#logger.info({ verificationWorkspace: name }, 'verification workspace released');
+      // An AcceptAPI naming it that arrived during the delete waits for it to go, then makes it again.
+      this.#requeueNaming(name);
     }
-    return;
+    // The reconcile holding one queues this again when it ends; the requeue is a backstop.
+    return held ? { requeueAfterMs: 5_000 } : undefined;
   }
 }
+
+/** The Deprecated condition of an AcceptAPI naming its export only by the standalone generation's annotation. */
+const deprecationOf = (acceptAPI: AcceptAPI): Omit<Condition, 'lastTransitionTime'>[] => {
+  const annotated = acceptAPI.metadata.annotations?.[APIEXPORT_NAME_ANNOTATION];
+  if (acceptAPI.spec.apiExportName || !annotated) return [];
+  return [
+    {
+      type: DEPRECATED,
+      status: 'True',
+      reason: 'APIExportNameAnnotation',
+      message: `the APIExport is named by the annotation ${APIEXPORT_NAME_ANNOTATION}, which is deprecated: set spec.apiExportName: ${annotated}`,
+    },
+  ];
+};

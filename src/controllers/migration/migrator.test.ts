@@ -106,6 +106,35 @@ describe('Migrator', () => {
     expect(world.events.of('MigrationCompleted')).toHaveLength(1);
   });
 
+  it("records the new placement in the Assignment's status at cutover, not the first winner", async () => {
+    const destination = { status: 'Provisioning' };
+    providers(world, destination);
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    await world.settle(key);
+    expect(world.assignments()[0]?.status?.placement).toMatchObject({ winner: 'widgets-a (provider-a)' });
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a', { ready: false });
+    await world.settle(key);
+    // Before cutover the record still names the origin: it serves the object.
+    expect(world.assignments()[0]?.status?.placement).toMatchObject({ winner: 'widgets-a (provider-a)' });
+
+    world.api.put(WS_B, WIDGETS, { ...world.copyIn(DEST, key)!, status: { status: 'Available', servedBy: 'b' } });
+    await world.settle(key);
+
+    expect(world.migrations()).toEqual([]);
+    const status = world.assignments()[0]?.status;
+    expect(status?.placement).toEqual({
+      winner: 'widgets-b (provider-b)',
+      reason: `migrated from widgets-a (provider-a) by ${MIGRATION}`,
+      candidates: [],
+    });
+    expect(status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'Migrated',
+      message: `staging copy in ${WS_B}, migrated from provider-a`,
+    });
+  });
+
   it('records a failed stage as Failed before rolling back; the rollback removes the destination copy and points the Assignment back', async () => {
     world.api.put(COORD, MIGRATIONCONFIGURATION_GVR, configuration([{ name: 'check', failureConditions: ['to.spec.size > 1'] }]));
     providers(world, { status: 'Available' });

@@ -1,7 +1,7 @@
 // Over 350 lines on purpose: start, advance, cutover, failure and rollback are one state
 // machine over the Migration's recorded state; apart, the order of their writes would be hidden.
 import { isDeepStrictEqual } from 'node:util';
-import { conditionTrue } from '../../apis/conditions.ts';
+import { conditionTrue, setCondition } from '../../apis/conditions.ts';
 import { migrationNameOf, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, GroupVersionKind, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
@@ -123,7 +123,7 @@ export class Migrator {
       gvk,
       providerCluster: winner.providerCluster,
       acceptAPIName: winner.acceptAPIName,
-      apiExportName: winner.acceptAPI.spec.apiExportName,
+      apiExportName: winner.apiExportName,
     };
     // The Migration is written first: it references both staging workspaces, so neither is collected midway.
     await coordination.migrations.client.createIfAbsent(
@@ -218,16 +218,29 @@ export class Migrator {
       if (step.next === 'wait') return step.requeueAfterMs === undefined ? undefined : { requeueAfterMs: step.requeueAfterMs };
       if (step.next === 'fail') return this.#fail(consumer, migration, step, signal);
       if ((destCopy['status'] as { status?: string } | undefined)?.status !== 'Available') return; // its status event requeues us
+      const { from } = migration.spec;
       await coordination.assignments.client.updateStatus(
         {
           ...assignment,
           status: {
             ...assignment.status,
-            providerCluster: migration.spec.to.providerCluster,
-            acceptAPIName: migration.spec.to.acceptAPIName,
-            apiExportName: migration.spec.to.apiExportName,
+            providerCluster: to.providerCluster,
+            acceptAPIName: to.acceptAPIName,
+            apiExportName: to.apiExportName,
             stagingWorkspace: destName,
             phase: 'Bound',
+            // The placement record says who serves the object now, and why: the first placement's candidates are history.
+            placement: {
+              winner: `${to.acceptAPIName} (${to.providerCluster})`,
+              reason: `migrated from ${from.acceptAPIName} (${from.providerCluster}) by ${migration.metadata.name ?? ''}`,
+              candidates: [],
+            },
+            conditions: setCondition(assignment.status?.conditions, {
+              type: 'Ready',
+              status: 'True',
+              reason: 'Migrated',
+              message: `staging copy in ${destCluster}, migrated from ${from.providerCluster}`,
+            }),
           },
         },
         signal,

@@ -1,6 +1,6 @@
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { setCondition } from '../../apis/conditions.ts';
-import { assignmentName, stagingWorkspaceName } from '../../apis/names.ts';
+import { apiExportNameOf, assignmentName, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment } from '../../apis/types.ts';
 import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
@@ -92,7 +92,7 @@ export class Placer {
     }
     const assignment = await this.#writeStatus(
       created,
-      winner.acceptAPI.spec.apiExportName,
+      winner.apiExportName,
       { reason: decision.reason, winner: `${winner.acceptAPIName} (${winner.providerCluster})`, candidates: decision.candidates },
       signal,
     );
@@ -119,10 +119,11 @@ export class Placer {
   async complete(assignment: Assignment, signal: AbortSignal): Promise<Assignment | undefined> {
     const { providerCluster, acceptAPIName } = assignment.spec;
     const acceptAPI = this.#acceptAPIs().find((a) => a.metadata.name === acceptAPIName && clusterOf(a) === providerCluster);
-    if (!acceptAPI) return undefined;
+    const apiExportName = acceptAPI && apiExportNameOf(acceptAPI);
+    if (!apiExportName) return undefined;
     return this.#writeStatus(
       assignment,
-      acceptAPI.spec.apiExportName,
+      apiExportName,
       { reason: 'recorded placement completed after a restart', winner: `${acceptAPIName} (${providerCluster})`, candidates: [] },
       signal,
     );

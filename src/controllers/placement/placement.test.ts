@@ -38,6 +38,23 @@ describe('placeObject', () => {
     expect(decision.candidates[0]?.reason).toMatch(/^not Ready/);
   });
 
+  it('takes the export from the standalone annotation, and never picks one still Ready from before it named none', () => {
+    const annotated: AcceptAPI = {
+      ...accept('p1', 'annotated', { apiExportName: undefined }),
+      metadata: { name: 'annotated', annotations: { 'kcp.io/cluster': 'p1', 'broker.platform-mesh.io/kcp-apiexport-name': 'legacy' } },
+    };
+    const nameless = accept('p2', 'nameless', { apiExportName: undefined, priority: 10 });
+    const decision = placeObject({
+      gvr: GVR,
+      spec: {},
+      objectId: 'x',
+      acceptAPIs: [annotated, nameless],
+      assignmentsByProvider: new Map(),
+    });
+    expect(decision.winner).toMatchObject({ acceptAPIName: 'annotated', apiExportName: 'legacy' });
+    expect(decision.candidates.find((c) => c.acceptAPI === 'nameless')?.reason).toContain('names no APIExport');
+  });
+
   it('prefers higher priority, then fewer assignments, then a stable hash', () => {
     const apis = [accept('p1', 'a', { priority: 1 }), accept('p2', 'b', { priority: 5 })];
     expect(

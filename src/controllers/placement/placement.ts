@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { conditionTrue } from '../../apis/conditions.ts';
+import { apiExportNameOf } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, PlacementCandidate } from '../../apis/types.ts';
 import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
@@ -18,7 +19,7 @@ export type PlacementInput = {
 };
 
 export type PlacementDecision = {
-  winner: { acceptAPI: AcceptAPI; providerCluster: string; acceptAPIName: string } | undefined;
+  winner: { acceptAPI: AcceptAPI; providerCluster: string; acceptAPIName: string; apiExportName: string } | undefined;
   reason: string;
   candidates: PlacementCandidate[];
 };
@@ -51,7 +52,7 @@ const tieBreak = (objectId: string, providerCluster: string, name: string): stri
  */
 export const placeObject = (input: PlacementInput): PlacementDecision => {
   const candidates: PlacementCandidate[] = [];
-  const qualified: { acceptAPI: AcceptAPI; providerCluster: string; name: string }[] = [];
+  const qualified: { acceptAPI: AcceptAPI; providerCluster: string; name: string; apiExportName: string }[] = [];
   for (const acceptAPI of input.acceptAPIs) {
     if (!sameGvr(acceptAPI.spec.gvr, input.gvr)) continue;
     const providerCluster = clusterOf(acceptAPI);
@@ -70,13 +71,19 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
       record(false, `not Ready${ready?.message ? `: ${ready.message}` : ''}`);
       continue;
     }
+    // Ready was judged on an earlier spec: one that names no export since cannot get a staging workspace.
+    const apiExportName = apiExportNameOf(acceptAPI);
+    if (!apiExportName) {
+      record(false, 'names no APIExport (spec.apiExportName)');
+      continue;
+    }
     const verdict = evaluateFilters(acceptAPI.spec.filters, input.spec);
     if (!verdict.pass) {
       record(false, verdict.reason);
       continue;
     }
     record(true, 'all filters pass');
-    qualified.push({ acceptAPI, providerCluster, name });
+    qualified.push({ acceptAPI, providerCluster, name, apiExportName });
   }
   if (qualified.length === 0) {
     return {
@@ -102,5 +109,11 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
       reason = `fewest assignments (${load(best!.providerCluster)} < ${load(second.providerCluster)})`;
     else reason = 'equal priority and load: stable hash';
   }
-  return { winner: { acceptAPI: best!.acceptAPI, providerCluster: best!.providerCluster, acceptAPIName: best!.name }, reason, candidates };
+  const winner = {
+    acceptAPI: best!.acceptAPI,
+    providerCluster: best!.providerCluster,
+    acceptAPIName: best!.name,
+    apiExportName: best!.apiExportName,
+  };
+  return { winner, reason, candidates };
 };

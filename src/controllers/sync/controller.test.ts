@@ -104,7 +104,7 @@ describe('SyncController', () => {
     expect(copy.metadata.annotations).toEqual({
       note: 'hello',
       [CONSUMER_CLUSTER_ANNOTATION]: CONSUMER,
-      [CONSUMER_NAME_ANNOTATION]: 'default/w1',
+      [CONSUMER_NAME_ANNOTATION]: 'w1',
       [CLUSTER_ANNOTATION]: WS,
     });
     expect(copy.metadata.finalizers).toBeUndefined();

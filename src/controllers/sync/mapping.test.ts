@@ -32,7 +32,7 @@ describe('staging copy mapping', () => {
         name: 'app',
         namespace: 'team',
         labels: { tier: 'web' },
-        annotations: { note: 'n', 'broker.platform-mesh.io/consumer-cluster': 'c1', 'broker.platform-mesh.io/consumer-name': 'team/app' },
+        annotations: { note: 'n', 'broker.platform-mesh.io/consumer-cluster': 'c1', 'broker.platform-mesh.io/consumer-name': 'app' },
       },
       spec: { fqdn: 'app.corp.com' },
     });
@@ -52,6 +52,20 @@ describe('staging copy mapping', () => {
     expect(updated['spec']).toEqual({ fqdn: 'b.corp.com' });
     expect(updated.metadata.resourceVersion).toBe('3');
     expect(stagingCopyDiffers({ ...desired, status: { status: 'x' } }, desired)).toBe(false);
+  });
+
+  it('rewrites a copy an earlier broker annotated with namespace/name to the name alone', () => {
+    const desired = stagingCopyOf(consumer, TYPE);
+    const earlier = {
+      ...desired,
+      metadata: {
+        ...desired.metadata,
+        resourceVersion: '4',
+        annotations: { ...desired.metadata.annotations, 'broker.platform-mesh.io/consumer-name': 'team/app' },
+      },
+    };
+    expect(stagingCopyDiffers(earlier, desired)).toBe(true);
+    expect(updatedStagingCopy(earlier, desired).metadata.annotations?.['broker.platform-mesh.io/consumer-name']).toBe('app');
   });
 });
 

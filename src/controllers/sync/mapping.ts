@@ -12,7 +12,8 @@ export const specFields = (obj: KubeObject): Record<string, unknown> =>
 
 /**
  * The staging copy of a consumer object: same namespace/name, the consumer's fields, labels and
- * annotations without server or kcp metadata, and two annotations naming the consumer.
+ * annotations without server or kcp metadata, and the two annotations the Go project writes: the
+ * consumer's logical cluster and its name (the namespace is the copy's own).
  */
 export const stagingCopyOf = (consumer: KubeObject, type: { apiVersion: string; kind: string }): KubeObject => ({
   apiVersion: type.apiVersion,
@@ -24,9 +25,7 @@ export const stagingCopyOf = (consumer: KubeObject, type: { apiVersion: string; 
     annotations: {
       ...cleanMap(consumer.metadata.annotations),
       [CONSUMER_CLUSTER_ANNOTATION]: clusterOf(consumer),
-      [CONSUMER_NAME_ANNOTATION]: consumer.metadata.namespace
-        ? `${consumer.metadata.namespace}/${consumer.metadata.name}`
-        : (consumer.metadata.name ?? ''),
+      [CONSUMER_NAME_ANNOTATION]: consumer.metadata.name ?? '',
     },
   },
   ...specFields(consumer),

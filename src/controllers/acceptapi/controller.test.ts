@@ -1,0 +1,237 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { MemoryApi } from '../../../test/fakes/memory-api.ts';
+import { APIEXPORT_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
+import { ACCEPTAPI_GVR, type AcceptAPI, type Condition } from '../../apis/types.ts';
+import type { Clients } from '../../kcp-client-ts/clients.ts';
+import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
+import { silentLogger } from '../../logging.ts';
+import { ClusterScopes, InformerScope } from '../../runtime/informer-scope.ts';
+import { encodeKey } from '../../runtime/object-key.ts';
+import { AcceptAPIController, VERIFICATION_GC_KEY, WORKSPACES } from './controller.ts';
+
+const ROOT = 'root:platform:broker:verification';
+const PROVIDER = 'provider-1';
+const CERTIFICATES: GroupVersionResource = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'certificates' };
+const WS = verificationWorkspaceName(PROVIDER, 'certificates');
+
+type WorkspaceObject = KubeObject & { spec: { cluster?: string }; status?: { phase?: string } };
+
+/** A promise the test resolves, and one that says the code under test has reached it. */
+const gate = () => {
+  let open = (): void => undefined;
+  let reach = (): void => undefined;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const reached = new Promise<void>((resolve) => {
+    reach = resolve;
+  });
+  const wait = (): Promise<void> => {
+    reach();
+    return opened;
+  };
+  return { open, reached, wait };
+};
+
+/**
+ * The AcceptAPIController over a MemoryApi: verification workspaces are objects in ROOT; the
+ * workspace list (clean-up), get (reconcile) and delete (clean-up) can each be held at a gate,
+ * to interleave a reconcile and the clean-up exactly.
+ */
+class World {
+  readonly api = new MemoryApi();
+  readonly signal = new AbortController().signal;
+  readonly gates: { list?: () => Promise<void>; get?: () => Promise<void>; delete?: () => Promise<void> } = {};
+  readonly controller: AcceptAPIController;
+
+  constructor() {
+    const { api, gates } = this;
+    const workspaceClient = () => api.client<WorkspaceObject>(ROOT, WORKSPACES);
+    // Only what the controller uses before a workspace is Ready: the list of verification workspaces.
+    const clients = {
+      inWorkspace: (workspace: string, gvr: GroupVersionResource) => {
+        const client = api.client(workspace, gvr);
+        const list = async (options: object) => {
+          await gates.list?.();
+          return client.list(options);
+        };
+        return { ...client, list };
+      },
+    } as unknown as Pick<Clients, 'inWorkspace'>;
+    this.controller = new AcceptAPIController({
+      acceptAPIs: api.informer<AcceptAPI>(ACCEPTAPI_GVR),
+      acceptAPIClient: (cluster) => api.client<AcceptAPI>(cluster, ACCEPTAPI_GVR),
+      workspaces: {
+        get: async (_parent, name) => {
+          await gates.get?.();
+          return workspaceClient().find({ name });
+        },
+        create: async (_parent, name, options = {}) =>
+          void (await workspaceClient().createIfAbsent({
+            apiVersion: 'tenancy.kcp.io/v1alpha1',
+            kind: 'Workspace',
+            metadata: { name, ...(options.labels ? { labels: options.labels } : {}) },
+            spec: {},
+          })),
+        delete: async (_parent, name) => {
+          await gates.delete?.();
+          return workspaceClient().delete({ name });
+        },
+      },
+      clients,
+      verificationRoot: ROOT,
+      verificationScopes: new ClusterScopes(new InformerScope({ name: 'verification' })),
+      logger: silentLogger(),
+    });
+  }
+
+  /** A provider creates (or changes) an AcceptAPI for certificates. */
+  accept(name: string, naming: { apiExportName?: string; annotation?: string }): void {
+    this.api.put<AcceptAPI>(PROVIDER, ACCEPTAPI_GVR, {
+      apiVersion: 'broker.platform-mesh.io/v1alpha1',
+      kind: 'AcceptAPI',
+      metadata: { name, ...(naming.annotation ? { annotations: { [APIEXPORT_NAME_ANNOTATION]: naming.annotation } } : {}) },
+      spec: { gvr: CERTIFICATES, ...(naming.apiExportName ? { apiExportName: naming.apiExportName } : {}) },
+    });
+  }
+
+  /** A verification workspace left from before, which the broker made. */
+  existingWorkspace(name: string): void {
+    this.api.put(ROOT, WORKSPACES, { metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } }, spec: {} });
+  }
+
+  acceptAPI(name: string): AcceptAPI | undefined {
+    return this.api.get<AcceptAPI>(PROVIDER, ACCEPTAPI_GVR, '', name);
+  }
+
+  condition(name: string, type: string): Condition | undefined {
+    return this.acceptAPI(name)?.status?.conditions?.find((c) => c.type === type);
+  }
+
+  workspace(name: string): WorkspaceObject | undefined {
+    return this.api.get<WorkspaceObject>(ROOT, WORKSPACES, '', name);
+  }
+
+  reconcile(name: string) {
+    return this.controller.reconcile(encodeKey({ cluster: PROVIDER, namespace: '', name }), this.signal);
+  }
+
+  collectGarbage() {
+    return this.controller.reconcile(VERIFICATION_GC_KEY, this.signal);
+  }
+}
+
+describe('AcceptAPIController: verification workspaces and their clean-up', () => {
+  let world: World;
+  beforeEach(() => {
+    world = new World();
+  });
+
+  it('never deletes a workspace a reconcile created while the clean-up was listing', async () => {
+    // The clean-up starts before the AcceptAPI is in the cache and waits for its list...
+    const listing = gate();
+    world.gates.list = listing.wait;
+    const cleanup = world.collectGarbage();
+    await listing.reached;
+    // ...meanwhile the AcceptAPI arrives and its reconcile creates the verification workspace...
+    world.accept('certs', { apiExportName: 'certificates' });
+    await world.reconcile('certs');
+    expect(world.workspace(WS)).toBeDefined();
+    // ...then the list answers, with the new workspace in it.
+    listing.open();
+    await cleanup;
+
+    expect(world.workspace(WS)).toBeDefined();
+    expect(world.api.log({ resource: 'workspaces' })).toEqual([`create ${ROOT}/workspaces /${WS}`]);
+    expect(world.acceptAPI('certs')?.status).toMatchObject({ verificationWorkspace: WS, verificationWorkspacePath: `${ROOT}:${WS}` });
+  });
+
+  it('lets a reconcile wait for a delete of its workspace under way, then makes it again', async () => {
+    world.existingWorkspace(WS); // nobody names it: the clean-up deletes it
+    const deleting = gate();
+    world.gates.delete = deleting.wait;
+    const cleanup = world.collectGarbage();
+    await deleting.reached;
+    // An AcceptAPI naming that export arrives while the delete is in flight.
+    world.accept('certs', { apiExportName: 'certificates' });
+    const reconcile = world.reconcile('certs');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(world.api.log({ resource: 'workspaces' })).toEqual([]);
+    deleting.open();
+    await Promise.all([cleanup, reconcile]);
+
+    expect(world.api.log({ resource: 'workspaces' })).toEqual([`delete ${ROOT}/workspaces /${WS}`, `create ${ROOT}/workspaces /${WS}`]);
+    expect(world.workspace(WS)).toBeDefined();
+  });
+
+  it('leaves a workspace a reconcile is using to the next clean-up, which deletes it once nobody names it', async () => {
+    world.existingWorkspace(WS);
+    world.accept('certs', { apiExportName: 'certificates' });
+    const reading = gate();
+    world.gates.get = reading.wait;
+    const reconcile = world.reconcile('certs');
+    await reading.reached;
+    // The provider deletes the AcceptAPI while its reconcile still reads the workspace.
+    world.api.remove(PROVIDER, ACCEPTAPI_GVR, '', 'certs');
+
+    expect(await world.collectGarbage()).toEqual({ requeueAfterMs: expect.any(Number) });
+    expect(world.workspace(WS)).toBeDefined();
+    reading.open();
+    await reconcile;
+    delete world.gates.get;
+    expect(await world.collectGarbage()).toBeUndefined();
+    expect(world.workspace(WS)).toBeUndefined();
+  });
+
+  it('keeps a workspace another AcceptAPI of the same export still names', async () => {
+    world.accept('certs-a', { apiExportName: 'certificates' });
+    world.accept('certs-b', { apiExportName: 'certificates' });
+    await world.reconcile('certs-a');
+    await world.reconcile('certs-b');
+    world.api.remove(PROVIDER, ACCEPTAPI_GVR, '', 'certs-a');
+    await world.collectGarbage();
+    expect(world.workspace(WS)).toBeDefined();
+    world.api.remove(PROVIDER, ACCEPTAPI_GVR, '', 'certs-b');
+    await world.collectGarbage();
+    expect(world.workspace(WS)).toBeUndefined();
+  });
+});
+
+describe('AcceptAPIController: naming the export', () => {
+  let world: World;
+  beforeEach(() => {
+    world = new World();
+  });
+
+  it('reads the standalone annotation when spec.apiExportName is absent, and says it is deprecated', async () => {
+    world.accept('certs', { annotation: 'certificates' });
+    await world.reconcile('certs');
+
+    expect(world.workspace(WS)).toBeDefined(); // the verification workspace of the annotated export
+    expect(world.acceptAPI('certs')?.status).toMatchObject({ verificationWorkspace: WS, verificationWorkspacePath: `${ROOT}:${WS}` });
+    expect(world.condition('certs', 'Deprecated')).toMatchObject({
+      status: 'True',
+      reason: 'APIExportNameAnnotation',
+      message: expect.stringContaining(`${APIEXPORT_NAME_ANNOTATION}, which is deprecated: set spec.apiExportName: certificates`),
+    });
+
+    // Once the provider sets the field the condition goes; the field wins over the annotation.
+    world.accept('certs', { apiExportName: 'certificates', annotation: 'something-else' });
+    await world.reconcile('certs');
+    expect(world.condition('certs', 'Deprecated')).toBeUndefined();
+    expect(world.acceptAPI('certs')?.status?.verificationWorkspace).toBe(WS);
+  });
+
+  it('is not Ready when neither spec.apiExportName nor the annotation names an export, and says which field to set', async () => {
+    world.accept('nameless', {});
+    await world.reconcile('nameless');
+
+    expect(world.condition('nameless', 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'MissingAPIExportName',
+      message: expect.stringContaining('spec.apiExportName is required'),
+    });
+    expect(world.api.log({ resource: 'workspaces' })).toEqual([]);
+    expect(world.acceptAPI('nameless')?.status?.verificationWorkspace).toBeUndefined();
+  });
+});
