@@ -6,7 +6,7 @@ import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
-import { SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
+import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { silentLogger, type Logger } from '../../src/logging.ts';
 
 const SLICES: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
@@ -25,10 +25,13 @@ export type TestProviderOptions = {
   secretData?: (obj: KubeObject, current: Record<string, string> | undefined) => Record<string, string> | Promise<Record<string, string>>;
   logger?: Logger;
   /**
-   * More entries for `status.relatedResources` (tests of hostile providers): each may name any
-   * namespace; with `data`, the provider also writes that Secret next to the object.
+   * More entries for `status.relatedResources` (tests of hostile or unusual providers): each may
+   * name any namespace, and a Secret (default) or a ConfigMap; with `data`, the provider also
+   * writes that object next to the object.
    */
-  extraRelated?: (obj: KubeObject) => Array<{ key: string; namespace?: string; name: string; data?: Record<string, string> }>;
+  extraRelated?: (
+    obj: KubeObject,
+  ) => Array<{ key: string; namespace?: string; name: string; kind?: 'Secret' | 'ConfigMap'; data?: Record<string, string> }>;
   /** More status fields, written with `status: Available` (tests of providers that write too much). */
   extraStatus?: (obj: KubeObject) => Record<string, unknown>;
 };
@@ -150,10 +153,13 @@ export class TestProvider {
     };
     for (const extra of this.#options.extraRelated?.(obj) ?? []) {
       const at = { namespace: extra.namespace ?? namespace, name: extra.name };
-      if (extra.data && !(await secrets.find(at, signal))) {
-        await secrets.createIfAbsent({ apiVersion: 'v1', kind: 'Secret', metadata: at, stringData: extra.data }, signal);
+      const kind = extra.kind ?? 'Secret';
+      const client = kind === 'Secret' ? secrets : new ResourceClient({ endpoint, baseUrl: base, gvr: CONFIGMAPS });
+      if (extra.data && !(await client.find(at, signal))) {
+        const payload = kind === 'Secret' ? { stringData: extra.data } : { data: extra.data };
+        await client.createIfAbsent({ apiVersion: 'v1', kind, metadata: at, ...payload }, signal);
       }
-      relatedResources[extra.key] = { ...at, gvk: { group: '', version: 'v1', kind: 'Secret' } };
+      relatedResources[extra.key] = { ...at, gvk: { group: '', version: 'v1', kind } };
     }
     const desired = { ...this.#options.extraStatus?.(obj), status: 'Available', relatedResources };
     if (JSON.stringify(obj['status']) !== JSON.stringify(desired)) await objects.updateStatus({ ...obj, status: desired }, signal);

@@ -5,14 +5,22 @@ import { Migrator } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { Placer } from '../controllers/placement/assign.ts';
 import { relatedDigestOf } from '../controllers/related/digest.ts';
+import {
+  bindingClaimsOf,
+  ConsumerBindings,
+  consumerClaimsOf,
+  sameClaims,
+  unclaimedOf,
+  type ConsumerResource,
+} from '../controllers/sync/claims.ts';
 import { RELATED_COPY_SELECTOR, SyncController } from '../controllers/sync/controller.ts';
 import { StagingCaches } from '../controllers/sync/staging.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
 import { watchCoordination, type Coordination } from '../coordination/coordination.ts';
 import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
-import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type KubeObject } from '../kcp-client-ts/types.ts';
+import { createKcpClient, unwrap, type APIExport, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
+import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
@@ -24,6 +32,8 @@ import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type ReconcileResult } from '../runtime/workqueue.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
+const APIEXPORTS = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' };
+const APIBINDINGS = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
 
 export type BrokerOptions = {
   endpoint: KcpEndpoint;
@@ -55,9 +65,10 @@ export class Broker {
   readonly #logger: Logger;
   readonly #scope = new InformerScope({ name: 'broker' });
   readonly #manager: ControllerManager;
-  readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope }>();
+  /** Per brokered resource: its controller, its consumer-side informers, and the export's claims it was started with. */
+  readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
   #wiring: Wiring | undefined;
-  /** The broker's own watches (coordination, endpoint slices): while they cannot reach kcp, it is not ready. */
+  /** The broker's own watches (coordination, endpoint slices, exports): while they cannot reach kcp, it is not ready. */
   #core: { readonly connected: boolean }[] = [];
 
   constructor(options: BrokerOptions) {
@@ -117,7 +128,12 @@ export class Broker {
       stagingScopes,
       logger: logger.child({ controller: 'stagingworkspace' }),
     });
-    this.#core = [...Object.values(coordinationInformers), slices];
+    // A brokered export's claims (or resources) change without its endpoint slice changing.
+    const apiExports = this.#scope.informer(clients.inWorkspace<APIExport & KubeObject>(paths.home, APIEXPORTS), {
+      name: 'apiexports',
+      logger,
+    });
+    this.#core = [...Object.values(coordinationInformers), slices, apiExports];
     this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController };
     const acceptController = new AcceptAPIController({
       acceptAPIs,
@@ -131,9 +147,12 @@ export class Broker {
     const discovery: Controller = {
       name: 'discovery',
       queue: new WorkQueue({ name: 'discovery', reconcile: (key, s) => this.#discover(slices, key, s), concurrency: 1, logger }),
-      watches: (): Watch[] => [
-        watchOf(slices, (e) => (e.object.metadata.name === paths.acceptAPIExport ? [] : [e.object.metadata.name ?? ''])),
-      ],
+      watches: (): Watch[] => {
+        // Keyed by export name: kcp names an export's endpoint slice after it.
+        const brokered = (e: { object: KubeObject }): string[] =>
+          e.object.metadata.name === paths.acceptAPIExport ? [] : [e.object.metadata.name ?? ''];
+        return [watchOf(slices, brokered), watchOf(apiExports, brokered)];
+      },
     };
     await Promise.all([stagingController, acceptController, discovery].map((c) => this.#add(c, signal)));
     // Ready means every brokered resource discovered at start is being served.
@@ -203,7 +222,7 @@ export class Broker {
   async #discover(slices: Informer<APIExportEndpointSlice & KubeObject>, sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
     const slice = slices.store.list((s) => s.metadata.name === sliceName)[0];
     const url = slice?.status?.endpoints?.[0]?.url;
-    const wanted = slice && url ? await this.#brokeredApis(sliceName, url, signal) : [];
+    const { apis: wanted, claims } = slice && url ? await this.#brokeredApis(sliceName, url, signal) : { apis: [], claims: [] };
     const wantedKeys = new Set(wanted.map((api) => gvrString(api)));
     for (const [key, running] of this.#syncControllers) {
       if (running.controller.api.exportName === sliceName && !wantedKeys.has(key)) {
@@ -211,18 +230,29 @@ export class Broker {
         this.#logger.info({ resource: key, export: sliceName }, 'stopped brokering');
       }
     }
+    let started = false;
     for (const api of wanted) {
       const key = gvrString(api);
       const existing = this.#syncControllers.get(key);
-      if (existing && existing.controller.api.virtualWorkspaceUrl === api.virtualWorkspaceUrl) continue;
+      // A new claim set means other consumer-side caches: the controller starts again with them.
+      if (existing && existing.controller.api.virtualWorkspaceUrl === api.virtualWorkspaceUrl && sameClaims(existing.claims, claims))
+        continue;
       if (existing) await this.#stopSync(key);
-      await this.#startSync(api, signal);
-      this.#logger.info({ resource: key, export: sliceName }, 'brokering');
+      await this.#startSync(api, claims, signal);
+      started = true;
+      this.#logger.info({ resource: key, export: sliceName, claims }, 'brokering');
+    }
+    const unclaimed = unclaimedOf(claims);
+    if (started && unclaimed.length > 0) {
+      this.#logger.warn(
+        { export: sliceName, unclaimed },
+        'the brokered export lacks claims the broker uses in consumer workspaces: related resources of an unclaimed kind are not copied; without an events claim, Events are logged instead',
+      );
     }
     return;
   }
 
-  async #startSync(api: BrokeredApi, signal: AbortSignal): Promise<void> {
+  async #startSync(api: BrokeredApi, claims: ConsumerResource[], signal: AbortSignal): Promise<void> {
     const w = this.#wiring!;
     const { clients } = w;
     const gvr = { group: api.group, version: api.version, resource: api.resource };
@@ -230,20 +260,29 @@ export class Broker {
     const logger = this.#logger.child({ controller: 'sync', resource: key });
     const scope = this.#scope.child(`consumer ${key}`);
     const vw = api.virtualWorkspaceUrl;
+    // The virtual workspace serves only what the export claims: an unclaimed kind would answer 404 for ever.
+    const related = (resource: ConsumerResource, what: GroupVersionResource): Informer<KubeObject> | undefined =>
+      claims.includes(resource)
+        ? scope.informer(clients.inVirtualWorkspace(vw, '*', what), {
+            name: `consumer ${resource} for ${key}`,
+            labelSelector: RELATED_COPY_SELECTOR,
+            transform: relatedDigestOf,
+            logger,
+          })
+        : undefined;
+    // The consumers' bindings to this export (the virtual workspace serves them): which claims each accepted.
+    const bindings = new ConsumerBindings(
+      scope.informer(clients.inVirtualWorkspace(vw, '*', APIBINDINGS), {
+        name: `consumer apibindings for ${key}`,
+        transform: bindingClaimsOf,
+        logger,
+      }),
+    );
     const consumers = {
       objects: scope.informer(clients.inVirtualWorkspace(vw, '*', gvr), { name: `consumer ${key}`, logger }),
-      secrets: scope.informer(clients.inVirtualWorkspace(vw, '*', SECRETS), {
-        name: `consumer secrets for ${key}`,
-        labelSelector: RELATED_COPY_SELECTOR,
-        transform: relatedDigestOf,
-        logger,
-      }),
-      configMaps: scope.informer(clients.inVirtualWorkspace(vw, '*', CONFIGMAPS), {
-        name: `consumer configmaps for ${key}`,
-        labelSelector: RELATED_COPY_SELECTOR,
-        transform: relatedDigestOf,
-        logger,
-      }),
+      secrets: related('secrets', SECRETS),
+      configMaps: related('configmaps', CONFIGMAPS),
+      bindings,
       client: (cluster: string, g: typeof gvr) => clients.inVirtualWorkspace(vw, cluster, g),
     };
     const events = new EventRecorder({
@@ -251,6 +290,8 @@ export class Broker {
       virtualWorkspaceUrl: vw,
       logger,
       involvedType: { apiVersion: apiVersionOf(gvr), kind: api.kind },
+      // kcp refuses an Event unless the export claims events and the workspace accepted the claim.
+      delivery: (cluster) => (claims.includes('events') && (bindings.accepted(cluster)?.includes('events') ?? true) ? 'events' : 'log'),
     });
     const placer = new Placer({ gvr, coordination: w.coordination, acceptAPIs: () => w.acceptAPIs.store.list() });
     const release = (name: string): void => w.stagingController.queue.add(name);
@@ -287,7 +328,7 @@ export class Broker {
       releaseStagingWorkspace: release,
       logger,
     });
-    this.#syncControllers.set(key, { controller, scope });
+    this.#syncControllers.set(key, { controller, scope, claims });
     await this.#add(controller, signal);
   }
 
@@ -300,12 +341,16 @@ export class Broker {
     await running.scope.end();
   }
 
-  /** The resources an export in the home workspace serves, from its APIResourceSchemas. */
-  async #brokeredApis(exportName: string, virtualWorkspaceUrl: string, signal: AbortSignal): Promise<BrokeredApi[]> {
+  /** The resources an export in the home workspace serves, from its APIResourceSchemas, and the consumer resources it claims. */
+  async #brokeredApis(
+    exportName: string,
+    virtualWorkspaceUrl: string,
+    signal: AbortSignal,
+  ): Promise<{ apis: BrokeredApi[]; claims: ConsumerResource[] }> {
     const { endpoint, paths } = this.#options;
     const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
     const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportName } }, signal });
-    if (found.response.status === 404) return [];
+    if (found.response.status === 404) return { apis: [], claims: [] };
     const apiExport = unwrap(found);
     const apis: BrokeredApi[] = [];
     for (const resource of apiExport.spec.resources ?? []) {
@@ -324,6 +369,6 @@ export class Broker {
         virtualWorkspaceUrl,
       });
     }
-    return apis;
+    return { apis, claims: consumerClaimsOf(apiExport.spec.permissionClaims) };
   }
 }

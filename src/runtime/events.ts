@@ -16,7 +16,14 @@ export type EventReason =
   | 'RelatedResourceRefused'
   | 'DeletionBlocked'
   | 'ProviderStatusTooLarge'
-  | 'StatusRefused';
+  | 'StatusRefused'
+  | 'RelatedResourceNotClaimed';
+
+/**
+ * Where Events go: `events` writes them into the consumer's workspace; `log` logs them, for a
+ * workspace where no accepted events claim lets the broker write (kcp would refuse, so it is not tried).
+ */
+export type EventDelivery = 'events' | 'log';
 
 /** Objects whose last Event is remembered (to skip repeats); the oldest are forgotten first. */
 const REMEMBERED_OBJECTS = 10_000;
@@ -27,8 +34,8 @@ const EVENTS = { group: '', version: 'v1', resource: 'events' };
 
 /**
  * Writes core/v1 Events about consumer objects into the consumer's workspace, through the
- * brokered export's virtual workspace (the events permission claim). Repeats of the same
- * reason and message for an object are written once.
+ * brokered export's virtual workspace (the events permission claim), or logs them where that
+ * claim is not made or not accepted. Repeats of the same reason and message for an object are said once.
  */
 export class EventRecorder {
   readonly #endpoint: KcpEndpoint;
@@ -36,14 +43,18 @@ export class EventRecorder {
   readonly #logger: Logger;
   readonly #last = new Map<string, string>();
   readonly #involvedType: { apiVersion: string; kind: string };
+  readonly #delivery: (cluster: string) => EventDelivery;
 
   constructor(options: {
     endpoint: KcpEndpoint;
     virtualWorkspaceUrl: string;
     logger: Logger;
     involvedType: { apiVersion: string; kind: string };
+    /** Per consumer workspace; default `events` everywhere. */
+    delivery?: (cluster: string) => EventDelivery;
   }) {
     this.#involvedType = options.involvedType;
+    this.#delivery = options.delivery ?? (() => 'events');
     this.#endpoint = options.endpoint;
     this.#virtualWorkspaceUrl = options.virtualWorkspaceUrl;
     this.#logger = options.logger;
@@ -53,10 +64,20 @@ export class EventRecorder {
     const cluster = clusterOf(obj);
     const id = `${cluster}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`;
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}... (truncated)`;
-    if (this.#last.get(id) === `${reason}\u0000${message}`) return;
+    // Said again where it can now be written (the workspace accepted the events claim).
+    const delivery = this.#delivery(cluster);
+    const said = `${delivery}\u0000${reason}\u0000${message}`;
+    if (this.#last.get(id) === said) return;
     this.#last.delete(id); // re-inserted last: the map is in least-recently-said order
-    this.#last.set(id, `${reason}\u0000${message}`);
+    this.#last.set(id, said);
     if (this.#last.size > REMEMBERED_OBJECTS) this.#last.delete(this.#last.keys().next().value!);
+    if (delivery === 'log') {
+      const fields = { cluster, namespace: obj.metadata.namespace, name: obj.metadata.name, reason, message };
+      if (type === 'Warning')
+        this.#logger.warn(fields, 'event for a consumer object, logged: no accepted events claim lets the broker write it');
+      else this.#logger.info(fields, 'event for a consumer object, logged: no accepted events claim lets the broker write it');
+      return;
+    }
     const namespace = obj.metadata.namespace || 'default';
     const now = new Date().toISOString();
     const events = new ResourceClient({

@@ -23,6 +23,8 @@ import { Migrator } from '../../src/controllers/migration/migrator.ts';
 import { Placer } from '../../src/controllers/placement/assign.ts';
 import { RELATED_COPY_SELECTOR, SyncController, type ConsumerSide } from '../../src/controllers/sync/controller.ts';
 import { relatedDigestOf } from '../../src/controllers/related/digest.ts';
+import type { RelatedKind } from '../../src/controllers/related/mirror.ts';
+import { bindingClaimsOf, ConsumerBindings } from '../../src/controllers/sync/claims.ts';
 import type { StagingCache, StagingSide } from '../../src/controllers/sync/staging.ts';
 import { Coordination } from '../../src/coordination/coordination.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
@@ -35,6 +37,7 @@ import { RecordingEvents } from './events.ts';
 import { MemoryApi } from './memory-api.ts';
 
 export const WIDGETS: GroupVersionResource = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'widgets' };
+export const APIBINDINGS: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
 export const WIDGET_API: BrokeredApi = {
   ...WIDGETS,
   kind: 'Widget',
@@ -76,9 +79,15 @@ export class SyncWorld {
   /** How providers answer a copy without status; undefined leaves it without. */
   provider: ProviderBehaviour = () => ({ status: 'Available' });
 
-  constructor(options: { consumerClusters?: string[] } = {}) {
+  /**
+   * `claimed`: the related kinds the brokered export claims (default both); the others get no
+   * consumer-side cache. `bindings`: the consumers' APIBindings (APIBINDINGS, put by the test)
+   * tell what each workspace accepted; without, everything claimed counts as accepted.
+   */
+  constructor(options: { consumerClusters?: string[]; claimed?: RelatedKind[]; bindings?: boolean } = {}) {
     const { api } = this;
     const consumerClusters = options.consumerClusters ?? [CONSUMER];
+    const claimed = options.claimed ?? ['Secret', 'ConfigMap'];
     const logger = silentLogger();
     const coord = { clusters: [COORD] };
     this.informers = {
@@ -102,8 +111,11 @@ export class SyncWorld {
     const related = { clusters: consumerClusters, labelSelector: RELATED_COPY_SELECTOR, transform: relatedDigestOf };
     this.consumers = {
       objects: api.informer(WIDGETS, { clusters: consumerClusters }),
-      secrets: api.informer(SECRETS, related),
-      configMaps: api.informer(CONFIGMAPS, related),
+      secrets: claimed.includes('Secret') ? api.informer(SECRETS, related) : undefined,
+      configMaps: claimed.includes('ConfigMap') ? api.informer(CONFIGMAPS, related) : undefined,
+      bindings: options.bindings
+        ? new ConsumerBindings(api.informer(APIBINDINGS, { clusters: consumerClusters, transform: bindingClaimsOf }))
+        : undefined,
       client: (cluster, gvr) => api.client(cluster, gvr),
     };
     const caches = new Map<string, StagingCache>();

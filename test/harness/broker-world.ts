@@ -38,6 +38,12 @@ export type ExampleApi = keyof typeof GVR;
 
 const KIND: Record<ExampleApi, string> = { certificates: 'Certificate', vms: 'VM', dnszones: 'DNSZone' };
 
+/** One permission claim of an APIExport (core types: group "" and no identity hash). */
+export type PermissionClaim = { group: string; resource: string; verbs: string[] };
+
+const APIEXPORTS_V1ALPHA2: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' };
+const APIBINDINGS_V1ALPHA2: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
+
 /** Accepts every claim of an export, with its verbs. */
 const acceptAll = async (
   endpoint: KcpEndpoint,
@@ -114,8 +120,9 @@ export class BrokerWorld {
     return world;
   }
 
-  async startBroker(): Promise<Broker> {
-    this.broker = new Broker({ endpoint: this.endpoint, paths: this.paths, logger: this.logger });
+  /** Starts the broker in-process; `logger` replaces the world's (a test reading what the broker logs). */
+  async startBroker(options: { logger?: Logger } = {}): Promise<Broker> {
+    this.broker = new Broker({ endpoint: this.endpoint, paths: this.paths, logger: options.logger ?? this.logger });
     await this.broker.start();
     return this.broker;
   }
@@ -199,6 +206,35 @@ export class BrokerWorld {
     const workspace = await this.workspaces.ensure(this.top, name);
     for (const api of apis) await bindExport(this.endpoint, workspace.path, this.paths.home, api);
     return workspace;
+  }
+
+  /**
+   * Publishes a brokered export in the home workspace with exactly these permission claims (the
+   * platform team editing it; e.g. the Go project's exports, which claim no ConfigMaps).
+   */
+  async setExportClaims(api: ExampleApi, claims: PermissionClaim[]): Promise<void> {
+    await this.inCluster(this.paths.home, APIEXPORTS_V1ALPHA2).mergePatch({ name: api }, { spec: { permissionClaims: claims } });
+  }
+
+  /** A consumer accepts every claim the brokered export makes now (after the platform added one), and kcp applies them. */
+  async acceptClaims(workspace: string, api: ExampleApi): Promise<void> {
+    const bindings = new ResourceClient<APIBinding & KubeObject>({
+      endpoint: this.endpoint,
+      baseUrl: this.endpoint.workspaceUrl(workspace),
+      gvr: APIBINDINGS_V1ALPHA2,
+    });
+    const accepted = await acceptAll(this.endpoint, this.paths.home, api);
+    await eventually(async () => {
+      const binding = await bindings.get({ name: api });
+      await bindings.update({ ...binding, spec: { ...binding.spec, permissionClaims: accepted } });
+    });
+    await eventually(async () => {
+      const binding = await bindings.get({ name: api });
+      const applied = binding.status?.appliedPermissionClaims ?? [];
+      const missing = accepted.filter((c) => !applied.some((a) => a.resource === c.resource && (a.group ?? '') === (c.group ?? '')));
+      if (missing.length > 0)
+        throw new Error(`binding ${api} in ${workspace}: not applied yet: ${missing.map((c) => c.resource).join(', ')}`);
+    });
   }
 
   objects(workspace: string, api: ExampleApi): ResourceClient<KubeObject> {

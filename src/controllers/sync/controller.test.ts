@@ -1,7 +1,15 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
 import { formatWrite } from '../../../test/fakes/memory-api.ts';
-import { COORD, CONSUMER, PROVIDER_FINALIZER, SyncWorld, WIDGETS, clusterOfStagingWorkspace } from '../../../test/fakes/sync-world.ts';
+import {
+  APIBINDINGS,
+  COORD,
+  CONSUMER,
+  PROVIDER_FINALIZER,
+  SyncWorld,
+  WIDGETS,
+  clusterOfStagingWorkspace,
+} from '../../../test/fakes/sync-world.ts';
 import {
   assignmentName,
   CONSUMER_CLUSTER_ANNOTATION,
@@ -15,8 +23,8 @@ import {
   stagingWorkspaceName,
 } from '../../apis/names.ts';
 import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
-import { CLUSTER_ANNOTATION, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
-import type { ObjectKey } from '../../runtime/object-key.ts';
+import { CLUSTER_ANNOTATION, CONFIGMAPS, SECRETS, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
 import { ORPHAN_ANNOTATION } from './finalizer.ts';
 
 const ASSIGNMENT = assignmentName(CONSUMER, WIDGETS, 'default', 'w1');
@@ -383,6 +391,90 @@ describe('SyncController', () => {
       `create ${COORD}/stagingworkspaces /${stagingWorkspaceName(CONSUMER, 'provider-b', 'export-b')}`,
     ]);
     expect(world.api.get<Assignment>(COORD, ASSIGNMENT_GVR, '', ASSIGNMENT)?.status?.providerCluster).toBe('provider-b');
+  });
+});
+
+/** A provider that publishes a Secret and a ConfigMap next to each copy and names both. */
+const publishingSecretAndConfigMap = (copy: KubeObject, cluster: string, api: SyncWorld['api']) => {
+  const status = publishingSecret()(copy, cluster, api);
+  const name = `${copy.metadata.name}-settings`;
+  api.put(cluster, CONFIGMAPS, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: copy.metadata.namespace },
+    data: { mode: 'strict' },
+  });
+  return {
+    ...status,
+    relatedResources: { ...status.relatedResources, settings: { name, gvk: { group: '', version: 'v1', kind: 'ConfigMap' } } },
+  };
+};
+
+describe('SyncController and the claims of the brokered export', () => {
+  it('copies a related ConfigMap when the export claims ConfigMaps', async () => {
+    const world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    const key = world.createWidget('default', 'w1', { size: 2 });
+    world.provider = publishingSecretAndConfigMap;
+    await world.settle(key);
+    expect(world.api.get(CONSUMER, CONFIGMAPS, 'default', 'w1-settings')?.['data']).toEqual({ mode: 'strict' });
+    expect(world.api.log().filter((w) => w.includes('/configmaps '))).toEqual([`create ${CONSUMER}/configmaps default/w1-settings`]);
+    expect(world.events.of('RelatedResourceNotClaimed')).toEqual([]);
+  });
+
+  it('without a ConfigMap claim: copies the Secret, writes no ConfigMap, tells the consumer which kind the export does not claim', async () => {
+    const world = new SyncWorld({ claimed: ['Secret'] });
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    const key = world.createWidget('default', 'w1', { size: 2 });
+    world.provider = publishingSecretAndConfigMap;
+    await world.settle(key);
+
+    expect(world.widget(key)?.['status']).toMatchObject({ status: 'Available' });
+    expect(world.api.get(CONSUMER, SECRETS, 'default', 'w1-tls')?.['data']).toEqual({ 'tls.crt': 'Y3J0' });
+    expect(world.api.log().filter((w) => w.includes('/configmaps '))).toEqual([]);
+    const notClaimed = world.events.of('RelatedResourceNotClaimed');
+    expect(notClaimed.length).toBeGreaterThan(0);
+    expect(notClaimed[0]).toMatchObject({ object: `${CONSUMER}/default/w1`, type: 'Warning' });
+    expect(notClaimed[0]?.message).toBe(
+      'not copied, the APIExport widgets does not claim configmaps: ConfigMap default/w1-settings (settings)',
+    );
+
+    // Deletion does not wait on, or write to, the unclaimed kind.
+    world.deleteWidget(key);
+    await world.settle(key);
+    expect(world.widget(key)).toBeUndefined();
+    expect(world.api.list(CONSUMER, SECRETS)).toEqual([]);
+    expect(world.api.log().filter((w) => w.includes('/configmaps '))).toEqual([]);
+  });
+  it('a workspace that has not accepted the ConfigMap claim: gets no ConfigMap and hears why; accepting it brings the copy', async () => {
+    const world = new SyncWorld({ bindings: true });
+    const binding = (resources: string[]): KubeObject => ({
+      apiVersion: 'apis.kcp.io/v1alpha2',
+      kind: 'APIBinding',
+      metadata: { name: 'widgets' },
+      status: { appliedPermissionClaims: resources.map((resource) => ({ group: '', resource, verbs: ['*'] })) },
+    });
+    world.api.put(CONSUMER, APIBINDINGS, binding(['secrets', 'events']));
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    const key = world.createWidget('default', 'w1', { size: 2 });
+    world.provider = publishingSecretAndConfigMap;
+    await world.settle(key);
+
+    expect(world.api.get(CONSUMER, SECRETS, 'default', 'w1-tls')).toBeDefined();
+    expect(world.api.log().filter((w) => w.includes('/configmaps '))).toEqual([]);
+    expect(world.events.of('RelatedResourceNotClaimed').at(-1)?.message).toBe(
+      'not copied, this workspace has not accepted the configmaps claim of the APIExport widgets: ConfigMap default/w1-settings (settings)',
+    );
+
+    // The consumer accepts the claim: its binding's event brings the object back to the queue.
+    const bindingWatch = world.sync.watches().find((w) => w.informer === world.consumers.bindings?.informer)!;
+    const before = world.consumers.bindings!.informer.store.list()[0]!;
+    world.api.put(CONSUMER, APIBINDINGS, binding(['secrets', 'events', 'configmaps']));
+    const after = world.consumers.bindings!.informer.store.list()[0]!;
+    expect([...bindingWatch.toKeys({ type: 'updated', object: after, old: before })]).toEqual([encodeKey(key)]);
+    expect([...bindingWatch.toKeys({ type: 'updated', object: after, old: after })]).toEqual([]);
+    await world.settle(key);
+    expect(world.api.get(CONSUMER, CONFIGMAPS, 'default', 'w1-settings')?.['data']).toEqual({ mode: 'strict' });
   });
 });
 

@@ -38,7 +38,8 @@ import { describeCandidates } from '../placement/placement.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { contentHashOf } from '../related/digest.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
-import { relatedRefs } from '../related/refs.ts';
+import { relatedRefs, type RelatedRef } from '../related/refs.ts';
+import { ConsumerBindings, resourceOfKind } from './claims.ts';
 import { finalizeObject } from './finalizer.ts';
 import { consumerStatusOf, stagingCopyDiffers, stagingCopyOf, statusDiffers, updatedStagingCopy } from './mapping.ts';
 import type { StagingSide } from './staging.ts';
@@ -46,12 +47,19 @@ import type { StagingSide } from './staging.ts';
 /** Longest one reconcile may take; then it is aborted and retried (a provider or cache that never answers). */
 const RECONCILE_DEADLINE_MS = 60_000;
 
+const CLUSTER_INDEX = 'cluster';
+
 /** The consumer side: the brokered export's virtual workspace, all consumers at once. */
 export type ConsumerSide = {
   objects: Informer<KubeObject>;
-  /** The related copies the broker made (label-selected). */
-  secrets: Informer<KubeObject>;
-  configMaps: Informer<KubeObject>;
+  /**
+   * The related copies the broker made (label-selected), for each kind the export claims. A kind
+   * it does not claim has no cache (kcp does not serve it there) and gets no copies.
+   */
+  secrets?: Informer<KubeObject> | undefined;
+  configMaps?: Informer<KubeObject> | undefined;
+  /** What each consumer workspace accepted of those claims; absent: everything the export claims. */
+  bindings?: ConsumerBindings | undefined;
   client(cluster: string, gvr: GroupVersionResource): ObjectClient;
 };
 
@@ -103,6 +111,8 @@ export class SyncController implements Controller, SyncSteps {
     this.name = `sync-${gvrString(this.gvr)}`;
     this.#type = { apiVersion: apiVersionOf(this.gvr), kind: options.api.kind };
     this.#logger = options.logger;
+    // A consumer accepting a claim re-syncs that workspace's objects.
+    options.consumers.objects.store.addIndex(CLUSTER_INDEX, (o) => [clusterOf(o)]);
     const concurrency = options.concurrency ?? 32;
     this.queue = new WorkQueue({
       name: this.name,
@@ -136,10 +146,21 @@ export class SyncController implements Controller, SyncSteps {
       const a = coordination.assignmentOfRelatedCopies(e.object.metadata.labels?.[OWNER_LABEL] ?? '');
       return a && mine(a) ? [keyOf(a)] : [];
     };
+    const related = [consumers.secrets, consumers.configMaps].flatMap((cache) => (cache ? [watchOf(cache, relatedCopy)] : []));
+    // What a workspace accepted decides what is copied there and whether Events can be written.
+    const bindings = consumers.bindings
+      ? [
+          watchOf(consumers.bindings.informer, (e) =>
+            ConsumerBindings.changed(e)
+              ? consumers.objects.store.byIndex(CLUSTER_INDEX, clusterOf(e.object)).map((o) => encodeKey(objectKeyOf(o)))
+              : [],
+          ),
+        ]
+      : [];
     return [
       watchOf(consumers.objects, (e) => [encodeKey(objectKeyOf(e.object))]),
-      watchOf(consumers.secrets, relatedCopy),
-      watchOf(consumers.configMaps, relatedCopy),
+      ...related,
+      ...bindings,
       watchOf(c.assignments, (e) => (mine(e.object) ? [keyOf(e.object)] : [])),
       // A staging workspace's phase gates its objects; a migration's destination is referenced by the Migration only, until cutover.
       watchOf(c.stagingWorkspaces, (e) => {
@@ -366,23 +387,47 @@ export class SyncController implements Controller, SyncSteps {
     return { labels: { [OWNER_LABEL]: relatedOwnerOf(key.cluster, this.gvr, key.namespace, key.name) }, uid };
   }
 
-  /** The consumer workspace as the related mirror sees it: label-selected caches, writes through the virtual workspace. */
-  #consumerTarget(cluster: string): MirrorTarget {
+  /** The consumer-side cache of a related kind; undefined when the export does not claim it. */
+  #consumerCache(kind: RelatedKind): Informer<KubeObject> | undefined {
     const { consumers } = this.#o;
-    const cacheOf = (kind: RelatedKind): Informer<KubeObject> => (kind === 'Secret' ? consumers.secrets : consumers.configMaps);
+    return kind === 'Secret' ? consumers.secrets : consumers.configMaps;
+  }
+
+  /**
+   * Whether copies of `kind` are kept in a consumer workspace: the export claims the kind and the
+   * workspace accepted the claim. Unknown (its binding not cached yet) counts as accepted: a write
+   * kcp refuses is retried.
+   */
+  #copiesKind(kind: RelatedKind, cluster: string): boolean {
+    if (!this.#consumerCache(kind)) return false;
+    return this.#o.consumers.bindings?.accepted(cluster)?.includes(resourceOfKind(kind)) ?? true;
+  }
+
+  /**
+   * The consumer workspace as the related mirror sees it: label-selected caches, writes through
+   * the virtual workspace. A kind the broker may not use there shows nothing and is never offered
+   * as a source, so nothing is written to it.
+   */
+  #consumerTarget(cluster: string): MirrorTarget {
+    const cacheIn = (kind: RelatedKind): Informer<KubeObject> | undefined =>
+      this.#copiesKind(kind, cluster) ? this.#consumerCache(kind) : undefined;
     return {
       client: (kind) => this.#consumerClient(cluster, kind === 'Secret' ? SECRETS : CONFIGMAPS),
-      find: async (kind, namespace, name) => cacheOf(kind).store.get({ cluster, namespace, name }),
+      find: async (kind, namespace, name) => cacheIn(kind)?.store.get({ cluster, namespace, name }),
       labelled: async (kind, labels) =>
-        cacheOf(kind).store.list((o) => clusterOf(o) === cluster && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v)),
+        cacheIn(kind)?.store.list(
+          (o) => clusterOf(o) === cluster && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v),
+        ) ?? [],
     };
   }
 
   async #syncRelated(key: ObjectKey, consumer: KubeObject, copy: KubeObject, cluster: string, signal: AbortSignal): Promise<void> {
     const owner = this.#relatedOwner(key, consumer.metadata.uid);
-    const { refused } = relatedRefs(copy, key.namespace || 'default');
+    const { refs, refused } = relatedRefs(copy, key.namespace || 'default');
+    const unclaimed = refs.filter((ref) => !this.#consumerCache(ref.kind));
+    const unaccepted = refs.filter((ref) => this.#consumerCache(ref.kind) && !this.#copiesKind(ref.kind, key.cluster));
     const result = await mirrorRelated({
-      sources: this.relatedSources(copy, cluster),
+      sources: this.relatedSources(copy, cluster).filter((source) => this.#copiesKind(source.kind, key.cluster)),
       owner,
       target: this.#consumerTarget(key.cluster),
       placeOf: (source) => ({ namespace: source.namespace, name: source.name }),
@@ -396,6 +441,18 @@ export class SyncController implements Controller, SyncSteps {
         'RelatedResourceRefused',
         `status.relatedResources of the provider's copy: ${refused.map((r) => `${r.key}: ${r.reason}`).join('; ')}`,
       );
+    }
+    if (unclaimed.length > 0 || unaccepted.length > 0) {
+      const exportName = this.api.exportName;
+      const resources = (of: RelatedRef[]): string => [...new Set(of.map((ref) => resourceOfKind(ref.kind)))].join(' or ');
+      const names = (of: RelatedRef[]): string => of.map((r) => `${r.kind} ${r.namespace}/${r.name} (${r.key})`).join(', ');
+      const reasons = [
+        ...(unclaimed.length > 0 ? [`the APIExport ${exportName} does not claim ${resources(unclaimed)}: ${names(unclaimed)}`] : []),
+        ...(unaccepted.length > 0
+          ? [`this workspace has not accepted the ${resources(unaccepted)} claim of the APIExport ${exportName}: ${names(unaccepted)}`]
+          : []),
+      ];
+      await events.record(consumer, 'Warning', 'RelatedResourceNotClaimed', `not copied, ${reasons.join('; ')}`);
     }
     if (result.conflicts.length > 0) {
       await events.record(
