@@ -4,7 +4,7 @@ import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { Migrator } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { Placer } from '../controllers/placement/assign.ts';
-import { relatedDigestOf } from '../controllers/related/digest.ts';
+import { RELATED_PAGE_SIZE, relatedDigestOf } from '../controllers/related/digest.ts';
 import {
   bindingClaimsOf,
   ConsumerBindings,
@@ -267,6 +267,7 @@ export class Broker {
             name: `consumer ${resource} for ${key}`,
             labelSelector: RELATED_COPY_SELECTOR,
             transform: relatedDigestOf,
+            pageSize: RELATED_PAGE_SIZE,
             logger,
           })
         : undefined;

@@ -157,7 +157,7 @@ export class KcpEndpoint {
     if (refused !== undefined) throw new WriteFencedError(refused, method, url);
     const deadline = this.#options.writeDeadline?.();
     if (deadline === undefined) return signal ?? undefined;
-    const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    const timeout = AbortSignal.timeout(Math.max(0, Math.floor(deadline - Date.now())));
     return signal ? AbortSignal.any([signal, timeout]) : timeout;
   }
 

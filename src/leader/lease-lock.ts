@@ -60,7 +60,8 @@ export class LeaseLock {
   }
 
   /** Until when a write sent now may still be in flight (an endpoint write deadline). */
-  readonly writeDeadline = (): number | undefined => (this.#leading ? Date.now() + (this.#validUntil - performance.now()) : undefined);
+  readonly writeDeadline = (): number | undefined =>
+    this.#leading ? Math.floor(Date.now() + (this.#validUntil - performance.now())) : undefined;
 
   /** Why this replica may not write now, or undefined while it leads (an endpoint write fence). */
   readonly fence = (): string | undefined => (this.leading ? undefined : 'this replica does not hold the leader lease');

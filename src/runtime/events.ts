@@ -41,7 +41,8 @@ export class EventRecorder {
   readonly #endpoint: KcpEndpoint;
   readonly #virtualWorkspaceUrl: string;
   readonly #logger: Logger;
-  readonly #last = new Map<string, string>();
+  /** Per object, per reason, what was said last (and where): the same thing is said once. */
+  readonly #last = new Map<string, Map<string, string>>();
   readonly #involvedType: { apiVersion: string; kind: string };
   readonly #delivery: (cluster: string) => EventDelivery;
 
@@ -66,10 +67,13 @@ export class EventRecorder {
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}... (truncated)`;
     // Said again where it can now be written (the workspace accepted the events claim).
     const delivery = this.#delivery(cluster);
-    const said = `${delivery}\u0000${reason}\u0000${message}`;
-    if (this.#last.get(id) === said) return;
+    const said = `${delivery}\u0000${message}`;
+    const saidOf = this.#last.get(id) ?? new Map<string, string>();
+    // Per reason, so two reasons taking turns (a truncated status that is also refused) are not said on every pass.
+    if (saidOf.get(reason) === said) return;
+    saidOf.set(reason, said);
     this.#last.delete(id); // re-inserted last: the map is in least-recently-said order
-    this.#last.set(id, said);
+    this.#last.set(id, saidOf);
     if (this.#last.size > REMEMBERED_OBJECTS) this.#last.delete(this.#last.keys().next().value!);
     if (delivery === 'log') {
       const fields = { cluster, namespace: obj.metadata.namespace, name: obj.metadata.name, reason, message };
@@ -109,7 +113,7 @@ export class EventRecorder {
       });
     } catch (err) {
       // Events are best effort: a consumer that did not accept the events claim still gets served.
-      this.#last.delete(id);
+      saidOf.delete(reason);
       this.#logger.warn({ cluster, name: obj.metadata.name, reason, err }, 'could not record event');
     }
   }

@@ -10,6 +10,12 @@ import { CLUSTER_ANNOTATION, type KubeObject } from '../../kcp-client-ts/types.t
  */
 type RelatedDigest = KubeObject & { contentHash: string };
 
+/**
+ * List page size of the informers that keep digests: a Secret may hold 1 MiB, and a page is held
+ * whole until its items are digested.
+ */
+export const RELATED_PAGE_SIZE = 50;
+
 const PAYLOAD_FIELDS = ['data', 'binaryData', 'stringData', 'type', 'immutable'] as const;
 
 const isKcpKey = (key: string): boolean =>

@@ -14,7 +14,7 @@ import type {
   StagingWorkspace,
 } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
-import { isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
+import { ApiError, isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import {
   apiVersionOf,
@@ -144,7 +144,8 @@ export class SyncController implements Controller, SyncSteps {
     // From the broker's own record (the Assignment), so nothing in the consumer's copy decides which key is worked on.
     const relatedCopy = (e: { object: KubeObject }): string[] => {
       const a = coordination.assignmentOfRelatedCopies(e.object.metadata.labels?.[OWNER_LABEL] ?? '');
-      return a && mine(a) ? [keyOf(a)] : [];
+      // Only a copy in the object's own workspace: another consumer cannot make us work on (and charge) this one.
+      return a && mine(a) && clusterOf(e.object) === a.spec.consumerCluster ? [keyOf(a)] : [];
     };
     const related = [consumers.secrets, consumers.configMaps].flatMap((cache) => (cache ? [watchOf(cache, relatedCopy)] : []));
     // What a workspace accepted decides what is copied there and whether Events can be written.
@@ -358,7 +359,8 @@ export class SyncController implements Controller, SyncSteps {
         consumer,
         'Warning',
         'ProviderStatusTooLarge',
-        `the provider's status is too large to copy whole; left out: ${dropped.map((d) => `${d.field} (${d.bytes} bytes)`).join(', ')}`,
+        // No sizes here: a provider changing them must not make a new Event each time.
+        `the provider's status is too large to copy whole; left out: ${dropped.map((d) => d.field).join(', ')}`,
       );
     }
     if (statusDiffers(consumer, status)) {
@@ -374,7 +376,7 @@ export class SyncController implements Controller, SyncSteps {
           consumer,
           'Warning',
           'StatusRefused',
-          `the provider's status was not copied: ${String((err as Error).message)}`,
+          `the provider's status was not copied: ${err instanceof ApiError ? err.serverMessage : String(err)}`,
         );
       }
     }

@@ -5,7 +5,7 @@ import type { Logger } from '../../logging.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { ClusterScopes } from '../../runtime/informer-scope.ts';
 import { encodeKey } from '../../runtime/object-key.ts';
-import { relatedDigestOf } from '../related/digest.ts';
+import { RELATED_PAGE_SIZE, relatedDigestOf } from '../related/digest.ts';
 import { relatedRefs } from '../related/refs.ts';
 
 /**
@@ -82,11 +82,13 @@ export class StagingCaches implements StagingSide {
       name: `staging ${cluster} secrets`,
       logger: this.#logger,
       transform: relatedDigestOf,
+      pageSize: RELATED_PAGE_SIZE,
     });
     const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), {
       name: `staging ${cluster} configmaps`,
       logger: this.#logger,
       transform: relatedDigestOf,
+      pageSize: RELATED_PAGE_SIZE,
     });
     // The consumer comes from the broker's record of this workspace, never from the copy's
     // annotations: a provider can edit those, and must not make the broker work on other tenants' keys.
