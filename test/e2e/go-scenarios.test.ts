@@ -22,7 +22,7 @@
  *   is shared and slower.
  *
  * The last describe applies the Go project's published certificates example
- * (examples/broker-certificates) unchanged, read at test time from the upstream-examples folder.
+ * (examples/broker-certificates) in the shapes it publishes (test/harness/go-manifests.ts).
  * Its postgres example (examples/broker-postgres) is left out: its MigrationConfiguration's only
  * stage deploys a batch/v1 Job and waits for `dump.status.succeeded`, which needs a Kubernetes
  * compute cluster that runs Jobs; the compute workspace here is a kcp workspace, which serves no
@@ -59,6 +59,7 @@ import { createLogger } from '../../src/logging.ts';
 import { bindExport, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { configMapsClaim, EXAMPLE_EXPORT, GoFrame, never } from '../harness/go-frame.ts';
+import { goManifest } from '../harness/go-manifests.ts';
 import { kcpEnv, uniqueName } from '../harness/kcp-env.ts';
 
 /** Go: wait.ForeverTestTimeout is 30 s; doubled for this shared machine. */
@@ -1136,16 +1137,10 @@ describe('Go e2e scenarios of migrations between an x86_64 and an arm64 provider
 
 // ---- the Go project's examples/broker-certificates, its manifests applied unchanged -------------
 
-/** Where the Go project's published example manifests are (see its README.md and SOURCE.txt). */
-const UPSTREAM_EXAMPLES = process.env['RB_UPSTREAM_EXAMPLES'] ?? '/work/shared/upstream-examples';
 const EXAMPLE_PREFIX = 'pm__operators__resource-broker__examples__broker-certificates__';
 
-/** The one object of an upstream example file, as published. */
-const upstreamExample = async (file: string): Promise<KubeObject> => {
-  const objects = await loadManifestFile(join(UPSTREAM_EXAMPLES, `${EXAMPLE_PREFIX}${file}`));
-  expect(objects, file).toHaveLength(1);
-  return objects[0]!;
-};
+/** One object in the shape the example publishes: the project's fixture, or with RB_UPSTREAM_EXAMPLES the published file. */
+const upstreamExample = async (fixture: string, file: string): Promise<KubeObject> => goManifest(fixture, `${EXAMPLE_PREFIX}${file}`);
 
 /**
  * The manifests name the platform workspace `root:platform`, so this platform lives there (the
@@ -1270,18 +1265,39 @@ describe("the Go project's broker-certificates example, its manifests applied un
 
   it('places cert-from-consumer on internalca, brings its Secret to the consumer, and moves it to externalca for app.corp.com', async () => {
     // run.bash _provider_setup_new: the provider's APIExport `certificates`, then api-syncagent publishes into it
-    const providerExport = await upstreamExample('run.bash__provider-apiexport-certificates.yaml');
+    const providerExport = await upstreamExample(
+      'broker-certificates-provider-apiexport.yaml',
+      'run.bash__provider-apiexport-certificates.yaml',
+    );
     for (const provider of [internalca, externalca]) {
       await apply(provider.path, providerExport);
       await publishCertificateApi(provider);
     }
     // README: bind acceptapis in both providers (heredoc 1 and 2), then their AcceptAPIs (heredoc 3 and 4)
-    await apply(internalca.path, await upstreamExample('README.md__heredoc1_internalca-apibinding-acceptapis.yaml'));
-    await apply(externalca.path, await upstreamExample('README.md__heredoc2_externalca-apibinding-acceptapis.yaml'));
+    await apply(
+      internalca.path,
+      await upstreamExample(
+        'broker-certificates-internalca-apibinding-acceptapis.yaml',
+        'README.md__heredoc1_internalca-apibinding-acceptapis.yaml',
+      ),
+    );
+    await apply(
+      externalca.path,
+      await upstreamExample(
+        'broker-certificates-externalca-apibinding-acceptapis.yaml',
+        'README.md__heredoc2_externalca-apibinding-acceptapis.yaml',
+      ),
+    );
     await waitBound(internalca.path, 'acceptapis');
     await waitBound(externalca.path, 'acceptapis');
-    await apply(internalca.path, await upstreamExample('README.md__heredoc3_internalca-acceptapi.yaml'));
-    await apply(externalca.path, await upstreamExample('README.md__heredoc4_externalca-acceptapi.yaml'));
+    await apply(
+      internalca.path,
+      await upstreamExample('broker-certificates-internalca-acceptapi.yaml', 'README.md__heredoc3_internalca-acceptapi.yaml'),
+    );
+    await apply(
+      externalca.path,
+      await upstreamExample('broker-certificates-externalca-acceptapi.yaml', 'README.md__heredoc4_externalca-acceptapi.yaml'),
+    );
     for (const provider of [internalca, externalca]) {
       // README: kubectl wait acceptapi/certificates.example.platform-mesh.io --for=condition=Ready
       await eventually(
@@ -1293,9 +1309,12 @@ describe("the Go project's broker-certificates example, its manifests applied un
       );
     }
     // README: the consumer binds certificates (heredoc 5) and creates cert.yaml
-    await apply(consumer.path, await upstreamExample('README.md__heredoc5_consumer-apibinding-certificates.yaml'));
+    await apply(
+      consumer.path,
+      await upstreamExample('broker-certificates-consumer-apibinding.yaml', 'README.md__heredoc5_consumer-apibinding-certificates.yaml'),
+    );
     await waitBound(consumer.path, 'certificates');
-    await apply(consumer.path, await upstreamExample('README.md__yamlblock_cert.yaml'));
+    await apply(consumer.path, await upstreamExample('broker-certificates-cert.yaml', 'README.md__yamlblock_cert.yaml'));
 
     // fqdn app.internal.corp: the internalca provider serves it
     const assignment = await eventually(
