@@ -222,7 +222,9 @@ export class Broker {
   async #discover(slices: Informer<APIExportEndpointSlice & KubeObject>, sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
     const slice = slices.store.list((s) => s.metadata.name === sliceName)[0];
     const url = slice?.status?.endpoints?.[0]?.url;
-    const { apis: wanted, claims } = slice && url ? await this.#brokeredApis(sliceName, url, signal) : { apis: [], claims: [] };
+    // The slice names its export, possibly in another workspace (spec.export.path).
+    const exportRef = { path: slice?.spec?.export?.path || this.#options.paths.home, name: slice?.spec?.export?.name || sliceName };
+    const { apis: wanted, claims } = slice && url ? await this.#brokeredApis(sliceName, exportRef, url, signal) : { apis: [], claims: [] };
     const wantedKeys = new Set(wanted.map((api) => gvrString(api)));
     for (const [key, running] of this.#syncControllers) {
       if (running.controller.api.exportName === sliceName && !wantedKeys.has(key)) {
@@ -342,15 +344,16 @@ export class Broker {
     await running.scope.end();
   }
 
-  /** The resources an export in the home workspace serves, from its APIResourceSchemas, and the consumer resources it claims. */
+  /** The resources the export a home-workspace slice names serves, from its APIResourceSchemas, and the consumer resources it claims. */
   async #brokeredApis(
     exportName: string,
+    exportRef: { path: string; name: string },
     virtualWorkspaceUrl: string,
     signal: AbortSignal,
   ): Promise<{ apis: BrokeredApi[]; claims: ConsumerResource[] }> {
-    const { endpoint, paths } = this.#options;
-    const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
-    const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportName } }, signal });
+    const { endpoint } = this.#options;
+    const client = createKcpClient(endpoint, endpoint.workspaceUrl(exportRef.path));
+    const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportRef.name } }, signal });
     if (found.response.status === 404) return { apis: [], claims: [] };
     const apiExport = unwrap(found);
     const apis: BrokeredApi[] = [];

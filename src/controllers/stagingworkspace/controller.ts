@@ -165,7 +165,12 @@ export class StagingWorkspaceController implements Controller {
     if (cluster) await stagingScopes.end(cluster);
     const ws = await workspaces.get(parent, name, signal);
     if (ws) {
-      if (!ws.metadata.deletionTimestamp) await workspaces.delete(parent, name, signal);
+      // kcp v0.30 leaves a workspace deleted while still Scheduling stuck on its logicalcluster
+      // finalizer (over a minute, seen in the Go-scenario e2e); deleted once scheduled, it goes in seconds.
+      // A workspace that never gets scheduled is deleted anyway after a minute.
+      const young = Date.now() - Date.parse(ws.metadata.creationTimestamp ?? '') < 60_000;
+      const scheduling = (ws.status?.phase === 'Scheduling' || ws.status?.phase === undefined) && young;
+      if (!ws.metadata.deletionTimestamp && !scheduling) await workspaces.delete(parent, name, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
     await coordination.stagingWorkspaces.client.delete({ name: sw.metadata.name ?? '' }, signal, { uid: sw.metadata.uid });
