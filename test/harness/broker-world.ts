@@ -77,10 +77,18 @@ export const bindExport = async (endpoint: KcpEndpoint, workspace: string, expor
     },
     { timeoutMs: 30_000, intervalMs: 250 },
   );
-  await eventually(async () => {
+  const bound = await eventually(async () => {
     const binding = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apibindings/{name}', { params: { path: { name: exportName } } }));
     if (binding.status?.phase !== 'Bound') throw new Error(`binding ${exportName} in ${workspace}: ${binding.status?.phase}`);
+    return binding;
   });
+  // Bound comes a moment before the workspace serves the resources (a create then gets 404 "page not found").
+  for (const r of bound.status?.boundResources ?? []) {
+    const version = r.storageVersions?.[0];
+    if (!version) continue;
+    const url = `${endpoint.workspaceUrl(workspace)}${r.group ? `/apis/${r.group}` : '/api'}/${version}/${r.resource}?limit=1`;
+    await eventually(() => endpoint.json({ method: 'GET', url }), { timeoutMs: 30_000, intervalMs: 100 });
+  }
 };
 
 /**
