@@ -356,11 +356,28 @@ export const main = async (argv: string[]): Promise<number> => {
       logger.info({ address, serves: flag === 'metrics-bind-address' ? '/metrics' : '/healthz /readyz' }, 'listening');
     }
     const shutdown = new AbortController();
+    // What a stopping broker waits for, for the log line when it takes too long.
+    let shutdownPhase: 'starting' | 'running' | 'stopping controllers' | 'waiting for lease renewal' | 'releasing lease' = 'starting';
     let exitCode = 0;
     const onSignal = (signal: string): void => {
+      if (shutdown.signal.aborted) return;
       logger.info({ signal }, 'shutting down');
       shutdown.abort(new Error(signal));
     };
+    // Whatever hangs (a request kcp never answers, a stream that ignores its abort), a stopping
+    // broker exits within its grace period plus the lease release: the kubelet would kill it
+    // anyway, and a hung replica keeps its watches and its lease.
+    shutdown.signal.addEventListener(
+      'abort',
+      () => {
+        const boundMs = seconds('graceful-shutdown-timeout') * 1000 + (lock ? seconds('leader-elect-renew-deadline') * 1000 : 0) + 5_000;
+        setTimeout(() => {
+          logger.error({ boundMs, phase: shutdownPhase }, 'shutdown did not finish in time, exiting');
+          process.exit(1);
+        }, boundMs).unref();
+      },
+      { once: true },
+    );
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
     if (lock) {
@@ -387,7 +404,9 @@ export const main = async (argv: string[]): Promise<number> => {
     });
     // A signal or a lost lease during start stops the start too (broker.stop ends its caches).
     await Promise.race([broker.start(), stopping]);
+    if (!shutdown.signal.aborted) shutdownPhase = 'running';
     await stopping;
+    shutdownPhase = 'stopping controllers';
     const gracePeriodMs = seconds('graceful-shutdown-timeout') * 1000;
     const stopped = await Promise.race([broker.stop().then(() => true), sleep(gracePeriodMs, false, { ref: false })]);
     if (!stopped) {
@@ -398,7 +417,9 @@ export const main = async (argv: string[]): Promise<number> => {
       );
       exitCode = 1;
     }
+    shutdownPhase = 'waiting for lease renewal';
     await renewal;
+    shutdownPhase = 'releasing lease';
     // Writes still stuck in flight must not meet the next leader's: then the lease runs out instead.
     if (lock && stopped) await lock.release();
     logger.info('stopped');
