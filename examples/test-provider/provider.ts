@@ -5,6 +5,7 @@ import { WorkQueue, type ReconcileResult } from '../../src/runtime/workqueue.ts'
 import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import { VirtualWorkspace } from '../../src/kcp-client-ts/virtual-workspace.ts';
 import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { silentLogger, type Logger } from '../../src/logging.ts';
@@ -47,7 +48,7 @@ export class TestProvider {
   readonly #controller = new AbortController();
   readonly #informers = new InformerScope({ name: 'provider', signal: this.#controller.signal });
   readonly #queue: WorkQueue;
-  #virtualWorkspaceUrl: string | undefined;
+  #virtualWorkspace: VirtualWorkspace | undefined;
   #objects: Informer<KubeObject> | undefined;
   /** Set to hold objects in Provisioning (tests of the consumer-visible gap). */
   holdProvisioning = false;
@@ -74,19 +75,22 @@ export class TestProvider {
         { name: 'slices' },
       )
       .onEvent((e) => {
-        const url = e.object.status?.endpoints?.[0]?.url;
-        if (e.object.metadata.name === exportName && url && !this.#virtualWorkspaceUrl) this.#watch(url);
+        if (e.object.metadata.name !== exportName) return;
+        // Every shard's endpoint: a staging workspace may be on any shard.
+        const vw = this.#watch();
+        vw.update(e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url));
       });
     this.#queue.start();
   }
 
-  #watch(url: string): void {
-    this.#virtualWorkspaceUrl = url;
-    const { endpoint, gvr } = this.#options;
-    this.#objects = this.#informers.informer(new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr }), {
-      name: 'objects',
-    });
+  #watch(): VirtualWorkspace {
+    if (this.#virtualWorkspace) return this.#virtualWorkspace;
+    const { endpoint, gvr, exportName } = this.#options;
+    const vw = new VirtualWorkspace(endpoint, exportName);
+    this.#virtualWorkspace = vw;
+    this.#objects = this.#informers.informer(vw.wildcard(gvr), { name: 'objects' });
     this.#objects.onEvent((e) => this.#queue.add(encodeKey(objectKeyOf(e.object))));
+    return vw;
   }
 
   /** Objects this provider currently serves (all staging workspaces), for assertions. */
@@ -117,11 +121,11 @@ export class TestProvider {
   async #provision(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
     const key = decodeKey(keyText);
     const obj = this.#objects?.store.get(key);
-    if (!obj || obj.metadata.deletionTimestamp || !this.#virtualWorkspaceUrl) return;
-    const { endpoint, gvr } = this.#options;
-    const base = endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, key.cluster);
-    const objects = new ResourceClient({ endpoint, baseUrl: base, gvr });
-    const secrets = new ResourceClient({ endpoint, baseUrl: base, gvr: SECRETS });
+    const vw = this.#virtualWorkspace;
+    if (!obj || obj.metadata.deletionTimestamp || !vw) return;
+    const { gvr } = this.#options;
+    const objects = vw.client(key.cluster, gvr);
+    const secrets = vw.client(key.cluster, SECRETS);
     const status = (obj['status'] ?? {}) as { status?: string; observedGeneration?: number };
     if (!status.status) {
       await objects.updateStatus({ ...obj, status: { status: 'Provisioning' } }, signal);
@@ -154,7 +158,7 @@ export class TestProvider {
     for (const extra of this.#options.extraRelated?.(obj) ?? []) {
       const at = { namespace: extra.namespace ?? namespace, name: extra.name };
       const kind = extra.kind ?? 'Secret';
-      const client = kind === 'Secret' ? secrets : new ResourceClient({ endpoint, baseUrl: base, gvr: CONFIGMAPS });
+      const client = kind === 'Secret' ? secrets : vw.client(key.cluster, CONFIGMAPS);
       if (extra.data && !(await client.find(at, signal))) {
         const payload = kind === 'Secret' ? { stringData: extra.data } : { data: extra.data };
         await client.createIfAbsent({ apiVersion: 'v1', kind, metadata: at, ...payload }, signal);

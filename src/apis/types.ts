@@ -172,6 +172,4 @@ export type BrokeredApi = {
   namespaced: boolean;
   /** The brokered APIExport in the home workspace (e.g. `certificates`). */
   exportName: string;
-  /** Its virtual workspace: consumers' objects and claimed resources. */
-  virtualWorkspaceUrl: string;
 };

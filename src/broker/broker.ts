@@ -22,12 +22,12 @@ import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createKcpClient, unwrap, type APIExport, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
 import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
+import { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
 import { Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
 import type { Informer } from '../runtime/informer.ts';
-import { DeferredSource } from '../runtime/deferred-source.ts';
 import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type ReconcileResult } from '../runtime/workqueue.ts';
 
@@ -67,6 +67,8 @@ export class Broker {
   readonly #manager: ControllerManager;
   /** Per brokered resource: its controller, its consumer-side informers, and the export's claims it was started with. */
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
+  /** Per home-workspace endpoint slice (named after its export): the virtual workspace, one URL per shard, kept current. */
+  readonly #virtualWorkspaces = new Map<string, VirtualWorkspace>();
   #wiring: Wiring | undefined;
   /** The broker's own watches (coordination, endpoint slices, exports): while they cannot reach kcp, it is not ready. */
   #core: { readonly connected: boolean }[] = [];
@@ -99,19 +101,18 @@ export class Broker {
       name: 'apiexportendpointslices',
       logger,
     });
+    // Every informer on a virtual workspace follows its slice: a watch per shard endpoint, added
+    // and dropped as the slice changes (registered before any controller's handlers).
+    slices.onEvent((e) => {
+      const name = e.object.metadata.name ?? '';
+      const urls = e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
+      if (this.#virtualWorkspaceOf(name).update(urls))
+        logger.info({ export: name, endpoints: urls }, 'virtual workspace endpoints changed');
+    });
     // AcceptAPIs come through the acceptapis export's virtual workspace, which has no endpoint
     // until a provider binds the export: until then there are none, and the broker runs anyway.
-    const acceptAPISource = new DeferredSource<AcceptAPI>('acceptapis');
-    const acceptAPIs = this.#scope.informer(acceptAPISource, { name: 'acceptapis', logger });
-    let acceptAPIsUrl = '';
-    void this.#endpointOf(slices, paths.acceptAPIExport, signal).then(
-      (url) => {
-        acceptAPIsUrl = url;
-        acceptAPISource.resolve(clients.inVirtualWorkspace<AcceptAPI>(url, '*', ACCEPTAPI_GVR));
-        logger.info({ virtualWorkspaceUrl: url }, 'watching AcceptAPIs');
-      },
-      () => undefined, // stopped first
-    );
+    const acceptAPIsVw = this.#virtualWorkspaceOf(paths.acceptAPIExport);
+    const acceptAPIs = this.#scope.informer(acceptAPIsVw.wildcard<AcceptAPI>(ACCEPTAPI_GVR), { name: 'acceptapis', logger });
     const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
     const stages = new MigrationStages({
       compute: this.#options.compute ?? workspaceAccess(endpoint, paths.compute),
@@ -137,7 +138,7 @@ export class Broker {
     this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController };
     const acceptController = new AcceptAPIController({
       acceptAPIs,
-      acceptAPIClient: (cluster) => clients.inVirtualWorkspace<AcceptAPI>(acceptAPIsUrl, cluster, ACCEPTAPI_GVR),
+      acceptAPIClient: (cluster) => acceptAPIsVw.client<AcceptAPI>(cluster, ACCEPTAPI_GVR),
       workspaces,
       clients,
       verificationRoot: paths.verificationRoot,
@@ -160,25 +161,13 @@ export class Broker {
     this.#logger.info({ coordination: paths.coordination, brokered: [...this.#syncControllers.keys()] }, 'broker started');
   }
 
-  /** The virtual workspace URL of one export in the home workspace, once its endpoint slice has one. */
-  async #endpointOf(slices: Informer<APIExportEndpointSlice & KubeObject>, exportName: string, signal: AbortSignal): Promise<string> {
-    const urlOf = (): string | undefined => slices.store.list((s) => s.metadata.name === exportName)[0]?.status?.endpoints?.[0]?.url;
-    await slices.waitForSync(signal);
-    let url = urlOf();
-    if (url) return url;
-    this.#logger.info({ export: exportName }, 'waiting for the export to have a virtual workspace endpoint');
-    url = await new Promise<string | undefined>((resolve) => {
-      const stop = slices.onEvent(() => {
-        const found = urlOf();
-        if (found) {
-          stop();
-          resolve(found);
-        }
-      });
-      signal.addEventListener('abort', () => resolve(undefined), { once: true });
-    });
-    if (!url) throw new Error(`stopped while waiting for APIExport ${exportName} to have an endpoint`);
-    return url;
+  #virtualWorkspaceOf(sliceName: string): VirtualWorkspace {
+    let vw = this.#virtualWorkspaces.get(sliceName);
+    if (!vw) {
+      vw = new VirtualWorkspace(this.#options.endpoint, sliceName);
+      this.#virtualWorkspaces.set(sliceName, vw);
+    }
+    return vw;
   }
 
   #add(controller: Controller, signal: AbortSignal): Promise<void> {
@@ -221,10 +210,10 @@ export class Broker {
   /** Reconciles one APIExportEndpointSlice of the home workspace: starts, restarts or stops the sync controllers of its export's resources. */
   async #discover(slices: Informer<APIExportEndpointSlice & KubeObject>, sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
     const slice = slices.store.list((s) => s.metadata.name === sliceName)[0];
-    const url = slice?.status?.endpoints?.[0]?.url;
+    const served = (slice?.status?.endpoints ?? []).length > 0;
     // The slice names its export, possibly in another workspace (spec.export.path).
     const exportRef = { path: slice?.spec?.export?.path || this.#options.paths.home, name: slice?.spec?.export?.name || sliceName };
-    const { apis: wanted, claims } = slice && url ? await this.#brokeredApis(sliceName, exportRef, url, signal) : { apis: [], claims: [] };
+    const { apis: wanted, claims } = slice && served ? await this.#brokeredApis(sliceName, exportRef, signal) : { apis: [], claims: [] };
     const wantedKeys = new Set(wanted.map((api) => gvrString(api)));
     for (const [key, running] of this.#syncControllers) {
       if (running.controller.api.exportName === sliceName && !wantedKeys.has(key)) {
@@ -237,8 +226,8 @@ export class Broker {
       const key = gvrString(api);
       const existing = this.#syncControllers.get(key);
       // A new claim set means other consumer-side caches: the controller starts again with them.
-      if (existing && existing.controller.api.virtualWorkspaceUrl === api.virtualWorkspaceUrl && sameClaims(existing.claims, claims))
-        continue;
+      // New or removed shard endpoints do not: its informers follow the virtual workspace.
+      if (existing && existing.controller.api.exportName === api.exportName && sameClaims(existing.claims, claims)) continue;
       if (existing) await this.#stopSync(key);
       await this.#startSync(api, claims, signal);
       started = true;
@@ -261,11 +250,11 @@ export class Broker {
     const key = gvrString(gvr);
     const logger = this.#logger.child({ controller: 'sync', resource: key });
     const scope = this.#scope.child(`consumer ${key}`);
-    const vw = api.virtualWorkspaceUrl;
+    const vw = this.#virtualWorkspaceOf(api.exportName);
     // The virtual workspace serves only what the export claims: an unclaimed kind would answer 404 for ever.
     const related = (resource: ConsumerResource, what: GroupVersionResource): Informer<KubeObject> | undefined =>
       claims.includes(resource)
-        ? scope.informer(clients.inVirtualWorkspace(vw, '*', what), {
+        ? scope.informer(vw.wildcard(what), {
             name: `consumer ${resource} for ${key}`,
             labelSelector: RELATED_COPY_SELECTOR,
             transform: relatedDigestOf,
@@ -275,22 +264,21 @@ export class Broker {
         : undefined;
     // The consumers' bindings to this export (the virtual workspace serves them): which claims each accepted.
     const bindings = new ConsumerBindings(
-      scope.informer(clients.inVirtualWorkspace(vw, '*', APIBINDINGS), {
+      scope.informer(vw.wildcard(APIBINDINGS), {
         name: `consumer apibindings for ${key}`,
         transform: bindingClaimsOf,
         logger,
       }),
     );
     const consumers = {
-      objects: scope.informer(clients.inVirtualWorkspace(vw, '*', gvr), { name: `consumer ${key}`, logger }),
+      objects: scope.informer(vw.wildcard(gvr), { name: `consumer ${key}`, logger }),
       secrets: related('secrets', SECRETS),
       configMaps: related('configmaps', CONFIGMAPS),
       bindings,
-      client: (cluster: string, g: typeof gvr) => clients.inVirtualWorkspace(vw, cluster, g),
+      client: (cluster: string, g: typeof gvr) => vw.client(cluster, g),
     };
     const events = new EventRecorder({
-      endpoint: clients.endpoint,
-      virtualWorkspaceUrl: vw,
+      virtualWorkspace: vw,
       logger,
       involvedType: { apiVersion: apiVersionOf(gvr), kind: api.kind },
       // kcp refuses an Event unless the export claims events and the workspace accepted the claim.
@@ -348,7 +336,6 @@ export class Broker {
   async #brokeredApis(
     exportName: string,
     exportRef: { path: string; name: string },
-    virtualWorkspaceUrl: string,
     signal: AbortSignal,
   ): Promise<{ apis: BrokeredApi[]; claims: ConsumerResource[] }> {
     const { endpoint } = this.#options;
@@ -370,7 +357,6 @@ export class Broker {
         kind: schema.spec.names.kind,
         namespaced: schema.spec.scope === 'Namespaced',
         exportName,
-        virtualWorkspaceUrl,
       });
     }
     return { apis, claims: consumerClaimsOf(apiExport.spec.permissionClaims) };

@@ -90,10 +90,17 @@ export const explain = async (options: {
   const slice = unwrap(
     await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', { params: { path: { name: paths.acceptAPIExport } } }),
   );
-  const url = slice.status?.endpoints?.[0]?.url;
-  const acceptAPIs = url
-    ? (await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()).items
-    : [];
+  // Every shard's endpoint: providers' workspaces may be on any shard.
+  const acceptAPIs = (
+    await Promise.all(
+      (slice.status?.endpoints ?? []).map(
+        async ({ url }) =>
+          (
+            await new ResourceClient<AcceptAPI>({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: ACCEPTAPI_GVR }).list()
+          ).items,
+      ),
+    )
+  ).flat();
   const coordination = endpoint.workspaceUrl(paths.coordination);
   const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
   const load = assignmentsByProvider((await assignments.list()).items, gvr);

@@ -3,8 +3,8 @@ import { ResourceClient } from './resources.ts';
 import type { GroupVersionResource, KubeObject } from './types.ts';
 
 /**
- * Resource clients by where they point, so code above this layer names a workspace or a
- * virtual workspace cluster and never builds a URL.
+ * Resource clients by where they point, so code above this layer names a workspace and never
+ * builds a URL (virtual workspaces: VirtualWorkspace).
  */
 export class Clients {
   readonly endpoint: KcpEndpoint;
@@ -16,18 +16,5 @@ export class Clients {
   /** A resource in a workspace, by logical cluster name or path (`root:org:ws`). */
   inWorkspace<T extends KubeObject = KubeObject>(workspace: string, gvr: GroupVersionResource): ResourceClient<T> {
     return new ResourceClient<T>({ endpoint: this.endpoint, baseUrl: this.endpoint.workspaceUrl(workspace), gvr });
-  }
-
-  /** A resource in one cluster of a virtual workspace (an APIExport's), or in all of them with `*`. */
-  inVirtualWorkspace<T extends KubeObject = KubeObject>(
-    virtualWorkspaceUrl: string,
-    cluster: string,
-    gvr: GroupVersionResource,
-  ): ResourceClient<T> {
-    return new ResourceClient<T>({
-      endpoint: this.endpoint,
-      baseUrl: this.endpoint.virtualWorkspaceUrl(virtualWorkspaceUrl, cluster),
-      gvr,
-    });
   }
 }

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { clusterOf, type KubeObject } from '../kcp-client-ts/types.ts';
+import type { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
 import type { Logger } from '../logging.ts';
 
 export type EventType = 'Normal' | 'Warning';
@@ -38,8 +37,7 @@ const EVENTS = { group: '', version: 'v1', resource: 'events' };
  * claim is not made or not accepted. Repeats of the same reason and message for an object are said once.
  */
 export class EventRecorder {
-  readonly #endpoint: KcpEndpoint;
-  readonly #virtualWorkspaceUrl: string;
+  readonly #virtualWorkspace: Pick<VirtualWorkspace, 'client'>;
   readonly #logger: Logger;
   /** Per object, per reason, what was said last (and where): the same thing is said once. */
   readonly #last = new Map<string, Map<string, string>>();
@@ -47,8 +45,8 @@ export class EventRecorder {
   readonly #delivery: (cluster: string) => EventDelivery;
 
   constructor(options: {
-    endpoint: KcpEndpoint;
-    virtualWorkspaceUrl: string;
+    /** The brokered export's virtual workspace: each consumer's Events go to the shard that holds it. */
+    virtualWorkspace: Pick<VirtualWorkspace, 'client'>;
     logger: Logger;
     involvedType: { apiVersion: string; kind: string };
     /** Per consumer workspace; default `events` everywhere. */
@@ -56,8 +54,7 @@ export class EventRecorder {
   }) {
     this.#involvedType = options.involvedType;
     this.#delivery = options.delivery ?? (() => 'events');
-    this.#endpoint = options.endpoint;
-    this.#virtualWorkspaceUrl = options.virtualWorkspaceUrl;
+    this.#virtualWorkspace = options.virtualWorkspace;
     this.#logger = options.logger;
   }
 
@@ -84,13 +81,8 @@ export class EventRecorder {
     }
     const namespace = obj.metadata.namespace || 'default';
     const now = new Date().toISOString();
-    const events = new ResourceClient({
-      endpoint: this.#endpoint,
-      baseUrl: this.#endpoint.virtualWorkspaceUrl(this.#virtualWorkspaceUrl, cluster),
-      gvr: EVENTS,
-    });
     try {
-      await events.create({
+      await this.#virtualWorkspace.client(cluster, EVENTS).create({
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name: `${obj.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },

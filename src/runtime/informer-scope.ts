@@ -1,5 +1,5 @@
 import type { KubeObject } from '../kcp-client-ts/types.ts';
-import { Informer, type InformerOptions, type ListerWatcher } from './informer.ts';
+import { Informer, type InformerOptions, type ListerWatcher, type SourceSet } from './informer.ts';
 
 /** A source an informer can be keyed by: what it lists and watches, as a URL. */
 export type KeyedSource<T extends KubeObject> = ListerWatcher<T> & { url(): string };
@@ -40,8 +40,8 @@ export class InformerScope {
   }
 
   /** The informer for `source` (and label selector) in this scope, started when first asked for. */
-  informer<T extends KubeObject>(source: KeyedSource<T>, options: Omit<InformerOptions<T>, 'source'>): Informer<T> {
-    const key = `${source.url()}?${options.labelSelector ?? ''}#${options.transform?.name ?? ''}`;
+  informer<T extends KubeObject>(source: KeyedSource<T> | SourceSet<T>, options: Omit<InformerOptions<T>, 'source'>): Informer<T> {
+    const key = `${'current' in source ? source.id : source.url()}?${options.labelSelector ?? ''}#${options.transform?.name ?? ''}`;
     const existing = this.#informers.get(key);
     if (existing) return existing.informer as unknown as Informer<T>;
     if (this.ended) throw new Error(`informer scope ${this.name} has ended`);

@@ -21,9 +21,29 @@ export type InformerEvent<T extends KubeObject> =
 
 export type InformerHandler<T extends KubeObject> = (event: InformerEvent<T>) => void;
 
+/**
+ * Several lister-watchers that together hold a resource, changing at runtime: one per shard of
+ * a virtual workspace (VirtualWorkspace.wildcard). Each keeps its own resourceVersion.
+ */
+export type SourceSet<T extends KubeObject> = {
+  readonly id: string;
+  current(): ReadonlyMap<string, ListerWatcher<T>>;
+  onChange(listener: () => void): () => void;
+};
+
+/** One source as a set (the common case: a workspace, or a virtual workspace on one shard). */
+const single = <T extends KubeObject>(source: ListerWatcher<T>): SourceSet<T> => {
+  const current = new Map([['', source]]);
+  return { id: '', current: () => current, onChange: () => () => undefined };
+};
+
+/** What the informer keeps per source: the keys it brought (a relist or a dropped shard removes only those). */
+type SourceRun = { controller: AbortController; done: Promise<void>; keys: Set<string>; listed: boolean; connected: boolean };
+
 export type InformerOptions<T extends KubeObject> = {
   name: string;
-  source: ListerWatcher<T>;
+  /** One lister-watcher, or a set of them that changes (every shard of a virtual workspace). */
+  source: ListerWatcher<T> | SourceSet<T>;
   logger?: Logger;
   labelSelector?: string;
   /** Longest silence on a watch before it is treated as stalled and reopened (default: watch timeout + 15 s). */
@@ -63,8 +83,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** What the store keeps of an object as it arrives (MemoryApi feeds its informers through it too). */
   readonly transform: (obj: T) => T;
   #synced = false;
-  /** Whether the last list or watch request reached the server (false from a failure until the next success). */
-  #connected = false;
+  /** Per source: its loop, the keys it brought, whether it listed and whether its last request reached the server. */
+  readonly #runs = new Map<string, SourceRun>();
   readonly #syncWaiters: (() => void)[] = [];
 
   constructor(options: InformerOptions<T>) {
@@ -91,9 +111,9 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.#synced;
   }
 
-  /** Whether the server answered the last list or watch request: false while kcp is unreachable or refusing. */
+  /** Whether the server answered the last list or watch request on every source: false while kcp is unreachable or refusing. */
   get connected(): boolean {
-    return this.#connected;
+    return [...this.#runs.values()].every((r) => r.connected);
   }
 
   /** Resolves after the first complete list, or when `signal` aborts. */
@@ -105,9 +125,51 @@ export class Informer<T extends KubeObject = KubeObject> {
     });
   }
 
-  /** Runs until `signal` aborts; never throws for API or network errors. */
+  /**
+   * Runs until `signal` aborts; never throws for API or network errors. With a source set, one
+   * list+watch loop per source, started and ended as the set changes; synced once every source
+   * present has listed (at once when there is none: nothing is served, so nothing exists).
+   */
   async run(signal: AbortSignal): Promise<void> {
+    const sources = 'current' in this.#options.source ? this.#options.source : single(this.#options.source);
+    const follow = (): void => {
+      if (signal.aborted) return;
+      const current = sources.current();
+      for (const [id, run] of this.#runs) {
+        if (current.has(id)) continue;
+        run.controller.abort();
+        this.#runs.delete(id);
+        this.#logger.info({ source: id, objects: run.keys.size }, 'source removed, dropping its objects');
+        for (const key of run.keys) {
+          const object = this.store.getByKey(key);
+          if (object) this.#apply({ type: 'DELETED', object }, run, true);
+        }
+      }
+      for (const [id, source] of current) {
+        if (this.#runs.has(id)) continue;
+        const controller = new AbortController();
+        const onAbort = (): void => controller.abort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        const run: SourceRun = { controller, done: Promise.resolve(), keys: new Set(), listed: false, connected: false };
+        run.done = this.#runSource(id, source, run, controller.signal).finally(() => signal.removeEventListener('abort', onAbort));
+        this.#runs.set(id, run);
+        if (id !== '') this.#logger.info({ source: id }, 'source added');
+      }
+      this.#checkSynced();
+    };
+    const stop = sources.onChange(follow);
+    follow();
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    stop();
+    await Promise.all([...this.#runs.values()].map((r) => r.done));
+  }
+
+  async #runSource(id: string, source: ListerWatcher<T>, run: SourceRun, signal: AbortSignal): Promise<void> {
     const backoff = this.#options.backoff ?? { initialMs: 200, maxMs: 30_000 };
+    const logger = id === '' ? this.#logger : this.#logger.child({ source: id });
     let resourceVersion: string | undefined;
     let needList = true;
     let failures = 0;
@@ -115,76 +177,85 @@ export class Informer<T extends KubeObject = KubeObject> {
       try {
         if (needList) {
           // Transformed page by page: a relist never holds every full object at once.
-          const list = await this.#options.source.list({
+          const list = await source.list({
             labelSelector: this.#options.labelSelector,
             limit: this.#options.pageSize,
             transform: this.#options.transform as ((item: KubeObject) => KubeObject) | undefined,
             signal,
           });
+          if (signal.aborted) return;
           this.stats.lists++;
-          this.#connected = true;
-          this.#replace(list.items);
+          run.connected = true;
+          this.#replace(list.items, run);
           resourceVersion = list.metadata.resourceVersion;
           needList = false;
-          this.#markSynced();
+          run.listed = true;
+          this.#checkSynced();
         }
         // The server ends each watch after a jittered timeout (as client-go does); a stream
         // silent for longer than that plus a margin is stalled, since kcp may send no bookmarks.
         const timeoutSeconds = this.#options.watchTimeoutSeconds ?? Math.round(60 + Math.random() * 30);
-        const events = this.#options.source.watch({
+        const events = source.watch({
           resourceVersion,
           labelSelector: this.#options.labelSelector,
           timeoutSeconds,
           stallTimeoutMs: this.#options.stallTimeoutMs ?? (timeoutSeconds + 15) * 1000,
           signal,
           onOpen: () => {
-            this.#connected = true;
+            run.connected = true;
           },
         });
         for await (const event of events) {
+          if (signal.aborted) return;
           failures = 0;
           this.stats.lastEventAt = Date.now();
           resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
-          this.#apply(event);
+          this.#apply(event, run);
         }
         // The server ended the watch (timeout): reopen from where we are.
         this.stats.watchRestarts++;
       } catch (err) {
         if (signal.aborted) break;
         this.stats.watchRestarts++;
-        if (!isGone(err)) this.#connected = false;
+        if (!isGone(err)) run.connected = false;
         if (isGone(err)) {
-          this.#logger.info({ resourceVersion }, 'resourceVersion expired, relisting');
+          logger.info({ resourceVersion }, 'resourceVersion expired, relisting');
           needList = true;
           continue;
         }
         if (err instanceof WatchStalledError) {
           this.stats.stalls++;
-          this.#logger.warn({ resourceVersion }, 'watch stalled, reopening');
+          logger.warn({ resourceVersion }, 'watch stalled, reopening');
           continue;
         }
         failures++;
         const delay = backoffDelay(failures, backoff);
-        this.#logger.warn({ err, failures, delayMs: delay, relist: needList }, 'list/watch failed, retrying');
+        logger.warn({ err, failures, delayMs: delay, relist: needList }, 'list/watch failed, retrying');
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }
   }
 
   /** `transformed`: the object went through the transform already (a list's items do, page by page). */
-  #apply(event: WatchEvent<T>, transformed = false): void {
+  #apply(event: WatchEvent<T>, run: SourceRun, transformed = false): void {
     switch (event.type) {
       case 'BOOKMARK':
         return;
       case 'ADDED':
       case 'MODIFIED': {
         const object = transformed ? event.object : this.transform(event.object);
+        const key = encodeKey(objectKeyOf(object));
+        // A key belongs to the source that brought it last (a cluster moved to another shard).
+        for (const other of this.#runs.values()) if (other !== run) other.keys.delete(key);
+        run.keys.add(key);
         const old = this.store.upsert(object);
         if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return;
         this.#emit(old ? { type: 'updated', object, old } : { type: 'added', object });
         return;
       }
       case 'DELETED': {
+        const key = encodeKey(objectKeyOf(event.object));
+        if (!run.keys.delete(key)) return; // another source holds it now
         const old = this.store.remove(event.object);
         if (old) this.#emit({ type: 'deleted', object: transformed ? event.object : this.transform(event.object) });
         return;
@@ -192,15 +263,18 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  /** Makes the store equal to a fresh list, emitting the differences. */
-  #replace(items: T[]): void {
+  /** Makes this source's part of the store equal to a fresh list, emitting the differences. */
+  #replace(items: T[], run: SourceRun): void {
     const seen = new Set<string>();
     for (const item of items) {
       seen.add(encodeKey(objectKeyOf(item)));
-      this.#apply({ type: 'MODIFIED', object: item }, true);
+      this.#apply({ type: 'MODIFIED', object: item }, run, true);
     }
-    for (const obj of this.store.list()) {
-      if (!seen.has(encodeKey(objectKeyOf(obj)))) this.#apply({ type: 'DELETED', object: obj }, true);
+    for (const key of [...run.keys]) {
+      if (seen.has(key)) continue;
+      const object = this.store.getByKey(key);
+      if (object) this.#apply({ type: 'DELETED', object }, run, true);
+      else run.keys.delete(key);
     }
   }
 
@@ -216,8 +290,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  #markSynced(): void {
-    if (this.#synced) return;
+  #checkSynced(): void {
+    if (this.#synced || ![...this.#runs.values()].every((r) => r.listed)) return;
     this.#synced = true;
     for (const resolve of this.#syncWaiters.splice(0)) resolve();
   }

@@ -14,6 +14,11 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     return this.#objects.get(encodeKey(key));
   }
 
+  /** By an encoded key (`encodeKey`). */
+  getByKey(key: string): T | undefined {
+    return this.#objects.get(key);
+  }
+
   list(filter?: (obj: T) => boolean): T[] {
     const all = [...this.#objects.values()];
     return filter ? all.filter(filter) : all;

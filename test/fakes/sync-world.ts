@@ -43,7 +43,6 @@ export const WIDGET_API: BrokeredApi = {
   kind: 'Widget',
   namespaced: true,
   exportName: 'widgets',
-  virtualWorkspaceUrl: 'memory://widgets',
 };
 export const COORD = 'coord';
 export const COMPUTE = 'compute';
