@@ -69,6 +69,8 @@ export class Broker {
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
   /** Per home-workspace endpoint slice (named after its export): the virtual workspace, one URL per shard, kept current. */
   readonly #virtualWorkspaces = new Map<string, VirtualWorkspace>();
+  /** What each APIResourceSchema (by export workspace path, export and schema name) serves; schemas never change. */
+  readonly #schemas = new Map<string, Omit<BrokeredApi, 'exportName'>>();
   #wiring: Wiring | undefined;
   /** The broker's own watches (coordination, endpoint slices, exports): while they cannot reach kcp, it is not ready. */
   #core: { readonly connected: boolean }[] = [];
@@ -344,21 +346,30 @@ export class Broker {
     if (found.response.status === 404) return { apis: [], claims: [] };
     const apiExport = unwrap(found);
     const apis: BrokeredApi[] = [];
+    const referenced = new Set<string>();
     for (const resource of apiExport.spec.resources ?? []) {
-      const schema = unwrap(
-        await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } }, signal }),
-      );
-      const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0];
-      if (!version) continue;
-      apis.push({
-        group: schema.spec.group ?? '',
-        version: version.name,
-        resource: schema.spec.names.plural,
-        kind: schema.spec.names.kind,
-        namespaced: schema.spec.scope === 'Namespaced',
-        exportName,
-      });
+      // APIResourceSchemas are immutable: each is read once, not on every export event.
+      const cacheKey = `${exportRef.path}|${exportRef.name}|${resource.schema}`;
+      referenced.add(cacheKey);
+      let served = this.#schemas.get(cacheKey);
+      if (!served) {
+        const schema = unwrap(
+          await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } }, signal }),
+        );
+        const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0];
+        if (!version) continue;
+        served = {
+          group: schema.spec.group ?? '',
+          version: version.name,
+          resource: schema.spec.names.plural,
+          kind: schema.spec.names.kind,
+          namespaced: schema.spec.scope === 'Namespaced',
+        };
+        this.#schemas.set(cacheKey, served);
+      }
+      apis.push({ ...served, exportName });
     }
+    for (const key of this.#schemas.keys()) if (key.startsWith(`${exportRef.path}|${exportRef.name}|`) && !referenced.has(key)) this.#schemas.delete(key);
     return { apis, claims: consumerClaimsOf(apiExport.spec.permissionClaims) };
   }
 }
