@@ -28,9 +28,10 @@ describe('broker core: a Certificate placed, mirrored down and reflected up', ()
 
   it('copies the object into the matching provider staging workspace with the same namespace/name and spec', async () => {
     await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
+    // The Assignment is created first (intent), its placement recorded by the next write.
     const assignment = await eventually(async () => {
       const a = await world.assignmentOf(consumer, 'certificates', 'app');
-      expect(a).toBeDefined();
+      expect(a?.status?.placement).toBeDefined();
       return a!;
     });
     expect(assignment.spec.providerCluster).toBe(internal.cluster);
