@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the pinned kcp server and the kcp kubectl plugins from the Go module proxy into a cache
-# folder outside the repository, only when missing. Prints the binaries' folder on stdout last.
+# Builds the pinned kcp server, the kcp kubectl plugins, and the cache server and front-proxy of a
+# sharded kcp (hack/kcp/sharded-kcp.ts) from the Go module proxy into a cache folder outside the
+# repository, each only when missing. Prints the binaries' folder on stdout last.
 #
 # kcp's go.mod has local replace directives that are cut out of its module zip, so
 # hack/tools/kcp is a wrapper module supplying them (README: "How kcp is obtained").
@@ -29,6 +30,9 @@ build() { # <module dir> <package> <output name>
 }
 
 build kcp github.com/kcp-dev/kcp/cmd/kcp kcp
+# Same module as the server: only a sharded topology (`--shards 2`, sharded e2e) needs these two.
+build kcp github.com/kcp-dev/kcp/cmd/cache-server cache-server
+build kcp github.com/kcp-dev/kcp/cmd/kcp-front-proxy kcp-front-proxy
 build kcp-cli github.com/kcp-dev/cli/cmd/kubectl-kcp kubectl-kcp
 build kcp-cli github.com/kcp-dev/cli/cmd/kubectl-ws kubectl-ws
 build kcp-cli github.com/kcp-dev/cli/cmd/kubectl-create-workspace kubectl-create-workspace

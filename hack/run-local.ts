@@ -1,16 +1,41 @@
 /**
  * `make run`: a local kcp on 127.0.0.1, the broker's workspaces and APIs bootstrapped (with
  * the example APIs), and `resource-broker run` against it, until Ctrl-C.
+ *
+ * RB_KCP_SHARDS=2 (opt-in): a sharded kcp instead (cache server, shards root and shard-1,
+ * front-proxy; hack/kcp/sharded-kcp.ts); the broker talks to the front-proxy.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { kcpCacheDir, LocalKcp } from './kcp/local-kcp.ts';
+import { kcpCacheDir } from './kcp/local-kcp.ts';
+import { localKcp, ShardedKcp, shardsFromEnv } from './kcp/sharded-kcp.ts';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'bin', 'resource-broker.js');
-const kcp = new LocalKcp();
-console.error('starting kcp (first start takes ~30 s)...');
+const kcp = localKcp(shardsFromEnv());
+let broker: ChildProcess | undefined;
+let stopping = false;
+// Installed before kcp starts: a Ctrl-C during the start must stop kcp too, not orphan it.
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  if (broker) {
+    const running = broker;
+    running.kill('SIGTERM');
+    await new Promise((resolve) => (running.exitCode !== null ? resolve(undefined) : running.once('exit', resolve)));
+  }
+  await kcp.stop();
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+console.error(kcp instanceof ShardedKcp ? 'starting a sharded kcp (takes ~45 s)...' : 'starting kcp (first start takes ~30 s)...');
 await kcp.start();
+if (kcp instanceof ShardedKcp) {
+  console.error(
+    `front-proxy on ${kcp.serverOrigin}; shards: ${kcp.shards.map((s) => `${s.name} ${s.origin} (KUBECONFIG=${s.kubeconfig})`).join(', ')}`,
+  );
+}
 const env = { ...process.env, RB_KUBECONFIG: kcp.kubeconfig };
 const bootstrapped = await new Promise<number>((resolve) =>
   spawn(process.execPath, [cli, 'bootstrap', '--examples'], { env, stdio: 'inherit' }).on('exit', (code) => resolve(code ?? 1)),
@@ -19,7 +44,7 @@ if (bootstrapped !== 0) {
   await kcp.stop();
   process.exit(bootstrapped);
 }
-const broker = spawn(process.execPath, [cli, 'run'], { env, stdio: 'inherit' });
+broker = spawn(process.execPath, [cli, 'run'], { env, stdio: 'inherit' });
 const plugins = kcpCacheDir();
 console.error(`
 resource-broker is running against kcp on ${kcp.serverOrigin}.
@@ -33,17 +58,6 @@ In another terminal:
 
 Ctrl-C stops the broker and kcp.
 `);
-let stopping = false;
-const stop = async (): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
-  broker.kill('SIGTERM');
-  await new Promise((resolve) => (broker.exitCode !== null ? resolve(undefined) : broker.once('exit', resolve)));
-  await kcp.stop();
-  process.exit(0);
-};
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
 broker.on('exit', (code) => {
   if (!stopping) {
     console.error(`resource-broker exited with code ${code}`);

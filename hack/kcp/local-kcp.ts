@@ -175,7 +175,8 @@ export class LocalKcp {
   }
 }
 
-const freePorts = async (count: number): Promise<number[]> => {
+/** `count` distinct ports free on 127.0.0.1 right now (bound, read, released). */
+export const freePorts = async (count: number): Promise<number[]> => {
   const servers = await Promise.all(
     Array.from(
       { length: count },
