@@ -23,7 +23,7 @@ import { createKcpClient, unwrap, type APIExport, type APIExportEndpointSlice } 
 import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
-import { Workspaces } from '../kcp-client-ts/workspaces.ts';
+import { type ShardSelector, Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
@@ -40,6 +40,8 @@ export type BrokerOptions = {
   paths: BrokerPaths;
   /** Where migration stages deploy: by default the compute workspace of `paths`; any API server given a kubeconfig. */
   compute?: WorkspaceAccess;
+  /** The shards the broker's own staging and verification workspaces are scheduled to (default: any). */
+  locations?: { staging?: ShardSelector | undefined; verification?: ShardSelector | undefined };
   logger: Logger;
   onReconciled?: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
 };
@@ -128,6 +130,7 @@ export class Broker {
       workspaces,
       clients,
       stagingRoot: paths.stagingRoot,
+      location: this.#options.locations?.staging,
       stagingScopes,
       logger: logger.child({ controller: 'stagingworkspace' }),
     });
@@ -144,6 +147,7 @@ export class Broker {
       workspaces,
       clients,
       verificationRoot: paths.verificationRoot,
+      location: this.#options.locations?.verification,
       verificationScopes: new ClusterScopes(this.#scope.child('verification')),
       logger: logger.child({ controller: 'acceptapi' }),
     });
@@ -369,7 +373,8 @@ export class Broker {
       }
       apis.push({ ...served, exportName });
     }
-    for (const key of this.#schemas.keys()) if (key.startsWith(`${exportRef.path}|${exportRef.name}|`) && !referenced.has(key)) this.#schemas.delete(key);
+    for (const key of this.#schemas.keys())
+      if (key.startsWith(`${exportRef.path}|${exportRef.name}|`) && !referenced.has(key)) this.#schemas.delete(key);
     return { apis, claims: consumerClaimsOf(apiExport.spec.permissionClaims) };
   }
 }

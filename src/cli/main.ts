@@ -9,6 +9,7 @@ import { bootstrap } from '../broker/bootstrap.ts';
 import { DEFAULT_PATHS, type BrokerPaths } from '../apis/paths.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { serverAccess } from '../kcp-client-ts/workspace-access.ts';
+import type { ShardSelector } from '../kcp-client-ts/workspaces.ts';
 import { createLogger, type LogFormat, type Logger } from '../logging.ts';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -101,6 +102,16 @@ const COMMANDS: Record<string, { summary: string; options: Record<string, Option
         env: 'RB_COMPUTE_KUBECONFIG',
         help: 'kubeconfig of the cluster migration stages deploy to (any Kubernetes API, so a stage can run a batch/v1 Job); default: the --compute workspace of kcp',
       },
+      'staging-shard-selector': {
+        type: 'string',
+        env: 'RB_STAGING_SHARD_SELECTOR',
+        help: 'shard labels (name=shard-1[,key=value]) that staging workspaces are scheduled to on a sharded kcp; default: any shard',
+      },
+      'verification-shard-selector': {
+        type: 'string',
+        env: 'RB_VERIFICATION_SHARD_SELECTOR',
+        help: 'shard labels (name=shard-1[,key=value]) that verification workspaces are scheduled to; default: any shard',
+      },
       'graceful-shutdown-timeout': {
         type: 'string',
         env: 'RB_GRACEFUL_SHUTDOWN_TIMEOUT',
@@ -159,6 +170,20 @@ const usage = (command?: string): string => {
 };
 
 class UsageError extends Error {}
+
+/** `key=value[,key=value]` (the Shards' labels) as a workspace location selector; none when unset or empty. */
+const shardSelectorOf = (flag: string, value: unknown): ShardSelector | undefined => {
+  const text = typeof value === 'string' ? value.trim() : '';
+  if (text === '') return undefined;
+  const matchLabels: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const [key, labelValue, ...rest] = pair.split('=').map((p) => p.trim());
+    if (!key || labelValue === undefined || rest.length > 0 || !/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/.test(key))
+      throw new UsageError(`${flag} must be key=value[,key=value], e.g. name=shard-1, not "${text}"`);
+    matchLabels[key] = labelValue;
+  }
+  return { matchLabels };
+};
 
 const parse = (command: string, argv: string[]): Record<string, string | boolean | undefined> => {
   const spec = COMMANDS[command]!.options;
@@ -304,6 +329,10 @@ export const main = async (argv: string[]): Promise<number> => {
       return 0;
     }
     const leaderElect = parseBoolean(values['leader-elect'], '--leader-elect');
+    const locations = {
+      staging: shardSelectorOf('--staging-shard-selector', values['staging-shard-selector']),
+      verification: shardSelectorOf('--verification-shard-selector', values['verification-shard-selector']),
+    };
     await preflight(endpoint, paths);
     const seconds = (flag: string): number => parsePositive(values[flag], `--${flag}`);
     if (leaderElect && seconds('leader-elect-renew-deadline') >= seconds('leader-elect-lease-duration')) {
@@ -341,6 +370,7 @@ export const main = async (argv: string[]): Promise<number> => {
       endpoint: brokerEndpoint,
       paths,
       ...(compute ? { compute } : {}),
+      locations,
       logger,
       onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome),
     });

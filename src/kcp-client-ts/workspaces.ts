@@ -10,9 +10,14 @@ export type ReadyWorkspace = {
   cluster: string;
 };
 
+/** Which shards a workspace may be scheduled to: Shard labels (kcp labels each Shard `name: <shard>`). */
+export type ShardSelector = { matchLabels: Record<string, string> };
+
 export type EnsureWorkspaceOptions = {
   type?: { name: string; path?: string };
   labels?: Record<string, string>;
+  /** Where it is scheduled (spec.location); kcp picks any shard without one. */
+  location?: ShardSelector | undefined;
   timeoutMs?: number;
   signal?: AbortSignal;
 };
@@ -45,7 +50,7 @@ export class Workspaces {
       apiVersion: 'tenancy.kcp.io/v1alpha1',
       kind: 'Workspace',
       metadata: { name, ...(options.labels ? { labels: options.labels } : {}) },
-      spec: options.type ? { type: options.type } : {},
+      spec: { ...(options.type ? { type: options.type } : {}), ...(options.location ? { location: { selector: options.location } } : {}) },
     };
     try {
       unwrap(await client.POST('/apis/tenancy.kcp.io/v1alpha1/workspaces', { body, signal: options.signal }));

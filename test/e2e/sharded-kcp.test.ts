@@ -1,9 +1,11 @@
 /**
- * Smoke test of the sharded topology (hack/kcp/sharded-kcp.ts): a cache server, shards `root`
- * and `shard-1`, and a kcp-front-proxy. This file starts and stops its own topology; the run's
+ * The sharded topology (hack/kcp/sharded-kcp.ts: a cache server, shards `root` and `shard-1`,
+ * and a kcp-front-proxy), and the broker on it with consumers, providers, staging and
+ * verification workspaces pinned to different shards. This file starts and stops its own topology; the run's
  * single kcp from global-setup.ts is not used (KCP_KUBECONFIG=<any file> skips starting it when
  * this file runs alone).
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ShardInfo } from '../../hack/kcp/sharded-kcp.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
@@ -16,7 +18,9 @@ import {
 } from '../../src/kcp-client-ts/typed-client.ts';
 import type { KubeList, KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { bindExport } from '../harness/broker-world.ts';
+import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR } from '../../src/apis/types.ts';
+import { SECRETS } from '../../src/kcp-client-ts/types.ts';
+import { bindExport, BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { uniqueName } from '../harness/names.ts';
 import {
@@ -24,6 +28,7 @@ import {
   type ShardedEnv,
   shardNameHash,
   shardOfWorkspace,
+  shardSelector,
   startShardedKcpForFile,
 } from '../harness/sharded-env.ts';
 
@@ -55,18 +60,23 @@ const gadgetExport: APIExport = {
   spec: { resources: [{ group: GADGETS.group, name: 'gadgets', schema: gadgetSchema.metadata!.name!, storage: { crd: {} } }] },
 };
 
+// One topology for the whole file: starting it takes about 40 s and 1 GiB.
+let env: ShardedEnv;
+
+beforeAll(async () => {
+  env = await startShardedKcpForFile();
+}, 240_000);
+
+afterAll(async () => {
+  await env?.stop();
+});
+
 describe('sharded kcp: cache server, shards root and shard-1, front-proxy', () => {
-  let env: ShardedEnv;
   let top: ReadyWorkspace;
   const onShard: Record<string, ReadyWorkspace> = {};
 
   beforeAll(async () => {
-    env = await startShardedKcpForFile();
     top = await ensureWorkspaceOnShard(env.endpoint, 'root', uniqueName('sharded'), 'root');
-  }, 240_000);
-
-  afterAll(async () => {
-    await env?.stop();
   });
 
   const shard = (name: string): ShardInfo => env.shards.find((s) => s.name === name)!;
@@ -204,5 +214,140 @@ describe('sharded kcp: cache server, shards root and shard-1, front-proxy', () =
       });
       process.stderr.write(`wildcard list of gadgets at ${urlOf(s)}: ${JSON.stringify(names)}\n`);
     }
+  });
+});
+
+describe('the broker on a sharded kcp: every shard served, slice endpoints followed live', () => {
+  let world: BrokerWorld;
+  let consumerOnRoot: ReadyWorkspace;
+  let internal: ReadyWorkspace;
+  let external: ReadyWorkspace;
+  /** What the broker logs (JSON lines, info and above). */
+  const logs: Record<string, unknown>[] = [];
+  const endpointChanges = (exportName: string): string[][] =>
+    logs
+      .filter((l) => l['msg'] === 'virtual workspace endpoints changed' && l['export'] === exportName)
+      .map((l) => (l['endpoints'] as string[]).slice().sort());
+  const certSecretIssuer = async (consumer: ReadyWorkspace, name: string): Promise<string> =>
+    decodeSecret(await world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: `${name}-credentials` }), 'issuer');
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('shardbroker', env.endpoint);
+    // Providers and consumers pinned to different shards; the broker's staging workspaces on
+    // shard-1 and its verification workspaces on root (flags --staging/--verification-shard-selector).
+    [internal, external, consumerOnRoot] = await Promise.all([
+      world.provider('internalca', ['certificates'], { location: shardSelector('shard-1') }),
+      world.provider('externalca', ['certificates'], { location: shardSelector('root') }),
+      world.consumer('consumer-root', ['certificates'], { location: shardSelector('root') }),
+    ]);
+    await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
+    await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+    await world.startBroker({ logger, locations: { staging: shardSelector('shard-1'), verification: shardSelector('root') } });
+    await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
+  }, 240_000);
+
+  afterAll(async () => {
+    await world?.cleanup();
+  });
+
+  it('places, syncs spec down and status and Secret up for a consumer on root, with staging on shard-1', async () => {
+    const certs = world.objects(consumerOnRoot.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'app', { fqdn: 'app.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'app' }))).toBe('Available'), {
+      timeoutMs: 90_000,
+    });
+    expect(await eventually(() => certSecretIssuer(consumerOnRoot, 'app'))).toBe(internal.path);
+    // The staging workspace is where the broker was told to put it.
+    const sw = (await world.assignmentOf(consumerOnRoot, 'certificates', 'app'))!.status!.stagingWorkspace!;
+    const [stagingParent, stagingLeaf] = [world.paths.stagingRoot, sw];
+    expect(await shardOfWorkspace(env.endpoint, stagingParent, stagingLeaf, env.kcp.shardNames)).toBe('shard-1');
+    const verification = (await world.acceptAPIs('internalca').get({ name: 'internal-certs' })).status?.verificationWorkspace;
+    expect(verification).toBeTruthy();
+    expect(await shardOfWorkspace(env.endpoint, world.paths.verificationRoot, verification!, env.kcp.shardNames)).toBe('root');
+    // Spec down.
+    await certs.update({
+      ...(await certs.get({ namespace: 'default', name: 'app' })),
+      spec: { fqdn: 'app.internal.corp', duration: '24h' },
+    });
+    const staging = await world.stagingClusterOf(consumerOnRoot, 'certificates', 'app');
+    await eventually(async () =>
+      expect((await world.inCluster(staging, GVR.certificates).get({ namespace: 'default', name: 'app' }))['spec']).toEqual({
+        fqdn: 'app.internal.corp',
+        duration: '24h',
+      }),
+    );
+  });
+
+  it('serves a consumer on the other shard as soon as its binding adds that shard to the slice, without a restart', async () => {
+    // Until now every certificates binding was on root (consumer) or shard-1 (staging of the
+    // provider export, not this one): the brokered export's slice lists root only.
+    expect(endpointChanges('certificates').at(-1)).toHaveLength(1);
+    const consumerOnShard1 = await world.consumer('consumer-shard-1', ['certificates'], { location: shardSelector('shard-1') });
+    await eventually(async () => expect(endpointChanges('certificates').at(-1)).toHaveLength(2), { timeoutMs: 60_000 });
+    const certs = world.objects(consumerOnShard1.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'far', { fqdn: 'far.internal.corp' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'far' }))).toBe('Available'), {
+      timeoutMs: 90_000,
+    });
+    expect(await eventually(() => certSecretIssuer(consumerOnShard1, 'far'))).toBe(internal.path);
+
+    // The last binding on shard-1 goes (its object first, so nothing is left behind): shard-1
+    // leaves the slice, the broker drops that watch, and root's consumers are still served.
+    await certs.delete({ namespace: 'default', name: 'far' });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'far' })).toBeUndefined(), { timeoutMs: 60_000 });
+    await world
+      .inCluster(consumerOnShard1.path, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' })
+      .delete({ name: 'certificates' });
+    await eventually(async () => expect(endpointChanges('certificates').at(-1)).toHaveLength(1), { timeoutMs: 60_000 });
+    const rootCerts = world.objects(consumerOnRoot.path, 'certificates');
+    await rootCerts.create(world.newObject('certificates', 'after', { fqdn: 'after.internal.corp' }));
+    await eventually(async () => expect(statusOf(await rootCerts.get({ namespace: 'default', name: 'after' }))).toBe('Available'), {
+      timeoutMs: 90_000,
+    });
+  });
+
+  it('migrates make-before-break across shards with a stage, and deletes cleanly', async () => {
+    const configurations = world.inCluster(world.paths.coordination, MIGRATIONCONFIGURATION_GVR);
+    const CERT = { group: 'example.platform-mesh.io', version: 'v1alpha1', kind: 'Certificate' };
+    await configurations.create({
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'MigrationConfiguration',
+      metadata: { name: 'certs' },
+      spec: {
+        from: CERT,
+        to: CERT,
+        stages: [
+          {
+            name: 'note',
+            templates: { note: { apiVersion: 'v1', kind: 'ConfigMap', data: { to: '${to.spec.fqdn}' } } },
+            successConditions: ['note.data.to == "app.corp.com"'],
+          },
+        ],
+      },
+    });
+    const certs = world.objects(consumerOnRoot.path, 'certificates');
+    const statuses: (string | undefined)[] = [];
+    const watching = setInterval(() => {
+      void certs.get({ namespace: 'default', name: 'app' }).then(
+        (o) => statuses.push(statusOf(o)),
+        () => statuses.push('unreadable'),
+      );
+    }, 200);
+    try {
+      await certs.update({ ...(await certs.get({ namespace: 'default', name: 'app' })), spec: { fqdn: 'app.corp.com' } });
+      await eventually(async () => expect(await certSecretIssuer(consumerOnRoot, 'app')).toBe(external.path), { timeoutMs: 120_000 });
+      const migrations = world.inCluster(world.paths.coordination, MIGRATION_GVR);
+      await eventually(async () => expect((await migrations.list()).items).toEqual([]), { timeoutMs: 60_000 });
+    } finally {
+      clearInterval(watching);
+    }
+    // Make-before-break: the consumer never saw its object other than Available.
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 'Available')).toBe(true);
+
+    for (const name of ['app', 'after']) await certs.delete({ namespace: 'default', name });
+    await eventually(async () => expect((await certs.list()).items).toEqual([]), { timeoutMs: 60_000 });
+    await eventually(async () => expect((await world.stagingWorkspaces().list()).items).toEqual([]), { timeoutMs: 90_000 });
   });
 });

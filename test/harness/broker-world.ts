@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Broker } from '../../src/broker/broker.ts';
+import { Broker, type BrokerOptions } from '../../src/broker/broker.ts';
 import { bootstrap } from '../../src/broker/bootstrap.ts';
 import type { BrokerPaths } from '../../src/apis/paths.ts';
 import { APIEXPORTS_DIR, loadManifests } from '../../src/broker/manifests.ts';
@@ -16,7 +16,7 @@ import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap, type APIBinding } from '../../src/kcp-client-ts/typed-client.ts';
 import type { GroupVersionResource, KubeObject } from '../../src/kcp-client-ts/types.ts';
-import { Workspaces, type ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
+import { Workspaces, type ReadyWorkspace, type ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
 import { createLogger, type Logger } from '../../src/logging.ts';
 import { TestProvider, type TestProviderOptions } from '../../examples/test-provider/provider.ts';
 import { eventually } from './eventually.ts';
@@ -129,8 +129,13 @@ export class BrokerWorld {
   }
 
   /** Starts the broker in-process; `logger` replaces the world's (a test reading what the broker logs). */
-  async startBroker(options: { logger?: Logger } = {}): Promise<Broker> {
-    this.broker = new Broker({ endpoint: this.endpoint, paths: this.paths, logger: options.logger ?? this.logger });
+  async startBroker(options: { logger?: Logger; locations?: BrokerOptions['locations'] } = {}): Promise<Broker> {
+    this.broker = new Broker({
+      endpoint: this.endpoint,
+      paths: this.paths,
+      logger: options.logger ?? this.logger,
+      ...(options.locations ? { locations: options.locations } : {}),
+    });
     await this.broker.start();
     return this.broker;
   }
@@ -144,9 +149,10 @@ export class BrokerWorld {
   async provider(
     name: string,
     apis: ExampleApi[],
-    options: Pick<TestProviderOptions, 'extraRelated' | 'extraStatus'> = {},
+    options: Pick<TestProviderOptions, 'extraRelated' | 'extraStatus'> & { location?: ShardSelector } = {},
   ): Promise<ReadyWorkspace> {
-    const workspace = await this.workspaces.ensure(this.top, name);
+    const { location, ...providerOptions } = options;
+    const workspace = await this.workspaces.ensure(this.top, name, { location });
     const applier = new Applier({ endpoint: this.endpoint });
     for (const api of apis) {
       for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
@@ -158,7 +164,7 @@ export class BrokerWorld {
     const runners = apis.map(
       (api) =>
         new TestProvider({
-          ...options,
+          ...providerOptions,
           endpoint: this.endpoint,
           workspace: workspace.path,
           exportName: api,
@@ -210,8 +216,8 @@ export class BrokerWorld {
   }
 
   /** A consumer workspace bound to the given brokered exports with every claim accepted. */
-  async consumer(name: string, apis: ExampleApi[]): Promise<ReadyWorkspace> {
-    const workspace = await this.workspaces.ensure(this.top, name);
+  async consumer(name: string, apis: ExampleApi[], options: { location?: ShardSelector } = {}): Promise<ReadyWorkspace> {
+    const workspace = await this.workspaces.ensure(this.top, name, { location: options.location });
     for (const api of apis) await bindExport(this.endpoint, workspace.path, this.paths.home, api);
     return workspace;
   }

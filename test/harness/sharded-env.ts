@@ -2,17 +2,12 @@
  * A sharded kcp for one e2e file (hack/kcp/sharded-kcp.ts): the file starts it in beforeAll and
  * stops it in afterAll; the run's single kcp (global-setup.ts) is not involved. Also: creating a
  * workspace on a named shard, and telling which shard a workspace landed on.
- *
- * Workspace placement (`spec.location.selector`) lives here, not in src/kcp-client-ts/workspaces.ts,
- * which has no location option yet; `ensureWorkspaceOnShard` could become a `location` option of
- * `Workspaces.create` there.
+
  */
 import { createHash } from 'node:crypto';
 import { ShardedKcp, type ShardedKcpOptions, type ShardInfo } from '../../hack/kcp/sharded-kcp.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
-import { isAlreadyExists } from '../../src/kcp-client-ts/errors.ts';
-import { createKcpClient, unwrap, type Workspace } from '../../src/kcp-client-ts/typed-client.ts';
-import { type EnsureWorkspaceOptions, type ReadyWorkspace, Workspaces } from '../../src/kcp-client-ts/workspaces.ts';
+import { type EnsureWorkspaceOptions, type ReadyWorkspace, type ShardSelector, Workspaces } from '../../src/kcp-client-ts/workspaces.ts';
 
 export type ShardedEnv = {
   kcp: ShardedKcp;
@@ -60,33 +55,16 @@ export const startShardedKcpForFile = async (options: ShardedKcpOptions = {}): P
 };
 
 /** The selector that pins a workspace to one shard: kcp labels every Shard `name: <shard name>`. */
-export const shardSelector = (shard: string): { matchLabels: Record<string, string> } => ({ matchLabels: { name: shard } });
+export const shardSelector = (shard: string): ShardSelector => ({ matchLabels: { name: shard } });
 
-/**
- * Creates `parent:name` on the named shard (spec.location.selector) unless it exists, then waits
- * until it is Ready. A workspace that already exists is not moved.
- */
-export const ensureWorkspaceOnShard = async (
+/** Creates `parent:name` on the named shard (spec.location) unless it exists, then waits until it is Ready. */
+export const ensureWorkspaceOnShard = (
   endpoint: KcpEndpoint,
   parent: string,
   name: string,
   shard: string,
   options: EnsureWorkspaceOptions = {},
-): Promise<ReadyWorkspace> => {
-  const client = createKcpClient(endpoint, endpoint.workspaceUrl(parent));
-  const body: Workspace = {
-    apiVersion: 'tenancy.kcp.io/v1alpha1',
-    kind: 'Workspace',
-    metadata: { name, ...(options.labels ? { labels: options.labels } : {}) },
-    spec: { ...(options.type ? { type: options.type } : {}), location: { selector: shardSelector(shard) } },
-  };
-  try {
-    unwrap(await client.POST('/apis/tenancy.kcp.io/v1alpha1/workspaces', { body, signal: options.signal }));
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-  }
-  return new Workspaces({ endpoint }).waitReady(parent, name, options);
-};
+): Promise<ReadyWorkspace> => new Workspaces({ endpoint }).ensure(parent, name, { ...options, location: shardSelector(shard) });
 
 /**
  * kcp's value of a scheduled Workspace's `internal.tenancy.kcp.io/shard` annotation for a shard:

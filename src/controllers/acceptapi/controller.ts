@@ -7,7 +7,7 @@ import type { Clients } from '../../kcp-client-ts/clients.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { clusterOf, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
-import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
+import type { ShardSelector, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
@@ -47,6 +47,8 @@ export type AcceptAPIControllerOptions = {
   clients: Pick<Clients, 'inWorkspace'>;
   /** Workspace path under which verification workspaces are created. */
   verificationRoot: string;
+  /** The shards verification workspaces are scheduled to (default: any). */
+  location?: ShardSelector | undefined;
   /** What is watched inside each verification workspace: ended when the workspace is released. */
   verificationScopes: ClusterScopes;
   logger: Logger;
@@ -181,7 +183,11 @@ export class AcceptAPIController implements Controller {
     const { workspaces, verificationRoot, clients } = this.#o;
     const ws = await workspaces.get(verificationRoot, workspaceName, signal);
     if (!ws) {
-      await workspaces.create(verificationRoot, workspaceName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
+      await workspaces.create(verificationRoot, workspaceName, {
+        labels: { [MANAGED_BY_LABEL]: MANAGER },
+        location: this.#o.location,
+        signal,
+      });
       return { bound: false, reason: 'Pending', message: `creating verification workspace ${workspaceName}` };
     }
     // Released a moment ago (its last AcceptAPI went): made again once kcp has removed it.

@@ -6,7 +6,7 @@ import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.t
 import type { Coordination } from '../../coordination/coordination.ts';
 import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
-import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
+import type { ShardSelector, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
@@ -31,6 +31,8 @@ export type StagingWorkspaceControllerOptions = {
   clients: Pick<Clients, 'inWorkspace'>;
   /** Workspace path under which staging workspaces are created. */
   stagingRoot: string;
+  /** The shards staging workspaces are scheduled to (default: any). */
+  location?: ShardSelector | undefined;
   /** What is watched inside each staging workspace: ended when the workspace is released. */
   stagingScopes: Pick<ClusterScopes, 'end'>;
   logger: Logger;
@@ -83,7 +85,7 @@ export class StagingWorkspaceController implements Controller {
 
     const ws = await workspaces.get(parent, treeName, signal);
     if (!ws) {
-      await workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, signal });
+      await workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, location: this.#o.location, signal });
       await this.#setStatus(
         sw,
         { phase: 'Pending' },
