@@ -15,3 +15,34 @@ export const goManifest = <T extends KubeObject>(fixture: string, upstreamFile: 
   if (!existsSync(path)) throw new Error(`${path} is missing (RB_UPSTREAM_EXAMPLES=${upstream ?? ''})`);
   return parse(readFileSync(path, 'utf8')) as T;
 };
+
+type CrdVersion = {
+  name: string;
+  served: boolean;
+  storage: boolean;
+  schema?: { openAPIV3Schema?: unknown };
+  [field: string]: unknown;
+};
+type CrdSpec = { group: string; names: { plural: string }; scope: string; versions: CrdVersion[]; conversion?: unknown };
+
+/**
+ * What `kubectl kcp crd snapshot --prefix <prefix>` makes of a CustomResourceDefinition (the Go
+ * project's run.bash publishes its example APIs that way): an APIResourceSchema
+ * `<prefix>.<plural>.<group>` with the CRD's group, names, scope and versions, each version's
+ * `schema.openAPIV3Schema` as its `schema`.
+ */
+export const crdSnapshot = (crd: KubeObject, prefix: string): KubeObject => {
+  const spec = crd['spec'] as CrdSpec;
+  return {
+    apiVersion: 'apis.kcp.io/v1alpha1',
+    kind: 'APIResourceSchema',
+    metadata: { name: `${prefix}.${spec.names.plural}.${spec.group}` },
+    spec: {
+      conversion: spec.conversion ?? { strategy: 'None' },
+      group: spec.group,
+      names: spec.names,
+      scope: spec.scope,
+      versions: spec.versions.map(({ schema, ...version }) => ({ ...version, schema: schema?.openAPIV3Schema ?? {} })),
+    },
+  };
+};
