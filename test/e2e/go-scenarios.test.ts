@@ -23,10 +23,9 @@
  *
  * The last describe applies the Go project's published certificates example
  * (examples/broker-certificates) in the shapes it publishes (test/harness/go-manifests.ts).
- * Its postgres example (examples/broker-postgres) is left out: its MigrationConfiguration's only
- * stage deploys a batch/v1 Job and waits for `dump.status.succeeded`, which needs a Kubernetes
- * compute cluster that runs Jobs; the compute workspace here is a kcp workspace, which serves no
- * batch/v1 and runs nothing (and this platform publishes no Postgres API).
+ * Its postgres example (examples/broker-postgres) is in go-postgres.test.ts: compute is a kcp
+ * workspace given by `--compute-kubeconfig` that serves a `jobs.batch` CRD, and the test plays
+ * the Job controller.
  *
  * Every Go scenario of those files is here; none needed a Kubernetes cluster.
  */
