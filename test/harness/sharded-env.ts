@@ -48,7 +48,8 @@ export const startShardedKcpForFile = async (options: ShardedKcpOptions = {}): P
       return e;
     },
     stop: async () => {
-      await Promise.all([endpoint.close(), ...[...direct.values()].map((e) => e.close())]);
+      // A BrokerWorld on this endpoint closes it in its cleanup already.
+      await Promise.allSettled([endpoint.close(), ...[...direct.values()].map((e) => e.close())]);
       await kcp.stop();
     },
   };
