@@ -17,13 +17,13 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Informer } from '../../src/runtime/informer.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
-import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
+import { VirtualWorkspace } from '../../src/kcp-client-ts/virtual-workspace.ts';
 import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
 import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
-import { LocalKcp } from '../kcp/local-kcp.ts';
+import { localKcp } from '../kcp/sharded-kcp.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,8 +31,10 @@ const { values } = parseArgs({
     consumers: { type: 'string', default: '10' },
     concurrency: { type: 'string', default: '16' },
     'idle-seconds': { type: 'string', default: '30' },
+    shards: { type: 'string', default: '1' },
   },
 });
+const SHARDS = Number(values.shards);
 const N = Number(values.objects);
 const CONSUMERS = Number(values.consumers);
 const CONCURRENCY = Number(values.concurrency);
@@ -68,22 +70,41 @@ const freePort = (): Promise<number> =>
 
 const objectId = (consumerCluster: string, name: string): string => `${consumerCluster}/${name}`;
 
-const sliceUrl = async (endpoint: KcpEndpoint, workspace: string, name: string): Promise<string> =>
-  eventually(
+/** An export's virtual workspace with every shard's endpoint its slice lists (read once, after the warm-up). */
+const virtualWorkspaceOf = async (endpoint: KcpEndpoint, workspace: string, name: string): Promise<VirtualWorkspace> => {
+  const urls = await eventually(
     async () => {
       const slice = unwrap(
         await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
           params: { path: { name } },
         }),
       );
-      const url = slice.status?.endpoints?.[0]?.url;
-      if (!url) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
-      return url;
+      const found = (slice.status?.endpoints ?? []).map((e) => e.url);
+      if (found.length === 0) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
+      return found;
     },
     { timeoutMs: 120_000 },
   );
+  const vw = new VirtualWorkspace(endpoint, `${workspace}/${name}`);
+  vw.update(urls);
+  return vw;
+};
 
-const kcp = new LocalKcp();
+/** What the broker's /metrics says now: open watches, memory, kcp requests by verb. */
+const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedMiB: number; externalMiB: number; requests: number }> => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sum = (name: string): number =>
+    [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'gm'))].reduce((total, m) => total + Number(m[1]), 0);
+  const mib = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
+  return {
+    watches: sum('resource_broker_watches'),
+    heapUsedMiB: mib(sum('resource_broker_nodejs_heap_size_used_bytes')),
+    externalMiB: mib(sum('resource_broker_nodejs_external_memory_bytes')),
+    requests: sum('resource_broker_kcp_requests_total'),
+  };
+};
+
+const kcp = localKcp(SHARDS);
 let broker: ChildProcess | undefined;
 const stopBroker = async (): Promise<void> => {
   if (!broker || broker.exitCode !== null) return;
@@ -145,9 +166,9 @@ try {
     for (const i of [0, 1])
       await world.objects(c.path, 'certificates').create(world.newObject('certificates', `warm-${i}`, { fqdn: `warm-${i}.example.org` }));
   const providerVws = await Promise.all(
-    providerNames.map((p) => sliceUrl(endpoint, world.providers.get(p)!.workspace.path, 'certificates')),
+    providerNames.map((p) => virtualWorkspaceOf(endpoint, world.providers.get(p)!.workspace.path, 'certificates')),
   );
-  const consumerVw = await sliceUrl(endpoint, world.paths.home, 'certificates');
+  const consumerVw = await virtualWorkspaceOf(endpoint, world.paths.home, 'certificates');
 
   const stagingSeen = new Map<string, number>();
   const statusSeen = new Map<string, number>();
@@ -156,7 +177,7 @@ try {
   const stagingObservers = providerVws.map((vw) => {
     const informer = new Informer<KubeObject>({
       name: 'bench staging',
-      source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, '*'), gvr: CERTS }),
+      source: vw.wildcard(CERTS),
     });
     informer.onEvent((e) => {
       const consumer = e.object.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'];
@@ -167,7 +188,7 @@ try {
   });
   const consumerObserver = new Informer<KubeObject>({
     name: 'bench consumers',
-    source: new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'), gvr: CERTS }),
+    source: consumerVw.wildcard(CERTS),
   });
   consumerObserver.onEvent((e) => {
     const message = (e.object['status'] as { message?: string } | undefined)?.message;
@@ -215,9 +236,11 @@ try {
   for (const p of providerNames) for (const r of world.providers.get(p)!.runners) await r.stop();
   await sleep(3_000);
   const writesBefore = await writes();
+  const restBefore = await brokerMetrics(metricsPort);
   log(`idle for ${IDLE_SECONDS} s`);
   await sleep(IDLE_SECONDS * 1000);
   const writesAfter = await writes();
+  const atRest = await brokerMetrics(metricsPort);
   const idleWrites = writesAfter.api - writesBefore.api;
   const idleLeaseWrites = writesAfter.lease - writesBefore.lease;
   const rss = readFileSync(`/proc/${broker.pid}/status`, 'utf8');
@@ -233,7 +256,7 @@ try {
       informer.store.list((o) => o.metadata.name?.startsWith('obj-') ?? false).map((o) => ({ o, vw: providerVws[i]! })),
     );
     await pool(copies, CONCURRENCY, async ({ o, vw }) => {
-      const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(vw, clusterOf(o)), gvr: CERTS });
+      const client = vw.client(clusterOf(o), CERTS);
       const id = objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '');
       written.set(id, performance.now());
       await client.mergePatch(
@@ -295,11 +318,7 @@ try {
   });
   const secretsObserver = new Informer<KubeObject>({
     name: 'bench consumer secrets',
-    source: new ResourceClient({
-      endpoint,
-      baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, '*'),
-      gvr: { group: '', version: 'v1', resource: 'secrets' },
-    }),
+    source: consumerVw.wildcard({ group: '', version: 'v1', resource: 'secrets' }),
     labelSelector: 'broker.platform-mesh.io/owner',
   });
   secretsObserver.onEvent((e) => {
@@ -339,7 +358,7 @@ try {
         name: e.object.metadata.name ?? '',
       });
       if (!consumer || JSON.stringify(consumer['status']) === JSON.stringify(e.object['status'])) return;
-      const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(consumerVw, consumerCluster), gvr: CERTS });
+      const client = consumerVw.client(consumerCluster, CERTS);
       void client.updateStatus({ ...consumer, status: e.object['status'] }).catch(() => undefined);
     });
   }
@@ -362,6 +381,11 @@ try {
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
     rssMiB,
     peakRssMiB,
+    heapUsedMiB: atRest.heapUsedMiB,
+    externalMiB: atRest.externalMiB,
+    openWatches: atRest.watches,
+    requestsPerMinuteAtRest: Math.round(((atRest.requests - restBefore.requests) / IDLE_SECONDS) * 60 * 10) / 10,
+    shards: SHARDS,
     idleWritesPerMinute: Math.round((idleWrites / IDLE_SECONDS) * 60 * 10) / 10,
     idleLeaseRenewalsPerMinute: Math.round((idleLeaseWrites / IDLE_SECONDS) * 60 * 10) / 10,
     idleWindowSeconds: IDLE_SECONDS,

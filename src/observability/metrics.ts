@@ -97,6 +97,14 @@ export class BrokerMetrics {
       },
     });
     new Gauge({
+      name: 'resource_broker_watches',
+      help: 'Watches open on kcp: one per informer and shard of its virtual workspace.',
+      registers: [this.registry],
+      collect() {
+        this.set((source.informers()?.stats() ?? []).reduce((sum, s) => sum + s.watches, 0));
+      },
+    });
+    new Gauge({
       name: 'resource_broker_watch_seconds_since_last_event',
       help: 'Seconds since each informer last saw an event or bookmark.',
       labelNames: ['informer'],

@@ -6,7 +6,7 @@ export type KeyedSource<T extends KubeObject> = ListerWatcher<T> & { url(): stri
 
 type Running = { informer: Informer<KubeObject>; done: Promise<void> };
 
-export type InformerStats = { name: string; synced: boolean; lastEventAt: number | undefined; watchRestarts: number };
+export type InformerStats = { name: string; synced: boolean; lastEventAt: number | undefined; watchRestarts: number; watches: number };
 
 /**
  * Informers started and ended as one unit: the whole process, one brokered resource, one
@@ -76,6 +76,7 @@ export class InformerScope {
       synced: informer.synced,
       lastEventAt: informer.stats.lastEventAt,
       watchRestarts: informer.stats.watchRestarts,
+      watches: informer.watches,
     }));
     return [...own, ...[...this.#children].flatMap((c) => c.stats())];
   }

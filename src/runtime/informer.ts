@@ -111,6 +111,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.#synced;
   }
 
+  /** List+watch loops running now: one per source (shard), each a watch open on kcp. */
+  get watches(): number {
+    return this.#runs.size;
+  }
+
   /** Whether the server answered the last list or watch request on every source: false while kcp is unreachable or refusing. */
   get connected(): boolean {
     return [...this.#runs.values()].every((r) => r.connected);
