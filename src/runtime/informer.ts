@@ -90,7 +90,13 @@ export class Informer<T extends KubeObject = KubeObject> {
   constructor(options: InformerOptions<T>) {
     this.#options = options;
     this.name = options.name;
-    this.transform = options.transform ?? ((obj) => obj);
+    // managedFields are often the largest part of an object and no controller reads them; an
+    // update sent without them keeps the server's (only an empty list would reset them).
+    const keep = options.transform ?? ((obj: T) => obj);
+    this.transform = (obj) => {
+      if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+      return keep(obj);
+    };
     this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
   }
 
@@ -185,7 +191,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           const list = await source.list({
             labelSelector: this.#options.labelSelector,
             limit: this.#options.pageSize,
-            transform: this.#options.transform as ((item: KubeObject) => KubeObject) | undefined,
+            transform: this.transform as (item: KubeObject) => KubeObject,
             signal,
           });
           if (signal.aborted) return;
