@@ -191,7 +191,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           const list = await source.list({
             labelSelector: this.#options.labelSelector,
             limit: this.#options.pageSize,
-            transform: this.transform as (item: KubeObject) => KubeObject,
+            transform: this.transform as unknown as (item: KubeObject) => KubeObject,
             signal,
           });
           if (signal.aborted) return;
