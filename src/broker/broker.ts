@@ -216,7 +216,8 @@ export class Broker {
   /** Reconciles one APIExportEndpointSlice of the home workspace: starts, restarts or stops the sync controllers of its export's resources. */
   async #discover(slices: Informer<APIExportEndpointSlice & KubeObject>, sliceName: string, signal: AbortSignal): Promise<ReconcileResult> {
     const slice = slices.store.list((s) => s.metadata.name === sliceName)[0];
-    const served = (slice?.status?.endpoints ?? []).length > 0;
+    // Served once the slice lists a usable URL (the virtual workspace took it: https, one spelling).
+    const served = this.#virtualWorkspaceOf(sliceName).urls.length > 0;
     // The slice names its export, possibly in another workspace (spec.export.path).
     const exportRef = { path: slice?.spec?.export?.path || this.#options.paths.home, name: slice?.spec?.export?.name || sliceName };
     const { apis: wanted, claims } = slice && served ? await this.#brokeredApis(sliceName, exportRef, signal) : { apis: [], claims: [] };
@@ -347,7 +348,10 @@ export class Broker {
     const { endpoint } = this.#options;
     const client = createKcpClient(endpoint, endpoint.workspaceUrl(exportRef.path));
     const found = await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', { params: { path: { name: exportRef.name } }, signal });
-    if (found.response.status === 404) return { apis: [], claims: [] };
+    if (found.response.status === 404) {
+      for (const key of this.#schemas.keys()) if (key.startsWith(`${exportRef.path}|${exportRef.name}|`)) this.#schemas.delete(key);
+      return { apis: [], claims: [] };
+    }
     const apiExport = unwrap(found);
     const apis: BrokeredApi[] = [];
     const referenced = new Set<string>();

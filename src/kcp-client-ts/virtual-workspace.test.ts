@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { KcpEndpoint } from './endpoint.ts';
-import { VirtualWorkspace } from './virtual-workspace.ts';
+import { UnroutableClusterError, VirtualWorkspace } from './virtual-workspace.ts';
 
 const SHARD_A = 'https://127.0.0.1:6443/services/apiexport/root/certs';
 const SHARD_B = 'https://127.0.0.1:6444/services/apiexport/root/certs';
@@ -13,27 +13,40 @@ describe('VirtualWorkspace', () => {
     vw.update([SHARD_A]);
     expect(vw.client('c1', { group: '', version: 'v1', resource: 'secrets' }).baseUrl).toBe(`${SHARD_A}/clusters/c1`);
     vw.update([SHARD_A, SHARD_B]);
-    expect(() => vw.clusterUrl('c1')).toThrow(/no shard of virtual workspace certs has shown cluster c1/);
+    expect(() => vw.clusterUrl('c1')).toThrow(UnroutableClusterError);
     vw.learn('c1', SHARD_B);
     expect(vw.clusterUrl('c1')).toBe(`${SHARD_B}/clusters/c1`);
   });
 
-  it('forgets routes to a shard that left the slice, tells listeners once per real change, and ignores unknown URLs', () => {
+  it('forgets routes to a shard that left the slice and never guesses such a cluster is elsewhere, until it is seen again', () => {
     const vw = new VirtualWorkspace(endpoint, 'certs');
     let changes = 0;
     vw.onChange(() => changes++);
     expect(vw.update([SHARD_B, SHARD_A, SHARD_A, ''])).toBe(true);
-    expect(vw.update([SHARD_A, SHARD_B])).toBe(false);
+    expect(vw.update([SHARD_A, `${SHARD_B}/`])).toBe(false);
     expect(changes).toBe(1);
     vw.learn('c1', SHARD_B);
     vw.learn('c2', 'https://elsewhere/services/apiexport/root/certs');
     expect(vw.urlOf('c2')).toBeUndefined();
     vw.update([SHARD_A]);
     expect(changes).toBe(2);
-    // Only one shard left: every cluster is there.
-    expect(vw.urlOf('c1')).toBe(SHARD_A);
-    vw.update([SHARD_A, SHARD_B]);
+    // c1's shard left: it is out of reach, not on the remaining shard; a cluster never seen is.
     expect(vw.urlOf('c1')).toBeUndefined();
+    expect(vw.urlOf('c3')).toBe(SHARD_A);
+    vw.learn('c1', SHARD_A);
+    expect(vw.urlOf('c1')).toBe(SHARD_A);
+  });
+
+  it('takes only https URLs without credentials, in one spelling', () => {
+    const vw = new VirtualWorkspace(endpoint, 'certs');
+    vw.update([
+      'http://127.0.0.1:6443/services/apiexport/root/certs',
+      'https://user:secret@127.0.0.1:6443/services/apiexport/root/certs',
+      'not a url',
+      `${SHARD_A}//`,
+      `${SHARD_A}?x=1`,
+    ]);
+    expect(vw.urls).toEqual([SHARD_A]);
   });
 
   it('gives informers one source per shard, the same objects for a shard that stays', () => {

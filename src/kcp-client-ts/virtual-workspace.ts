@@ -10,6 +10,23 @@ type ShardSource<T extends KubeObject> = {
   watch(options: WatchOptions): AsyncGenerator<WatchEvent<T>>;
 };
 
+/** No shard of a virtual workspace is known to hold a cluster (not seen yet, or its shard left the slice). */
+export class UnroutableClusterError extends ApiError {
+  constructor(virtualWorkspace: string, cluster: string, endpoints: number) {
+    super({
+      status: 503,
+      reason: 'ServiceUnavailable',
+      message: `no shard of virtual workspace ${virtualWorkspace} is known to hold cluster ${cluster} (${endpoints} endpoints)`,
+      method: 'GET',
+      url: `virtualworkspace:${virtualWorkspace}/clusters/${cluster}`,
+    });
+    this.name = 'UnroutableClusterError';
+  }
+}
+
+/** Clusters remembered as lost with their shard, at most (oldest forgotten first). */
+const MAX_LOST = 100_000;
+
 /**
  * One APIExport's virtual workspace on a (possibly sharded) kcp: one URL per shard, as its
  * APIExportEndpointSlice lists them, changing while the process runs. Each shard serves only
@@ -23,6 +40,8 @@ export class VirtualWorkspace {
   readonly #listeners = new Set<() => void>();
   /** cluster -> the shard URL whose wildcard reads brought an object of it. */
   readonly #routes = new Map<string, string>();
+  /** Clusters whose shard left the slice: never guessed to be on a remaining shard. */
+  readonly #lost = new Set<string>();
 
   constructor(endpoint: KcpEndpoint, name: string) {
     this.#endpoint = endpoint;
@@ -33,12 +52,21 @@ export class VirtualWorkspace {
     return this.#urls;
   }
 
-  /** Takes the slice's current URLs; listeners (informers) add and drop per-shard watches. Returns whether anything changed. */
+  /**
+   * Takes the slice's current URLs; listeners (informers) add and drop per-shard watches. Returns
+   * whether anything changed. Only https URLs without credentials are taken (the broker sends its
+   * own credentials there), each in one spelling (a trailing slash does not make a second shard).
+   */
   update(urls: readonly string[]): boolean {
-    const next = [...new Set(urls.filter((u) => u !== ''))].sort();
+    const next = [...new Set(urls.map(normalisedUrl).filter((u): u is string => u !== undefined))].sort();
     if (next.length === this.#urls.length && next.every((u, i) => u === this.#urls[i])) return false;
     this.#urls = next;
-    for (const [cluster, url] of this.#routes) if (!next.includes(url)) this.#routes.delete(cluster);
+    for (const [cluster, url] of this.#routes) {
+      if (next.includes(url)) continue;
+      this.#routes.delete(cluster);
+      this.#lost.add(cluster);
+      if (this.#lost.size > MAX_LOST) this.#lost.delete(this.#lost.values().next().value!);
+    }
     for (const listener of [...this.#listeners]) listener();
     return true;
   }
@@ -48,23 +76,20 @@ export class VirtualWorkspace {
     return () => this.#listeners.delete(listener);
   }
 
-  /** The shard URL serving `cluster`: where it was seen, or the only one. Undefined when no read has shown it yet. */
+  /**
+   * The shard URL serving `cluster`: where it was seen, or the only one (unless its shard left the
+   * slice: then it is nowhere). Undefined when no read has shown it yet.
+   */
   urlOf(cluster: string): string | undefined {
-    return this.#routes.get(cluster) ?? (this.#urls.length === 1 ? this.#urls[0] : undefined);
+    const seen = this.#routes.get(cluster);
+    if (seen !== undefined) return seen;
+    return this.#urls.length === 1 && !this.#lost.has(cluster) ? this.#urls[0] : undefined;
   }
 
   /** The base URL of one cluster (for callers that build requests themselves, e.g. Events); throws when no shard is known to hold it. */
   clusterUrl(cluster: string): string {
     const url = this.urlOf(cluster);
-    if (url === undefined) {
-      throw new ApiError({
-        status: 503,
-        reason: 'ServiceUnavailable',
-        message: `no shard of virtual workspace ${this.name} has shown cluster ${cluster} yet (${this.#urls.length} endpoints)`,
-        method: 'GET',
-        url: `virtualworkspace:${this.name}/clusters/${cluster}`,
-      });
-    }
+    if (url === undefined) throw new UnroutableClusterError(this.name, cluster, this.#urls.length);
     return this.#endpoint.virtualWorkspaceUrl(url, cluster);
   }
 
@@ -87,9 +112,21 @@ export class VirtualWorkspace {
 
   /** Records where a cluster's objects come from (called by the sources). */
   learn(cluster: string, url: string): void {
-    if (cluster !== '' && this.#urls.includes(url) && this.#routes.get(cluster) !== url) this.#routes.set(cluster, url);
+    if (cluster === '' || !this.#urls.includes(url)) return;
+    this.#lost.delete(cluster);
+    if (this.#routes.get(cluster) !== url) this.#routes.set(cluster, url);
   }
 }
+
+const normalisedUrl = (text: string): string | undefined => {
+  try {
+    const url = new URL(text);
+    if (url.protocol !== 'https:' || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') return undefined;
+    return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    return undefined;
+  }
+};
 
 /** One resource of a virtual workspace on every shard: a source per URL, changing with the slice. */
 export class ShardedSource<T extends KubeObject> {

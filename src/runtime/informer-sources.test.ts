@@ -157,3 +157,32 @@ describe('an informer over a changing set of sources (the shards of a virtual wo
     await running;
   });
 });
+
+describe('synced, as shards join', () => {
+  it('is not synced again while a shard that joined has not listed (a half-filled cache must not say "absent")', async () => {
+    const shards = new Shards();
+    shards.set('https://shard-a', new FakeShard([object('c1', 'x')]));
+    const informer = new Informer<KubeObject>({ name: 't', source: shards, backoff: { initialMs: 1, maxMs: 1 } });
+    const controller = new AbortController();
+    const running = informer.run(controller.signal);
+    await informer.waitForSync();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const late = new FakeShard([object('c2', 'y')]);
+    const list = late.list.bind(late);
+    late.list = async (o) => {
+      await gate;
+      return list(o);
+    };
+    shards.set('https://shard-b', late);
+    expect(informer.synced).toBe(false);
+    const synced = informer.waitForSync();
+    release();
+    await synced;
+    expect(names(informer)).toEqual(['c1/x', 'c2/y']);
+    controller.abort();
+    await running;
+  });
+});

@@ -301,8 +301,16 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
+  /**
+   * Synced while every current source has listed: a shard joining makes it false until that
+   * shard's list is in (a controller must not read "absent" from a half-filled cache).
+   */
   #checkSynced(): void {
-    if (this.#synced || ![...this.#runs.values()].every((r) => r.listed)) return;
+    if (![...this.#runs.values()].every((r) => r.listed)) {
+      this.#synced = false;
+      return;
+    }
+    if (this.#synced) return;
     this.#synced = true;
     for (const resolve of this.#syncWaiters.splice(0)) resolve();
   }

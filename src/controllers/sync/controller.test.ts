@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
+import { UnroutableClusterError } from '../../kcp-client-ts/virtual-workspace.ts';
 import { formatWrite } from '../../../test/fakes/memory-api.ts';
 import {
   APIBINDINGS,
@@ -320,6 +321,29 @@ describe('SyncController', () => {
     expect(world.api.list(CONSUMER, SECRETS)).toEqual([]);
     expect(world.copyIn(STAGING, key)).toBeUndefined();
     expect(world.assignments()).toEqual([]);
+  });
+
+  it('keeps the provider copy of an object that left the cache but not the server (its shard left the slice, or a cache anomaly)', async () => {
+    world.provider = publishingSecret();
+    await world.settle(key);
+    const copyBefore = world.copyIn(STAGING, key);
+    expect(copyBefore).toBeDefined();
+    const cached = world.consumers.objects.store.get(key)!;
+    world.consumers.objects.store.remove(cached);
+    await world.settle(key);
+    expect(world.copyIn(STAGING, key)).toBeDefined();
+    expect(world.assignments()).toHaveLength(1);
+
+    // No shard is known to hold the workspace any more: out of reach, nothing is torn down either.
+    const client = world.consumers.client;
+    world.consumers.client = (cluster) => {
+      throw new UnroutableClusterError('widgets', cluster, 1);
+    };
+    world.api.remove(CONSUMER, WIDGETS, 'default', 'w1');
+    await world.settle(key);
+    expect(world.copyIn(STAGING, key)).toBeDefined();
+    expect(world.assignments()).toHaveLength(1);
+    world.consumers.client = client;
   });
 
   it('deletes during a migration: related copies, both staging copies, the Migration, the Assignment, the finalizer last', async () => {

@@ -16,6 +16,7 @@ import type {
 import type { Coordination } from '../../coordination/coordination.ts';
 import { ApiError, isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
+import { UnroutableClusterError } from '../../kcp-client-ts/virtual-workspace.ts';
 import {
   apiVersionOf,
   CONFIGMAPS,
@@ -202,13 +203,32 @@ export class SyncController implements Controller, SyncSteps {
     return this.#o.consumers.client(cluster, gvr);
   }
 
+  /** Whether the consumer object is gone on the server; false while it exists or no shard is known to hold its workspace. */
+  async #confirmedGone(key: ObjectKey, signal: AbortSignal): Promise<boolean> {
+    try {
+      const live = await this.#consumerClient(key.cluster).find({ namespace: key.namespace || undefined, name: key.name }, signal);
+      return live === undefined; // present: its watch event brings the next reconcile
+    } catch (err) {
+      if (!(err instanceof UnroutableClusterError)) throw err;
+      this.#logger.info(
+        { consumer: encodeKey(key) },
+        'consumer object out of reach (its shard is not in the export slice): its provider copy is kept',
+      );
+      return false;
+    }
+  }
+
   async reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
     const key = decodeKey(keyText);
     const consumer = this.#o.consumers.objects.store.get(key);
     const assignment = this.#assignmentFor(key);
     if (!consumer) {
-      // Gone without our finalizer having run (forced): still clean up behind it.
-      if (assignment) return this.#finalize(key, undefined, assignment, signal);
+      if (!assignment) return;
+      // Absent from the cache is not proof of deletion (its shard may have left the export's
+      // slice, or the slice was deleted): the provider's copy goes only once the server says the
+      // object is gone without our finalizer having run (forced).
+      const gone = await this.#confirmedGone(key, signal);
+      if (gone) return this.#finalize(key, undefined, assignment, signal);
       return;
     }
     if (consumer.metadata.deletionTimestamp) return this.#finalize(key, consumer, assignment, signal);
