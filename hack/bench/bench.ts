@@ -70,16 +70,22 @@ const freePort = (): Promise<number> =>
 
 const objectId = (consumerCluster: string, name: string): string => `${consumerCluster}/${name}`;
 
-/** An export's virtual workspace with every shard's endpoint its slice lists (read once, after the warm-up). */
+/**
+ * An export's virtual workspace with every shard's endpoint its slice lists, re-read every 2 s
+ * (a shard joins when a workspace on it binds the export, e.g. a migration's new staging workspace).
+ */
 const virtualWorkspaceOf = async (endpoint: KcpEndpoint, workspace: string, name: string): Promise<VirtualWorkspace> => {
+  const read = async (): Promise<string[]> => {
+    const slice = unwrap(
+      await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
+        params: { path: { name } },
+      }),
+    );
+    return (slice.status?.endpoints ?? []).map((e) => e.url);
+  };
   const urls = await eventually(
     async () => {
-      const slice = unwrap(
-        await createKcpClient(endpoint, endpoint.workspaceUrl(workspace)).GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
-          params: { path: { name } },
-        }),
-      );
-      const found = (slice.status?.endpoints ?? []).map((e) => e.url);
+      const found = await read();
       if (found.length === 0) throw new Error(`slice ${name} in ${workspace} has no endpoint yet`);
       return found;
     },
@@ -87,6 +93,14 @@ const virtualWorkspaceOf = async (endpoint: KcpEndpoint, workspace: string, name
   );
   const vw = new VirtualWorkspace(endpoint, `${workspace}/${name}`);
   vw.update(urls);
+  setInterval(
+    () =>
+      void read().then(
+        (found) => vw.update(found),
+        () => undefined,
+      ),
+    2_000,
+  ).unref();
   return vw;
 };
 
