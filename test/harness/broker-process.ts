@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BrokerPaths } from '../../src/apis/paths.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'resource-broker.js');
@@ -59,15 +62,22 @@ export class BrokerProcess {
     started.push(this);
     this.probePort = await freePort();
     this.metricsPort = await freePort();
-    this.child = spawn(process.execPath, [CLI, 'run'], {
-      env: {
-        ...process.env,
-        ...this.#env,
-        RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`,
-        RB_METRICS_BIND_ADDRESS: `127.0.0.1:${this.metricsPort}`,
+    // A broker that does not stop is asked for a diagnostic report first (its JavaScript stack,
+    // taken even while the event loop is busy), so a hang says where it hangs.
+    this.#reports = mkdtempSync(join(tmpdir(), 'broker-report-'));
+    this.child = spawn(
+      process.execPath,
+      ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${this.#reports}`, CLI, 'run'],
+      {
+        env: {
+          ...process.env,
+          ...this.#env,
+          RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`,
+          RB_METRICS_BIND_ADDRESS: `127.0.0.1:${this.metricsPort}`,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     for (const stream of [this.child.stdout!, this.child.stderr!])
       stream.on('data', (d: Buffer) => this.logs.push(...d.toString().split('\n').filter(Boolean)));
   }
@@ -95,6 +105,27 @@ export class BrokerProcess {
    * Sends a signal and resolves with the exit code (null: ended by a signal). A process still
    * running after `timeoutMs` is killed and its last log lines printed, so a hang shows why.
    */
+  #reports = '';
+
+  /** The JavaScript stack and pending handles of the newest diagnostic report, if one was written. */
+  #report(): string {
+    try {
+      const file = readdirSync(this.#reports)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .at(-1);
+      if (!file) return 'no diagnostic report was written';
+      const report = JSON.parse(readFileSync(join(this.#reports, file), 'utf8')) as {
+        javascriptStack?: { message?: string; stack?: string[] };
+        libuv?: { type: string; is_active?: boolean }[];
+      };
+      const handles = (report.libuv ?? []).filter((h) => h.is_active).map((h) => h.type);
+      return `diagnostic report ${file}: JavaScript stack:\n${(report.javascriptStack?.stack ?? []).join('\n')}\nactive handles: ${handles.join(', ')}`;
+    } catch (err) {
+      return `diagnostic report unreadable: ${String(err)}`;
+    }
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 60_000): Promise<number | null | 'timeout'> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
@@ -104,7 +135,11 @@ export class BrokerProcess {
       console.error(
         `broker pid ${child.pid} still running ${timeoutMs} ms after ${signal}; last log lines:\n${this.logs.slice(-40).join('\n')}`,
       );
-      child.kill('SIGKILL');
+      child.kill('SIGUSR2');
+      void sleep(3_000).then(() => {
+        console.error(this.#report());
+        child.kill('SIGKILL');
+      });
     }, timeoutMs);
     const code = await exited;
     clearTimeout(timer);
