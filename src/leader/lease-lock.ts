@@ -72,7 +72,7 @@ export class LeaseLock {
     while (!signal.aborted) {
       try {
         const started = performance.now();
-        const holder = await this.#tryAcquireOrRenew(signal);
+        const holder = await this.#tryAcquireOrRenew(this.#roundSignal());
         if (holder === this.#options.identity) {
           this.#leading = true;
           this.#validUntil = started + this.#options.renewDeadlineSeconds * 1000;
@@ -98,7 +98,9 @@ export class LeaseLock {
       if (signal.aborted) return;
       try {
         const started = performance.now();
-        const holder = await this.#tryAcquireOrRenew(signal);
+        // A round in flight when the signal comes is let finish (bounded by its own deadline):
+        // shutdown then releases the Lease after it, rather than racing an aborted write.
+        const holder = await this.#tryAcquireOrRenew(this.#roundSignal());
         if (holder !== this.#options.identity) {
           this.#leading = false;
           throw new Error(`leader lease taken by ${holder}`);
@@ -114,6 +116,11 @@ export class LeaseLock {
         this.#options.logger.warn({ err: String(err) }, 'leader lease: renew failed, retrying');
       }
     }
+  }
+
+  /** Each round's requests end at the renew deadline, whatever else happens. */
+  #roundSignal(): AbortSignal {
+    return AbortSignal.timeout(this.#options.renewDeadlineSeconds * 1000);
   }
 
   /** Gives the Lease up so that another replica takes over at once. */
