@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCA } from '../../hack/kcp/pki.ts';
 import { KcpEndpoint, WriteFencedError } from './endpoint.ts';
 
 describe('KcpEndpoint write fence', () => {
@@ -62,6 +64,53 @@ describe('KcpEndpoint write fence', () => {
     // A deadline from a monotonic clock is fractional: the write is sent all the same.
     deadline = Date.now() + 10_000.5;
     await fenced.json({ method: 'POST', url, body: {} });
+    await endpoint.close();
+  });
+});
+
+describe('KcpEndpoint protocols', () => {
+  let server: Http2SecureServer;
+  let origin = '';
+  let ca = '';
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    const authority = await TestCA.create('endpoint-test-ca');
+    const serving = await authority.serverCert('127.0.0.1');
+    ca = authority.certPem;
+    server = createSecureServer({ ...serving, allowHTTP1: true }, (req, res) => {
+      seen.push(`${req.method} HTTP/${req.httpVersion}`);
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.end('{"metadata":{}}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(() => server.close());
+
+  it('sends reads and body-less requests over HTTP/2 and requests with a body over HTTP/1.1', async () => {
+    const endpoint = new KcpEndpoint({ serverOrigin: origin, ca });
+    const url = `${origin}/clusters/root/api/v1/namespaces/default/configmaps`;
+    await endpoint.json({ method: 'GET', url });
+    await endpoint.json({ method: 'POST', url, body: { metadata: { name: 'a' } } });
+    await endpoint.json({ method: 'PATCH', url: `${url}/a`, body: {}, contentType: 'application/merge-patch+json' });
+    await endpoint.json({ method: 'DELETE', url: `${url}/a` });
+    await endpoint.json({ method: 'DELETE', url: `${url}/a`, body: { preconditions: { uid: 'u' } } });
+    await endpoint.fetch(new Request(url, { method: 'PUT', body: '{}' }));
+    await endpoint.fetch(new Request(url));
+    expect(seen).toEqual([
+      'GET HTTP/2.0',
+      'POST HTTP/1.1',
+      'PATCH HTTP/1.1',
+      'DELETE HTTP/2.0',
+      'DELETE HTTP/1.1',
+      'PUT HTTP/1.1',
+      'GET HTTP/2.0',
+    ]);
     await endpoint.close();
   });
 });

@@ -27,6 +27,8 @@ export type KcpEndpointOptions = {
   onRequest?: (method: string, url: string) => void;
   /** Share another endpoint's connections (see `fenced`). */
   dispatcher?: Agent;
+  /** Share another endpoint's HTTP/1.1 connections for requests with a body (see `fenced`). */
+  bodyDispatcher?: Agent;
   /**
    * Asked before every write (any method but GET) is sent: a reason to refuse it, or undefined.
    * A refused write throws WriteFencedError and never reaches the server.
@@ -71,6 +73,7 @@ export class KcpEndpoint {
   readonly #options: KcpEndpointOptions;
   readonly #onRequest: (method: string, url: string) => void;
   readonly #ownsDispatcher: boolean;
+  readonly #bodyDispatcher: Agent;
 
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
@@ -80,21 +83,27 @@ export class KcpEndpoint {
     this.serverUrl = `${server.origin}${server.pathname.replace(/\/+$/, '')}`;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
     this.#ownsDispatcher = options.dispatcher === undefined;
+    const connect = {
+      ca: options.ca,
+      cert: options.cert,
+      key: options.key,
+      rejectUnauthorized: !options.insecureSkipTLSVerify,
+    };
     this.dispatcher =
       options.dispatcher ??
       new Agent({
-        connect: {
-          ca: options.ca,
-          cert: options.cert,
-          key: options.key,
-          rejectUnauthorized: !options.insecureSkipTLSVerify,
-        },
+        connect,
         keepAliveTimeout: 30_000,
         // No socket cap: a cap below the number of open watches would queue every other request
         // behind them forever.
         allowH2: options.allowH2 ?? true,
         h2Options: { pingInterval: options.pingIntervalMs ?? 15_000 },
       });
+    // Requests with a body go over HTTP/1.1. Node's HTTP/2 client (v24.21) spins its event loop
+    // for ever, sending empty DATA frames and growing memory, when a stream is destroyed while
+    // its body is still queued (an aborted or early-answered write): the broker then ignored
+    // SIGTERM. Writes are few and short; reads and watches keep sharing HTTP/2 connections.
+    this.#bodyDispatcher = options.bodyDispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, allowH2: false });
   }
 
   /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
@@ -138,7 +147,7 @@ export class KcpEndpoint {
 
   /** The same server and TLS, another identity (a token of the test token file, say). */
   withToken(token: string): KcpEndpoint {
-    const { dispatcher: _shared, ...options } = this.#options;
+    const { dispatcher: _shared, bodyDispatcher: _sharedBody, ...options } = this.#options;
     return new KcpEndpoint({ ...options, bearerToken: token });
   }
 
@@ -147,7 +156,7 @@ export class KcpEndpoint {
    * (and reported to `onWrite` once accepted). Reads and watches are not fenced.
    */
   fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'writeDeadline' | 'onWrite'>): KcpEndpoint {
-    return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher });
+    return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher, bodyDispatcher: this.#bodyDispatcher });
   }
 
   /** Throws WriteFencedError when the fence refuses a write; else the signal the write is sent with (aborted at the write deadline). */
@@ -191,7 +200,7 @@ export class KcpEndpoint {
       headers: Object.fromEntries(headers),
       body,
       signal,
-      dispatcher: this.dispatcher,
+      dispatcher: body === undefined ? this.dispatcher : this.#bodyDispatcher,
     });
     this.#accepted(input.method, input.url, response.status);
     return response as unknown as Response;
@@ -203,7 +212,7 @@ export class KcpEndpoint {
     this.#onRequest(req.method, req.url);
     const response = await undiciRequest(req.url, {
       method: req.method,
-      dispatcher: this.dispatcher,
+      dispatcher: req.body === undefined ? this.dispatcher : this.#bodyDispatcher,
       headers: this.headers({
         accept: 'application/json',
         ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
@@ -239,6 +248,7 @@ export class KcpEndpoint {
 
   async close(): Promise<void> {
     if (this.#ownsDispatcher) await this.dispatcher.close();
+    if (this.#options.bodyDispatcher === undefined) await this.#bodyDispatcher.close();
   }
 }
 
