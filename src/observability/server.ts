@@ -1,26 +1,16 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
-/** Parses `host:port`; only loopback or an explicit address is accepted, never a default wildcard. */
-export const parseAddress = (address: string, flag: string): { host: string; port: number } => {
-  const at = address.lastIndexOf(':');
-  const host = address.slice(0, at);
-  const port = Number(address.slice(at + 1));
-  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`${flag} must be host:port (e.g. 127.0.0.1:8080), not "${address}"`);
-  return { host, port };
-};
-
 export type ProbeServerOptions = {
-  address: string;
-  flag: string;
+  /** No host: every interface (a bind address of `:8080`). */
+  address: { host: string | undefined; port: number };
   registry?: Registry;
   ready?: () => boolean;
 };
 
 /** Serves /metrics, /healthz and /readyz (ready only when `ready()` says so). */
 export const startProbeServer = async (options: ProbeServerOptions): Promise<Server> => {
-  const { host, port } = parseAddress(options.address, options.flag);
+  const { host, port } = options.address;
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics' && options.registry) {
@@ -45,7 +35,8 @@ export const startProbeServer = async (options: ProbeServerOptions): Promise<Ser
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, resolve);
+    if (host === undefined) server.listen(port, resolve);
+    else server.listen(port, host, resolve);
   });
   return server;
 };
