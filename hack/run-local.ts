@@ -12,7 +12,9 @@ import { localKcp, ShardedKcp, shardsFromEnv } from './kcp/sharded-kcp.ts';
 
 const root = join(import.meta.dirname, '..');
 const cli = join(root, 'bin', 'resource-broker.js');
-const kcp = localKcp(shardsFromEnv());
+// kcp out of the terminal's process group: Ctrl-C reaches the broker (and this script), and kcp
+// stops only after the broker has released its lease.
+const kcp = localKcp(shardsFromEnv(), { detached: true });
 let broker: ChildProcess | undefined;
 let stopping = false;
 // Installed before kcp starts: a Ctrl-C during the start must stop kcp too, not orphan it.

@@ -29,6 +29,11 @@ export type LocalKcpOptions = {
   readyTimeoutMs?: number;
   /** More `kcp start` flags, e.g. a short `--etcd-compaction-interval` for a test. */
   extraArgs?: string[];
+  /**
+   * Its own process group, out of reach of the terminal's Ctrl-C: `make run` stops kcp itself,
+   * after the broker has released its lease (else the release fails with a WARN).
+   */
+  detached?: boolean;
 };
 
 /**
@@ -96,7 +101,11 @@ export class LocalKcp {
         `--token-auth-file=${tokenFile}`,
         ...(this.#options.extraArgs ?? []),
       ],
-      { env: { ...process.env, UNSAFE_E2E_HACK_DISABLE_ETCD_FSYNC: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        env: { ...process.env, UNSAFE_E2E_HACK_DISABLE_ETCD_FSYNC: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: this.#options.detached === true,
+      },
     );
     this.#process = child;
     child.stdout?.pipe(log);

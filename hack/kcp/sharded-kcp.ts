@@ -32,6 +32,8 @@ export type ShardedKcpOptions = {
   readyTimeoutMs?: number;
   /** More `kcp start` flags for every shard. */
   extraShardArgs?: string[];
+  /** Every component in its own process group (see LocalKcpOptions.detached). */
+  detached?: boolean;
 };
 
 /** One shard as a test or a developer sees it. */
@@ -60,8 +62,10 @@ export const shardsFromEnv = (): number => {
 };
 
 /** One plain kcp (LocalKcp) for 1 shard, else a ShardedKcp of `shards` shards; both start() and stop() alike. */
-export const localKcp = (shards: number, options: { rootDirectory?: string; verbose?: boolean } = {}): LocalKcp | ShardedKcp =>
-  shards > 1 ? new ShardedKcp({ ...options, shards }) : new LocalKcp(options);
+export const localKcp = (
+  shards: number,
+  options: { rootDirectory?: string; verbose?: boolean; detached?: boolean } = {},
+): LocalKcp | ShardedKcp => (shards > 1 ? new ShardedKcp({ ...options, shards }) : new LocalKcp(options));
 
 /** The name kcp gives shard `i` here (and kcp's sharded-test-server too). */
 export const shardName = (i: number): string => (i === 0 ? 'root' : `shard-${i}`);
@@ -398,6 +402,7 @@ export class ShardedKcp {
       cwd,
       env: { ...process.env, UNSAFE_E2E_HACK_DISABLE_ETCD_FSYNC: 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.#options.detached === true,
     });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
