@@ -112,8 +112,8 @@ const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedM
   const mib = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
   return {
     watches: sum('resource_broker_watches'),
-    heapUsedMiB: mib(sum('resource_broker_nodejs_heap_size_used_bytes')),
-    externalMiB: mib(sum('resource_broker_nodejs_external_memory_bytes')),
+    heapUsedMiB: mib(sum('nodejs_heap_size_used_bytes')),
+    externalMiB: mib(sum('nodejs_external_memory_bytes')),
     requests: sum('resource_broker_kcp_requests_total'),
   };
 };

@@ -29,7 +29,7 @@ import { ControllerManager, watchOf, type Controller, type Watch } from '../runt
 import { EventRecorder } from '../runtime/events.ts';
 import type { Informer } from '../runtime/informer.ts';
 import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
-import { WorkQueue, type ReconcileResult } from '../runtime/workqueue.ts';
+import { WorkQueue, type QueueEvent, type ReconcileResult } from '../runtime/workqueue.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 const APIEXPORTS = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' };
@@ -43,7 +43,8 @@ export type BrokerOptions = {
   /** The shards the broker's own staging and verification workspaces are scheduled to (default: any). */
   locations?: { staging?: ShardSelector | undefined; verification?: ShardSelector | undefined };
   logger: Logger;
-  onReconciled?: (queue: string, outcome: { ok: boolean; durationMs: number }) => void;
+  /** What each controller's queue does, by controller name (for metrics). */
+  onQueueEvent?: (controller: string, event: QueueEvent) => void;
 };
 
 /** What the running broker shares between the controllers it wires. */
@@ -177,8 +178,8 @@ export class Broker {
   }
 
   #add(controller: Controller, signal: AbortSignal): Promise<void> {
-    const { onReconciled } = this.#options;
-    if (onReconciled) controller.queue.observe((o) => onReconciled(controller.name, o));
+    const { onQueueEvent } = this.#options;
+    if (onQueueEvent) controller.queue.observe((event) => onQueueEvent(controller.name, event));
     return this.#manager.add(controller, signal);
   }
 

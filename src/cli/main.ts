@@ -97,6 +97,7 @@ export const main = async (argv: string[]): Promise<number> => {
       path: settings.kubeconfig,
       context: settings.context,
       onRequest: (verb, url) => metrics.onRequest(verb, url),
+      onResponse: (verb, url, code) => metrics.onResponse(verb, url, code),
     });
   } catch (err) {
     console.error(`resource-broker ${command}: cannot load kubeconfig: ${err instanceof Error ? err.message : String(err)}`);
@@ -144,7 +145,13 @@ export const main = async (argv: string[]): Promise<number> => {
     const { computeKubeconfig } = run;
     const compute = computeKubeconfig
       ? serverAccess(
-          (await KcpEndpoint.fromKubeconfig({ path: computeKubeconfig, onRequest: (verb, url) => metrics.onRequest(verb, url) })).fenced({
+          (
+            await KcpEndpoint.fromKubeconfig({
+              path: computeKubeconfig,
+              onRequest: (verb, url) => metrics.onRequest(verb, url),
+              onResponse: (verb, url, code) => metrics.onResponse(verb, url, code),
+            })
+          ).fenced({
             ...(lock ? { writeFence: lock.fence, writeDeadline: lock.writeDeadline } : {}),
           }),
         )
@@ -155,7 +162,7 @@ export const main = async (argv: string[]): Promise<number> => {
       ...(compute ? { compute } : {}),
       locations: run.locations,
       logger,
-      onReconciled: (queue, outcome) => metrics.onReconciled(queue, outcome),
+      onQueueEvent: (controller, event) => metrics.onQueueEvent(controller, event),
     });
     metrics.observe({ queues: () => broker.queues, informers: () => broker.informers, coordination: () => broker.coordination() });
     const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
@@ -193,20 +200,21 @@ export const main = async (argv: string[]): Promise<number> => {
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
     if (lock) {
+      metrics.setLeader(lock.name, false);
       try {
         await lock.acquire(shutdown.signal);
       } catch {
         logger.info('stopped before becoming leader');
         return 0;
       }
-      metrics.isLeader.set(1);
+      metrics.setLeader(lock.name, true);
     }
     // Renewal runs from the moment the lease is held, also while the broker starts (a slow start
     // must not let the lease lapse while this replica acts).
     const renewal = lock?.keepRenewing(shutdown.signal).catch((err: unknown) => {
       // Another replica may act now: the fence already refuses writes; stop.
       logger.error({ err }, 'lost the leader lease, stopping');
-      metrics.isLeader.set(0);
+      metrics.setLeader(lock!.name, false);
       exitCode = 1;
       shutdown.abort(err);
     });

@@ -25,6 +25,8 @@ export type KcpEndpointOptions = {
   pingIntervalMs?: number;
   /** Called once per request with its method and URL (for request metrics); the client stays unaware of them. */
   onRequest?: (method: string, url: string) => void;
+  /** Called once per request when its answer (the status code) or its failure (`<error>`, as client-go counts it) is known. */
+  onResponse?: (method: string, url: string, code: string) => void;
   /** Share another endpoint's connections (see `fenced`). */
   dispatcher?: Agent;
   /** Share another endpoint's HTTP/1.1 connections for requests with a body (see `fenced`). */
@@ -113,6 +115,7 @@ export class KcpEndpoint {
       context?: string | undefined;
       token?: string | undefined;
       onRequest?: (method: string, url: string) => void;
+      onResponse?: (method: string, url: string, code: string) => void;
       allowH2?: boolean;
       pingIntervalMs?: number;
     } = {},
@@ -140,6 +143,7 @@ export class KcpEndpoint {
       bearerToken: options.token ?? authorization?.replace(/^Bearer\s+/i, ''),
       insecureSkipTLSVerify: cluster.skipTLSVerify,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+      ...(options.onResponse ? { onResponse: options.onResponse } : {}),
       ...(options.allowH2 !== undefined ? { allowH2: options.allowH2 } : {}),
       ...(options.pingIntervalMs !== undefined ? { pingIntervalMs: options.pingIntervalMs } : {}),
     });
@@ -188,6 +192,20 @@ export class KcpEndpoint {
     return this.#authorization ? { authorization: this.#authorization, ...extra } : { ...extra };
   }
 
+  /** Reports the answer's status code, or `<error>` when none came. */
+  async #answered<R>(method: string, url: string, pending: Promise<R>, codeOf: (response: R) => number): Promise<R> {
+    const report = this.#options.onResponse;
+    if (!report) return pending;
+    try {
+      const response = await pending;
+      report(method, url, String(codeOf(response)));
+      return response;
+    } catch (err) {
+      report(method, url, '<error>');
+      throw err;
+    }
+  }
+
   /** A fetch bound to this endpoint's dispatcher and credentials (for openapi-fetch). */
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
@@ -195,13 +213,18 @@ export class KcpEndpoint {
     const signal = this.#checkFence(input.method, input.url, input.signal);
     this.#onRequest(input.method, input.url);
     const body = input.body ? await input.arrayBuffer() : undefined;
-    const response = await undiciFetch(input.url, {
-      method: input.method,
-      headers: Object.fromEntries(headers),
-      body,
-      signal,
-      dispatcher: body === undefined ? this.dispatcher : this.#bodyDispatcher,
-    });
+    const response = await this.#answered(
+      input.method,
+      input.url,
+      undiciFetch(input.url, {
+        method: input.method,
+        headers: Object.fromEntries(headers),
+        body,
+        signal,
+        dispatcher: body === undefined ? this.dispatcher : this.#bodyDispatcher,
+      }),
+      (r) => r.status,
+    );
     this.#accepted(input.method, input.url, response.status);
     return response as unknown as Response;
   };
@@ -210,16 +233,21 @@ export class KcpEndpoint {
   async json<T>(req: JsonRequest): Promise<T> {
     const signal = this.#checkFence(req.method, req.url, req.signal);
     this.#onRequest(req.method, req.url);
-    const response = await undiciRequest(req.url, {
-      method: req.method,
-      dispatcher: req.body === undefined ? this.dispatcher : this.#bodyDispatcher,
-      headers: this.headers({
-        accept: 'application/json',
-        ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
+    const response = await this.#answered(
+      req.method,
+      req.url,
+      undiciRequest(req.url, {
+        method: req.method,
+        dispatcher: req.body === undefined ? this.dispatcher : this.#bodyDispatcher,
+        headers: this.headers({
+          accept: 'application/json',
+          ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
+        }),
+        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+        signal,
       }),
-      body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-      signal,
-    });
+      (r) => r.statusCode,
+    );
     const text = await response.body.text();
     if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);
     this.#accepted(req.method, req.url, response.statusCode);
@@ -232,13 +260,18 @@ export class KcpEndpoint {
    */
   async stream(url: string, signal: AbortSignal): Promise<Dispatcher.ResponseData['body']> {
     this.#onRequest('WATCH', url);
-    const response = await undiciRequest(url, {
-      method: 'GET',
-      dispatcher: this.dispatcher,
-      headers: this.headers({ accept: 'application/json' }),
-      signal,
-      bodyTimeout: 0,
-    });
+    const response = await this.#answered(
+      'WATCH',
+      url,
+      undiciRequest(url, {
+        method: 'GET',
+        dispatcher: this.dispatcher,
+        headers: this.headers({ accept: 'application/json' }),
+        signal,
+        bodyTimeout: 0,
+      }),
+      (r) => r.statusCode,
+    );
     if (response.statusCode < 200 || response.statusCode >= 300) {
       const text = await response.body.text();
       throw toApiError('GET', url, response.statusCode, text);

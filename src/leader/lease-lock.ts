@@ -59,6 +59,11 @@ export class LeaseLock {
     return this.#leading && performance.now() < this.#validUntil;
   }
 
+  /** The Lease's name (in the coordination workspace's `default` namespace). */
+  get name(): string {
+    return this.#options.name;
+  }
+
   /** Until when a write sent now may still be in flight (an endpoint write deadline). */
   readonly writeDeadline = (): number | undefined =>
     this.#leading ? Math.floor(Date.now() + (this.#validUntil - performance.now())) : undefined;

@@ -1,18 +1,26 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
-import type { InformerScope } from '../runtime/informer-scope.ts';
-import type { WorkQueue } from '../runtime/workqueue.ts';
+import type { InformerScope, InformerStats } from '../runtime/informer-scope.ts';
+import type { QueueEvent, WorkQueue } from '../runtime/workqueue.ts';
 
-const countBy = <T>(items: T[], keyOf: (item: T) => string): Map<string, number> => {
-  const counts = new Map<string, number>();
-  for (const item of items) {
-    const key = keyOf(item);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
+const sumBy = <T>(items: T[], keyOf: (item: T) => string, amountOf: (item: T) => number): Map<string, number> => {
+  const sums = new Map<string, number>();
+  for (const item of items) sums.set(keyOf(item), (sums.get(keyOf(item)) ?? 0) + amountOf(item));
+  return sums;
 };
 
-/** The broker's Prometheus metrics; one instance per process. */
+/** controller-runtime's reconcile-time buckets (seconds), trimmed. */
+const RECONCILE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** client-go's workqueue buckets: 10 ns to 10 s by factors of 10. */
+const QUEUE_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10];
+
+/**
+ * The broker's Prometheus metrics; one instance per process. Beside its own families
+ * (`resource_broker_*`), it serves the ones every controller dashboard reads: controller-runtime's
+ * reconcile metrics, client-go's workqueue and REST client metrics, leader election status, and
+ * the process and Node.js defaults, all with few label values (one per controller, informer
+ * family, kcp host).
+ */
 export class BrokerMetrics {
   readonly registry = new Registry();
   readonly kcpRequests = new Counter({
@@ -21,31 +29,113 @@ export class BrokerMetrics {
     labelNames: ['verb', 'target'],
     registers: [this.registry],
   });
-
-  onRequest(verb: string, url: string): void {
-    this.kcpRequests.inc({ verb, target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api' });
-  }
-  readonly reconciles = new Counter({
-    name: 'resource_broker_reconcile_total',
-    help: 'Reconciles by controller queue and result.',
+  readonly restRequests = new Counter({
+    name: 'rest_client_requests_total',
+    help: 'Number of HTTP requests to kcp, partitioned by status code, method, and host.',
+    labelNames: ['code', 'method', 'host'],
+    registers: [this.registry],
+  });
+  readonly #reconciles = new Counter({
+    name: 'controller_runtime_reconcile_total',
+    help: 'Total number of reconciliations per controller',
     labelNames: ['controller', 'result'],
     registers: [this.registry],
   });
-  readonly reconcileSeconds = new Histogram({
-    name: 'resource_broker_reconcile_duration_seconds',
-    help: 'Reconcile duration by controller queue.',
+  readonly #reconcileErrors = new Counter({
+    name: 'controller_runtime_reconcile_errors_total',
+    help: 'Total number of reconciliation errors per controller',
     labelNames: ['controller'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
-  readonly isLeader = new Gauge({
+  readonly #reconcileTime = new Histogram({
+    name: 'controller_runtime_reconcile_time_seconds',
+    help: 'Length of time per reconciliation per controller',
+    labelNames: ['controller'],
+    buckets: RECONCILE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #adds = new Counter({
+    name: 'workqueue_adds_total',
+    help: 'Total number of adds handled by workqueue',
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+  });
+  readonly #retries = new Counter({
+    name: 'workqueue_retries_total',
+    help: 'Total number of retries handled by workqueue',
+    labelNames: ['name', 'controller'],
+    registers: [this.registry],
+  });
+  readonly #queueDuration = new Histogram({
+    name: 'workqueue_queue_duration_seconds',
+    help: 'How long in seconds an item stays in workqueue before being requested',
+    labelNames: ['name', 'controller'],
+    buckets: QUEUE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #workDuration = new Histogram({
+    name: 'workqueue_work_duration_seconds',
+    help: 'How long in seconds processing an item from workqueue takes',
+    labelNames: ['name', 'controller'],
+    buckets: QUEUE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #leading = new Gauge({
+    name: 'leader_election_master_status',
+    help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.',
+    labelNames: ['name'],
+    registers: [this.registry],
+  });
+  readonly #isLeader = new Gauge({
     name: 'resource_broker_leader',
     help: '1 while this replica holds the leader lease.',
     registers: [this.registry],
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'resource_broker_' });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  onRequest(verb: string, url: string): void {
+    this.kcpRequests.inc({ verb, target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api' });
+  }
+
+  /** A kcp answer (or `<error>`), counted by code, method and host as client-go counts it. */
+  onResponse(verb: string, url: string, code: string): void {
+    let host = '';
+    try {
+      host = new URL(url).host;
+    } catch {
+      // not a URL: counted without a host
+    }
+    this.restRequests.inc({ code, method: verb === 'WATCH' ? 'GET' : verb, host });
+  }
+
+  setLeader(lease: string, leading: boolean): void {
+    this.#leading.set({ name: lease }, leading ? 1 : 0);
+    this.#isLeader.set(leading ? 1 : 0);
+  }
+
+  /** One queue event of `controller` (the queue has the controller's name). */
+  onQueueEvent(controller: string, event: QueueEvent): void {
+    const labels = { name: controller, controller };
+    switch (event.type) {
+      case 'added':
+        this.#adds.inc(labels);
+        return;
+      case 'retried':
+        this.#retries.inc(labels);
+        return;
+      case 'started':
+        this.#queueDuration.observe(labels, event.waitedMs / 1000);
+        return;
+      case 'reconciled':
+        this.#reconciles.inc({ controller, result: event.result });
+        if (event.result === 'error') this.#reconcileErrors.inc({ controller });
+        this.#reconcileTime.observe({ controller }, event.durationMs / 1000);
+        this.#workDuration.observe(labels, event.durationMs / 1000);
+        return;
+    }
   }
 
   /** Gauges read at scrape time from the running queues and informers. */
@@ -55,14 +145,50 @@ export class BrokerMetrics {
     /** Assignments and Migrations as cached (empty before the broker leads). */
     coordination: () => { assignments: Assignment[]; migrations: Migration[] };
   }): void {
+    const registers = [this.registry];
+    const perQueue = (name: string, help: string, amountOf: (q: WorkQueue) => number, labelNames = ['name', 'controller']): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const q of source.queues())
+            this.set(labelNames.length === 1 ? { controller: q.name } : { name: q.name, controller: q.name }, amountOf(q));
+        },
+      });
+    };
+    perQueue('workqueue_depth', 'Current depth of workqueue', (q) => q.depth);
+    perQueue(
+      'workqueue_unfinished_work_seconds',
+      "How many seconds of work has been done that is in progress and hasn't been observed by work_duration.",
+      (q) => q.runningForMs().reduce((sum, ms) => sum + ms, 0) / 1000,
+    );
+    perQueue(
+      'workqueue_longest_running_processor_seconds',
+      'How many seconds has the longest running processor for workqueue been running.',
+      (q) => Math.max(0, ...q.runningForMs()) / 1000,
+    );
+    perQueue('controller_runtime_active_workers', 'Number of currently used workers per controller', (q) => q.active, ['controller']);
+    perQueue(
+      'controller_runtime_max_concurrent_reconciles',
+      'Maximum number of concurrent reconciles per controller',
+      (q) => q.concurrency,
+      ['controller'],
+    );
     new Gauge({
       name: 'resource_broker_objects',
       help: 'Brokered objects by the provider (logical cluster) serving them.',
       labelNames: ['provider'],
-      registers: [this.registry],
+      registers,
       collect() {
         this.reset();
-        for (const [provider, n] of countBy(source.coordination().assignments, (a) => a.status?.providerCluster ?? 'unplaced'))
+        for (const [provider, n] of sumBy(
+          source.coordination().assignments,
+          (a) => a.status?.providerCluster ?? 'unplaced',
+          () => 1,
+        ))
           this.set({ provider }, n);
       },
     });
@@ -70,55 +196,59 @@ export class BrokerMetrics {
       name: 'resource_broker_migrations',
       help: 'Migrations by state.',
       labelNames: ['state'],
-      registers: [this.registry],
+      registers,
       collect() {
         this.reset();
-        for (const [state, n] of countBy(source.coordination().migrations, (m) => m.status?.state ?? 'Pending')) this.set({ state }, n);
+        for (const [state, n] of sumBy(
+          source.coordination().migrations,
+          (m) => m.status?.state ?? 'Pending',
+          () => 1,
+        ))
+          this.set({ state }, n);
       },
     });
-    new Gauge({
-      name: 'resource_broker_workqueue_depth',
-      help: 'Keys waiting in each work queue.',
-      labelNames: ['queue'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const q of source.queues()) this.set({ queue: q.name }, q.depth);
-      },
-    });
-    new Gauge({
-      name: 'resource_broker_watch_restarts',
-      help: 'Watch reopenings per informer since it started.',
+    const stats = (): InformerStats[] => source.informers()?.stats() ?? [];
+    // Restarts are counted per informer, and an informer's count goes with its workspace: the
+    // counter adds what the live ones gained since the last scrape, so it never goes down.
+    const restartsSeen = new Map<string, number>();
+    new Counter({
+      name: 'resource_broker_watch_restarts_total',
+      help: 'Watch reopenings, by informer family (the staging ones summed over staging workspaces).',
       labelNames: ['informer'],
-      registers: [this.registry],
+      registers,
       collect() {
-        this.reset();
-        for (const s of source.informers()?.stats() ?? []) this.set({ informer: s.name }, s.watchRestarts);
+        for (const [family, total] of sumBy(
+          stats(),
+          (s) => s.family,
+          (s) => s.watchRestarts,
+        )) {
+          const gained = total - (restartsSeen.get(family) ?? 0);
+          if (gained > 0) this.inc({ informer: family }, gained);
+          restartsSeen.set(family, total);
+        }
       },
     });
     new Gauge({
       name: 'resource_broker_watches',
       help: 'Watches open on kcp: one per informer and shard of its virtual workspace.',
-      registers: [this.registry],
+      registers,
       collect() {
-        this.set((source.informers()?.stats() ?? []).reduce((sum, s) => sum + s.watches, 0));
+        this.set(stats().reduce((sum, s) => sum + s.watches, 0));
       },
     });
     new Gauge({
       name: 'resource_broker_watch_seconds_since_last_event',
-      help: 'Seconds since each informer last saw an event or bookmark.',
+      help: 'Seconds since an informer last saw an event or bookmark: the stalest of each informer family.',
       labelNames: ['informer'],
-      registers: [this.registry],
+      registers,
       collect() {
         this.reset();
         const now = Date.now();
-        for (const s of source.informers()?.stats() ?? []) if (s.lastEventAt) this.set({ informer: s.name }, (now - s.lastEventAt) / 1000);
+        const stalest = new Map<string, number>();
+        for (const s of stats())
+          if (s.lastEventAt) stalest.set(s.family, Math.max(stalest.get(s.family) ?? 0, (now - s.lastEventAt) / 1000));
+        for (const [informer, seconds] of stalest) this.set({ informer }, seconds);
       },
     });
-  }
-
-  onReconciled(controller: string, outcome: { ok: boolean; durationMs: number }): void {
-    this.reconciles.inc({ controller, result: outcome.ok ? 'success' : 'error' });
-    this.reconcileSeconds.observe({ controller }, outcome.durationMs / 1000);
   }
 }

@@ -6,7 +6,14 @@ export type KeyedSource<T extends KubeObject> = ListerWatcher<T> & { url(): stri
 
 type Running = { informer: Informer<KubeObject>; done: Promise<void> };
 
-export type InformerStats = { name: string; synced: boolean; lastEventAt: number | undefined; watchRestarts: number; watches: number };
+export type InformerStats = {
+  name: string;
+  family: string;
+  synced: boolean;
+  lastEventAt: number | undefined;
+  watchRestarts: number;
+  watches: number;
+};
 
 /**
  * Informers started and ended as one unit: the whole process, one brokered resource, one
@@ -73,6 +80,7 @@ export class InformerScope {
   stats(): InformerStats[] {
     const own = [...this.#informers.values()].map(({ informer }) => ({
       name: informer.name,
+      family: informer.family,
       synced: informer.synced,
       lastEventAt: informer.stats.lastEventAt,
       watchRestarts: informer.stats.watchRestarts,

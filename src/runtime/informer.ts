@@ -42,6 +42,8 @@ type SourceRun = { controller: AbortController; done: Promise<void>; keys: Set<s
 
 export type InformerOptions<T extends KubeObject> = {
   name: string;
+  /** The name without the workspace it watches (`staging secrets`), for metric labels that stay few; default: name. */
+  family?: string;
   /** One lister-watcher, or a set of them that changes (every shard of a virtual workspace). */
   source: ListerWatcher<T> | SourceSet<T>;
   logger?: Logger;
@@ -75,6 +77,7 @@ export type InformerStats = {
  */
 export class Informer<T extends KubeObject = KubeObject> {
   readonly name: string;
+  readonly family: string;
   readonly store = new ObjectStore<T>();
   readonly stats: InformerStats = { lists: 0, watchRestarts: 0, stalls: 0, lastEventAt: undefined };
   readonly #options: InformerOptions<T>;
@@ -90,6 +93,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   constructor(options: InformerOptions<T>) {
     this.#options = options;
     this.name = options.name;
+    this.family = options.family ?? options.name;
     // managedFields are often the largest part of an object and no controller reads them; an
     // update sent without them keeps the server's (only an empty list would reset them).
     const keep = options.transform ?? ((obj: T) => obj);

@@ -26,9 +26,18 @@ export type WorkQueueOptions = {
    * considered: when it reaches the head of the queue, and again after a full group of its frees up.
    */
   fairness?: { groupsOf: (key: string) => string[]; maxPerGroup: number };
-  /** Called after each reconcile, for metrics. */
-  onReconciled?: (outcome: { key: string; ok: boolean; durationMs: number }) => void;
 };
+
+/**
+ * What a queue reports for metrics (client-go's workqueue and controller-runtime's reconcile
+ * families): a key queued, a key taken by a worker after waiting, a failure requeued with
+ * backoff, a reconcile done and how it ended.
+ */
+export type QueueEvent =
+  | { type: 'added' }
+  | { type: 'started'; waitedMs: number }
+  | { type: 'retried' }
+  | { type: 'reconciled'; key: string; result: 'success' | 'error' | 'requeue_after'; durationMs: number };
 
 /**
  * A rate-limited work queue in the manner of client-go's: a key waiting is queued once however
@@ -50,7 +59,10 @@ export class WorkQueue {
   readonly #inFlight = new Set<Promise<void>>();
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
-  #onReconciled: WorkQueueOptions['onReconciled'];
+  #observer: ((event: QueueEvent) => void) | undefined;
+  /** When each queued key was queued, and when each running key started (for queue and work durations). */
+  readonly #queuedAt = new Map<string, number>();
+  readonly #startedAt = new Map<string, number>();
   /** Running reconciles per fairness group, and the groups of each running key. */
   readonly #runningPerGroup = new Map<string, number>();
   readonly #groupsOfRunning = new Map<string, string[]>();
@@ -65,12 +77,20 @@ export class WorkQueue {
   constructor(options: WorkQueueOptions) {
     this.#options = options;
     this.name = options.name;
-    this.#onReconciled = options.onReconciled;
     this.#logger = (options.logger ?? silentLogger()).child({ queue: options.name });
   }
 
   get depth(): number {
     return this.#queue.length + this.#parkedCount;
+  }
+
+  /** Reconciles running now, and the most that may run at once. */
+  get active(): number {
+    return this.#processing.size;
+  }
+
+  get concurrency(): number {
+    return this.#options.concurrency ?? 4;
   }
 
   get running(): boolean {
@@ -85,6 +105,8 @@ export class WorkQueue {
     }
     if (this.#queued.has(key)) return;
     this.#queued.add(key);
+    this.#queuedAt.set(key, performance.now());
+    this.#observer?.({ type: 'added' });
     this.#queue.push(key);
     this.#pump();
   }
@@ -106,9 +128,15 @@ export class WorkQueue {
     this.#timers.set(key, timer);
   }
 
-  /** Reports each reconcile from now on (metrics); replaces an earlier observer. */
-  observe(onReconciled: NonNullable<WorkQueueOptions['onReconciled']>): void {
-    this.#onReconciled = onReconciled;
+  /** Reports what the queue does from now on (metrics); replaces an earlier observer. */
+  observe(observer: (event: QueueEvent) => void): void {
+    this.#observer = observer;
+  }
+
+  /** How long each running reconcile has run so far, in ms (for unfinished-work metrics). */
+  runningForMs(): number[] {
+    const now = performance.now();
+    return [...this.#startedAt.values()].map((at) => now - at);
   }
 
   /** Starts processing; keys added before start wait until then. */
@@ -145,17 +173,21 @@ export class WorkQueue {
   #pump(): void {
     const controller = this.#controller;
     if (!controller || controller.signal.aborted) return;
-    const concurrency = this.#options.concurrency ?? 4;
-    while (this.#processing.size < concurrency) {
+    while (this.#processing.size < this.concurrency) {
       const next = this.#nextRunnable();
       if (next === undefined) return; // nothing queued, or every waiting key's group is at its limit
       const { key, groups } = next;
       this.#queued.delete(key);
+      const now = performance.now();
+      this.#observer?.({ type: 'started', waitedMs: now - (this.#queuedAt.get(key) ?? now) });
+      this.#queuedAt.delete(key);
+      this.#startedAt.set(key, now);
       this.#processing.add(key);
       this.#enterGroups(key, groups);
       const work = this.#process(key, controller.signal).finally(() => {
         this.#inFlight.delete(work);
         this.#processing.delete(key);
+        this.#startedAt.delete(key);
         this.#leaveGroups(key);
         if (this.#dirty.delete(key)) this.add(key);
         this.#pump();
@@ -236,10 +268,11 @@ export class WorkQueue {
       // Returned normally after its signal aborted (a wait that ended on it): not done, retry.
       if (signal.aborted && !queueSignal.aborted) throw new Error(`reconcile of ${key} exceeded its deadline`);
       this.#failures.delete(key);
-      this.#onReconciled?.({ key, ok: true, durationMs: performance.now() - started });
-      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+      const requeue = result?.requeueAfterMs !== undefined;
+      this.#observer?.({ type: 'reconciled', key, result: requeue ? 'requeue_after' : 'success', durationMs: performance.now() - started });
+      if (requeue) this.addAfter(key, result.requeueAfterMs!);
     } catch (err) {
-      this.#onReconciled?.({ key, ok: false, durationMs: performance.now() - started });
+      this.#observer?.({ type: 'reconciled', key, result: 'error', durationMs: performance.now() - started });
       if (queueSignal.aborted) return;
       if (signal.aborted) {
         this.#logger.warn({ key, deadlineMs: deadline }, 'reconcile exceeded its deadline, requeueing');
@@ -254,6 +287,7 @@ export class WorkQueue {
       this.#failures.set(key, failures);
       const delay = backoffDelay(failures, this.#options.backoff ?? { initialMs: 100, maxMs: 60_000 });
       this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
+      this.#observer?.({ type: 'retried' });
       this.addAfter(key, delay);
     }
   }

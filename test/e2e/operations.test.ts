@@ -113,7 +113,14 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     const providerCluster = (await world.assignmentOf(consumer, 'certificates', 'before'))?.status?.providerCluster;
     const metrics = await (await fetch(`http://127.0.0.1:${first.metricsPort}/metrics`)).text();
     expect(metrics).toContain(`resource_broker_objects{provider="${providerCluster}"} 1`);
-    expect(metrics).toMatch(/^resource_broker_reconcile_total\{controller="sync-certificates[^"]*",result="success"\} [1-9]/m);
+    // The families every controller dashboard reads, after real reconciles against kcp.
+    expect(metrics).toMatch(/^controller_runtime_reconcile_total\{controller="sync-certificates[^"]*",result="success"\} [1-9]/m);
+    expect(metrics).toMatch(/^workqueue_adds_total\{name="sync-certificates[^"]*",controller="sync-certificates[^"]*"\} [1-9]/m);
+    expect(metrics).toMatch(/^workqueue_queue_duration_seconds_count\{name="sync-certificates[^"]*",controller="[^"]*"\} [1-9]/m);
+    expect(metrics).toMatch(/^rest_client_requests_total\{code="201",method="POST",host="127\.0\.0\.1:\d+"\} [1-9]/m);
+    expect(metrics).toMatch(/^leader_election_master_status\{name="resource-broker"\} 1$/m);
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(await second.metric('leader_election_master_status')).toBe(0);
 
     const explained = await runCli([
       'explain',

@@ -240,6 +240,7 @@ export class AcceptAPIController implements Controller {
   #bindingInformer(cluster: string, workspaceName: string): Informer<APIBindingObject> {
     const informer = this.#o.verificationScopes.of(cluster).informer(this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS), {
       name: `verification ${workspaceName} apibindings`,
+      family: 'verification apibindings',
       logger: this.#logger,
     });
     if (!this.#watchedBindings.has(cluster)) {

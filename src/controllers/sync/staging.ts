@@ -75,17 +75,20 @@ export class StagingCaches implements StagingSide {
     const scope = this.#scopes.of(cluster);
     const objects = scope.informer(this.#clients.inWorkspace(cluster, this.#gvr), {
       name: `staging ${cluster} ${this.#gvr.resource}`,
+      family: `staging ${this.#gvr.resource}`,
       logger: this.#logger,
     });
     objects.store.addIndex(RELATED_INDEX, relatedIndexValues);
     const secrets = scope.informer(this.#clients.inWorkspace(cluster, SECRETS), {
       name: `staging ${cluster} secrets`,
+      family: 'staging secrets',
       logger: this.#logger,
       transform: relatedDigestOf,
       pageSize: RELATED_PAGE_SIZE,
     });
     const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), {
       name: `staging ${cluster} configmaps`,
+      family: 'staging configmaps',
       logger: this.#logger,
       transform: relatedDigestOf,
       pageSize: RELATED_PAGE_SIZE,
