@@ -162,7 +162,14 @@ export class StagingWorkspaceController implements Controller {
 
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
     const { coordination, workspaces, stagingScopes } = this.#o;
-    if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
+    if (sw.status?.phase !== 'Terminating' && !sw.metadata.deletionTimestamp) {
+      // Marked now, deleted on a later round. A sync that read Ready just before this writes its
+      // copy within the round (its Assignment comes first), and the next round sees that
+      // Assignment and keeps the workspace; after the mark no sync writes into it. Deleted at once,
+      // a copy written in that gap would be provisioned and deprovisioned with the workspace.
+      await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
+      return { requeueAfterMs: SETTLE_MS };
+    }
     const cluster = sw.status?.clusterName;
     if (cluster) await stagingScopes.end(cluster);
     const ws = await workspaces.get(parent, name, signal);

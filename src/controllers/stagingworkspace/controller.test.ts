@@ -1,0 +1,133 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  ASSIGNMENT_GVR,
+  MIGRATION_GVR,
+  MIGRATIONCONFIGURATION_GVR,
+  STAGINGWORKSPACE_GVR,
+  type Assignment,
+  type Migration,
+  type MigrationConfiguration,
+  type StagingWorkspace,
+} from '../../apis/types.ts';
+import { Coordination } from '../../coordination/coordination.ts';
+import { APIBINDINGS, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
+import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
+import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
+import { silentLogger } from '../../logging.ts';
+import { MemoryApi } from '../../../test/fakes/memory-api.ts';
+import { StagingWorkspaceController } from './controller.ts';
+
+const COORD = 'coord';
+const SW = 'sw-1';
+const CLUSTER = 'c1';
+
+type Workspace = Awaited<ReturnType<Workspaces['get']>> & object;
+
+/** The staging tree as kcp keeps it: workspaces that are Ready, and deletions that finish when told. */
+class FakeWorkspaces {
+  readonly all = new Map<string, Workspace>();
+  readonly deleted: string[] = [];
+  get = async (parent: string, name: string): Promise<Workspace | undefined> => this.all.get(`${parent}:${name}`);
+  create = async (parent: string, name: string): Promise<void> => {
+    const ws = {
+      metadata: { name, creationTimestamp: new Date(0).toISOString() },
+      spec: { cluster: CLUSTER },
+      status: { phase: 'Ready' },
+    } as unknown as Workspace;
+    this.all.set(`${parent}:${name}`, ws);
+  };
+  delete = async (parent: string, name: string): Promise<boolean> => {
+    this.deleted.push(`${parent}:${name}`);
+    const ws = this.all.get(`${parent}:${name}`);
+    if (ws) ws.metadata.deletionTimestamp = new Date().toISOString();
+    return ws !== undefined;
+  };
+}
+
+describe('StagingWorkspaceController', () => {
+  let api: MemoryApi;
+  let workspaces: FakeWorkspaces;
+  let controller: StagingWorkspaceController;
+  const signal = new AbortController().signal;
+  const assign = (name: string): Assignment =>
+    api.put<Assignment>(COORD, ASSIGNMENT_GVR, {
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'Assignment',
+      metadata: { name },
+      spec: {
+        consumerCluster: 'consumer',
+        gvr: { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'widgets' },
+        namespace: 'default',
+        name,
+        providerCluster: 'provider',
+        acceptAPIName: 'widgets',
+      },
+      status: { stagingWorkspace: SW },
+    });
+  const phase = (): string | undefined => api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)?.status?.phase;
+
+  beforeEach(async () => {
+    api = new MemoryApi();
+    const informer = <T extends KubeObject>(gvr: GroupVersionResource) => api.informer<T>(gvr, { clusters: [COORD] });
+    const informers = {
+      assignments: informer<Assignment>(ASSIGNMENT_GVR),
+      stagingWorkspaces: informer<StagingWorkspace>(STAGINGWORKSPACE_GVR),
+      migrations: informer<Migration>(MIGRATION_GVR),
+      configurations: informer<MigrationConfiguration>(MIGRATIONCONFIGURATION_GVR),
+    };
+    const kind = <T extends KubeObject>(i: { store: unknown }, gvr: GroupVersionResource) => ({
+      store: i.store,
+      client: api.client<T>(COORD, gvr),
+    });
+    const coordination = new Coordination({
+      cluster: COORD,
+      assignments: kind(informers.assignments, ASSIGNMENT_GVR),
+      stagingWorkspaces: kind(informers.stagingWorkspaces, STAGINGWORKSPACE_GVR),
+      migrations: kind(informers.migrations, MIGRATION_GVR),
+      configurations: kind(informers.configurations, MIGRATIONCONFIGURATION_GVR),
+    } as unknown as ConstructorParameters<typeof Coordination>[0]);
+    workspaces = new FakeWorkspaces();
+    controller = new StagingWorkspaceController({
+      coordination,
+      informers,
+      workspaces,
+      clients: { inWorkspace: (cluster, gvr) => api.client(cluster, gvr) as never },
+      stagingRoot: 'root:staging',
+      stagingScopes: { end: async () => undefined },
+      logger: silentLogger(),
+    });
+    api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'StagingWorkspace',
+      metadata: { name: SW },
+      spec: { consumerCluster: 'consumer', providerCluster: 'provider', apiExportName: 'widgets' },
+    } as StagingWorkspace);
+    // A served staging workspace: its workspace Ready, the provider's export bound.
+    assign('a-1');
+    await controller.reconcile(SW, signal); // creates the workspace
+    await controller.reconcile(SW, signal); // binds the provider's export
+    const binding = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', 'widgets')!;
+    api.put(CLUSTER, APIBINDINGS, { ...binding, status: { phase: 'Bound', exportPermissionClaims: [] } });
+    await controller.reconcile(SW, signal);
+    expect(phase()).toBe('Ready');
+  });
+
+  it('marks an unreferenced staging workspace Terminating first and deletes its workspace only on a later round', async () => {
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+    expect(phase()).toBe('Terminating');
+    expect(workspaces.deleted).toEqual([]);
+    await controller.reconcile(SW, signal);
+    expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
+  });
+
+  it('keeps the workspace when an Assignment comes between the mark and the delete (a sync that read Ready)', async () => {
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
+    await controller.reconcile(SW, signal);
+    expect(phase()).toBe('Terminating');
+    assign('a-2');
+    await controller.reconcile(SW, signal);
+    expect(workspaces.deleted).toEqual([]);
+    expect(phase()).toBe('Ready');
+  });
+});
