@@ -70,7 +70,7 @@ try {
     await workspaces.ensure('root', ca);
     const applier = new Applier({ endpoint });
     for (const obj of await loadManifests(join(APIEXPORTS_DIR, 'examples'))) {
-      if (obj.metadata.name === 'certificates' || obj.metadata.name === 'v1alpha1-2.certificates.example.platform-mesh.io')
+      if (obj.metadata.name === 'certificates' || obj.metadata.name === 'v1alpha1-3.certificates.example.platform-mesh.io')
         await applier.apply(`root:${ca}`, obj);
     }
     await kubectl('kcp', 'bind', 'apiexport', 'root:platform:acceptapis', '--accept-all-permission-claims', ...at(`root:${ca}`));

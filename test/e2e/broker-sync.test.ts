@@ -1,9 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile as execFileCb } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
 import { BrokerWorld, decodeSecret } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
+
+const execFile = promisify(execFileCb);
 
 describe('broker core: a Certificate placed, mirrored down and reflected up', () => {
   let world: BrokerWorld;
@@ -215,5 +219,42 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     expect((await world.objects(consumerB.path, 'certificates').get({ namespace: 'default', name: 'same' }))['status']).toMatchObject({
       status: 'Available',
     });
+  });
+
+  it('shows a pending object and why in kubectl get, and clears it once a provider takes the object', async () => {
+    const certs = world.objects(consumerA.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'waiting', { fqdn: 'shop.example.org' }));
+    const get = async (): Promise<string> =>
+      (
+        await execFile(
+          'kubectl',
+          ['get', 'certificates', 'waiting', '-n', 'default', '--server', `${world.endpoint.serverOrigin}/clusters/${consumerA.path}`],
+          {
+            env: { ...process.env, KUBECONFIG: inject('kcp').kubeconfig },
+            encoding: 'utf8',
+          },
+        )
+      ).stdout;
+    const table = await eventually(async () => {
+      const out = await get();
+      expect(out).toContain('NoMatchingProvider');
+      return out;
+    });
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+FQDN\s+STATUS\s+PENDING\s+AGE/);
+    const pending = ((await certs.get({ namespace: 'default', name: 'waiting' }))['status'] as { conditions: Record<string, string>[] })
+      .conditions[0]!;
+    expect(pending).toMatchObject({ type: 'BrokerPlaced', status: 'False', reason: 'NoMatchingProvider' });
+    expect(pending['message']).toContain('does not end with "internal.corp"');
+
+    // The consumer asks for a name a provider accepts: placed, served, and nothing pending any more.
+    const waiting = await certs.get({ namespace: 'default', name: 'waiting' });
+    await certs.update({ ...waiting, spec: { fqdn: 'shop.internal.corp' } });
+    await eventually(async () => {
+      const out = (await get()).split('\n')[1] ?? '';
+      expect(out).toMatch(/^waiting\s+shop\.internal\.corp\s+Available\s+\d/);
+      expect(out).not.toContain('NoMatchingProvider');
+    });
+    await certs.delete({ namespace: 'default', name: 'waiting' });
+    await eventually(async () => expect(await world.assignmentOf(consumerA, 'certificates', 'waiting')).toBeUndefined());
   });
 });

@@ -88,11 +88,36 @@ describe('SyncController', () => {
     expect(world.api.writes).toHaveLength(4);
   });
 
-  it('records NoMatchingProvider and writes nothing but the finalizer when no AcceptAPI matches', async () => {
+  it('records NoMatchingProvider and says so in a BrokerPlaced=False condition until a provider takes the object', async () => {
     world.api.remove('provider-a', ACCEPTAPI_GVR, '', 'widgets-a');
     await world.reconcile(key);
-    expect(world.api.log()).toEqual([`patch ${CONSUMER}/widgets default/w1`]);
+    expect(world.api.log()).toEqual([`patch ${CONSUMER}/widgets default/w1`, `updateStatus ${CONSUMER}/widgets default/w1`]);
     expect(world.events.of('NoMatchingProvider')).toHaveLength(1);
+    const pending = (world.widget(key)!['status'] as { conditions: Record<string, string>[] }).conditions;
+    expect(pending).toMatchObject([{ type: 'BrokerPlaced', status: 'False', reason: 'NoMatchingProvider' }]);
+    expect(pending[0]!['message']).toContain('no');
+    // Waiting on: the same reason writes nothing more.
+    await world.reconcile(key);
+    expect(world.api.writes).toHaveLength(2);
+
+    // A provider appears: the object is placed and the condition goes before any provider status.
+    world.provider = () => undefined;
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    await world.settle(key);
+    expect(world.assignments()).toHaveLength(1);
+    expect(world.widget(key)?.['status']).toEqual({});
+  });
+
+  it("drops a BrokerPlaced condition a provider writes: that condition is the broker's", async () => {
+    world.provider = () => ({
+      status: 'Ready',
+      conditions: [
+        { type: 'BrokerPlaced', status: 'False', reason: 'NoMatchingProvider' },
+        { type: 'Ready', status: 'True' },
+      ],
+    });
+    await world.settle(key);
+    expect(world.widget(key)?.['status']).toEqual({ status: 'Ready', conditions: [{ type: 'Ready', status: 'True' }] });
   });
 
   it("creates the staging copy with the consumer's spec, labels and annotations once the StagingWorkspace is Ready", async () => {

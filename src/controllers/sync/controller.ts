@@ -42,7 +42,15 @@ import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, t
 import { relatedRefs, type RelatedRef } from '../related/refs.ts';
 import { ConsumerBindings, resourceOfKind } from './claims.ts';
 import { finalizeObject } from './finalizer.ts';
-import { consumerStatusOf, stagingCopyDiffers, stagingCopyOf, statusDiffers, updatedStagingCopy } from './mapping.ts';
+import {
+  consumerStatusOf,
+  hasPendingCondition,
+  stagingCopyDiffers,
+  stagingCopyOf,
+  statusDiffers,
+  updatedStagingCopy,
+  withPendingCondition,
+} from './mapping.ts';
 import type { StagingSide } from './staging.ts';
 
 /** Longest one reconcile may take; then it is aborted and retried (a provider or cache that never answers). */
@@ -289,7 +297,9 @@ export class SyncController implements Controller, SyncSteps {
     if (result.outcome === 'raced') return undefined;
     if (result.outcome === 'noProvider') {
       const details = describeCandidates(result.decision);
-      await events.record(consumer, 'Warning', 'NoMatchingProvider', `${result.decision.reason}${details ? `: ${details}` : ''}`);
+      const message = `${result.decision.reason}${details ? `: ${details}` : ''}`;
+      await events.record(consumer, 'Warning', 'NoMatchingProvider', message);
+      await this.#writeConsumerStatus(key, consumer, withPendingCondition(consumer, { reason: 'NoMatchingProvider', message }), signal);
       return undefined;
     }
     const { winner, reason } = result.decision;
@@ -373,7 +383,15 @@ export class SyncController implements Controller, SyncSteps {
   }
 
   async syncUp(key: ObjectKey, consumer: KubeObject, copy: KubeObject, cluster: string, signal: AbortSignal): Promise<boolean> {
-    const { status, dropped } = consumerStatusOf(copy, consumer);
+    const mapped = consumerStatusOf(copy, consumer);
+    const { dropped } = mapped;
+    // The broker's pending condition is the broker's to set: a provider's is dropped, and ours
+    // goes once the object is placed, with or without a provider status to copy yet.
+    const providerStatus =
+      mapped.status !== undefined && hasPendingCondition({ ...copy, status: mapped.status })
+        ? withPendingCondition({ ...copy, status: mapped.status }, undefined)
+        : mapped.status;
+    const status = providerStatus ?? (hasPendingCondition(consumer) ? withPendingCondition(consumer, undefined) : undefined);
     if (dropped.length > 0) {
       void this.#o.events.record(
         consumer,
@@ -402,6 +420,18 @@ export class SyncController implements Controller, SyncSteps {
     }
     await this.#syncRelated(key, consumer, copy, cluster, signal);
     return true;
+  }
+
+  /** Writes the consumer's status when it differs; a refusal (no status subresource, a schema without conditions) is logged, not retried. */
+  async #writeConsumerStatus(key: ObjectKey, consumer: KubeObject, status: unknown, signal: AbortSignal): Promise<void> {
+    if (!statusDiffers(consumer, status)) return;
+    try {
+      await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status }, signal);
+    } catch (err) {
+      if (isConflict(err) || isNotFound(err)) return; // its watch event brings the next reconcile
+      if (!isRefusedObject(err)) throw err;
+      this.#logger.debug({ consumer: encodeKey(key), err }, 'consumer refused the pending condition');
+    }
   }
 
   /** The owner of this object's related copies in the consumer workspace. */

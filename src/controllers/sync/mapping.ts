@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { CONSUMER_CLUSTER_ANNOTATION, CONSUMER_NAME_ANNOTATION } from '../../apis/names.ts';
 import { withoutKcpKeys as cleanMap } from '../related/digest.ts';
 import { clusterOf, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { truncateMessage } from '../../apis/conditions.ts';
 
 /** Top-level fields that belong to the server or the provider, never copied down. */
 const NOT_SPEC = new Set(['apiVersion', 'kind', 'metadata', 'status']);
@@ -102,3 +103,56 @@ export const consumerStatusOf = (
 
 export const statusDiffers = (consumer: KubeObject, status: unknown): boolean =>
   status !== undefined && !isDeepStrictEqual(consumer['status'], status);
+
+/**
+ * The broker's condition on a consumer object that has no provider: `BrokerPlaced=False` with the
+ * reason (`kubectl get` shows it in the example APIs' PENDING column). It lives only while the
+ * object waits; once placed, the provider's status replaces the consumer's status as before.
+ */
+export const PLACEMENT_CONDITION = 'BrokerPlaced';
+
+type ConditionLike = { type?: unknown; status?: unknown; reason?: unknown; message?: unknown; lastTransitionTime?: unknown };
+
+const conditionsOf = (status: unknown): ConditionLike[] | undefined => {
+  const list = status !== null && typeof status === 'object' ? (status as { conditions?: unknown }).conditions : undefined;
+  return Array.isArray(list) ? (list as ConditionLike[]) : undefined;
+};
+
+/** Whether the consumer object carries the broker's pending condition. */
+export const hasPendingCondition = (consumer: KubeObject): boolean =>
+  conditionsOf(consumer['status'])?.some((c) => c?.type === PLACEMENT_CONDITION) ?? false;
+
+/**
+ * The consumer's status with the broker's pending condition set (`pending`) or removed
+ * (undefined); its other fields and conditions as they are. lastTransitionTime stays while the
+ * condition does, so the same reason maps to the same status (no write).
+ */
+export const withPendingCondition = (
+  consumer: KubeObject,
+  pending: { reason: string; message: string } | undefined,
+  now: Date = new Date(),
+): Record<string, unknown> => {
+  const current = consumer['status'];
+  const status: Record<string, unknown> = current !== null && typeof current === 'object' && !Array.isArray(current) ? { ...current } : {};
+  const others = (conditionsOf(current) ?? []).filter((c) => c?.type !== PLACEMENT_CONDITION);
+  const previous = conditionsOf(current)?.find((c) => c?.type === PLACEMENT_CONDITION);
+  if (!pending) {
+    if (others.length > 0) status['conditions'] = others;
+    else delete status['conditions'];
+    return status;
+  }
+  status['conditions'] = [
+    ...others,
+    {
+      type: PLACEMENT_CONDITION,
+      status: 'False',
+      reason: pending.reason,
+      message: truncateMessage(pending.message, 1024),
+      lastTransitionTime:
+        typeof previous?.lastTransitionTime === 'string' && previous.status === 'False'
+          ? previous.lastTransitionTime
+          : now.toISOString().replace(/\.\d+Z$/, 'Z'),
+    },
+  ];
+  return status;
+};
