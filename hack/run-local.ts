@@ -31,6 +31,8 @@ const stop = async (): Promise<void> => {
 };
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
+// kcp runs in its own process group: a closed terminal must stop it too.
+process.on('SIGHUP', stop);
 console.error(kcp instanceof ShardedKcp ? 'starting a sharded kcp (takes ~45 s)...' : 'starting kcp (first start takes ~30 s)...');
 await kcp.start();
 if (kcp instanceof ShardedKcp) {

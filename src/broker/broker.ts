@@ -204,6 +204,11 @@ export class Broker {
     return this.#scope;
   }
 
+  /** Consumer objects with no Assignment, by brokered resource (metrics). */
+  pendingObjects(): { resource: string; count: number }[] {
+    return [...this.#syncControllers].map(([resource, running]) => ({ resource, count: running.controller.pendingObjects }));
+  }
+
   get queues(): WorkQueue[] {
     return this.#manager.queues;
   }

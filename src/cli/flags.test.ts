@@ -60,13 +60,18 @@ describe('run flags, as controller-runtime operators take them', () => {
     expect(usageErrorOf(() => run('--leader-elect-renew-deadline=15s'))).toContain(
       '--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration',
     );
+    // Node timers cannot wait longer than 2^31 - 1 ms; the Lease holds whole seconds.
+    expect(usageErrorOf(() => durationSeconds('600h', '--x'))).toBe('--x must be at most 2147483s (24 days), not "600h"');
+    expect(usageErrorOf(() => run('--leader-elect-lease-duration=1500ms', '--leader-elect-renew-deadline=1s'))).toContain(
+      '--leader-elect-lease-duration must be whole seconds',
+    );
     // Without leader election the lease timings do not matter.
     expect(run('--leader-elect=false', '--leader-elect-renew-deadline=1m').leaderElect).toBe(false);
   });
 
   it('refuses unknown log levels and formats, and unknown flags, with the flag named', () => {
     expect(usageErrorOf(() => run('--log-level=verbose'))).toBe(
-      '--log-level must be one of trace, debug, info, warn, error, not "verbose"',
+      '--log-level must be one of trace, debug, info, warn, error, fatal, silent, not "verbose"',
     );
     expect(usageErrorOf(() => run('--log-format', 'xml'))).toBe('--log-format must be json, pretty or auto, not "xml"');
     expect(usageErrorOf(() => run('--no-such-flag'))).toContain("'--no-such-flag'");

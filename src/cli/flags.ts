@@ -38,7 +38,7 @@ const COMMON: Record<string, Option> = {
     help: 'parent of the verification workspaces',
   },
   compute: { type: 'string', env: 'RB_COMPUTE_WORKSPACE', default: DEFAULT_PATHS.compute, help: 'workspace where migration stages deploy' },
-  'log-level': { type: 'string', env: 'RB_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn or error' },
+  'log-level': { type: 'string', env: 'RB_LOG_LEVEL', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   'log-format': { type: 'string', env: 'RB_LOG_FORMAT', default: 'auto', help: 'json, pretty, or auto (pretty on a terminal)' },
   help: { type: 'boolean', env: '', help: 'show this help' },
 };
@@ -207,6 +207,8 @@ export const parseFlags = (command: string, argv: string[]): Values => {
   return values;
 };
 
+const MAX_DURATION_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 const UNIT_SECONDS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
 
 /** Seconds of a Go duration (`15s`, `1m30s`, `500ms`) or a bare number of seconds; must be positive. */
@@ -220,6 +222,8 @@ export const durationSeconds = (value: string, flag: string): number => {
   }
   if (!Number.isFinite(seconds) || seconds <= 0)
     throw new UsageError(`${flag} must be a positive duration such as 15s or 1m30s, not "${value}"`);
+  // Node timers fire at once beyond 2^31 - 1 ms: a longer wait would become a tight loop.
+  if (seconds > MAX_DURATION_SECONDS) throw new UsageError(`${flag} must be at most ${MAX_DURATION_SECONDS}s (24 days), not "${value}"`);
   return seconds;
 };
 
@@ -252,7 +256,7 @@ export const shardSelectorOf = (flag: string, value: unknown): ShardSelector | u
   return { matchLabels };
 };
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const LOG_FORMATS = ['json', 'pretty', 'auto'] as const satisfies readonly LogFormat[];
 
 /** What every command shares once its flags are valid. */
@@ -329,6 +333,11 @@ export const runSettings = (values: Values): RunSettings => {
       verification: shardSelectorOf('--verification-shard-selector', values['verification-shard-selector']),
     },
   };
+  // The Lease stores whole seconds (an int32).
+  if (settings.leaderElect && !Number.isInteger(settings.leaseDurationSeconds))
+    throw new UsageError(
+      `--leader-elect-lease-duration must be whole seconds (the Lease stores seconds), not "${String(values['leader-elect-lease-duration'])}"`,
+    );
   if (settings.leaderElect && settings.renewDeadlineSeconds >= settings.leaseDurationSeconds) {
     throw new UsageError(
       '--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration (a leader stops writing at its renew deadline, before others may take the lease)',

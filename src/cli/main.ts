@@ -37,7 +37,7 @@ const crashAfterWrites = (logger: Logger): { onWrite: (method: string, url: stri
 
 /** Network failures (no answer at all, as opposed to an HTTP error) by their Node/undici code. */
 const UNREACHABLE =
-  /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|UND_ERR_\w+|ERR_TLS_\w+|\w*CERT\w*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)$/;
+  /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|UND_ERR_(?!ABORTED)\w+|ERR_TLS_\w+|\w*CERT\w*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)$/;
 
 /** One line for a failed command: a network failure names the server and what to check, not "fetch failed". */
 const failureOf = (err: unknown, endpoint: KcpEndpoint): string => {
@@ -164,7 +164,12 @@ export const main = async (argv: string[]): Promise<number> => {
       logger,
       onQueueEvent: (controller, event) => metrics.onQueueEvent(controller, event),
     });
-    metrics.observe({ queues: () => broker.queues, informers: () => broker.informers, coordination: () => broker.coordination() });
+    metrics.observe({
+      queues: () => broker.queues,
+      informers: () => broker.informers,
+      coordination: () => broker.coordination(),
+      pending: () => broker.pendingObjects(),
+    });
     const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
     for (const [address, serves, server] of [
       [run.metricsAddress, '/metrics', { registry: metrics.registry }],

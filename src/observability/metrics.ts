@@ -144,6 +144,8 @@ export class BrokerMetrics {
     informers: () => InformerScope | undefined;
     /** Assignments and Migrations as cached (empty before the broker leads). */
     coordination: () => { assignments: Assignment[]; migrations: Migration[] };
+    /** Consumer objects with no Assignment, by brokered resource. */
+    pending?: () => { resource: string; count: number }[];
   }): void {
     const registers = [this.registry];
     const perQueue = (name: string, help: string, amountOf: (q: WorkQueue) => number, labelNames = ['name', 'controller']): void => {
@@ -190,6 +192,16 @@ export class BrokerMetrics {
           () => 1,
         ))
           this.set({ provider }, n);
+      },
+    });
+    new Gauge({
+      name: 'resource_broker_pending_objects',
+      help: 'Consumer objects no provider serves yet (no Assignment): none accepts them, or placement is under way.',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { resource, count } of source.pending?.() ?? []) this.set({ resource }, count);
       },
     });
     new Gauge({

@@ -22,4 +22,16 @@ describe('the shipped dashboard and alert rules', () => {
     expect(used.size).toBeGreaterThan(10);
     expect([...used].filter((name) => !served.has(name))).toEqual([]);
   });
+
+  it('select the broker job in every query: other operators serve the same families', () => {
+    const dashboard = JSON.parse(deploy('grafana/resource-broker.json')) as { panels: { targets: { expr: string }[] }[] };
+    const rules = [...deploy('prometheus/alerts.yaml').matchAll(/expr: (\|\n(?:\s{10}.*\n)+|.*)/g)].map(([, expr]) => expr!);
+    const unscoped = (expr: string): string[] =>
+      [...expr.matchAll(new RegExp(`${FAMILY.source}(\\{[^}]*\\})?`, 'g'))]
+        .filter(([, selector]) => !selector?.includes('job='))
+        .map(([m]) => m);
+    expect(rules.length).toBe(8);
+    expect(rules.flatMap(unscoped)).toEqual([]);
+    expect(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => unscoped(t.expr)))).toEqual([]);
+  });
 });

@@ -244,7 +244,7 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     const pending = ((await certs.get({ namespace: 'default', name: 'waiting' }))['status'] as { conditions: Record<string, string>[] })
       .conditions[0]!;
     expect(pending).toMatchObject({ type: 'BrokerPlaced', status: 'False', reason: 'NoMatchingProvider' });
-    expect(pending['message']).toContain('does not end with "internal.corp"');
+    expect(pending['message']).toContain('no AcceptAPI matches (2 considered)');
 
     // The consumer asks for a name a provider accepts: placed, served, and nothing pending any more.
     const waiting = await certs.get({ namespace: 'default', name: 'waiting' });

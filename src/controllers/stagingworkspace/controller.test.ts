@@ -48,6 +48,7 @@ describe('StagingWorkspaceController', () => {
   let api: MemoryApi;
   let workspaces: FakeWorkspaces;
   let controller: StagingWorkspaceController;
+  let clock = 0;
   const signal = new AbortController().signal;
   const assign = (name: string): Assignment =>
     api.put<Assignment>(COORD, ASSIGNMENT_GVR, {
@@ -95,6 +96,7 @@ describe('StagingWorkspaceController', () => {
       stagingRoot: 'root:staging',
       stagingScopes: { end: async () => undefined },
       logger: silentLogger(),
+      now: () => clock,
     });
     api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
       apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
@@ -112,11 +114,15 @@ describe('StagingWorkspaceController', () => {
     expect(phase()).toBe('Ready');
   });
 
-  it('marks an unreferenced staging workspace Terminating first and deletes its workspace only on a later round', async () => {
+  it('marks an unreferenced staging workspace Terminating first and deletes its workspace only once the mark is 2 s old', async () => {
     api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
-    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 2_000 });
     expect(phase()).toBe('Terminating');
+    // Its own status event brings the next round at once: too early.
+    clock += 100;
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 1_900 });
     expect(workspaces.deleted).toEqual([]);
+    clock += 2_000;
     await controller.reconcile(SW, signal);
     expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
@@ -126,8 +132,20 @@ describe('StagingWorkspaceController', () => {
     await controller.reconcile(SW, signal);
     expect(phase()).toBe('Terminating');
     assign('a-2');
+    clock += 5_000;
     await controller.reconcile(SW, signal);
     expect(workspaces.deleted).toEqual([]);
     expect(phase()).toBe('Ready');
+  });
+
+  it('marks a StagingWorkspace deleted by hand Terminating before its workspace goes, so no sync writes into it', async () => {
+    const sw = api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)!;
+    api.put(COORD, STAGINGWORKSPACE_GVR, {
+      ...sw,
+      metadata: { ...sw.metadata, finalizers: ['admin'], deletionTimestamp: new Date().toISOString() },
+    });
+    await controller.reconcile(SW, signal);
+    expect(phase()).toBe('Terminating');
+    expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
 });

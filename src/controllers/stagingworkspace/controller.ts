@@ -24,6 +24,13 @@ const isNeededClaim = (claim: { group?: string; resource: string }): boolean =>
 /** Bounded polling while kcp finishes a workspace or binding: both settle within seconds. */
 const SETTLE_MS = 500;
 
+/**
+ * How long an unreferenced staging workspace stays marked Terminating before its workspace is
+ * deleted: longer than a sync takes from reading it Ready to writing its Assignment and copy, so
+ * an Assignment made in that gap reaches the cache first and keeps the workspace.
+ */
+const RELEASE_DELAY_MS = 2_000;
+
 export type StagingWorkspaceControllerOptions = {
   coordination: Coordination;
   informers: { assignments: Informer<Assignment>; stagingWorkspaces: Informer<StagingWorkspace>; migrations: Informer<Migration> };
@@ -36,6 +43,8 @@ export type StagingWorkspaceControllerOptions = {
   /** What is watched inside each staging workspace: ended when the workspace is released. */
   stagingScopes: Pick<ClusterScopes, 'end'>;
   logger: Logger;
+  /** The clock (tests). */
+  now?: () => number;
 };
 
 /**
@@ -48,6 +57,8 @@ export class StagingWorkspaceController implements Controller {
   readonly queue: WorkQueue;
   readonly #o: StagingWorkspaceControllerOptions;
   readonly #logger: Logger;
+  /** When this process marked each staging workspace Terminating (a restart waits again). */
+  readonly #terminatingSince = new Map<string, number>();
 
   constructor(options: StagingWorkspaceControllerOptions) {
     this.#o = options;
@@ -78,10 +89,14 @@ export class StagingWorkspaceController implements Controller {
   async reconcile(name: string, signal: AbortSignal): Promise<ReconcileResult> {
     const { coordination, workspaces } = this.#o;
     const sw = coordination.stagingWorkspace(name);
-    if (!sw) return;
+    if (!sw) {
+      this.#terminatingSince.delete(name);
+      return;
+    }
     const referenced = coordination.assignmentsIn(name).length > 0 || coordination.migrationsIn(name).length > 0;
     const { parent, name: treeName } = splitPath(`${this.#o.stagingRoot}:${name}`);
     if (!referenced || sw.metadata.deletionTimestamp) return this.#teardown(sw, parent, treeName, signal);
+    this.#terminatingSince.delete(name);
 
     const ws = await workspaces.get(parent, treeName, signal);
     if (!ws) {
@@ -162,13 +177,20 @@ export class StagingWorkspaceController implements Controller {
 
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
     const { coordination, workspaces, stagingScopes } = this.#o;
-    if (sw.status?.phase !== 'Terminating' && !sw.metadata.deletionTimestamp) {
-      // Marked now, deleted on a later round. A sync that read Ready just before this writes its
-      // copy within the round (its Assignment comes first), and the next round sees that
-      // Assignment and keeps the workspace; after the mark no sync writes into it. Deleted at once,
-      // a copy written in that gap would be provisioned and deprovisioned with the workspace.
-      await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
-      return { requeueAfterMs: SETTLE_MS };
+    const key = sw.metadata.name ?? '';
+    // Marked first, so that no sync writes into it from then on (they wait for Ready).
+    if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
+    if (!sw.metadata.deletionTimestamp) {
+      // Deleted only once the mark is RELEASE_DELAY_MS old and the Assignment and Migration
+      // caches are live: a sync that read Ready just before the mark has written its Assignment
+      // by then, the next round sees it and keeps the workspace. Deleted at once, a copy written
+      // in that gap would be provisioned and deprovisioned with the workspace.
+      const now = this.#o.now?.() ?? Date.now();
+      const since = this.#terminatingSince.get(key) ?? now;
+      this.#terminatingSince.set(key, since);
+      const wait = since + RELEASE_DELAY_MS - now;
+      const { assignments, migrations } = this.#o.informers;
+      if (wait > 0 || !assignments.connected || !migrations.connected) return { requeueAfterMs: Math.max(wait, SETTLE_MS) };
     }
     const cluster = sw.status?.clusterName;
     if (cluster) await stagingScopes.end(cluster);
@@ -182,8 +204,9 @@ export class StagingWorkspaceController implements Controller {
       if (!ws.metadata.deletionTimestamp && !scheduling) await workspaces.delete(parent, name, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
-    await coordination.stagingWorkspaces.client.delete({ name: sw.metadata.name ?? '' }, signal, { uid: sw.metadata.uid });
-    this.#logger.info({ stagingWorkspace: sw.metadata.name }, 'staging workspace released');
+    await coordination.stagingWorkspaces.client.delete({ name: key }, signal, { uid: sw.metadata.uid });
+    this.#terminatingSince.delete(key);
+    this.#logger.info({ stagingWorkspace: key }, 'staging workspace released');
     return;
   }
 

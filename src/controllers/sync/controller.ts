@@ -188,6 +188,11 @@ export class SyncController implements Controller, SyncSteps {
     ];
   }
 
+  /** How many consumer objects have no Assignment: no provider accepts them, or not yet placed (metrics). */
+  get pendingObjects(): number {
+    return this.#unassigned().length;
+  }
+
   /** Consumer objects without an Assignment. */
   #unassigned(): string[] {
     return this.#o.consumers.objects.store
@@ -263,6 +268,11 @@ export class SyncController implements Controller, SyncSteps {
     }
     const placed = await this.#placed(key, current, assignment, signal);
     if (!placed) return;
+    if (hasPendingCondition(current)) {
+      // Placed: no longer pending, whether or not its staging workspace is ready yet.
+      await this.#writeConsumerStatus(key, current, withPendingCondition(current, undefined), signal);
+      return; // its watch event brings the next step
+    }
     const staging = await this.#stagingWorkspaceOf(placed, signal);
     if (!staging?.status?.clusterName || staging.status.phase !== 'Ready') return; // its Ready event requeues us
     const { migrator } = this.#o;
@@ -297,8 +307,13 @@ export class SyncController implements Controller, SyncSteps {
     if (result.outcome === 'raced') return undefined;
     if (result.outcome === 'noProvider') {
       const details = describeCandidates(result.decision);
-      const message = `${result.decision.reason}${details ? `: ${details}` : ''}`;
-      await events.record(consumer, 'Warning', 'NoMatchingProvider', message);
+      await events.record(consumer, 'Warning', 'NoMatchingProvider', `${result.decision.reason}${details ? `: ${details}` : ''}`);
+      // The condition says only what stays the same while nothing changes for this object: the
+      // per-AcceptAPI details (other providers' names and filters, messages a provider's edits
+      // change) stay in the Event and in `explain`, so provider edits do not rewrite every
+      // pending consumer object.
+      const considered = result.decision.candidates.length;
+      const message = `${result.decision.reason}${considered > 0 ? ` (${considered} considered)` : ''}: the NoMatchingProvider Event and \`resource-broker explain\` say why each was refused`;
       await this.#writeConsumerStatus(key, consumer, withPendingCondition(consumer, { reason: 'NoMatchingProvider', message }), signal);
       return undefined;
     }
@@ -429,7 +444,9 @@ export class SyncController implements Controller, SyncSteps {
       await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status }, signal);
     } catch (err) {
       if (isConflict(err) || isNotFound(err)) return; // its watch event brings the next reconcile
-      if (!isRefusedObject(err)) throw err;
+      // Refused (no status subresource, a schema without conditions, an admission policy): the
+      // condition is a courtesy, not worth a retry.
+      if (!isRefusedObject(err) && !(err instanceof ApiError && err.status === 403)) throw err;
       this.#logger.debug({ consumer: encodeKey(key), err }, 'consumer refused the pending condition');
     }
   }
