@@ -51,7 +51,8 @@ export class WorkQueue {
   readonly #logger: Logger;
   #queue: string[] = [];
   readonly #queued = new Set<string>();
-  readonly #processing = new Set<string>();
+  /** Keys being reconciled, with when each started (for unfinished-work metrics). */
+  readonly #processing = new Map<string, number>();
   /** Keys added while being processed: queued again when their reconcile ends. */
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
@@ -60,9 +61,8 @@ export class WorkQueue {
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
   #observer: ((event: QueueEvent) => void) | undefined;
-  /** When each queued key was queued, and when each running key started (for queue and work durations). */
+  /** When each queued key was queued (for queue durations). */
   readonly #queuedAt = new Map<string, number>();
-  readonly #startedAt = new Map<string, number>();
   /** Running reconciles per fairness group, and the groups of each running key. */
   readonly #runningPerGroup = new Map<string, number>();
   readonly #groupsOfRunning = new Map<string, string[]>();
@@ -136,7 +136,7 @@ export class WorkQueue {
   /** How long each running reconcile has run so far, in ms (for unfinished-work metrics). */
   runningForMs(): number[] {
     const now = performance.now();
-    return [...this.#startedAt.values()].map((at) => now - at);
+    return [...this.#processing.values()].map((at) => now - at);
   }
 
   /** Starts processing; keys added before start wait until then. */
@@ -157,7 +157,7 @@ export class WorkQueue {
 
   /** Keys being reconciled right now (to say what a stuck shutdown waits for). */
   inFlightKeys(): string[] {
-    return [...this.#processing];
+    return [...this.#processing.keys()];
   }
 
   /** Resolves when nothing is queued, delayed or running (for tests and benchmarks). */
@@ -181,13 +181,11 @@ export class WorkQueue {
       const now = performance.now();
       this.#observer?.({ type: 'started', waitedMs: now - (this.#queuedAt.get(key) ?? now) });
       this.#queuedAt.delete(key);
-      this.#startedAt.set(key, now);
-      this.#processing.add(key);
+      this.#processing.set(key, now);
       this.#enterGroups(key, groups);
       const work = this.#process(key, controller.signal).finally(() => {
         this.#inFlight.delete(work);
         this.#processing.delete(key);
-        this.#startedAt.delete(key);
         this.#leaveGroups(key);
         if (this.#dirty.delete(key)) this.add(key);
         this.#pump();

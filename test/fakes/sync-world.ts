@@ -8,14 +8,12 @@ import {
   ACCEPTAPI_GVR,
   ASSIGNMENT_GVR,
   MIGRATION_GVR,
-  MIGRATIONCONFIGURATION_GVR,
   STAGINGWORKSPACE_GVR,
   type AcceptAPI,
   type AcceptAPIFilter,
   type Assignment,
   type BrokeredApi,
   type Migration,
-  type MigrationConfiguration,
   type StagingWorkspace,
 } from '../../src/apis/types.ts';
 import { MigrationStages } from '../../src/controllers/migration/stage-runner.ts';
@@ -26,7 +24,7 @@ import { relatedDigestOf } from '../../src/controllers/related/digest.ts';
 import type { RelatedKind } from '../../src/controllers/related/mirror.ts';
 import { bindingClaimsOf, ConsumerBindings } from '../../src/controllers/sync/claims.ts';
 import type { StagingCache, StagingSide } from '../../src/controllers/sync/staging.ts';
-import { Coordination } from '../../src/coordination/coordination.ts';
+import type { Coordination } from '../../src/coordination/coordination.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { silentLogger } from '../../src/logging.ts';
 import type { Informer } from '../../src/runtime/informer.ts';
@@ -34,6 +32,7 @@ import { encodeKey, type ObjectKey } from '../../src/runtime/object-key.ts';
 import type { ReconcileResult } from '../../src/runtime/workqueue.ts';
 import { memoryCompute } from './compute.ts';
 import { RecordingEvents } from './events.ts';
+import { type CoordinationInformers, memoryCoordination } from './coordination.ts';
 import { MemoryApi } from './memory-api.ts';
 
 export const WIDGETS: GroupVersionResource = { group: 'example.platform-mesh.io', version: 'v1alpha1', resource: 'widgets' };
@@ -61,12 +60,7 @@ export class SyncWorld {
   readonly released: string[] = [];
   readonly errors: unknown[] = [];
   readonly signal = new AbortController().signal;
-  readonly informers: {
-    assignments: Informer<Assignment>;
-    stagingWorkspaces: Informer<StagingWorkspace>;
-    migrations: Informer<Migration>;
-    configurations: Informer<MigrationConfiguration>;
-  };
+  readonly informers: CoordinationInformers;
   readonly acceptAPIs: Informer<AcceptAPI>;
   readonly coordination: Coordination;
   readonly consumers: ConsumerSide;
@@ -88,25 +82,8 @@ export class SyncWorld {
     const consumerClusters = options.consumerClusters ?? [CONSUMER];
     const claimed = options.claimed ?? ['Secret', 'ConfigMap'];
     const logger = silentLogger();
-    const coord = { clusters: [COORD] };
-    this.informers = {
-      assignments: api.informer<Assignment>(ASSIGNMENT_GVR, coord),
-      stagingWorkspaces: api.informer<StagingWorkspace>(STAGINGWORKSPACE_GVR, coord),
-      migrations: api.informer<Migration>(MIGRATION_GVR, coord),
-      configurations: api.informer<MigrationConfiguration>(MIGRATIONCONFIGURATION_GVR, coord),
-    };
+    ({ informers: this.informers, coordination: this.coordination } = memoryCoordination(api, COORD));
     this.acceptAPIs = api.informer<AcceptAPI>(ACCEPTAPI_GVR);
-    const kind = <T extends Assignment | StagingWorkspace | Migration | MigrationConfiguration>(
-      informer: Informer<T>,
-      gvr: GroupVersionResource,
-    ) => ({ store: informer.store, client: api.client<T>(COORD, gvr) });
-    this.coordination = new Coordination({
-      cluster: COORD,
-      assignments: kind(this.informers.assignments, ASSIGNMENT_GVR),
-      stagingWorkspaces: kind(this.informers.stagingWorkspaces, STAGINGWORKSPACE_GVR),
-      migrations: kind(this.informers.migrations, MIGRATION_GVR),
-      configurations: kind(this.informers.configurations, MIGRATIONCONFIGURATION_GVR),
-    });
     const related = { clusters: consumerClusters, labelSelector: RELATED_COPY_SELECTOR, transform: relatedDigestOf };
     this.consumers = {
       objects: api.informer(WIDGETS, { clusters: consumerClusters }),

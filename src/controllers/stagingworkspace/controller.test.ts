@@ -1,19 +1,9 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  ASSIGNMENT_GVR,
-  MIGRATION_GVR,
-  MIGRATIONCONFIGURATION_GVR,
-  STAGINGWORKSPACE_GVR,
-  type Assignment,
-  type Migration,
-  type MigrationConfiguration,
-  type StagingWorkspace,
-} from '../../apis/types.ts';
-import { Coordination } from '../../coordination/coordination.ts';
+import { ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
 import { APIBINDINGS, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
-import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import { silentLogger } from '../../logging.ts';
+import { memoryCoordination } from '../../../test/fakes/coordination.ts';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
 import { StagingWorkspaceController } from './controller.ts';
 
@@ -69,24 +59,7 @@ describe('StagingWorkspaceController', () => {
 
   beforeEach(async () => {
     api = new MemoryApi();
-    const informer = <T extends KubeObject>(gvr: GroupVersionResource) => api.informer<T>(gvr, { clusters: [COORD] });
-    const informers = {
-      assignments: informer<Assignment>(ASSIGNMENT_GVR),
-      stagingWorkspaces: informer<StagingWorkspace>(STAGINGWORKSPACE_GVR),
-      migrations: informer<Migration>(MIGRATION_GVR),
-      configurations: informer<MigrationConfiguration>(MIGRATIONCONFIGURATION_GVR),
-    };
-    const kind = <T extends KubeObject>(i: { store: unknown }, gvr: GroupVersionResource) => ({
-      store: i.store,
-      client: api.client<T>(COORD, gvr),
-    });
-    const coordination = new Coordination({
-      cluster: COORD,
-      assignments: kind(informers.assignments, ASSIGNMENT_GVR),
-      stagingWorkspaces: kind(informers.stagingWorkspaces, STAGINGWORKSPACE_GVR),
-      migrations: kind(informers.migrations, MIGRATION_GVR),
-      configurations: kind(informers.configurations, MIGRATIONCONFIGURATION_GVR),
-    } as unknown as ConstructorParameters<typeof Coordination>[0]);
+    const { informers, coordination } = memoryCoordination(api, COORD);
     workspaces = new FakeWorkspaces();
     controller = new StagingWorkspaceController({
       coordination,

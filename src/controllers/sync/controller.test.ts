@@ -108,6 +108,21 @@ describe('SyncController', () => {
     expect(world.widget(key)?.['status']).toEqual({});
   });
 
+  it('serves a placed object even when the consumer refuses the removal of its pending condition', async () => {
+    world.api.remove('provider-a', ACCEPTAPI_GVR, '', 'widgets-a');
+    await world.reconcile(key);
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    // Every status write on the consumer object is refused from now on.
+    for (let i = 0; i < 20; i++)
+      world.api.failNextWrite(
+        { verb: 'updateStatus', resource: 'widgets' },
+        new ApiError({ status: 403, reason: 'Forbidden', message: 'denied by an admission policy', method: 'PUT', url: 'memory://' }),
+      );
+    await world.settle(key);
+    expect(world.assignments()).toHaveLength(1);
+    expect(world.copyIn(STAGING, key)?.['spec']).toEqual({ size: 2 });
+  });
+
   it("drops a BrokerPlaced condition a provider writes: that condition is the broker's", async () => {
     world.provider = () => ({
       status: 'Ready',

@@ -268,11 +268,10 @@ export class SyncController implements Controller, SyncSteps {
     }
     const placed = await this.#placed(key, current, assignment, signal);
     if (!placed) return;
-    if (hasPendingCondition(current)) {
-      // Placed: no longer pending, whether or not its staging workspace is ready yet.
-      await this.#writeConsumerStatus(key, current, withPendingCondition(current, undefined), signal);
+    // Placed: no longer pending, whether or not its staging workspace is ready yet. A consumer
+    // refusing that write must not hold the object back: then it goes on.
+    if (hasPendingCondition(current) && (await this.#writeConsumerStatus(key, current, withPendingCondition(current, undefined), signal)))
       return; // its watch event brings the next step
-    }
     const staging = await this.#stagingWorkspaceOf(placed, signal);
     if (!staging?.status?.clusterName || staging.status.phase !== 'Ready') return; // its Ready event requeues us
     const { migrator } = this.#o;
@@ -400,13 +399,12 @@ export class SyncController implements Controller, SyncSteps {
   async syncUp(key: ObjectKey, consumer: KubeObject, copy: KubeObject, cluster: string, signal: AbortSignal): Promise<boolean> {
     const mapped = consumerStatusOf(copy, consumer);
     const { dropped } = mapped;
-    // The broker's pending condition is the broker's to set: a provider's is dropped, and ours
-    // goes once the object is placed, with or without a provider status to copy yet.
-    const providerStatus =
+    // The broker's pending condition is the broker's to set: a provider's is dropped (ours went
+    // when the object was placed).
+    const status =
       mapped.status !== undefined && hasPendingCondition({ ...copy, status: mapped.status })
         ? withPendingCondition({ ...copy, status: mapped.status }, undefined)
         : mapped.status;
-    const status = providerStatus ?? (hasPendingCondition(consumer) ? withPendingCondition(consumer, undefined) : undefined);
     if (dropped.length > 0) {
       void this.#o.events.record(
         consumer,
@@ -437,17 +435,23 @@ export class SyncController implements Controller, SyncSteps {
     return true;
   }
 
-  /** Writes the consumer's status when it differs; a refusal (no status subresource, a schema without conditions) is logged, not retried. */
-  async #writeConsumerStatus(key: ObjectKey, consumer: KubeObject, status: unknown, signal: AbortSignal): Promise<void> {
-    if (!statusDiffers(consumer, status)) return;
+  /**
+   * Writes the consumer's status when it differs; whether a write was sent (its watch event, or
+   * a conflict's, brings the next reconcile). A refusal (no status subresource, a schema without
+   * conditions) is logged, not retried.
+   */
+  async #writeConsumerStatus(key: ObjectKey, consumer: KubeObject, status: unknown, signal: AbortSignal): Promise<boolean> {
+    if (!statusDiffers(consumer, status)) return false;
     try {
       await this.#consumerClient(key.cluster).updateStatus({ ...consumer, status }, signal);
+      return true;
     } catch (err) {
-      if (isConflict(err) || isNotFound(err)) return; // its watch event brings the next reconcile
+      if (isConflict(err) || isNotFound(err)) return true; // its watch event brings the next reconcile
       // Refused (no status subresource, a schema without conditions, an admission policy): the
       // condition is a courtesy, not worth a retry.
       if (!isRefusedObject(err) && !(err instanceof ApiError && err.status === 403)) throw err;
       this.#logger.debug({ consumer: encodeKey(key), err }, 'consumer refused the pending condition');
+      return false;
     }
   }
 
