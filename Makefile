@@ -5,7 +5,7 @@ export PATH := $(NODE_BIN):$(PATH)
 # Node 24 strips TypeScript types natively; silence its one-time notice about it.
 export NODE_OPTIONS := --disable-warning=ExperimentalWarning
 
-.PHONY: help deps kcp codegen verify-codegen typecheck lint format monitoring unit e2e test example bench run build clean
+.PHONY: help deps kcp codegen verify-codegen typecheck lint format monitoring chart unit e2e test example bench run build clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -40,13 +40,16 @@ monitoring: ## promtool checks the alert rules and runs their unit tests (deploy
 	hack/promtool.sh check rules deploy/prometheus/alerts.yaml
 	cd deploy/prometheus && ../../hack/promtool.sh test rules alerts.test.yaml
 
+chart: deps ## helm lint, and helm template validated offline against the Kubernetes schemas (helm and kubeconform built when missing)
+	node hack/chart/check.ts
+
 unit: deps ## unit tests (no kcp)
 	npx vitest run --project unit
 
 e2e: deps kcp ## end-to-end tests against a real kcp started for the run
 	npx vitest run --project e2e
 
-test: deps kcp lint typecheck verify-codegen monitoring ## everything: lint, typecheck, alert rules, unit and end-to-end tests
+test: deps kcp lint typecheck verify-codegen monitoring chart ## everything: lint, typecheck, alert rules, chart, unit and end-to-end tests
 	npx vitest run
 
 run: deps kcp ## start a local kcp, bootstrap it, and run the broker on it (Ctrl-C stops both)

@@ -119,6 +119,23 @@ describe('WorkQueue', () => {
     expect(queue.depth).toBe(0);
   });
 
+  it('runs a delayed key at the earliest of its pending delays, once', async () => {
+    const runs: number[] = [];
+    const started = performance.now();
+    const queue = new WorkQueue({ name: 't', reconcile: async () => void runs.push(performance.now() - started) });
+    queue.start();
+    queue.addAfter('a', 5_000);
+    queue.addAfter('a', 30); // sooner: replaces the 5 s wait
+    queue.addAfter('a', 2_000); // later than the pending one: ignored
+    await sleep(300);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toBeLessThan(1_000);
+    expect(queue.depth).toBe(0);
+    await queue.idle(); // nothing else pending: the 5 s and 2 s adds are gone
+    expect(runs).toHaveLength(1);
+    await queue.shutdown();
+  });
+
   it('keeps other groups served while one group has as many reconciles running as it may', async () => {
     const gate = deferred();
     const started: string[] = [];

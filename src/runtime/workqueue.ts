@@ -56,7 +56,8 @@ export class WorkQueue {
   /** Keys added while being processed: queued again when their reconcile ends. */
   readonly #dirty = new Set<string>();
   readonly #failures = new Map<string, number>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** Pending delayed adds, with when each is due (performance.now()). */
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   readonly #inFlight = new Set<Promise<void>>();
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
@@ -111,21 +112,28 @@ export class WorkQueue {
     this.#pump();
   }
 
-  /** Adds the key after a delay; an earlier pending delay for the key wins. */
+  /**
+   * Adds the key after a delay. The earliest pending add for a key wins, as in client-go's
+   * delaying queue: a "check again in 500 ms" is not held back by an earlier "in 5 s".
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.#controller?.signal.aborted) return;
     if (delayMs <= 0) {
       this.add(key);
       return;
     }
+    const due = performance.now() + delayMs;
     const existing = this.#timers.get(key);
-    if (existing) return;
+    if (existing) {
+      if (existing.due <= due) return;
+      clearTimeout(existing.timer);
+    }
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref();
-    this.#timers.set(key, timer);
+    this.#timers.set(key, { timer, due });
   }
 
   /** Reports what the queue does from now on (metrics); replaces an earlier observer. */
@@ -150,7 +158,7 @@ export class WorkQueue {
   async shutdown(): Promise<void> {
     this.#controller ??= new AbortController();
     this.#controller.abort(new Error(`work queue ${this.name} shut down`));
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     await Promise.allSettled([...this.#inFlight]);
   }
