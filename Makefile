@@ -55,8 +55,8 @@ test: deps kcp lint typecheck verify-codegen monitoring chart ## everything: lin
 run: deps kcp ## start a local kcp, bootstrap it, and run the broker on it (Ctrl-C stops both)
 	node hack/run-local.ts
 
-example: deps kcp ## the kcp-certs walkthrough on a local kcp (fails if any step does not hold)
-	node examples/kcp-certs/walkthrough.ts
+example: deps kcp ## the README walkthrough, its own sh blocks, on a local kcp started by make run (fails if any command fails)
+	node hack/readme-example.ts
 
 bench: deps kcp ## benchmark against a real kcp; prints one JSON line last
 	node hack/bench/bench.ts $(BENCH_ARGS)

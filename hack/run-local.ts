@@ -6,7 +6,8 @@
  * front-proxy; hack/kcp/sharded-kcp.ts); the broker talks to the front-proxy.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { kcpCacheDir } from './kcp/local-kcp.ts';
 import { localKcp, ShardedKcp, shardsFromEnv } from './kcp/sharded-kcp.ts';
 
@@ -49,16 +50,13 @@ if (bootstrapped !== 0) {
   process.exit(bootstrapped);
 }
 broker = spawn(process.execPath, [cli, 'run'], { env, stdio: 'inherit' });
-const plugins = kcpCacheDir();
+const envFile = writeShellEnvironment(kcp.kubeconfig, kcp.serverOrigin);
 console.error(`
 resource-broker is running against kcp on ${kcp.serverOrigin}.
 
-In another terminal:
-  export KUBECONFIG=${kcp.kubeconfig} PATH=${plugins}:$PATH
-  kubectl get apiexports --server ${kcp.serverOrigin}/clusters/root:platform
-  # a provider: bind acceptapis, serve certificates, accept *.internal.corp
-  # a consumer: kubectl kcp bind apiexport root:platform:certificates
-  # see examples/ and README.md ("Walkthrough") for the full steps
+In another terminal (README "Walkthrough" goes on from here):
+  source ${relative(process.cwd(), envFile) || envFile}     # KUBECONFIG, $KCP, and PATH with resource-broker, the kubectl plugins and Node 24
+  kubectl get apiexports --server $KCP/clusters/root:platform
 
 Ctrl-C stops the broker and kcp.
 `);
@@ -68,3 +66,28 @@ broker.on('exit', (code) => {
     void kcp.stop().then(() => process.exit(code ?? 1));
   }
 });
+
+/**
+ * Writes `.tools/env.sh` for another terminal: the kubeconfig, `$KCP` (the server's origin) and a
+ * PATH that finds `resource-broker`, the kcp kubectl plugins and this Node 24 before anything
+ * else. Also writes the `resource-broker` launcher that PATH finds. Returns the env file's path.
+ */
+function writeShellEnvironment(kubeconfig: string, origin: string): string {
+  const bin = join(root, '.tools', 'bin');
+  mkdirSync(bin, { recursive: true });
+  const launcher = join(bin, 'resource-broker');
+  writeFileSync(launcher, `#!/bin/sh\nexec "${process.execPath}" "${cli}" "$@"\n`);
+  chmodSync(launcher, 0o755);
+  const file = join(root, '.tools', 'env.sh');
+  writeFileSync(
+    file,
+    [
+      '# Written by `make run` for the kcp it started; source it in another terminal.',
+      `export KUBECONFIG='${kubeconfig}'`,
+      `export KCP='${origin}'`,
+      `export PATH='${bin}:${dirname(process.execPath)}:${kcpCacheDir()}':"$PATH"`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}

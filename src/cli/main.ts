@@ -170,7 +170,9 @@ export const main = async (argv: string[]): Promise<number> => {
       coordination: () => broker.coordination(),
       pending: () => broker.pendingObjects(),
     });
-    const ready = (): boolean => (lock ? lock.leading : true) && broker.ready;
+    // A standby is Ready while it reaches the Lease: a rolling update can then replace the leader
+    // (leadership is the leader_election_master_status metric). The leader is Ready once it serves.
+    const ready = (): boolean => (lock && !lock.leading ? lock.inContact : broker.ready);
     for (const [address, serves, server] of [
       [run.metricsAddress, '/metrics', { registry: metrics.registry }],
       [run.probeAddress, '/healthz /readyz', { ready }],

@@ -42,6 +42,8 @@ export class LeaseLock {
    * with its own clock (client-go does the same): clock skew between replicas cannot make two leaders.
    */
   #observed: { record: string; at: number } | undefined;
+  /** When a round last read or wrote the Lease (monotonic clock): a standby's sign of life. */
+  #lastContact = Number.NEGATIVE_INFINITY;
 
   constructor(options: LeaseLockOptions) {
     this.#options = {
@@ -57,6 +59,15 @@ export class LeaseLock {
 
   get leading(): boolean {
     return this.#leading && performance.now() < this.#validUntil;
+  }
+
+  /**
+   * Whether this replica reached the Lease within one lease duration: a standby that does can
+   * take over when the leader goes, which is what its readiness reports (leadership itself is
+   * the leader_election_master_status metric, as in controller-runtime).
+   */
+  get inContact(): boolean {
+    return performance.now() - this.#lastContact < this.#options.leaseDurationSeconds * 1000;
   }
 
   /** The Lease's name (in the coordination workspace's `default` namespace). */
@@ -78,6 +89,7 @@ export class LeaseLock {
       try {
         const started = performance.now();
         const holder = await this.#tryAcquireOrRenew(this.#roundSignal());
+        this.#lastContact = performance.now();
         if (holder === this.#options.identity) {
           this.#leading = true;
           this.#validUntil = started + this.#options.renewDeadlineSeconds * 1000;
@@ -106,6 +118,7 @@ export class LeaseLock {
         // A round in flight when the signal comes is let finish (bounded by its own deadline):
         // shutdown then releases the Lease after it, rather than racing an aborted write.
         const holder = await this.#tryAcquireOrRenew(this.#roundSignal());
+        this.#lastContact = performance.now();
         if (holder !== this.#options.identity) {
           this.#leading = false;
           throw new Error(`leader lease taken by ${holder}`);

@@ -28,7 +28,7 @@ export const startProbeServer = async (options: ProbeServerOptions): Promise<Ser
       const ready = options.ready();
       res
         .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(ready ? 'ok' : 'not ready: caches not synced, kcp not answering, or not the leader');
+        .end(ready ? 'ok' : 'not ready: the leader has not synced its caches or kcp does not answer, or a standby cannot reach the Lease');
       return;
     }
     res.writeHead(404).end();

@@ -60,7 +60,7 @@ describe('adversarial: two replicas never both act', () => {
     expect(identityOf(other)).toBeUndefined();
     // Stopped during its start, it exits cleanly and hands over at once.
     expect(await slow.stop('SIGTERM')).toBe(0);
-    await eventually(async () => expect(await other.readyz()).toBe(200));
+    await eventually(async () => expect(await other.serving()).toBe(true));
     await other.stop('SIGTERM');
   });
 
@@ -74,7 +74,7 @@ describe('adversarial: two replicas never both act', () => {
 
     first.child!.kill('SIGSTOP');
     await eventually(async () => expect((await lease()).holder).toBe(identityOf(second)), { timeoutMs: 30_000 });
-    await eventually(async () => expect(await second.readyz()).toBe(200));
+    await eventually(async () => expect(await second.serving()).toBe(true));
     // Work the paused leader had not seen: only the new leader may act on it.
     await certs.create(world.newObject('certificates', 'during', { fqdn: 'during.example.org' }));
     await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'during' }))).toBe('Available'));

@@ -91,6 +91,11 @@ export class BrokerProcess {
     }
   }
 
+  /** Whether this replica leads and serves: Ready, and leader_election_master_status 1 (a standby is Ready too). */
+  async serving(): Promise<boolean> {
+    return (await this.readyz()) === 200 && (await this.metric('leader_election_master_status').catch(() => undefined)) === 1;
+  }
+
   async metric(name: string): Promise<number | undefined> {
     const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
     const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
