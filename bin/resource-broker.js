@@ -4,4 +4,8 @@
 import { existsSync } from 'node:fs';
 
 const compiled = new URL('../dist/cli/main.js', import.meta.url);
-await import(existsSync(compiled) ? compiled.href : new URL('../src/cli/main.ts', import.meta.url).href);
+const { main } = await import(existsSync(compiled) ? compiled.href : new URL('../src/cli/main.ts', import.meta.url).href);
+process.exitCode = await main(process.argv.slice(2));
+// Everything is closed by now; a handle left open (a socket kcp keeps half-open) must not keep a
+// stopped broker alive.
+setTimeout(() => process.exit(), 2_000).unref();

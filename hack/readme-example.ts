@@ -54,6 +54,19 @@ const platform = spawn(process.execPath, [join(root, 'hack', 'run-local.ts')], {
 });
 let status = 1;
 let walkthrough: ChildProcess | undefined;
+let stopping: Promise<void> | undefined;
+/** Stops the README's processes (its group: the providers it left running) and make run (which stops the broker, then kcp). */
+const stopAll = (): Promise<void> =>
+  (stopping ??= (async () => {
+    if (walkthrough) killGroup(walkthrough, 'SIGTERM');
+    const stopped = new Promise((resolve) => (platform.exitCode !== null ? resolve(undefined) : platform.once('exit', resolve)));
+    // Only make run itself: it stops the broker gracefully (lease released), then kcp in its own group.
+    platform.kill('SIGTERM');
+    await Promise.race([stopped, sleep(60_000)]);
+    killGroup(platform, 'SIGKILL');
+  })());
+// Ctrl-C or a CI timeout: nothing may be left running.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll().then(() => process.exit(130)));
 try {
   const started = Date.now();
   while (!existsSync(ENV_FILE)) {
@@ -78,10 +91,6 @@ try {
 } catch (err) {
   console.error(`\nREADME walkthrough FAILED: ${err instanceof Error ? err.message : String(err)}`);
 } finally {
-  if (walkthrough) killGroup(walkthrough, 'SIGTERM');
-  const stopped = new Promise((resolve) => (platform.exitCode !== null ? resolve(undefined) : platform.once('exit', resolve)));
-  killGroup(platform, 'SIGTERM');
-  await Promise.race([stopped, sleep(60_000)]);
-  killGroup(platform, 'SIGKILL');
+  await stopAll();
 }
 process.exit(status);

@@ -70,24 +70,34 @@ broker.on('exit', (code) => {
 /**
  * Writes `.tools/env.sh` for another terminal: the kubeconfig, `$KCP` (the server's origin) and a
  * PATH that finds `resource-broker`, the kcp kubectl plugins and this Node 24 before anything
- * else. Also writes the `resource-broker` launcher that PATH finds. Returns the env file's path.
+ * else. Also writes the `resource-broker` and `kubectl-broker` (kubectl plugin) launchers that PATH finds. Returns the env file's path.
  */
 function writeShellEnvironment(kubeconfig: string, origin: string): string {
   const bin = join(root, '.tools', 'bin');
   mkdirSync(bin, { recursive: true });
-  const launcher = join(bin, 'resource-broker');
-  writeFileSync(launcher, `#!/bin/sh\nexec "${process.execPath}" "${cli}" "$@"\n`);
-  chmodSync(launcher, 0o755);
+  for (const [command, script] of [
+    ['resource-broker', cli],
+    ['kubectl-broker', join(root, 'bin', 'kubectl-broker.js')],
+  ]) {
+    const launcher = join(bin, command!);
+    writeFileSync(launcher, `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${shellQuote(script!)} "$@"\n`);
+    chmodSync(launcher, 0o755);
+  }
   const file = join(root, '.tools', 'env.sh');
   writeFileSync(
     file,
     [
       '# Written by `make run` for the kcp it started; source it in another terminal.',
-      `export KUBECONFIG='${kubeconfig}'`,
-      `export KCP='${origin}'`,
-      `export PATH='${bin}:${dirname(process.execPath)}:${kcpCacheDir()}':"$PATH"`,
+      `export KUBECONFIG=${shellQuote(kubeconfig)}`,
+      `export KCP=${shellQuote(origin)}`,
+      `export PATH=${shellQuote(`${bin}:${dirname(process.execPath)}:${kcpCacheDir()}`)}:"$PATH"`,
       '',
     ].join('\n'),
   );
   return file;
+}
+
+/** A POSIX shell word for any string: single quotes, each ' written as '\''. */
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
 }

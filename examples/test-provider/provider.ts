@@ -1,14 +1,15 @@
+import { parseArgs } from 'node:util';
 import type { Informer } from '../../src/runtime/informer.ts';
 import { InformerScope } from '../../src/runtime/informer-scope.ts';
 import { decodeKey, encodeKey, objectKeyOf } from '../../src/runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../src/runtime/workqueue.ts';
-import type { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
+import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { VirtualWorkspace } from '../../src/kcp-client-ts/virtual-workspace.ts';
 import type { APIExportEndpointSlice } from '../../src/kcp-client-ts/typed-client.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
-import { silentLogger, type Logger } from '../../src/logging.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/logging.ts';
 
 const SLICES: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
@@ -169,4 +170,35 @@ export class TestProvider {
     if (JSON.stringify(obj['status']) !== JSON.stringify(desired)) await objects.updateStatus({ ...obj, status: desired }, signal);
     return;
   }
+}
+
+/**
+ * Run as a program, a provider for any API (README "Broker your own API"):
+ *   node examples/test-provider/provider.ts --workspace root:storage --export buckets --resource buckets.v1alpha1.storage.example.org
+ * It uses $KUBECONFIG; SIGTERM or Ctrl-C stops it.
+ */
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { kubeconfig: { type: 'string' }, workspace: { type: 'string' }, export: { type: 'string' }, resource: { type: 'string' } },
+  });
+  const [resource, version, ...group] = (values.resource ?? '').split('.');
+  if (!values.workspace || !values.export || !resource || !version) {
+    console.error(
+      'usage: provider.ts [--kubeconfig K] --workspace root:storage --export buckets --resource buckets.v1alpha1.storage.example.org',
+    );
+    process.exit(2);
+  }
+  const endpoint = await KcpEndpoint.fromKubeconfig({ path: values.kubeconfig });
+  const provider = new TestProvider({
+    endpoint,
+    workspace: values.workspace,
+    exportName: values.export,
+    gvr: { group: group.join('.'), version, resource },
+    logger: createLogger({ level: 'warn', name: values.workspace }),
+  });
+  provider.start();
+  console.error(`serving ${values.resource} from ${values.workspace} (export ${values.export})`);
+  const stop = (): void => void provider.stop().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }

@@ -63,13 +63,24 @@ const closure = (root: string, all: Record<string, Schema>): Set<string> => {
   return seen;
 };
 
-/** Writes a schema per kind found in Kubernetes' OpenAPI v3 documents (`api/openapi-spec/v3`); returns how many. */
-export const writeOpenApiSchemas = (openapiDir: string, outDir: string): number => {
+const OBJECT_META = 'io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta';
+
+/** ObjectMeta's schema with what it references, for the `metadata` of custom resources. */
+type ObjectMetaSchema = { defs: Record<string, unknown> };
+
+/**
+ * Writes a schema per kind found in Kubernetes' OpenAPI v3 documents (`api/openapi-spec/v3`);
+ * returns how many, and ObjectMeta's schema for `writeCrdSchemas`.
+ */
+export const writeOpenApiSchemas = (openapiDir: string, outDir: string): { written: number; objectMeta: ObjectMetaSchema } => {
   mkdirSync(outDir, { recursive: true });
   let written = 0;
+  let objectMeta: ObjectMetaSchema | undefined;
   for (const file of readdirSync(openapiDir).filter((f) => f.endsWith('_openapi.json'))) {
     const doc = JSON.parse(readFileSync(join(openapiDir, file), 'utf8')) as { components?: { schemas?: Record<string, Schema> } };
     const all = doc.components?.schemas ?? {};
+    if (!objectMeta && all[OBJECT_META])
+      objectMeta = { defs: Object.fromEntries([...closure(OBJECT_META, all)].map((n) => [n, convert(all[n])])) };
     for (const [name, schema] of Object.entries(all)) {
       const gvks = (schema['x-kubernetes-group-version-kind'] as Gvk[] | undefined) ?? [];
       // Only top-level kinds (with apiVersion and kind), not option types that share a GVK.
@@ -79,11 +90,12 @@ export const writeOpenApiSchemas = (openapiDir: string, outDir: string): number 
       written++;
     }
   }
-  return written;
+  if (!objectMeta) throw new Error(`no ${OBJECT_META} schema in ${openapiDir}`);
+  return { written, objectMeta };
 };
 
-/** Writes a schema per served version of each CustomResourceDefinition in `crdFile`; returns how many. */
-export const writeCrdSchemas = (crdFile: string, outDir: string): number => {
+/** Writes a schema per served version of each CustomResourceDefinition in `crdFile`, its metadata checked as ObjectMeta; returns how many. */
+export const writeCrdSchemas = (crdFile: string, outDir: string, objectMeta: ObjectMetaSchema): number => {
   mkdirSync(outDir, { recursive: true });
   let written = 0;
   for (const doc of parseAllDocuments(readFileSync(crdFile, 'utf8'))) {
@@ -96,7 +108,10 @@ export const writeCrdSchemas = (crdFile: string, outDir: string): number => {
       const schema = version.schema?.openAPIV3Schema;
       if (!schema) continue;
       const gvk = { group: crd.spec.group, version: version.name, kind: crd.spec.names.kind };
-      writeFileSync(join(outDir, schemaFileName(gvk)), JSON.stringify(convert(schema)));
+      // A CRD's schema says only `metadata: {type: object}`; the API server checks ObjectMeta.
+      const converted = convert(schema) as Schema;
+      const properties = { ...(converted['properties'] as Schema), metadata: { $ref: `#/$defs/${OBJECT_META}` } };
+      writeFileSync(join(outDir, schemaFileName(gvk)), JSON.stringify({ ...converted, properties, $defs: objectMeta.defs }));
       written++;
     }
   }

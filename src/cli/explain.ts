@@ -28,19 +28,35 @@ export type Explanation = {
   migration?: { name: string; state?: string; stage?: string; detail?: string; from: string; to: string };
 };
 
-/** `resource.group` (e.g. `certificates.example.platform-mesh.io`) to a GVR, the version from the home export's schema. */
-const resolveResource = async (endpoint: KcpEndpoint, paths: BrokerPaths, resource: string): Promise<GroupVersionResource> => {
-  const [plural, ...groupParts] = resource.split('.');
-  const group = groupParts.join('.');
+/**
+ * A brokered resource named as kubectl names one: plural, singular, kind or short name, with or
+ * without `.group` (`certificates.example.platform-mesh.io`, `certificate`, `Certificate`, `cert`),
+ * looked up in the home workspace's schemas; the version is the storage version.
+ */
+const resolveResource = async (
+  endpoint: KcpEndpoint,
+  paths: BrokerPaths,
+  resource: string,
+): Promise<{ gvr: GroupVersionResource; namespaced: boolean; name: string }> => {
   const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const schemas = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas'));
-  const schema = schemas.items.find((s) => s.spec.names.plural === plural && (group === '' || s.spec.group === group));
+  const wanted = resource.toLowerCase();
+  const schema = schemas.items.find(({ spec }) => {
+    const { names, group } = spec;
+    const aliases = [names.plural, names.singular, names.kind, ...(names.shortNames ?? [])].filter((n): n is string => !!n);
+    return aliases.some((n) => wanted === n.toLowerCase() || wanted === `${n}.${group}`.toLowerCase());
+  });
   if (!schema)
     throw new Error(
-      `no brokered resource "${resource}" in ${paths.home} (expected <plural>.<group>, e.g. certificates.example.platform-mesh.io)`,
+      `no brokered resource "${resource}" in ${paths.home} (a plural, singular, kind or short name, optionally with its group: certificates.example.platform-mesh.io)`,
     );
   const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0]!;
-  return { group: schema.spec.group ?? '', version: version.name, resource: plural! };
+  const { plural } = schema.spec.names;
+  return {
+    gvr: { group: schema.spec.group ?? '', version: version.name, resource: plural },
+    namespaced: schema.spec.scope !== 'Cluster',
+    name: schema.spec.group ? `${plural}.${schema.spec.group}` : plural,
+  };
 };
 
 const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> => {
@@ -82,9 +98,13 @@ export const explain = async (options: {
   name: string;
 }): Promise<Explanation> => {
   const { endpoint, paths } = options;
-  const gvr = await resolveResource(endpoint, paths, options.resource);
-  const target = { namespace: options.namespace, name: options.name };
-  const obj = await new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(options.workspace), gvr }).get(target);
+  const { gvr, namespaced, name: resource } = await resolveResource(endpoint, paths, options.resource);
+  // As kubectl: a namespaced object without --namespace is looked for in "default".
+  const namespace = namespaced ? (options.namespace ?? 'default') : undefined;
+  const target = { namespace, name: options.name };
+  const obj = await new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(options.workspace), gvr }).find(target);
+  if (!obj)
+    throw new Error(`${resource} "${options.name}" not found in ${options.workspace}${namespace ? `, namespace ${namespace}` : ''}`);
   const cluster = clusterOf(obj);
   const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const slice = unwrap(
@@ -104,9 +124,9 @@ export const explain = async (options: {
   const coordination = endpoint.workspaceUrl(paths.coordination);
   const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
   const load = assignmentsByProvider((await assignments.list()).items, gvr);
-  const objectId = encodeKey({ cluster, namespace: options.namespace ?? '', name: options.name });
+  const objectId = encodeKey({ cluster, namespace: namespace ?? '', name: options.name });
   const decision = placeObject({ gvr, spec: obj['spec'], objectId, acceptAPIs, assignmentsByProvider: load });
-  const aName = assignmentName(cluster, gvr, options.namespace ?? '', options.name);
+  const aName = assignmentName(cluster, gvr, namespace ?? '', options.name);
   const assignment = await assignments.find({ name: aName });
   const migration = assignment
     ? await new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR }).find({
@@ -117,8 +137,8 @@ export const explain = async (options: {
     object: {
       workspace: options.workspace,
       cluster,
-      resource: options.resource,
-      ...(options.namespace ? { namespace: options.namespace } : {}),
+      resource,
+      ...(namespace ? { namespace } : {}),
       name: options.name,
       status: obj['status'],
     },
@@ -148,10 +168,18 @@ export const explain = async (options: {
   };
 };
 
+/** The provider's `status.status`, else the broker's own condition (a pending object's reason). */
+const statusLine = (status: unknown): string => {
+  const { status: text, conditions } = (status ?? {}) as { status?: unknown; conditions?: { type?: string; reason?: string }[] };
+  if (typeof text === 'string' && text) return text;
+  const placed = Array.isArray(conditions) ? conditions.find((c) => c?.type === 'BrokerPlaced') : undefined;
+  return placed?.reason ? `pending (BrokerPlaced=False, ${placed.reason})` : '(none)';
+};
+
 export const formatExplanation = (e: Explanation): string => {
   const lines = [
     `Object:      ${e.object.resource} ${e.object.namespace ? `${e.object.namespace}/` : ''}${e.object.name} in ${e.object.workspace} (cluster ${e.object.cluster})`,
-    `Status:      ${(e.object.status as { status?: string } | undefined)?.status ?? '(none)'}`,
+    `Status:      ${statusLine(e.object.status)}`,
     'AcceptAPIs:',
     ...(e.acceptAPIs.length === 0
       ? ['  (none for this resource)']

@@ -204,8 +204,10 @@ export const main = async (argv: string[]): Promise<number> => {
       },
       { once: true },
     );
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+    // `on`, not `once`: a second signal (a process group and its parent both passing one on)
+    // must not kill the broker before it has released its lease.
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
     if (lock) {
       metrics.setLeader(lock.name, false);
       try {
@@ -266,8 +268,3 @@ export const main = async (argv: string[]): Promise<number> => {
     if (command !== 'run') await endpoint.close();
   }
 };
-
-process.exitCode = await main(process.argv.slice(2));
-// Everything is closed by now; a handle left open (a socket kcp keeps half-open) must not keep a
-// stopped broker alive.
-setTimeout(() => process.exit(), 2_000).unref();

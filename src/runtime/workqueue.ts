@@ -161,6 +161,8 @@ export class WorkQueue {
     for (const { timer } of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
     await Promise.allSettled([...this.#inFlight]);
+    // Waiters for a delayed key that will now never run.
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   /** Keys being reconciled right now (to say what a stuck shutdown waits for). */
