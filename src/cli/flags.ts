@@ -129,6 +129,18 @@ export const COMMANDS: Record<string, { summary: string; options: Record<string,
       output: { type: 'string', env: '', default: 'text', help: 'text or json' },
     },
   },
+  uninstall: {
+    summary: 'take the broker out of kcp: remove its finalizers (stop every replica first); --purge also deletes what it made',
+    options: {
+      ...COMMON,
+      purge: {
+        type: 'boolean',
+        env: '',
+        help: 'also delete the staging and verification workspaces (providers deprovision what was placed), the coordination records, and the related copies in consumer workspaces',
+      },
+      'dry-run': { type: 'boolean', env: '', help: 'print what would be done, change nothing' },
+    },
+  },
   version: { summary: 'print the version', options: { help: COMMON['help']! } },
 };
 

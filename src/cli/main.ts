@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
+import { uninstall } from '../broker/uninstall.ts';
 import { explain, formatExplanation } from './explain.ts';
 import { bootstrap } from '../broker/bootstrap.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
@@ -116,6 +117,17 @@ export const main = async (argv: string[]): Promise<number> => {
         name: explained.name,
       });
       console.log(explained.output === 'json' ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+      return 0;
+    }
+    if (command === 'uninstall') {
+      const dryRun = values['dry-run'] === true;
+      const done = await uninstall({ endpoint, paths, purge: values['purge'] === true, dryRun, report: (line) => console.log(line) });
+      console.log(
+        `${dryRun ? 'dry run: would remove' : 'removed'} ${done.finalizersRemoved} finalizers` +
+          (values['purge'] === true
+            ? `, delete ${done.relatedCopiesDeleted} related copies, ${done.recordsDeleted} records and ${done.workspacesDeleted.length} workspace trees`
+            : ''),
+      );
       return 0;
     }
     if (!run) {

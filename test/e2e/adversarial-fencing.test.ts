@@ -49,7 +49,16 @@ describe('adversarial: two replicas never both act', () => {
   });
 
   it('keeps the lease through a start slower than the lease duration, so the other replica waits', async () => {
-    // An export with no endpoint yet: this replica leads but its start waits (as on a slow kcp).
+    // An export nothing binds yet: its endpoint slice exists (the preflight passes) but lists no
+    // endpoint, so this replica leads while its start waits (as on a slow kcp).
+    await world.inCluster(world.paths.home, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' }).create({
+      apiVersion: 'apis.kcp.io/v1alpha2',
+      kind: 'APIExport',
+      metadata: { name: 'not-published-yet' },
+      spec: {},
+    });
+    const slices = world.inCluster(world.paths.home, { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' });
+    await eventually(async () => expect(await slices.find({ name: 'not-published-yet' })).toBeDefined());
     const slow = await replica({ RB_ACCEPTAPI_EXPORT: 'not-published-yet' });
     await eventually(() => expect(identityOf(slow)).toBeDefined());
     const other = await replica();

@@ -1233,6 +1233,14 @@ describe("the Go project's broker-certificates example, its manifests applied un
     workspaces = new Workspaces({ endpoint });
     applier = new Applier({ endpoint });
     const logger = createLogger({ level: process.env['BROKER_LOG_LEVEL'] ?? 'warn', format: 'json' });
+    // Another file's root:platform may still be on its way out (kcp takes about a minute for the tree).
+    await eventually(
+      async () => {
+        if ((await workspaces.get('root', 'platform'))?.metadata?.deletionTimestamp)
+          throw new Error('root:platform is still being deleted');
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     owned.push({ parent: 'root', name: 'platform' });
     await bootstrap({ endpoint, paths, logger, examples: true });
     broker = new Broker({ endpoint, paths, logger });
