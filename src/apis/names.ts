@@ -32,6 +32,12 @@ export const SOURCE_HASH_ANNOTATION = `${BROKER_GROUP}/source-hash`;
 /** On objects a migration stage deploys to the compute workspace. */
 export const MIGRATION_NAME_LABEL = `${BROKER_GROUP}/migration-name`;
 export const MIGRATION_STAGE_LABEL = `${BROKER_GROUP}/migration-stage`;
+/**
+ * On an Assignment (the coordination workspace, the platform's): a platform admin asks for the
+ * object to move to the AcceptAPI it names (`<name>` or `<provider cluster>/<name>`). Removed
+ * once the move starts; a refused move keeps it, with the reason in the MoveRequested condition.
+ */
+export const MOVE_TO_ANNOTATION = `${BROKER_GROUP}/move-to`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGER = 'resource-broker';
 

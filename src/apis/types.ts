@@ -26,6 +26,12 @@ export type AcceptAPI = KubeObject & {
     apiExportName?: string;
     filters?: AcceptAPIFilter[];
     priority?: number;
+    /** Beyond the Go project: the most objects this AcceptAPI takes (absent: no limit); the excess moves. */
+    capacity?: number;
+    /** Beyond: takes no new objects; the ones it serves stay. */
+    cordoned?: boolean;
+    /** Beyond: takes no new objects and moves the ones it serves to other providers, at the migration budget's pace. */
+    draining?: boolean;
   };
   status?: {
     conditions?: Condition[];

@@ -1,6 +1,7 @@
 import { ACCEPTAPI_GVR, type AcceptAPI, type Assignment, type BrokeredApi, type Migration } from '../apis/types.ts';
 import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
+import { MigrationBudget, type MigrationBudgetLimits } from '../controllers/migration/budget.ts';
 import { Migrator } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { Placer } from '../controllers/placement/assign.ts';
@@ -45,6 +46,8 @@ export type BrokerOptions = {
   logger: Logger;
   /** What each controller's queue does, by controller name (for metrics). */
   onQueueEvent?: (controller: string, event: QueueEvent) => void;
+  /** The pace of the moves the platform starts (drain, capacity, requested moves). */
+  migrationBudget?: MigrationBudgetLimits;
 };
 
 /** What the running broker shares between the controllers it wires. */
@@ -56,6 +59,7 @@ type Wiring = {
   stagingScopes: ClusterScopes;
   stages: MigrationStages;
   stagingController: StagingWorkspaceController;
+  budget: MigrationBudget;
 };
 
 /**
@@ -141,7 +145,13 @@ export class Broker {
       logger,
     });
     this.#core = [...Object.values(coordinationInformers), slices, apiExports];
-    this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController };
+    // One budget for every brokered resource: it paces the platform's moves overall and per provider.
+    const budget = new MigrationBudget({
+      migrations: coordination.migrations.store,
+      coordinationCluster: coordination.cluster,
+      ...(this.#options.migrationBudget ? { limits: this.#options.migrationBudget } : {}),
+    });
+    this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController, budget };
     const acceptController = new AcceptAPIController({
       acceptAPIs,
       acceptAPIClient: (cluster) => acceptAPIsVw.client<AcceptAPI>(cluster, ACCEPTAPI_GVR),
@@ -309,6 +319,7 @@ export class Broker {
       events,
       logger,
       releaseStagingWorkspace: release,
+      budget: w.budget,
     });
     let controller: SyncController | undefined;
     const staging = new StagingCaches({

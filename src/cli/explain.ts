@@ -33,7 +33,7 @@ export type Explanation = {
  * without `.group` (`certificates.example.platform-mesh.io`, `certificate`, `Certificate`, `cert`),
  * looked up in the home workspace's schemas; the version is the storage version.
  */
-const resolveResource = async (
+export const resolveResource = async (
   endpoint: KcpEndpoint,
   paths: BrokerPaths,
   resource: string,

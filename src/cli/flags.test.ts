@@ -77,6 +77,16 @@ describe('run flags, as controller-runtime operators take them', () => {
     expect(usageErrorOf(() => run('--no-such-flag'))).toContain("'--no-such-flag'");
     expect(usageErrorOf(() => run('--staging-shard-selector=shard-1'))).toContain('--staging-shard-selector must be key=value');
   });
+
+  it('takes the migration budget as whole positive numbers, 10 and 3 by default', () => {
+    expect(run().migrationBudget).toEqual({ total: 10, perProvider: 3 });
+    process.env['RB_MAX_CONCURRENT_MIGRATIONS_PER_PROVIDER'] = '1';
+    expect(run('--max-concurrent-migrations=50').migrationBudget).toEqual({ total: 50, perProvider: 1 });
+    for (const bad of ['0', '-1', '1.5', 'ten', ''])
+      expect(usageErrorOf(() => run(`--max-concurrent-migrations=${bad}`))).toBe(
+        `--max-concurrent-migrations must be a whole number from 1 to 999999, not "${bad}"`,
+      );
+  });
 });
 
 describe('explain flags', () => {

@@ -105,6 +105,18 @@ export const COMMANDS: Record<string, { summary: string; options: Record<string,
         default: '30s',
         help: 'how long in-flight reconciles get to finish after SIGTERM; then exit 1',
       },
+      'max-concurrent-migrations': {
+        type: 'string',
+        env: 'RB_MAX_CONCURRENT_MIGRATIONS',
+        default: '10',
+        help: 'moves the platform starts (drain, capacity, requested moves) in flight at once, overall',
+      },
+      'max-concurrent-migrations-per-provider': {
+        type: 'string',
+        env: 'RB_MAX_CONCURRENT_MIGRATIONS_PER_PROVIDER',
+        default: '3',
+        help: 'such moves in flight out of any one provider',
+      },
     },
   },
   bootstrap: {
@@ -127,6 +139,41 @@ export const COMMANDS: Record<string, { summary: string; options: Record<string,
       namespace: { type: 'string', env: '', help: 'namespace of a namespaced object' },
       name: { type: 'string', env: '', help: 'name of the object (required)' },
       output: { type: 'string', env: '', default: 'text', help: 'text or json' },
+    },
+  },
+  cordon: {
+    summary: 'an AcceptAPI takes no new objects (spec.cordoned); the ones it serves stay',
+    options: {
+      ...COMMON,
+      workspace: { type: 'string', env: '', help: "the provider's workspace path (required), e.g. root:internalca" },
+      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
+    },
+  },
+  uncordon: {
+    summary: 'an AcceptAPI takes new objects again, and stops draining',
+    options: {
+      ...COMMON,
+      workspace: { type: 'string', env: '', help: "the provider's workspace path (required)" },
+      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
+    },
+  },
+  drain: {
+    summary: 'an AcceptAPI takes no new objects and its objects move to other providers, at the migration budget',
+    options: {
+      ...COMMON,
+      workspace: { type: 'string', env: '', help: "the provider's workspace path (required)" },
+      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
+    },
+  },
+  migrate: {
+    summary: 'move one consumer object to the AcceptAPI named by --to (refused, with the reason, if it does not accept it)',
+    options: {
+      ...COMMON,
+      workspace: { type: 'string', env: '', help: 'the consumer workspace path (required)' },
+      resource: { type: 'string', env: '', help: 'the brokered resource (required), e.g. certificate' },
+      namespace: { type: 'string', env: '', help: 'namespace of a namespaced object (default "default")' },
+      name: { type: 'string', env: '', help: 'name of the object (required)' },
+      to: { type: 'string', env: '', help: 'the target AcceptAPI (required): <name> or <provider cluster>/<name>' },
     },
   },
   uninstall: {
@@ -288,6 +335,7 @@ export type RunSettings = CommonSettings & {
   renewDeadlineSeconds: number;
   retryPeriodSeconds: number;
   gracefulShutdownSeconds: number;
+  migrationBudget: { total: number; perProvider: number };
   computeKubeconfig: string | undefined;
   locations: { staging: ShardSelector | undefined; verification: ShardSelector | undefined };
 };
@@ -328,6 +376,12 @@ export const commonSettings = (values: Values): CommonSettings => {
   };
 };
 
+const positiveInteger = (values: Values, flag: string): number => {
+  const raw = String(values[flag]);
+  if (!/^[1-9]\d{0,5}$/.test(raw)) throw new UsageError(`--${flag} must be a whole number from 1 to 999999, not "${raw}"`);
+  return Number(raw);
+};
+
 export const runSettings = (values: Values): RunSettings => {
   const duration = (flag: string): number => durationSeconds(String(values[flag]), `--${flag}`);
   const settings: RunSettings = {
@@ -339,6 +393,10 @@ export const runSettings = (values: Values): RunSettings => {
     renewDeadlineSeconds: duration('leader-elect-renew-deadline'),
     retryPeriodSeconds: duration('leader-elect-retry-period'),
     gracefulShutdownSeconds: duration('graceful-shutdown-timeout'),
+    migrationBudget: {
+      total: positiveInteger(values, 'max-concurrent-migrations'),
+      perProvider: positiveInteger(values, 'max-concurrent-migrations-per-provider'),
+    },
     computeKubeconfig: stringOf(values, 'compute-kubeconfig'),
     locations: {
       staging: shardSelectorOf('--staging-shard-selector', values['staging-shard-selector']),
@@ -358,13 +416,16 @@ export const runSettings = (values: Values): RunSettings => {
   return settings;
 };
 
+/** A flag's value, or a UsageError naming it. */
+export const requiredFlag = (values: Values, flag: string): string => {
+  const value = stringOf(values, flag);
+  if (value === undefined || value === '') throw new UsageError(`--${flag} is required`);
+  return value;
+};
+
 export const explainSettings = (values: Values): ExplainSettings => {
   const common = commonSettings(values);
-  const required = (flag: string): string => {
-    const value = stringOf(values, flag);
-    if (value === undefined) throw new UsageError(`--${flag} is required`);
-    return value;
-  };
+  const required = (flag: string): string => requiredFlag(values, flag);
   const output = String(values['output']);
   if (output !== 'text' && output !== 'json') throw new UsageError(`--output must be text or json, not "${output}"`);
   return {

@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LeaseLock } from '../leader/lease-lock.ts';
 import { BrokerMetrics } from '../observability/metrics.ts';
 import { startProbeServer } from '../observability/server.ts';
-import { COMMANDS, commonSettings, explainSettings, parseFlags, runSettings, usage, UsageError } from './flags.ts';
+import { COMMANDS, commonSettings, explainSettings, parseFlags, requiredFlag, runSettings, usage, UsageError } from './flags.ts';
+import { changeAcceptAPI, requestMove } from './operations.ts';
 
 /**
  * Test mode (RB_TEST_EXIT_AFTER_WRITES=N): the process exits, as if killed, right after the
@@ -52,6 +53,14 @@ const failureOf = (err: unknown, endpoint: KcpEndpoint): string => {
   return `${err instanceof Error ? err.message : String(err)}${cause}`;
 };
 
+/** Flags a command cannot run without (explain's are checked by explainSettings). */
+const REQUIRED_FLAGS: Record<string, string[]> = {
+  cordon: ['workspace', 'acceptapi'],
+  uncordon: ['workspace', 'acceptapi'],
+  drain: ['workspace', 'acceptapi'],
+  migrate: ['workspace', 'resource', 'name', 'to'],
+};
+
 const version = (): string =>
   (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -83,6 +92,8 @@ export const main = async (argv: string[]): Promise<number> => {
     if (command === 'run') settings = run = runSettings(values);
     else if (command === 'explain') settings = explained = explainSettings(values);
     else settings = commonSettings(values);
+    // Checked before anything connects, as every other flag.
+    for (const flag of REQUIRED_FLAGS[command] ?? []) requiredFlag(values, flag);
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`resource-broker ${command}: ${err.message}. See \`resource-broker ${command} --help\`.`);
@@ -117,6 +128,21 @@ export const main = async (argv: string[]): Promise<number> => {
         name: explained.name,
       });
       console.log(explained.output === 'json' ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+      return 0;
+    }
+    if (command === 'cordon' || command === 'uncordon' || command === 'drain') {
+      console.log(await changeAcceptAPI(endpoint, command, requiredFlag(values, 'workspace'), requiredFlag(values, 'acceptapi')));
+      return 0;
+    }
+    if (command === 'migrate') {
+      const target = {
+        workspace: requiredFlag(values, 'workspace'),
+        resource: requiredFlag(values, 'resource'),
+        namespace: typeof values['namespace'] === 'string' ? values['namespace'] : undefined,
+        name: requiredFlag(values, 'name'),
+        to: requiredFlag(values, 'to'),
+      };
+      console.log(await requestMove(endpoint, paths, target));
       return 0;
     }
     if (command === 'uninstall') {
@@ -173,6 +199,7 @@ export const main = async (argv: string[]): Promise<number> => {
       paths,
       ...(compute ? { compute } : {}),
       locations: run.locations,
+      migrationBudget: run.migrationBudget,
       logger,
       onQueueEvent: (controller, event) => metrics.onQueueEvent(controller, event),
     });

@@ -8,6 +8,7 @@ export type EventReason =
   | 'Assigned'
   | 'NoMatchingProvider'
   | 'MigrationStarted'
+  | 'MoveRefused'
   | 'MigrationCompleted'
   | 'MigrationFailed'
   | 'SyncFailed'

@@ -4,6 +4,7 @@
  * staging-workspace controller that makes StagingWorkspaces Ready, and providers that write the
  * status of their copies (holding a finalizer on them). Reconciles run one by one, directly.
  */
+import { MigrationBudget, type MigrationBudgetLimits } from '../../src/controllers/migration/budget.ts';
 import {
   ACCEPTAPI_GVR,
   ASSIGNMENT_GVR,
@@ -77,7 +78,7 @@ export class SyncWorld {
    * consumer-side cache. `bindings`: the consumers' APIBindings (APIBINDINGS, put by the test)
    * tell what each workspace accepted; without, everything claimed counts as accepted.
    */
-  constructor(options: { consumerClusters?: string[]; claimed?: RelatedKind[]; bindings?: boolean } = {}) {
+  constructor(options: { consumerClusters?: string[]; claimed?: RelatedKind[]; bindings?: boolean; budget?: MigrationBudgetLimits } = {}) {
     const { api } = this;
     const consumerClusters = options.consumerClusters ?? [CONSUMER];
     const claimed = options.claimed ?? ['Secret', 'ConfigMap'];
@@ -125,6 +126,11 @@ export class SyncWorld {
       events: this.events,
       logger,
       releaseStagingWorkspace,
+      budget: new MigrationBudget({
+        migrations: this.coordination.migrations.store,
+        coordinationCluster: COORD,
+        ...(options.budget ? { limits: options.budget } : {}),
+      }),
     });
     this.sync = new SyncController({
       api: WIDGET_API,
@@ -146,11 +152,12 @@ export class SyncWorld {
     provider: string,
     name: string,
     apiExportName: string,
-    options: { ready?: boolean; filters?: AcceptAPIFilter[] } = {},
+    options: { ready?: boolean; filters?: AcceptAPIFilter[]; capacity?: number; cordoned?: boolean; draining?: boolean } = {},
   ): AcceptAPI {
+    const { ready: _ready, ...spec } = options;
     return this.api.put<AcceptAPI>(provider, ACCEPTAPI_GVR, {
       metadata: { name },
-      spec: { gvr: WIDGETS, apiExportName, ...(options.filters ? { filters: options.filters } : {}) },
+      spec: { gvr: WIDGETS, apiExportName, ...spec },
       status: {
         conditions: [
           { type: 'Ready', status: options.ready === false ? 'False' : 'True', reason: 'Verified', message: '', lastTransitionTime: '' },

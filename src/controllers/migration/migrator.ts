@@ -2,7 +2,7 @@
 // machine over the Migration's recorded state; apart, the order of their writes would be hidden.
 import { isDeepStrictEqual } from 'node:util';
 import { conditionTrue, setCondition } from '../../apis/conditions.ts';
-import { migrationNameOf, stagingWorkspaceName } from '../../apis/names.ts';
+import { migrationNameOf, MOVE_TO_ANNOTATION, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, GroupVersionKind, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
@@ -17,6 +17,7 @@ import type { Placer } from '../placement/assign.ts';
 import { describeCandidates } from '../placement/placement.ts';
 import type { RelatedSource } from '../related/mirror.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
+import type { MigrationBudget } from './budget.ts';
 import type { MigrationStages } from './stage-runner.ts';
 import { writeMigrationStatus } from './status.ts';
 
@@ -50,7 +51,37 @@ export type MigratorOptions = {
   logger: Logger;
   /** Asks the staging-workspace controller to look at one (a migration released it). */
   releaseStagingWorkspace: (name: string) => void;
+  /** Paces the moves the platform starts (drain, capacity, requested moves); unpaced when absent. */
+  budget?: MigrationBudget;
 };
+
+/** Why an object should move, whether the move is paced by the budget, and where it may go. */
+type MoveReason = {
+  problem: string;
+  paced: boolean;
+  only?: { providerCluster?: string; acceptAPIName: string };
+  /** A move request that names where the object already is: only the annotation goes. */
+  done?: boolean;
+  /** A move request that names no AcceptAPI: refused as it is. */
+  malformed?: boolean;
+};
+
+/** `<name>` or `<provider cluster>/<name>`; undefined for anything else. */
+export const parseMoveTarget = (value: string): { providerCluster?: string; acceptAPIName: string } | undefined => {
+  const match = /^(?:([a-z0-9][a-z0-9-]{0,62})\/)?([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.exec(value);
+  if (!match) return undefined;
+  return match[1] ? { providerCluster: match[1], acceptAPIName: match[2]! } : { acceptAPIName: match[2]! };
+};
+
+/**
+ * What `startIfNeeded` did: nothing to do, a Migration started, or a move the platform asked for
+ * waits: for the budget (`waiting`, looked at again soon) or for somewhere to go (`stuck`:
+ * refused or no provider; looked at again now and then, and on AcceptAPI changes).
+ */
+export type StartOutcome = 'none' | 'started' | 'waiting' | 'stuck';
+
+/** How soon an object waiting for the migration budget, or with nowhere to go, looks again. */
+export const RETRY_AFTER_MS: Record<'waiting' | 'stuck', number> = { waiting: 2_000, stuck: 30_000 };
 
 /**
  * Make-before-break moves of one brokered resource's objects: starts a Migration when the serving
@@ -84,29 +115,110 @@ export class Migrator {
   async abandon(migration: Migration, signal: AbortSignal): Promise<void> {
     await this.#o.stages.cleanup(migration, signal);
     await this.#o.coordination.migrations.client.delete({ name: migration.metadata.name ?? '' }, signal);
+    this.#ended(migration);
   }
 
-  /** Why the AcceptAPI serving an object can no longer serve it; undefined while it can. */
-  servingProblem(consumer: KubeObject, assignment: Assignment): string | undefined {
+  /** A Migration this process deleted no longer counts, even if the cache never showed it. */
+  #ended(migration: Migration): void {
+    const name = migration.metadata.name ?? '';
+    this.#o.budget?.release(name);
+    this.#o.placer.load.abandoned(name);
+  }
+
+  /**
+   * Why an object should move; undefined while it stays. Its AcceptAPI can no longer serve it
+   * (deleted, not Ready, another resource, no longer matching: not paced), or the platform moves
+   * it (draining, over capacity, a requested move: paced by the budget).
+   */
+  #moveReason(consumer: KubeObject, assignment: Assignment, options: { ignoreRequest?: boolean } = {}): MoveReason | undefined {
     const { acceptAPIs } = this.#o;
     const provider = assignment.status?.providerCluster;
     const name = assignment.status?.acceptAPIName;
     if (!acceptAPIs.synced || !provider || !name) return undefined;
     const acceptAPI = acceptAPIs.store.get({ cluster: provider, namespace: '', name });
-    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp) return `AcceptAPI ${name} of ${provider} was deleted`;
-    if (!conditionTrue(acceptAPI.status?.conditions, 'Ready')) return `AcceptAPI ${name} of ${provider} is not Ready`;
-    if (gvrString(acceptAPI.spec.gvr) !== this.#gvrKey) return `AcceptAPI ${name} of ${provider} no longer accepts ${this.#gvrKey}`;
+    const unpaced = (problem: string): MoveReason => ({ problem, paced: false });
+    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp) return unpaced(`AcceptAPI ${name} of ${provider} was deleted`);
+    if (!conditionTrue(acceptAPI.status?.conditions, 'Ready')) return unpaced(`AcceptAPI ${name} of ${provider} is not Ready`);
+    if (gvrString(acceptAPI.spec.gvr) !== this.#gvrKey)
+      return unpaced(`AcceptAPI ${name} of ${provider} no longer accepts ${this.#gvrKey}`);
     const verdict = evaluateFilters(acceptAPI.spec.filters, consumer['spec']);
-    return verdict.pass ? undefined : `AcceptAPI ${name} of ${provider} no longer matches: ${verdict.reason}`;
+    if (!verdict.pass) return unpaced(`AcceptAPI ${name} of ${provider} no longer matches: ${verdict.reason}`);
+    const requested = options.ignoreRequest ? undefined : assignment.metadata.annotations?.[MOVE_TO_ANNOTATION];
+    if (requested) {
+      const only = parseMoveTarget(requested);
+      if (!only)
+        return {
+          problem: `${MOVE_TO_ANNOTATION} "${requested}" is not <AcceptAPI name> or <provider cluster>/<name>`,
+          paced: true,
+          only: { acceptAPIName: '' },
+          malformed: true,
+        };
+      // Already there (the request was done, or named where the object is): nothing to move.
+      if (only.acceptAPIName === name && (!only.providerCluster || only.providerCluster === provider))
+        return { problem: 'the requested move is done', paced: false, done: true };
+      return { problem: `a platform admin asked to move it to AcceptAPI ${requested} (${MOVE_TO_ANNOTATION})`, paced: true, only };
+    }
+    if (acceptAPI.spec.draining) return { problem: `AcceptAPI ${name} of ${provider} is draining`, paced: true };
+    const { capacity } = acceptAPI.spec;
+    if (typeof capacity === 'number') {
+      const rank = this.#rankIn(assignment, provider, name);
+      if (rank >= capacity)
+        return {
+          problem: `AcceptAPI ${name} of ${provider} is over its capacity of ${capacity}: its newest objects move`,
+          paced: true,
+        };
+    }
+    return undefined;
   }
 
-  /** Starts a migration when the serving AcceptAPI cannot serve the object any more; true if one started. */
-  async startIfNeeded(key: ObjectKey, consumer: KubeObject, assignment: Assignment, signal: AbortSignal): Promise<boolean> {
-    const problem = this.servingProblem(consumer, assignment);
-    if (!problem) return false;
-    const { coordination, placer, events } = this.#o;
+  /** Where an Assignment stands among its AcceptAPI's by age (0: the oldest): the newest beyond capacity move. */
+  #rankIn(assignment: Assignment, provider: string, name: string): number {
+    const age = (a: Assignment): string => `${a.metadata.creationTimestamp ?? ''}\u0000${a.metadata.name ?? ''}`;
+    const mine = age(assignment);
+    let older = 0;
+    for (const a of this.#o.coordination.assignmentsServedBy(provider, name))
+      if (gvrString(a.spec.gvr) === this.#gvrKey && age(a) < mine) older++;
+    return older;
+  }
+
+  /**
+   * Starts a migration when the object should move and can: 'started' once the Migration is
+   * written; 'waiting' when a paced move waits for the budget or has nowhere to go (the caller
+   * serves the object where it is and looks again later).
+   */
+  async startIfNeeded(key: ObjectKey, consumer: KubeObject, assignment: Assignment, signal: AbortSignal): Promise<StartOutcome> {
+    let reason = this.#moveReason(consumer, assignment);
+    if (reason?.done) {
+      await this.#clearMoveRequest(assignment, signal);
+      return 'none';
+    }
+    if (!reason) {
+      // A refusal said earlier goes once no request is left.
+      if (assignment.status?.conditions?.some((c) => c.type === 'MoveRequested'))
+        await this.#setMoveCondition(assignment, undefined, signal);
+      return 'none';
+    }
+    const { coordination, placer, events, budget } = this.#o;
     const from = { providerCluster: assignment.status!.providerCluster!, acceptAPIName: assignment.status!.acceptAPIName! };
-    const decision = placer.decide(key, consumer['spec'], from);
+    const name = migrationNameOf(assignment);
+    // The budget first: an object waiting for it costs no placement scan.
+    if (reason.paced && budget) {
+      const room = budget.room(from.providerCluster);
+      if (!room.ok) return 'waiting';
+    }
+    let decision = reason.malformed ? undefined : placer.decide(key, consumer['spec'], from, reason.only);
+    if (reason.only && !decision?.winner) {
+      const details = decision ? describeCandidates(decision) : '';
+      const message = `${reason.problem}; refused: ${reason.malformed ? 'fix the annotation' : `the AcceptAPI named does not accept it${details ? `: ${details}` : ''}`}`;
+      await events.record(consumer, 'Warning', 'MoveRefused', message);
+      await this.#setMoveCondition(assignment, message, signal);
+      // A refused request does not hold the object where the platform would otherwise move it.
+      reason = this.#moveReason(consumer, assignment, { ignoreRequest: true });
+      if (!reason) return 'stuck';
+      decision = placer.decide(key, consumer['spec'], from);
+    }
+    decision ??= placer.decide(key, consumer['spec'], from);
+    const { problem } = reason;
     if (!decision.winner) {
       const details = describeCandidates(decision);
       await events.record(
@@ -115,7 +227,11 @@ export class Migrator {
         'NoMatchingProvider',
         `${problem}; the object stays where it is: no other provider matches${details ? `: ${details}` : ''}`,
       );
-      return false;
+      return reason.paced ? 'stuck' : 'none';
+    }
+    if (reason.paced && budget) {
+      const admission = budget.admit(name, from.providerCluster, decision.winner.providerCluster);
+      if (!admission.admitted) return 'waiting';
     }
     const { winner } = decision;
     const gvk = this.#gvk;
@@ -126,27 +242,42 @@ export class Migrator {
       apiExportName: winner.apiExportName,
     };
     // The Migration is written first: it references both staging workspaces, so neither is collected midway.
-    await coordination.migrations.client.createIfAbsent(
-      {
-        apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
-        kind: 'Migration',
-        metadata: { name: migrationNameOf(assignment) },
-        spec: {
-          assignment: assignment.metadata.name ?? '',
-          name: key.name,
-          ...(key.namespace ? { namespace: key.namespace } : {}),
-          fromStagingWorkspace: assignment.status!.stagingWorkspace!,
-          stagingWorkspace: stagingWorkspaceName(key.cluster, winner.providerCluster, to.apiExportName),
-          from: { gvk, ...from, apiExportName: assignment.status!.apiExportName! },
-          to,
+    placer.load.placing(name, winner.providerCluster, winner.acceptAPIName);
+    await coordination.migrations.client
+      .createIfAbsent(
+        {
+          apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+          kind: 'Migration',
+          metadata: { name },
+          spec: {
+            assignment: assignment.metadata.name ?? '',
+            name: key.name,
+            ...(key.namespace ? { namespace: key.namespace } : {}),
+            fromStagingWorkspace: assignment.status!.stagingWorkspace!,
+            stagingWorkspace: stagingWorkspaceName(key.cluster, winner.providerCluster, to.apiExportName),
+            from: { gvk, ...from, apiExportName: assignment.status!.apiExportName! },
+            to,
+          },
         },
+        signal,
+      )
+      .catch((err: unknown) => {
+        // Not created: neither the budget nor the destination's load counts it.
+        budget?.release(name);
+        placer.load.abandoned(name);
+        throw err;
+      });
+    // The move request is done once the move starts: removed in the same write that repoints the spec.
+    const { [MOVE_TO_ANNOTATION]: _done, ...annotations } = assignment.metadata.annotations ?? {};
+    const repointed = await coordination.assignments.client.update(
+      {
+        ...assignment,
+        metadata: { ...assignment.metadata, annotations },
+        spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName },
       },
       signal,
     );
-    await coordination.assignments.client.update(
-      { ...assignment, spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName } },
-      signal,
-    );
+    if (repointed.status?.conditions?.some((c) => c.type === 'MoveRequested')) await this.#setMoveCondition(repointed, undefined, signal);
     this.#specWritten.add(assignment.metadata.uid ?? assignment.metadata.name ?? '');
     await events.record(
       consumer,
@@ -155,7 +286,35 @@ export class Migrator {
       `${problem}; moving to provider ${winner.providerCluster} (AcceptAPI ${winner.acceptAPIName}), make-before-break`,
     );
     this.#o.logger.info({ consumer: encodeKey(key), from: from.providerCluster, to: winner.providerCluster, problem }, 'migration started');
-    return true;
+    return 'started';
+  }
+
+  /** Sets (a refusal's message) or removes (undefined) the Assignment's MoveRequested condition. */
+  async #setMoveCondition(assignment: Assignment, refusal: string | undefined, signal: AbortSignal): Promise<void> {
+    const others = (assignment.status?.conditions ?? []).filter((c) => c.type !== 'MoveRequested');
+    const conditions = refusal
+      ? setCondition(assignment.status?.conditions, { type: 'MoveRequested', status: 'False', reason: 'Refused', message: refusal })
+      : others;
+    if (isDeepStrictEqual(conditions, assignment.status?.conditions)) return;
+    try {
+      await this.#o.coordination.assignments.client.updateStatus({ ...assignment, status: { ...assignment.status, conditions } }, signal);
+    } catch (err) {
+      if (!isConflict(err)) throw err; // a newer Assignment: the next reconcile says it again
+    }
+  }
+
+  /** Removes a move request that is done (the object is where it asks), and its condition. */
+  async #clearMoveRequest(assignment: Assignment, signal: AbortSignal): Promise<void> {
+    const { [MOVE_TO_ANNOTATION]: _done, ...annotations } = assignment.metadata.annotations ?? {};
+    try {
+      const updated = await this.#o.coordination.assignments.client.update(
+        { ...assignment, metadata: { ...assignment.metadata, annotations } },
+        signal,
+      );
+      await this.#setMoveCondition(updated, undefined, signal);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
   }
 
   /**
@@ -266,6 +425,7 @@ export class Migrator {
     }
     await stages.cleanup(migration, signal);
     await coordination.migrations.client.delete({ name: migration.metadata.name ?? '' }, signal);
+    this.#ended(migration);
     this.#o.releaseStagingWorkspace(migration.spec.fromStagingWorkspace);
     await events.record(
       consumer,
@@ -361,6 +521,7 @@ export class Migrator {
     const configurationChanged = failedWith !== undefined && !isDeepStrictEqual(failedWith, configuration);
     if (specChanged || configurationChanged) {
       await coordination.migrations.client.delete({ name: migration.metadata.name ?? '' }, signal);
+      this.#ended(migration);
       logger.info({ migration: migration.metadata.name, specChanged, configurationChanged }, 'failed migration dropped, starting over');
       return;
     }

@@ -39,20 +39,32 @@ export class Placer {
       options.load ??
       new PlacementLoad({
         assignments: options.coordination.assignments.store,
+        migrations: options.coordination.migrations.store,
         coordinationCluster: options.coordination.cluster,
         gvr: options.gvr,
       });
   }
 
-  /** The best provider for the object now, optionally leaving one out (a migration's origin). */
-  decide(key: ObjectKey, spec: unknown, exclude?: { providerCluster: string; acceptAPIName: string }): PlacementDecision {
+  /**
+   * The best provider for the object now, optionally leaving one out (a migration's origin) or
+   * allowing only one (a platform admin's move). AcceptAPIs that are cordoned, draining or full
+   * do not qualify.
+   */
+  decide(
+    key: ObjectKey,
+    spec: unknown,
+    exclude?: { providerCluster: string; acceptAPIName: string },
+    only?: { providerCluster?: string; acceptAPIName: string },
+  ): PlacementDecision {
     return placeObject({
       gvr: this.gvr,
       spec,
       objectId: encodeKey(key),
       acceptAPIs: this.#acceptAPIs(),
       assignmentsByProvider: this.load.byProvider(),
+      loadByAcceptAPI: this.load.byAcceptAPI(),
       exclude,
+      only,
     });
   }
 
@@ -63,7 +75,7 @@ export class Placer {
     if (!winner) return { outcome: 'noProvider', decision };
     const name = assignmentName(key.cluster, this.gvr, key.namespace, key.name);
     // Same tick as the load was read in: the next placement already counts this one.
-    this.load.placing(name, winner.providerCluster);
+    this.load.placing(name, winner.providerCluster, winner.acceptAPIName);
     let created: Assignment | undefined;
     try {
       created = await this.#coordination.assignments.client.createIfAbsent(

@@ -53,6 +53,38 @@ describe('PlacementLoad', () => {
     expect(world.placer.load.pending).toBe(0);
   });
 
+  it('never fills an AcceptAPI past its capacity, even in a burst the cache has not seen; the rest stay pending naming it full', async () => {
+    const world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a', { capacity: 3 });
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b', { capacity: 4 });
+    world.api.lagging = true;
+    const keys = Array.from({ length: 10 }, (_, i) => ({ cluster: 'consumer-1', namespace: 'default', name: `w-${i}` }));
+
+    const results = await Promise.all(keys.map((key) => world.placer.assign(key, {}, signal)));
+
+    expect(results.filter((r) => r.outcome === 'assigned')).toHaveLength(7);
+    expect(providersOf(world.assignments())).toEqual({ 'provider-a': 3, 'provider-b': 4 });
+    const refused = results.find((r) => r.outcome === 'noProvider');
+    expect(refused?.outcome === 'noProvider' && refused.decision.candidates.map((c) => c.reason)).toEqual([
+      'full (capacity 3, spec.capacity)',
+      'full (capacity 4, spec.capacity)',
+    ]);
+    world.api.flush();
+    expect(Object.fromEntries(world.placer.load.byAcceptAPI())).toEqual({ 'provider-a/widgets-a': 3, 'provider-b/widgets-b': 4 });
+  });
+
+  it('places nothing new on a cordoned or draining AcceptAPI, and says so', async () => {
+    const world = new SyncWorld();
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a', { cordoned: true });
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b', { draining: true });
+    const result = await world.placer.assign({ cluster: 'consumer-1', namespace: 'default', name: 'w' }, {}, signal);
+    expect(result.outcome).toBe('noProvider');
+    expect(result.outcome === 'noProvider' && result.decision.candidates.map((c) => c.reason)).toEqual([
+      'cordoned: takes no new objects (spec.cordoned)',
+      'draining: takes no new objects (spec.draining)',
+    ]);
+  });
+
   it('stops counting a placement whose create failed', async () => {
     const world = twoProviders();
     world.api.lagging = true;
@@ -68,8 +100,8 @@ describe('PlacementLoad', () => {
     let now = 1_000;
     const assignments = new ObjectStore<Assignment>();
     const load = new PlacementLoad({ assignments, coordinationCluster: COORD, gvr: WIDGETS, ttlMs: 30_000, now: () => now });
-    load.placing('assignment-1', 'provider-a');
-    load.placing('assignment-2', 'provider-b');
+    load.placing('assignment-1', 'provider-a', 'widgets-a');
+    load.placing('assignment-2', 'provider-b', 'widgets-b');
 
     now += 30_000;
     expect(Object.fromEntries(load.byProvider())).toEqual({ 'provider-a': 1, 'provider-b': 1 }); // not yet past the TTL
@@ -100,7 +132,7 @@ describe('PlacementLoad', () => {
         acceptAPIName: 'x',
       },
     });
-    load.placing('assignment-1', 'provider-a');
+    load.placing('assignment-1', 'provider-a', 'x');
     load.abandoned('assignment-1');
     expect(Object.fromEntries(load.byProvider())).toEqual({});
   });

@@ -1,7 +1,7 @@
-import type { Assignment } from '../../apis/types.ts';
-import type { GroupVersionResource } from '../../kcp-client-ts/types.ts';
+import type { Assignment, Migration } from '../../apis/types.ts';
+import { gvrString, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import type { ObjectStore } from '../../runtime/store.ts';
-import { assignmentsByProvider } from './placement.ts';
+import { acceptAPIKey, assignmentsByProvider } from './placement.ts';
 
 /** How long an Assignment being placed counts as load before the cache shows it. */
 const PLACING_TTL_MS = 30_000;
@@ -19,16 +19,20 @@ export class PlacementLoad {
   readonly #gvr: GroupVersionResource;
   readonly #ttlMs: number;
   readonly #now: () => number;
-  readonly #placing = new Map<string, { provider: string; since: number }>();
+  readonly #migrations: ObjectStore<Migration> | undefined;
+  readonly #placing = new Map<string, { provider: string; acceptAPIName: string; since: number }>();
 
   constructor(options: {
     assignments: ObjectStore<Assignment>;
+    /** Migrations in flight count against their destination's capacity. */
+    migrations?: ObjectStore<Migration>;
     coordinationCluster: string;
     gvr: GroupVersionResource;
     ttlMs?: number;
     now?: () => number;
   }) {
     this.#assignments = options.assignments;
+    this.#migrations = options.migrations;
     this.#cluster = options.coordinationCluster;
     this.#gvr = options.gvr;
     this.#ttlMs = options.ttlMs ?? PLACING_TTL_MS;
@@ -38,17 +42,48 @@ export class PlacementLoad {
   /** Current Assignments per provider for this resource, the ones being placed included. */
   byProvider(): Map<string, number> {
     const load = assignmentsByProvider(this.#assignments.list(), this.#gvr);
-    for (const [name, { provider, since }] of this.#placing) {
-      const settled = this.#now() - since > this.#ttlMs || this.#assignments.get({ cluster: this.#cluster, namespace: '', name });
-      if (settled) this.#placing.delete(name);
-      else load.set(provider, (load.get(provider) ?? 0) + 1);
-    }
+    for (const { provider } of this.#pending()) load.set(provider, (load.get(provider) ?? 0) + 1);
     return load;
   }
 
-  /** Counts an Assignment from now on: call in the same tick the load was read in. */
-  placing(assignmentName: string, provider: string): void {
-    this.#placing.set(assignmentName, { provider, since: this.#now() });
+  /**
+   * Objects per AcceptAPI (`<provider cluster>/<name>`) for capacity: its Assignments, the
+   * Migrations moving objects to it, and what this process is placing there.
+   */
+  byAcceptAPI(): Map<string, number> {
+    const load = new Map<string, number>();
+    const add = (provider: string, name: string): void => {
+      const key = acceptAPIKey(provider, name);
+      load.set(key, (load.get(key) ?? 0) + 1);
+    };
+    for (const a of this.#assignments.list()) {
+      if (gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
+      add(a.status?.providerCluster ?? a.spec.providerCluster, a.status?.acceptAPIName ?? a.spec.acceptAPIName);
+    }
+    for (const m of this.#migrations?.list() ?? []) {
+      if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
+      const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
+      if (a && gvrString(a.spec.gvr) === gvrString(this.#gvr)) add(m.spec.to.providerCluster, m.spec.to.acceptAPIName);
+    }
+    for (const { provider, acceptAPIName } of this.#pending()) add(provider, acceptAPIName);
+    return load;
+  }
+
+  /** Placements and moves this process started that the caches do not show yet (expired ones dropped). */
+  *#pending(): Generator<{ provider: string; acceptAPIName: string }> {
+    for (const [name, entry] of this.#placing) {
+      const settled =
+        this.#now() - entry.since > this.#ttlMs ||
+        this.#assignments.get({ cluster: this.#cluster, namespace: '', name }) ||
+        this.#migrations?.get({ cluster: this.#cluster, namespace: '', name });
+      if (settled) this.#placing.delete(name);
+      else yield entry;
+    }
+  }
+
+  /** Counts an Assignment (or a Migration, by its name) from now on: call in the same tick the load was read in. */
+  placing(name: string, provider: string, acceptAPIName: string): void {
+    this.#placing.set(name, { provider, acceptAPIName, since: this.#now() });
   }
 
   /** The Assignment was not created after all. */

@@ -16,6 +16,10 @@ export type PlacementInput = {
   assignmentsByProvider: ReadonlyMap<string, number>;
   /** Providers to leave out (a migration's origin). */
   exclude?: { providerCluster: string; acceptAPIName: string } | undefined;
+  /** Objects per AcceptAPI (acceptAPIKey), for spec.capacity; absent: capacities are not checked. */
+  loadByAcceptAPI?: ReadonlyMap<string, number> | undefined;
+  /** Only this AcceptAPI may win (a platform admin's move); the others are recorded as not asked for. */
+  only?: { providerCluster?: string; acceptAPIName: string } | undefined;
 };
 
 export type PlacementDecision = {
@@ -34,6 +38,9 @@ export const assignmentsByProvider = (assignments: Assignment[], gvr: GroupVersi
   }
   return load;
 };
+
+/** The key of an AcceptAPI in load maps: its provider's logical cluster and its name. */
+export const acceptAPIKey = (providerCluster: string, name: string): string => `${providerCluster}/${name}`;
 
 /** One line per AcceptAPI considered, for Events and messages. */
 export const describeCandidates = (decision: PlacementDecision): string =>
@@ -62,9 +69,32 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
       record(false, 'current provider, excluded');
       continue;
     }
+    if (
+      input.only &&
+      (input.only.acceptAPIName !== name || (input.only.providerCluster && input.only.providerCluster !== providerCluster))
+    ) {
+      record(false, 'not the AcceptAPI the move asks for');
+      continue;
+    }
     if (acceptAPI.metadata.deletionTimestamp) {
       record(false, 'being deleted');
       continue;
+    }
+    if (acceptAPI.spec.draining) {
+      record(false, 'draining: takes no new objects (spec.draining)');
+      continue;
+    }
+    if (acceptAPI.spec.cordoned) {
+      record(false, 'cordoned: takes no new objects (spec.cordoned)');
+      continue;
+    }
+    const { capacity } = acceptAPI.spec;
+    if (input.loadByAcceptAPI && typeof capacity === 'number') {
+      const load = input.loadByAcceptAPI.get(acceptAPIKey(providerCluster, name)) ?? 0;
+      if (load >= capacity) {
+        record(false, `full (capacity ${capacity}, spec.capacity)`);
+        continue;
+      }
     }
     if (!conditionTrue(acceptAPI.status?.conditions, 'Ready')) {
       const ready = acceptAPI.status?.conditions?.find((c) => c.type === 'Ready');

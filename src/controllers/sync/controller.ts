@@ -33,7 +33,7 @@ import type { EventSink } from '../../runtime/events.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
-import type { Migrator, SyncSteps } from '../migration/migrator.ts';
+import { RETRY_AFTER_MS, type Migrator, type SyncSteps } from '../migration/migrator.ts';
 import type { Placer } from '../placement/assign.ts';
 import { describeCandidates } from '../placement/placement.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
@@ -171,13 +171,19 @@ export class SyncController implements Controller, SyncSteps {
       watchOf(consumers.objects, (e) => [encodeKey(objectKeyOf(e.object))]),
       ...related,
       ...bindings,
-      watchOf(c.assignments, (e) => (mine(e.object) ? [keyOf(e.object)] : [])),
+      // Room freed under a capacity (an object deleted or moved out) lets a waiting object in.
+      watchOf(c.assignments, (e) =>
+        mine(e.object) ? [keyOf(e.object), ...(e.type === 'deleted' && this.#capacityLimited() ? this.#unassigned() : [])] : [],
+      ),
       // A staging workspace's phase gates its objects; a migration's destination is referenced by the Migration only, until cutover.
       watchOf(c.stagingWorkspaces, (e) => {
         const name = e.object.metadata.name ?? '';
         return [...coordination.assignmentsIn(name).filter(mine).map(keyOf), ...coordination.migrationsIn(name).flatMap(ofMigration)];
       }),
-      watchOf(c.migrations, (e) => ofMigration(e.object)),
+      watchOf(c.migrations, (e) => [
+        ...ofMigration(e.object),
+        ...(e.type === 'deleted' && this.#capacityLimited() ? this.#unassigned() : []),
+      ]),
       // A fixed configuration lets waiting migrations carry on at once.
       watchOf(c.configurations, () => coordination.migrations.store.list().flatMap(ofMigration)),
       // An AcceptAPI that changed may now take unplaced objects, or no longer serve the ones it has.
@@ -191,6 +197,13 @@ export class SyncController implements Controller, SyncSteps {
   /** How many consumer objects have no Assignment: no provider accepts them, or not yet placed (metrics). */
   get pendingObjects(): number {
     return this.#unassigned().length;
+  }
+
+  /** Whether an AcceptAPI for this resource has a capacity: only then can room appear without an AcceptAPI event. */
+  #capacityLimited(): boolean {
+    return this.#o.acceptAPIs.store
+      .list()
+      .some((a) => typeof a.spec.capacity === 'number' && gvrString(a.spec.gvr) === gvrString(this.gvr));
   }
 
   /** Consumer objects without an Assignment. */
@@ -277,12 +290,15 @@ export class SyncController implements Controller, SyncSteps {
     const { migrator } = this.#o;
     const migration = migrator.migrationOf(placed);
     if (migration) return migrator.advance(key, current, placed, migration, this, signal);
-    if (await migrator.startIfNeeded(key, current, placed, signal)) return;
+    const move = await migrator.startIfNeeded(key, current, placed, signal);
+    if (move === 'started') return;
+    // A move that waits leaves the object served where it is, and is looked at again.
+    const later = move === 'none' ? undefined : { requeueAfterMs: RETRY_AFTER_MS[move] };
     const copy = await this.syncDown(key, current, staging.status.clusterName, signal);
-    if (!copy) return;
-    if (!(await this.syncUp(key, current, copy, staging.status.clusterName, signal))) return;
+    if (!copy) return later;
+    if (!(await this.syncUp(key, current, copy, staging.status.clusterName, signal))) return later;
     await this.#markBound(placed, staging.status.clusterName, signal);
-    return;
+    return later;
   }
 
   /** The object's Assignment: the cached one (completed if a crash left it without status), or a new placement. */
