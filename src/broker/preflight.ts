@@ -6,8 +6,8 @@ import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 
 /**
  * Checks, before anything else, that kcp answers, accepts the credentials and has the
- * coordination workspace, the home workspace's AcceptAPI export and the staging and
- * verification roots; throws an error whose message says what to fix.
+ * coordination workspace and the home workspace's AcceptAPI export; throws an error whose
+ * message says what to fix.
  */
 export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signal?: AbortSignal): Promise<void> => {
   const { parent, name } = splitPath(paths.coordination);
@@ -36,8 +36,10 @@ export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signa
     throw new Error(
       `coordination workspace ${paths.coordination} does not exist: run \`resource-broker bootstrap\` first, or set --coordination`,
     );
-  // What a leader needs beyond the Lease, read before it may stand by as Ready: a replica with
-  // a wrong path or a missing permission fails here, not only once it takes over.
+  // What a leader needs beyond the Lease, read before it may stand by as Ready: a replica with a
+  // wrong --home or --acceptapi-export, or without the home workspace's permissions, fails here,
+  // not only once it takes over. (The staging and verification roots are not read: the broker's
+  // identity may hold permissions inside them only.)
   const bounded = AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]);
   const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const slice = await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
@@ -48,14 +50,4 @@ export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signa
     throw new Error(
       `cannot read APIExportEndpointSlice ${paths.acceptAPIExport} in home workspace ${paths.home} (${slice.response.status}): check --home and --acceptapi-export, run \`resource-broker bootstrap\`, or grant deploy/kcp-permissions/home.yaml`,
     );
-  for (const [flag, path] of [
-    ['--staging-root', paths.stagingRoot],
-    ['--verification-root', paths.verificationRoot],
-  ] as const) {
-    const at = splitPath(path);
-    const root = await new Workspaces({ endpoint }).get(at.parent, at.name, bounded).catch((err: unknown) => {
-      throw new Error(`cannot read workspace ${path} (${flag}): ${err instanceof Error ? err.message : String(err)}`);
-    });
-    if (!root) throw new Error(`workspace ${path} (${flag}) does not exist: run \`resource-broker bootstrap\`, or set ${flag}`);
-  }
 };

@@ -6,14 +6,26 @@ import {
   type Migration,
   type StagingWorkspace,
 } from '../apis/types.ts';
-import { FINALIZER, MIGRATION_NAME_LABEL, OWNER_LABEL, OWNER_UID_ANNOTATION } from '../apis/names.ts';
-import { splitPath, type BrokerPaths } from '../apis/paths.ts';
+import {
+  FINALIZER,
+  MANAGED_BY_LABEL,
+  MANAGER,
+  MIGRATION_NAME_LABEL,
+  OWNER_LABEL,
+  OWNER_UID_ANNOTATION,
+  relatedOwnerOf,
+} from '../apis/names.ts';
+import type { BrokerPaths } from '../apis/paths.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { isConflict, isNotFound } from '../kcp-client-ts/errors.ts';
+import { ApiError, isConflict, isNotFound } from '../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap } from '../kcp-client-ts/typed-client.ts';
 import { CONFIGMAPS, SECRETS, clusterOf, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
-import { Workspaces } from '../kcp-client-ts/workspaces.ts';
+import { LeaseLock } from '../leader/lease-lock.ts';
+
+/** kcp Workspaces, listed inside the staging and verification roots. */
+const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
+import type { Logger } from '../logging.ts';
 
 export type UninstallOptions = {
   endpoint: KcpEndpoint;
@@ -22,8 +34,9 @@ export type UninstallOptions = {
   purge: boolean;
   /** Say what would be done, change nothing. */
   dryRun: boolean;
-  /** One line per step, for the person running it. */
+  /** One line per step done (or, in a dry run, that would be done), for the person running it. */
   report: (line: string) => void;
+  logger: Logger;
   signal?: AbortSignal;
 };
 
@@ -32,50 +45,68 @@ export type UninstallSummary = {
   relatedCopiesDeleted: number;
   recordsDeleted: number;
   workspacesDeleted: string[];
+  /** What could not be done, one line each: run again, or remove by hand. */
+  left: string[];
 };
 
 /** Why uninstall may not run now: a broker still leads (it would put its finalizers back). */
 export class BrokerRunningError extends Error {}
 
-type Lease = { spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number } };
-
-/** Refuses while the Lease is held and not expired: the running broker must be stopped first. */
-const refuseWhileLeading = async (endpoint: KcpEndpoint, paths: BrokerPaths, signal?: AbortSignal): Promise<void> => {
-  const leases = new ResourceClient<Lease & KubeObject>({
+/**
+ * Holds the broker's leader Lease for the whole run: a broker with leader election cannot lead
+ * (or come back) meanwhile and put its finalizers back. Taken as any replica takes it, so a live
+ * leader (its record changing) is never displaced, whatever the clocks say; refused when the
+ * Lease is not free within one lease duration. Brokers run without leader election hold no
+ * Lease: uninstall cannot see them (README "Uninstall").
+ */
+const takeLease = async (endpoint: KcpEndpoint, paths: BrokerPaths, logger: Logger, signal?: AbortSignal): Promise<LeaseLock> => {
+  const lock = new LeaseLock({
     endpoint,
-    baseUrl: endpoint.workspaceUrl(paths.coordination),
-    gvr: { group: 'coordination.k8s.io', version: 'v1', resource: 'leases' },
+    workspace: paths.coordination,
+    identity: `resource-broker-uninstall-${process.pid}`,
+    leaseDurationSeconds: 15,
+    renewDeadlineSeconds: 10,
+    retryPeriodSeconds: 1,
+    logger,
   });
-  const lease = await leases.find({ namespace: 'default', name: 'resource-broker' }, signal);
-  const holder = lease?.spec?.holderIdentity;
-  if (!holder) return;
-  const renewed = Date.parse(lease.spec?.renewTime ?? '');
-  const expires = renewed + (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
-  if (Number.isNaN(renewed) || Date.now() < expires)
+  // A dead leader's Lease expires after its duration (15 s by default) of not changing.
+  const deadline = AbortSignal.any([AbortSignal.timeout(25_000), ...(signal ? [signal] : [])]);
+  try {
+    await lock.acquire(deadline);
+  } catch {
+    signal?.throwIfAborted();
     throw new BrokerRunningError(
-      `a broker holds the leader lease (${holder}, in ${paths.coordination}): stop every replica first (helm uninstall, or scale the Deployment to 0), then run uninstall again`,
+      `a broker holds the leader lease (in ${paths.coordination}) and keeps renewing it: stop every replica first (helm uninstall, or scale the Deployment to 0), then run uninstall again`,
     );
+  }
+  return lock;
 };
 
 type BrokeredApi = { exportName: string; gvr: GroupVersionResource; urls: string[] };
 
 /** Every brokered resource: the home workspace's exports but the AcceptAPI one, with their virtual workspace URLs. */
-const brokeredApis = async (endpoint: KcpEndpoint, paths: BrokerPaths, signal?: AbortSignal): Promise<BrokeredApi[]> => {
+const brokeredApis = async (endpoint: KcpEndpoint, paths: BrokerPaths, left: string[], signal?: AbortSignal): Promise<BrokeredApi[]> => {
   const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const slices = unwrap(await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices', { ...(signal ? { signal } : {}) }));
   const apis: BrokeredApi[] = [];
   for (const slice of slices.items) {
     const exportName = slice.metadata?.name ?? '';
     if (exportName === paths.acceptAPIExport) continue;
-    const found = await home.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', {
+    // The slice names its export, possibly in another workspace, as the broker reads it.
+    const exportWorkspace = createKcpClient(endpoint, endpoint.workspaceUrl(slice.spec?.export?.path || paths.home));
+    const found = await exportWorkspace.GET('/apis/apis.kcp.io/v1alpha2/apiexports/{name}', {
       params: { path: { name: slice.spec?.export?.name || exportName } },
       ...(signal ? { signal } : {}),
     });
-    if (found.response.status === 404) continue;
-    const urls = (slice.status?.endpoints ?? []).map((e) => e.url);
+    if (found.response.status === 404) {
+      left.push(`export of endpoint slice ${exportName} not found: its objects were not visited`);
+      continue;
+    }
+    // As the broker takes them: https only, each once.
+    const urls = [...new Set((slice.status?.endpoints ?? []).map((e) => e.url).filter((u) => u.startsWith('https://')))];
     for (const resource of unwrap(found).spec.resources ?? []) {
       const schema = unwrap(
-        await home.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } } }),
+        await exportWorkspace.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas/{name}', { params: { path: { name: resource.schema } } }),
       );
       const version = schema.spec.versions.find((v) => v.storage) ?? schema.spec.versions[0];
       if (version)
@@ -87,120 +118,163 @@ const brokeredApis = async (endpoint: KcpEndpoint, paths: BrokerPaths, signal?: 
 
 /**
  * Takes the broker out of a kcp: removes its finalizer from every consumer object (nothing
- * waits for a broker that is gone), and with `purge` also deletes what it made. Refuses while
- * a broker leads. Idempotent: run again after an interruption, it finishes the rest.
+ * waits for a broker that is gone), and with `purge` also deletes what it made. Holds the
+ * broker's Lease meanwhile (refused while a broker leads). Idempotent: run again after an
+ * interruption, it finishes the rest. A step that fails is listed in `left` and the run goes on.
  *
  * Only what the broker recorded as its own is touched: its finalizer entry (no other), related
- * copies carrying its owner label and the consumer object's uid, and the coordination records,
- * staging and verification roots it made.
+ * copies carrying the owner label of that consumer object and its uid, the coordination
+ * records, what migration stages labelled in the compute workspace, and the staging and
+ * verification workspaces it labelled (never the roots, which bootstrap may have found in place).
  */
 export const uninstall = async (options: UninstallOptions): Promise<UninstallSummary> => {
-  const { endpoint, paths, purge, dryRun, report, signal } = options;
-  await refuseWhileLeading(endpoint, paths, signal);
-  const summary: UninstallSummary = { finalizersRemoved: 0, relatedCopiesDeleted: 0, recordsDeleted: 0, workspacesDeleted: [] };
-  const would = dryRun ? 'would ' : '';
+  const { endpoint, paths, logger, signal } = options;
+  const lock = await takeLease(endpoint, paths, logger, signal);
+  try {
+    return await uninstallHoldingLease(options);
+  } finally {
+    await lock.release();
+  }
+};
 
-  for (const api of await brokeredApis(endpoint, paths, signal)) {
+const uninstallHoldingLease = async (options: UninstallOptions): Promise<UninstallSummary> => {
+  const { endpoint, paths, purge, dryRun, report, signal } = options;
+  const summary: UninstallSummary = { finalizersRemoved: 0, relatedCopiesDeleted: 0, recordsDeleted: 0, workspacesDeleted: [], left: [] };
+  /** Runs one step; a failure is listed, not fatal. True when done. */
+  const step = async (what: string, write: () => Promise<unknown>): Promise<boolean> => {
+    if (dryRun) {
+      report(`would ${what}`);
+      return true;
+    }
+    try {
+      await write();
+      report(what);
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return true; // gone already
+      summary.left.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  };
+
+  for (const api of await brokeredApis(endpoint, paths, summary.left, signal)) {
     for (const url of api.urls) {
       const objects = await new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, '*'), gvr: api.gvr }).list({
         ...(signal ? { signal } : {}),
       });
       for (const listed of objects.items) {
-        if (!listed.metadata.finalizers?.includes(FINALIZER) && !purge) continue;
         const cluster = clusterOf(listed);
         const at = { namespace: listed.metadata.namespace, name: listed.metadata.name ?? '' };
         const where = `${api.gvr.resource} ${at.namespace ? `${at.namespace}/` : ''}${at.name} (cluster ${cluster})`;
-        if (purge) summary.relatedCopiesDeleted += await deleteRelatedCopies(endpoint, url, listed, dryRun, report, signal);
+        if (purge) summary.relatedCopiesDeleted += await deleteRelatedCopies(endpoint, url, api.gvr, listed, step, summary.left, signal);
         if (!listed.metadata.finalizers?.includes(FINALIZER)) continue;
-        summary.finalizersRemoved++;
-        report(`${would}remove the finalizer from ${where}`);
-        if (dryRun) continue;
         const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, cluster), gvr: api.gvr });
-        // Optimistic concurrency: the object as read, retried on a conflict with a fresh read.
-        let current: KubeObject | undefined = listed;
-        for (let attempt = 0; current?.metadata.finalizers?.includes(FINALIZER); attempt++) {
-          try {
-            await client.update(
-              { ...current, metadata: { ...current.metadata, finalizers: current.metadata.finalizers.filter((f) => f !== FINALIZER) } },
-              signal,
-            );
-            break;
-          } catch (err) {
-            if (isNotFound(err)) break;
-            if (!isConflict(err) || attempt >= 5) throw err;
-            current = await client.find(at, signal);
+        const removed = await step(`remove the finalizer from ${where}`, async () => {
+          // Optimistic concurrency: the object as read, retried on a conflict with a fresh read.
+          let current: KubeObject | undefined = listed;
+          for (let attempt = 0; current?.metadata.finalizers?.includes(FINALIZER); attempt++) {
+            try {
+              const finalizers = current.metadata.finalizers.filter((f) => f !== FINALIZER);
+              await client.update({ ...current, metadata: { ...current.metadata, finalizers } }, signal);
+              return;
+            } catch (err) {
+              if (!isConflict(err) || attempt >= 5) throw err;
+              current = await client.find(at, signal);
+            }
           }
-        }
+        });
+        if (removed) summary.finalizersRemoved++;
       }
     }
   }
   if (!purge) return summary;
 
   const coordination = endpoint.workspaceUrl(paths.coordination);
+  const migrations = new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR });
+  for (const m of (await migrations.list({ ...(signal ? { signal } : {}) })).items) {
+    // What stages deployed beyond the labelled ConfigMaps and Secrets swept below: said, not guessed at.
+    for (const o of m.status?.stageObjects ?? []) {
+      if (o.kind !== 'ConfigMap' && o.kind !== 'Secret')
+        summary.left.push(
+          `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name} deployed by migration ${m.metadata.name}: remove it from the compute cluster by hand`,
+        );
+    }
+  }
   for (const gvr of [MIGRATION_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR]) {
     const records = new ResourceClient<Migration | Assignment | StagingWorkspace>({ endpoint, baseUrl: coordination, gvr });
     for (const record of (await records.list({ ...(signal ? { signal } : {}) })).items) {
-      summary.recordsDeleted++;
-      report(`${would}delete ${gvr.resource} ${record.metadata.name} (${paths.coordination})`);
-      if (!dryRun) await records.delete({ name: record.metadata.name ?? '' }, signal, { uid: record.metadata.uid }).catch(ignoreNotFound);
+      const done = await step(`delete ${gvr.resource} ${record.metadata.name} (${paths.coordination})`, () =>
+        records.delete({ name: record.metadata.name ?? '' }, signal, { uid: record.metadata.uid }),
+      );
+      if (done) summary.recordsDeleted++;
     }
   }
-  const compute = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.compute), gvr: CONFIGMAPS });
-  for (const staged of (
-    await compute.list({ labelSelector: MIGRATION_NAME_LABEL, ...(signal ? { signal } : {}) }).catch(() => ({ items: [] }))
-  ).items) {
-    summary.recordsDeleted++;
-    report(
-      `${would}delete what a migration stage deployed: configmap ${staged.metadata.namespace}/${staged.metadata.name} (${paths.compute})`,
-    );
-    if (!dryRun)
-      await compute.delete({ namespace: staged.metadata.namespace, name: staged.metadata.name ?? '' }, signal).catch(ignoreNotFound);
+  for (const gvr of [CONFIGMAPS, SECRETS]) {
+    const compute = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.compute), gvr });
+    for (const staged of (await compute.list({ labelSelector: MIGRATION_NAME_LABEL, ...(signal ? { signal } : {}) })).items) {
+      const done = await step(
+        `delete what a migration stage deployed: ${gvr.resource} ${staged.metadata.namespace}/${staged.metadata.name} (${paths.compute})`,
+        () =>
+          compute.delete({ namespace: staged.metadata.namespace, name: staged.metadata.name ?? '' }, signal, { uid: staged.metadata.uid }),
+      );
+      if (done) summary.recordsDeleted++;
+    }
   }
-  // The roots whole: kcp deletes the workspaces below them, and with the staging workspaces
-  // their copies, which providers then deprovision.
-  const workspaces = new Workspaces({ endpoint });
-  for (const path of [paths.stagingRoot, paths.verificationRoot]) {
-    const { parent, name } = splitPath(path);
-    if (!(await workspaces.get(parent, name, signal))) continue;
-    summary.workspacesDeleted.push(path);
-    report(`${would}delete workspace ${path} and every workspace below it (providers deprovision what was placed there)`);
-    if (!dryRun) await workspaces.delete(parent, name, signal);
+  // The workspaces the broker made and labelled: kcp deletes each with what is inside it (a
+  // staging workspace's copies, which providers then deprovision). The roots stay.
+  for (const root of [paths.stagingRoot, paths.verificationRoot]) {
+    const workspaces = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(root), gvr: WORKSPACES });
+    const made = await workspaces
+      .list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, ...(signal ? { signal } : {}) })
+      .catch((err: unknown) => {
+        summary.left.push(`list the workspaces in ${root}: ${err instanceof Error ? err.message : String(err)}`);
+        return { items: [] as KubeObject[] };
+      });
+    for (const ws of made.items) {
+      const path = `${root}:${ws.metadata.name}`;
+      const done = await step(`delete workspace ${path} (providers deprovision what was placed there)`, () =>
+        workspaces.delete({ name: ws.metadata.name ?? '' }, signal, { uid: ws.metadata.uid }),
+      );
+      if (done) summary.workspacesDeleted.push(path);
+    }
   }
   return summary;
 };
 
-/** Deletes the related copies made for one consumer object: its label and its uid recorded on them. */
+/** Deletes the related copies made for one consumer object: the owner label of that object, and its uid recorded on them. */
 const deleteRelatedCopies = async (
   endpoint: KcpEndpoint,
   url: string,
+  gvr: GroupVersionResource,
   owner: KubeObject,
-  dryRun: boolean,
-  report: (line: string) => void,
+  step: (what: string, write: () => Promise<unknown>) => Promise<boolean>,
+  left: string[],
   signal?: AbortSignal,
 ): Promise<number> => {
   let deleted = 0;
   const cluster = clusterOf(owner);
-  for (const gvr of [SECRETS, CONFIGMAPS]) {
-    const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, cluster), gvr });
-    // Not claimed by the export, or not accepted in this workspace: the broker made none there.
-    const copies = await client
-      .list({ labelSelector: OWNER_LABEL, ...(signal ? { signal } : {}) })
-      .catch(() => ({ items: [] as KubeObject[] }));
-    for (const copy of copies.items) {
-      if (copy.metadata.annotations?.[OWNER_UID_ANNOTATION] !== owner.metadata.uid) continue;
-      deleted++;
-      report(
-        `${dryRun ? 'would ' : ''}delete ${gvr.resource} ${copy.metadata.namespace}/${copy.metadata.name} (cluster ${cluster}), copied for ${owner.metadata.name}`,
+  const label = `${OWNER_LABEL}=${relatedOwnerOf(cluster, gvr, owner.metadata.namespace ?? '', owner.metadata.name ?? '')}`;
+  for (const kind of [SECRETS, CONFIGMAPS]) {
+    const client = new ResourceClient({ endpoint, baseUrl: endpoint.virtualWorkspaceUrl(url, cluster), gvr: kind });
+    let copies: KubeObject[];
+    try {
+      copies = (await client.list({ labelSelector: label, ...(signal ? { signal } : {}) })).items;
+    } catch (err) {
+      // 403: the export does not claim this kind, or the workspace did not accept it: the broker made none there.
+      if (err instanceof ApiError && err.status === 403) continue;
+      left.push(
+        `list ${kind.resource} copied for ${owner.metadata.name} (cluster ${cluster}): ${err instanceof Error ? err.message : String(err)}`,
       );
-      if (!dryRun)
-        await client
-          .delete({ namespace: copy.metadata.namespace, name: copy.metadata.name ?? '' }, signal, { uid: copy.metadata.uid })
-          .catch(ignoreNotFound);
+      continue;
+    }
+    for (const copy of copies) {
+      if (copy.metadata.annotations?.[OWNER_UID_ANNOTATION] !== owner.metadata.uid) continue;
+      const done = await step(
+        `delete ${kind.resource} ${copy.metadata.namespace}/${copy.metadata.name} (cluster ${cluster}), copied for ${owner.metadata.name}`,
+        () => client.delete({ namespace: copy.metadata.namespace, name: copy.metadata.name ?? '' }, signal, { uid: copy.metadata.uid }),
+      );
+      if (done) deleted++;
     }
   }
   return deleted;
-};
-
-const ignoreNotFound = (err: unknown): void => {
-  if (!isNotFound(err)) throw err;
 };

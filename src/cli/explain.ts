@@ -39,13 +39,22 @@ export const resolveResource = async (
   resource: string,
 ): Promise<{ gvr: GroupVersionResource; namespaced: boolean; name: string }> => {
   const client = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
-  const schemas = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas'));
+  // Only the schemas the home workspace's exports serve: not old revisions, not unused ones.
+  const exports = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha2/apiexports'));
+  const served = new Set(exports.items.flatMap((e) => (e.spec.resources ?? []).map((r) => r.schema)));
+  const schemas = unwrap(await client.GET('/apis/apis.kcp.io/v1alpha1/apiresourceschemas')).items.filter((s) =>
+    served.has(s.metadata?.name ?? ''),
+  );
   const wanted = resource.toLowerCase();
-  const schema = schemas.items.find(({ spec }) => {
+  const matches = schemas.filter(({ spec }) => {
     const { names, group } = spec;
     const aliases = [names.plural, names.singular, names.kind, ...(names.shortNames ?? [])].filter((n): n is string => !!n);
     return aliases.some((n) => wanted === n.toLowerCase() || wanted === `${n}.${group}`.toLowerCase());
   });
+  const fullNames = [...new Set(matches.map((m) => `${m.spec.names.plural}.${m.spec.group}`))];
+  if (fullNames.length > 1)
+    throw new Error(`"${resource}" names ${fullNames.length} brokered resources: say which, ${fullNames.join(' or ')}`);
+  const schema = matches[0];
   if (!schema)
     throw new Error(
       `no brokered resource "${resource}" in ${paths.home} (a plural, singular, kind or short name, optionally with its group: certificates.example.platform-mesh.io)`,

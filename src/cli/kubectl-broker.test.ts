@@ -37,6 +37,13 @@ describe('kubectl broker', () => {
       '--output',
       'json',
     ]);
+    // kubectl's attached short forms, and an empty --namespace meaning the context's.
+    expect(explainArgs(['explain', 'certificate/app', '-nother', '-ojson'], current).args).toEqual(
+      expect.arrayContaining(['--namespace', 'other', '--output', 'json']),
+    );
+    expect(explainArgs(['explain', 'certificate/app', '--namespace='], current).args).toEqual(
+      expect.arrayContaining(['--namespace', 'apps']),
+    );
     // No namespace anywhere: explain picks "default" for namespaced resources, none for cluster-scoped ones.
     expect(explainArgs(['explain', 'vm/db'], { currentServer: 'https://kcp/clusters/root:t' }).args).not.toContain('--namespace');
   });
@@ -50,5 +57,6 @@ describe('kubectl broker', () => {
     expect(() => explainArgs(['explain', 'certificate/app', '--bogus'], current)).toThrow('unknown flag --bogus');
     expect(() => explainArgs(['explain', 'certificate/app', '-n'], current)).toThrow('-n needs a value');
     expect(() => explainArgs(['explain', 'certificate/app'], { currentServer: 'https://kcp:6443' })).toThrow('kubectl ws <workspace>');
+    expect(() => explainArgs(['explain', 'certificate/app', '--server', 'not a url'], current)).toThrow('is not a URL');
   });
 });

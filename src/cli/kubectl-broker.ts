@@ -41,6 +41,7 @@ class PluginUsageError extends Error {}
 
 /** The workspace path in a kcp server URL (`https://host:6443/clusters/root:team` → `root:team`). */
 export const workspaceOfServer = (server: string): string | undefined => {
+  if (!URL.canParse(server)) throw new PluginUsageError(`the server "${server}" is not a URL`);
   const match = /\/clusters\/([^/]+)\/?$/.exec(new URL(server).pathname);
   return match?.[1];
 };
@@ -56,8 +57,13 @@ export const explainArgs = (
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
-    const [flag, inline] =
-      arg.startsWith('-') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg];
+    // --flag=value, -n=value, and kubectl's attached short form -nteam / -ojson.
+    const short = /^-([nos])([^=].*)$/.exec(arg);
+    const [flag, inline] = short
+      ? [`-${short[1]}`, short[2]]
+      : arg.startsWith('-') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg];
     if (flag in VALUE_FLAGS) {
       const value = inline ?? rest[++i];
       if (value === undefined) throw new PluginUsageError(`${flag} needs a value`);
@@ -73,7 +79,7 @@ export const explainArgs = (
     throw new PluginUsageError(
       `no workspace: the server ${server ?? '(none)'} has no /clusters/<workspace>; enter one with "kubectl ws <workspace>" or pass --server`,
     );
-  const namespace = flags.get('namespace') ?? kubeconfig.currentNamespace;
+  const namespace = flags.get('namespace') || kubeconfig.currentNamespace;
   const args = ['explain', '--workspace', workspace, '--resource', type, '--name', name];
   if (namespace) args.push('--namespace', namespace);
   for (const flag of ['output', 'context', 'kubeconfig', 'home', 'coordination', 'acceptapi-export']) {

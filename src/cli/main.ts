@@ -147,14 +147,17 @@ export const main = async (argv: string[]): Promise<number> => {
     }
     if (command === 'uninstall') {
       const dryRun = values['dry-run'] === true;
-      const done = await uninstall({ endpoint, paths, purge: values['purge'] === true, dryRun, report: (line) => console.log(line) });
+      const purge = values['purge'] === true;
+      const done = await uninstall({ endpoint, paths, purge, dryRun, logger, report: (line) => console.log(line) });
       console.log(
         `${dryRun ? 'dry run: would remove' : 'removed'} ${done.finalizersRemoved} finalizers` +
-          (values['purge'] === true
-            ? `, delete ${done.relatedCopiesDeleted} related copies, ${done.recordsDeleted} records and ${done.workspacesDeleted.length} workspace trees`
+          (purge
+            ? `, delete ${done.relatedCopiesDeleted} related copies, ${done.recordsDeleted} records and ${done.workspacesDeleted.length} workspaces`
             : ''),
       );
-      return 0;
+      if (done.left.length === 0) return 0;
+      console.error(`left (run again, or remove by hand):\n${done.left.map((l) => `  ${l}`).join('\n')}`);
+      return 1;
     }
     if (!run) {
       await bootstrap({ endpoint, paths, logger, examples: values['examples'] === true });

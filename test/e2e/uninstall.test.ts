@@ -71,7 +71,7 @@ describe('resource-broker uninstall', () => {
       stringData: { mine: 'yes' },
     });
 
-    // A running broker would put its finalizers back: refused, saying what to do.
+    // A running broker would put its finalizers back: refused (after trying to take its Lease), saying what to do.
     const refused = await uninstall();
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('stop every replica first');
@@ -101,7 +101,10 @@ describe('resource-broker uninstall', () => {
         .map((o) => o.metadata.name),
     ).toEqual(expect.arrayContaining(['kept', 'gone']));
 
-    // --purge: the related copies made for consumer objects, the records and the staging tree (providers deprovision).
+    // A workspace someone else made under the staging root: not the broker's, never deleted.
+    await world.workspaces.ensure(world.paths.stagingRoot, 'foreign');
+
+    // --purge: the related copies made for consumer objects, the records and the staging workspaces (providers deprovision).
     const purged = await uninstall('--purge');
     expect(purged.code, purged.stderr).toBe(0);
     expect(purged.stdout).toContain('delete secrets default/kept-credentials');
@@ -111,10 +114,13 @@ describe('resource-broker uninstall', () => {
     expect((await world.assignments().list()).items).toEqual([]);
     expect((await world.stagingWorkspaces().list()).items).toEqual([]);
     await eventually(() => expect(world.runner('ca', 'certificates').objects()).toEqual([]), { timeoutMs: 90_000 });
+    const { parent, name } = { parent: world.paths.stagingRoot, name: 'foreign' };
+    expect(await world.workspaces.get(parent, name)).toBeDefined();
+    expect(await world.workspaces.get(world.paths.coordination, 'staging')).toBeDefined(); // the root stays
 
     // Idempotent: nothing left to do, and no error.
     const again = await uninstall('--purge');
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('removed 0 finalizers');
-  });
+  }, 400_000);
 });
