@@ -191,8 +191,12 @@ const uninstallHoldingLease = async (options: UninstallOptions): Promise<Uninsta
 
   const coordination = endpoint.workspaceUrl(paths.coordination);
   const migrations = new ResourceClient<Migration>({ endpoint, baseUrl: coordination, gvr: MIGRATION_GVR });
+  // Each Migration's uid, read before any record goes: what a stage deployed carries its
+  // Migration's name (label) and uid (annotation), and only such objects are deleted.
+  const recorded = new Map<string, string>();
   for (const m of (await migrations.list({ ...(signal ? { signal } : {}) })).items) {
-    // What stages deployed beyond the labelled ConfigMaps and Secrets swept below: said, not guessed at.
+    recorded.set(m.metadata.name ?? '', m.metadata.uid ?? '');
+    // What stages deployed beyond the ConfigMaps and Secrets swept below: said, not guessed at.
     for (const o of m.status?.stageObjects ?? []) {
       if (o.kind !== 'ConfigMap' && o.kind !== 'Secret')
         summary.left.push(
@@ -200,22 +204,27 @@ const uninstallHoldingLease = async (options: UninstallOptions): Promise<Uninsta
         );
     }
   }
+  // Swept while the Migrations that own them still exist: an interrupted run can trace them again.
+  for (const gvr of [CONFIGMAPS, SECRETS]) {
+    const compute = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.compute), gvr });
+    for (const staged of (await compute.list({ labelSelector: MIGRATION_NAME_LABEL, ...(signal ? { signal } : {}) })).items) {
+      const where = `${gvr.resource} ${staged.metadata.namespace}/${staged.metadata.name} (${paths.compute})`;
+      const owner = recorded.get(staged.metadata.labels?.[MIGRATION_NAME_LABEL] ?? '');
+      if (!owner || staged.metadata.annotations?.[OWNER_UID_ANNOTATION] !== owner) {
+        summary.left.push(`${where}: labelled by a migration stage, but no recorded Migration owns it; not deleted`);
+        continue;
+      }
+      const done = await step(`delete what a migration stage deployed: ${where}`, () =>
+        compute.delete({ namespace: staged.metadata.namespace, name: staged.metadata.name ?? '' }, signal, { uid: staged.metadata.uid }),
+      );
+      if (done) summary.recordsDeleted++;
+    }
+  }
   for (const gvr of [MIGRATION_GVR, ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR]) {
     const records = new ResourceClient<Migration | Assignment | StagingWorkspace>({ endpoint, baseUrl: coordination, gvr });
     for (const record of (await records.list({ ...(signal ? { signal } : {}) })).items) {
       const done = await step(`delete ${gvr.resource} ${record.metadata.name} (${paths.coordination})`, () =>
         records.delete({ name: record.metadata.name ?? '' }, signal, { uid: record.metadata.uid }),
-      );
-      if (done) summary.recordsDeleted++;
-    }
-  }
-  for (const gvr of [CONFIGMAPS, SECRETS]) {
-    const compute = new ResourceClient({ endpoint, baseUrl: endpoint.workspaceUrl(paths.compute), gvr });
-    for (const staged of (await compute.list({ labelSelector: MIGRATION_NAME_LABEL, ...(signal ? { signal } : {}) })).items) {
-      const done = await step(
-        `delete what a migration stage deployed: ${gvr.resource} ${staged.metadata.namespace}/${staged.metadata.name} (${paths.compute})`,
-        () =>
-          compute.delete({ namespace: staged.metadata.namespace, name: staged.metadata.name ?? '' }, signal, { uid: staged.metadata.uid }),
       );
       if (done) summary.recordsDeleted++;
     }

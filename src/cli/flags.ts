@@ -43,6 +43,13 @@ const COMMON: Record<string, Option> = {
   help: { type: 'boolean', env: '', help: 'show this help' },
 };
 
+/** The flags of cordon, uncordon and drain: which AcceptAPI, in which provider workspace. */
+const ACCEPTAPI_TARGET: Record<string, Option> = {
+  ...COMMON,
+  workspace: { type: 'string', env: '', help: "the provider's workspace path (required), e.g. root:internalca" },
+  acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
+};
+
 export const COMMANDS: Record<string, { summary: string; options: Record<string, Option> }> = {
   run: {
     summary: 'run the broker against kcp',
@@ -143,27 +150,15 @@ export const COMMANDS: Record<string, { summary: string; options: Record<string,
   },
   cordon: {
     summary: 'an AcceptAPI takes no new objects (spec.cordoned); the ones it serves stay',
-    options: {
-      ...COMMON,
-      workspace: { type: 'string', env: '', help: "the provider's workspace path (required), e.g. root:internalca" },
-      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
-    },
+    options: ACCEPTAPI_TARGET,
   },
   uncordon: {
     summary: 'an AcceptAPI takes new objects again, and stops draining',
-    options: {
-      ...COMMON,
-      workspace: { type: 'string', env: '', help: "the provider's workspace path (required)" },
-      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
-    },
+    options: ACCEPTAPI_TARGET,
   },
   drain: {
     summary: 'an AcceptAPI takes no new objects and its objects move to other providers, at the migration budget',
-    options: {
-      ...COMMON,
-      workspace: { type: 'string', env: '', help: "the provider's workspace path (required)" },
-      acceptapi: { type: 'string', env: '', help: 'name of the AcceptAPI (required)' },
-    },
+    options: ACCEPTAPI_TARGET,
   },
   migrate: {
     summary: 'move one consumer object to the AcceptAPI named by --to (refused, with the reason, if it does not accept it)',

@@ -4,7 +4,7 @@ import { MIGRATION_GVR, type Assignment, type Migration } from '../../src/apis/t
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import type { KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { BrokerProcess, runCli } from '../harness/broker-process.ts';
+import { BrokerProcess, runCliFor } from '../harness/broker-process.ts';
 import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
@@ -16,17 +16,7 @@ describe('capacity and intent: providers declare capacity, platforms drain, ever
   let world: BrokerWorld;
   let consumer: ReadyWorkspace;
   let broker: BrokerProcess;
-  const cli = (command: string, ...flags: string[]) =>
-    runCli([
-      command,
-      '--kubeconfig',
-      inject('kcp').kubeconfig,
-      '--home',
-      world.paths.home,
-      '--coordination',
-      world.paths.coordination,
-      ...flags,
-    ]);
+  const cli = (command: string, ...flags: string[]) => runCliFor(inject('kcp').kubeconfig, world.paths, command, ...flags);
   const byAcceptAPI = (assignments: Assignment[]): Record<string, number> => {
     const counts: Record<string, number> = {};
     for (const a of assignments) {

@@ -11,7 +11,7 @@ import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { CONFIGMAPS, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { inject } from 'vitest';
-import { runCli } from '../harness/broker-process.ts';
+import { runCliFor } from '../harness/broker-process.ts';
 import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
@@ -223,14 +223,10 @@ describe('migration stages from a MigrationConfiguration', () => {
     });
     expect(notBool.message).toBe('spec.stages[0].successConditions[0] `to.spec.memory` evaluates to number 512, not a bool');
     // `resource-broker explain` tells the same story
-    const explained = await runCli([
-      'explain',
-      '--kubeconfig',
+    const explained = await runCliFor(
       inject('kcp').kubeconfig,
-      '--home',
-      world.paths.home,
-      '--coordination',
-      world.paths.coordination,
+      world.paths,
+      'explain',
       '--workspace',
       consumer.path,
       '--resource',
@@ -239,7 +235,7 @@ describe('migration stages from a MigrationConfiguration', () => {
       'default',
       '--name',
       'db',
-    ]);
+    );
     expect(explained.code).toBe(0);
     expect(explained.stdout).toContain(`-> ${arm.cluster}, InitialInProgress (stage check): ${notBool.message}`);
 

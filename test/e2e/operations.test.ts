@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
 import { eventually } from '../harness/eventually.ts';
-import { BrokerProcess, freePort, runCli } from '../harness/broker-process.ts';
+import { BrokerProcess, freePort, runCli, runCliFor } from '../harness/broker-process.ts';
 import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 import { LoopbackProxy } from '../harness/loopback-proxy.ts';
@@ -124,14 +124,10 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(await second.metric('leader_election_master_status')).toBe(0);
 
-    const explained = await runCli([
-      'explain',
-      '--kubeconfig',
+    const explained = await runCliFor(
       inject('kcp').kubeconfig,
-      '--home',
-      world.paths.home,
-      '--coordination',
-      world.paths.coordination,
+      world.paths,
+      'explain',
       '--workspace',
       consumer.path,
       '--resource',
@@ -142,7 +138,7 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
       'before',
       '--output',
       'json',
-    ]);
+    );
     expect(explained.code).toBe(0);
     const explanation = JSON.parse(explained.stdout) as {
       acceptAPIs: { name: string; matched: boolean }[];

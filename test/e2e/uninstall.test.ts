@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { OWNER_LABEL, OWNER_UID_ANNOTATION, FINALIZER } from '../../src/apis/names.ts';
 import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { BrokerProcess, runCli } from '../harness/broker-process.ts';
+import { BrokerProcess, runCliFor } from '../harness/broker-process.ts';
 import { BrokerWorld, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
@@ -12,25 +12,7 @@ describe('resource-broker uninstall', () => {
   let world: BrokerWorld;
   let consumer: ReadyWorkspace;
   let broker: BrokerProcess;
-  const uninstall = (...extra: string[]) =>
-    runCli([
-      'uninstall',
-      '--kubeconfig',
-      inject('kcp').kubeconfig,
-      '--home',
-      world.paths.home,
-      '--coordination',
-      world.paths.coordination,
-      '--staging-root',
-      world.paths.stagingRoot,
-      '--verification-root',
-      world.paths.verificationRoot,
-      '--compute',
-      world.paths.compute,
-      '--log-level',
-      'error',
-      ...extra,
-    ]);
+  const uninstall = (...extra: string[]) => runCliFor(inject('kcp').kubeconfig, world.paths, 'uninstall', '--log-level', 'error', ...extra);
 
   beforeAll(async () => {
     world = await BrokerWorld.create('uninstall', (await kcpEnv()).endpoint);

@@ -27,6 +27,25 @@ export const runCli = (args: string[], env: Record<string, string> = {}): Promis
     child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
 
+/** A CLI command against a BrokerWorld's workspaces: the kubeconfig and every workspace path flag, then `flags`. */
+export const runCliFor = (kubeconfig: string, paths: BrokerPaths, command: string, ...flags: string[]) =>
+  runCli([
+    command,
+    '--kubeconfig',
+    kubeconfig,
+    '--home',
+    paths.home,
+    '--coordination',
+    paths.coordination,
+    '--staging-root',
+    paths.stagingRoot,
+    '--verification-root',
+    paths.verificationRoot,
+    '--compute',
+    paths.compute,
+    ...flags,
+  ]);
+
 /** Every broker started in this test file (vitest runs each file in its own module graph). */
 const started: BrokerProcess[] = [];
 

@@ -73,7 +73,10 @@ export class MigrationBudget {
 
   /** Whether one more move out of `from` fits now (a cheap check before choosing a destination). */
   room(from: string): { ok: true } | { ok: false; reason: string } {
-    const { total, byProvider } = this.inFlight();
+    return this.#roomIn(this.inFlight(), from);
+  }
+
+  #roomIn({ total, byProvider }: ReturnType<MigrationBudget['inFlight']>, from: string): { ok: true } | { ok: false; reason: string } {
     if (total >= this.limits.total)
       return { ok: false, reason: `${total} migrations in flight, the most at once (--max-concurrent-migrations)` };
     const out = byProvider.get(from) ?? 0;
@@ -90,14 +93,11 @@ export class MigrationBudget {
    * otherwise says what it waits for. Call in the same tick as the Migration's create is sent.
    */
   admit(migrationName: string, from: string, to: string): { admitted: true } | { admitted: false; reason: string } {
-    const room = this.room(from);
+    const inFlight = this.inFlight();
+    const room = this.#roomIn(inFlight, from);
     if (!room.ok) return { admitted: false, reason: room.reason };
-    const into = this.inFlight().byProvider.get(to) ?? 0;
-    if (into >= this.limits.perProvider)
-      return {
-        admitted: false,
-        reason: `${into} migrations of provider ${to} in flight, the most at once (--max-concurrent-migrations-per-provider)`,
-      };
+    const into = this.#roomIn(inFlight, to);
+    if (!into.ok) return { admitted: false, reason: into.reason };
     this.#admitted.set(migrationName, { from, to, since: this.#now() });
     return { admitted: true };
   }
