@@ -58,6 +58,13 @@ export const migrationNameOf = (assignment: Assignment): string => (assignment.m
 export const stagingWorkspaceName = (consumerCluster: string, providerCluster: string, apiExportName: string): string =>
   `staging-${nameHash(consumerCluster, providerCluster, apiExportName)}`;
 
+/**
+ * The broker's staging view of one API identity (a provider export's): an APIExport in the
+ * staging root that claims that export's resources (and Secrets, ConfigMaps), bound in every
+ * staging workspace of the export, so one wildcard watch per resource and shard sees them all.
+ */
+export const stagingViewName = (identityHash: string): string => `view-${nameHash(identityHash)}`;
+
 /** The verification workspace of one provider's export, shared by its AcceptAPIs. */
 export const verificationWorkspaceName = (providerCluster: string, apiExportName: string): string =>
   `verify-${nameHash(providerCluster, apiExportName)}`;

@@ -1,4 +1,5 @@
 import { ACCEPTAPI_GVR, type AcceptAPI, type Assignment, type BrokeredApi, type Migration } from '../apis/types.ts';
+import { MANAGED_BY_LABEL, MANAGER } from '../apis/names.ts';
 import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { MigrationBudget, type MigrationBudgetLimits } from '../controllers/migration/budget.ts';
@@ -16,8 +17,10 @@ import {
 } from '../controllers/sync/claims.ts';
 import { RELATED_COPY_SELECTOR, SyncController } from '../controllers/sync/controller.ts';
 import { StagingCaches } from '../controllers/sync/staging.ts';
+import { StagingViews } from '../controllers/sync/staging-views.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
 import { watchCoordination, type Coordination } from '../coordination/coordination.ts';
+import { APIBINDINGS, APIEXPORTS } from '../kcp-client-ts/bindings.ts';
 import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createKcpClient, unwrap, type APIExport, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
@@ -33,8 +36,6 @@ import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type QueueEvent, type ReconcileResult } from '../runtime/workqueue.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
-const APIEXPORTS = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' };
-const APIBINDINGS = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
 
 export type BrokerOptions = {
   endpoint: KcpEndpoint;
@@ -56,7 +57,9 @@ type Wiring = {
   coordination: Coordination;
   coordinationInformers: ReturnType<typeof watchCoordination>['informers'];
   acceptAPIs: Informer<AcceptAPI>;
-  stagingScopes: ClusterScopes;
+  stagingViews: StagingViews;
+  /** Watches shared by every brokered resource a staging view serves (its Secrets and ConfigMaps). */
+  stagingViewsScope: InformerScope;
   stages: MigrationStages;
   stagingController: StagingWorkspaceController;
   budget: MigrationBudget;
@@ -76,6 +79,8 @@ export class Broker {
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
   /** Per home-workspace endpoint slice (named after its export): the virtual workspace, one URL per shard, kept current. */
   readonly #virtualWorkspaces = new Map<string, VirtualWorkspace>();
+  /** The same for the staging views' slices in the staging root. */
+  readonly #stagingViews = new Map<string, VirtualWorkspace>();
   /** What each APIResourceSchema (by export workspace path, export and schema name) serves; schemas never change. */
   readonly #schemas = new Map<string, Omit<BrokeredApi, 'exportName'>>();
   #wiring: Wiring | undefined;
@@ -122,7 +127,23 @@ export class Broker {
     // until a provider binds the export: until then there are none, and the broker runs anyway.
     const acceptAPIsVw = this.#virtualWorkspaceOf(paths.acceptAPIExport);
     const acceptAPIs = this.#scope.informer(acceptAPIsVw.wildcard<AcceptAPI>(ACCEPTAPI_GVR), { name: 'acceptapis', logger });
-    const stagingScopes = new ClusterScopes(this.#scope.child('staging'));
+    // The staging views (the broker's exports in the staging root, see stagingViewName) and
+    // their endpoint slices: what every sync controller watches staging workspaces through.
+    const viewExports = this.#scope.informer(clients.inWorkspace<APIExport & KubeObject>(paths.stagingRoot, APIEXPORTS), {
+      name: 'staging views',
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`,
+      logger,
+    });
+    const viewSlices = this.#scope.informer(clients.inWorkspace<APIExportEndpointSlice & KubeObject>(paths.stagingRoot, SLICES), {
+      name: 'staging view endpoint slices',
+      logger,
+    });
+    viewSlices.onEvent((e) => {
+      const name = e.object.metadata.name ?? '';
+      const urls = e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
+      if (this.#stagingViewOf(name).update(urls)) logger.info({ view: name, endpoints: urls }, 'staging view endpoints changed');
+    });
+    const stagingViews = new StagingViews({ exports: viewExports, virtualWorkspaceOf: (name) => this.#stagingViewOf(name) });
     const stages = new MigrationStages({
       compute: this.#options.compute ?? workspaceAccess(endpoint, paths.compute),
       migrationClient: coordination.migrations.client,
@@ -136,7 +157,6 @@ export class Broker {
       clients,
       stagingRoot: paths.stagingRoot,
       location: this.#options.locations?.staging,
-      stagingScopes,
       logger: logger.child({ controller: 'stagingworkspace' }),
     });
     // A brokered export's claims (or resources) change without its endpoint slice changing.
@@ -144,14 +164,25 @@ export class Broker {
       name: 'apiexports',
       logger,
     });
-    this.#core = [...Object.values(coordinationInformers), slices, apiExports];
+    this.#core = [...Object.values(coordinationInformers), slices, apiExports, viewExports, viewSlices];
     // One budget for every brokered resource: it paces the platform's moves overall and per provider.
     const budget = new MigrationBudget({
       migrations: coordination.migrations.store,
       coordinationCluster: coordination.cluster,
       ...(this.#options.migrationBudget ? { limits: this.#options.migrationBudget } : {}),
     });
-    this.#wiring = { clients, coordination, coordinationInformers, acceptAPIs, stagingScopes, stages, stagingController, budget };
+    const stagingViewsScope = this.#scope.child('staging views');
+    this.#wiring = {
+      clients,
+      coordination,
+      coordinationInformers,
+      acceptAPIs,
+      stagingViews,
+      stagingViewsScope,
+      stages,
+      stagingController,
+      budget,
+    };
     const acceptController = new AcceptAPIController({
       acceptAPIs,
       acceptAPIClient: (cluster) => acceptAPIsVw.client<AcceptAPI>(cluster, ACCEPTAPI_GVR),
@@ -183,6 +214,15 @@ export class Broker {
     if (!vw) {
       vw = new VirtualWorkspace(this.#options.endpoint, sliceName);
       this.#virtualWorkspaces.set(sliceName, vw);
+    }
+    return vw;
+  }
+
+  #stagingViewOf(name: string): VirtualWorkspace {
+    let vw = this.#stagingViews.get(name);
+    if (!vw) {
+      vw = new VirtualWorkspace(this.#options.endpoint, name);
+      this.#stagingViews.set(name, vw);
     }
     return vw;
   }
@@ -323,7 +363,9 @@ export class Broker {
     });
     let controller: SyncController | undefined;
     const staging = new StagingCaches({
-      scopes: w.stagingScopes,
+      views: w.stagingViews,
+      scope,
+      sharedScope: w.stagingViewsScope,
       clients,
       gvr,
       logger,

@@ -38,8 +38,8 @@ export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signa
     );
   // What a leader needs beyond the Lease, read before it may stand by as Ready: a replica with a
   // wrong --home or --acceptapi-export, or without the home workspace's permissions, fails here,
-  // not only once it takes over. (The staging and verification roots are not read: the broker's
-  // identity may hold permissions inside them only.)
+  // not only once it takes over. (The verification root is not read: the broker's identity may
+  // hold permissions inside its workspaces only.)
   const bounded = AbortSignal.any([AbortSignal.timeout(15_000), ...(signal ? [signal] : [])]);
   const home = createKcpClient(endpoint, endpoint.workspaceUrl(paths.home));
   const slice = await home.GET('/apis/apis.kcp.io/v1alpha1/apiexportendpointslices/{name}', {
@@ -49,5 +49,12 @@ export const preflight = async (endpoint: KcpEndpoint, paths: BrokerPaths, signa
   if (!slice.response.ok)
     throw new Error(
       `cannot read APIExportEndpointSlice ${paths.acceptAPIExport} in home workspace ${paths.home} (${slice.response.status}): check --home and --acceptapi-export, run \`resource-broker bootstrap\`, or grant deploy/kcp-permissions/home.yaml`,
+    );
+  // The staging views live in the staging root: without them no staging copy is ever seen.
+  const stagingRoot = createKcpClient(endpoint, endpoint.workspaceUrl(paths.stagingRoot));
+  const views = await stagingRoot.GET('/apis/apis.kcp.io/v1alpha2/apiexports', { params: { query: { limit: 1 } }, signal: bounded });
+  if (!views.response.ok)
+    throw new Error(
+      `cannot list APIExports in staging root ${paths.stagingRoot} (${views.response.status}): check --staging-root, run \`resource-broker bootstrap\`, or grant deploy/kcp-permissions/staging-views.yaml`,
     );
 };

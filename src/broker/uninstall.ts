@@ -16,6 +16,8 @@ import {
   relatedOwnerOf,
 } from '../apis/names.ts';
 import type { BrokerPaths } from '../apis/paths.ts';
+import { isStagingView } from '../controllers/sync/staging-views.ts';
+import { APIEXPORTS, type APIExportObject } from '../kcp-client-ts/bindings.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ApiError, isConflict, isNotFound } from '../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
@@ -246,6 +248,21 @@ const uninstallHoldingLease = async (options: UninstallOptions): Promise<Uninsta
       );
       if (done) summary.workspacesDeleted.push(path);
     }
+  }
+  // The staging views (APIExports the broker named after an API identity and labelled; their
+  // bindings went with the staging workspaces).
+  const views = new ResourceClient<APIExportObject>({ endpoint, baseUrl: endpoint.workspaceUrl(paths.stagingRoot), gvr: APIEXPORTS });
+  const listed = await views
+    .list({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`, ...(signal ? { signal } : {}) })
+    .catch((err: unknown) => {
+      summary.left.push(`list the staging views in ${paths.stagingRoot}: ${err instanceof Error ? err.message : String(err)}`);
+      return { items: [] };
+    });
+  for (const view of listed.items.filter(isStagingView)) {
+    const done = await step(`delete staging view apiexport ${view.metadata.name} (${paths.stagingRoot})`, () =>
+      views.delete({ name: view.metadata.name ?? '' }, signal, { uid: view.metadata.uid }),
+    );
+    if (done) summary.recordsDeleted++;
   }
   return summary;
 };

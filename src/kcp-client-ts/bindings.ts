@@ -1,7 +1,11 @@
-import type { APIBinding } from './typed-client.ts';
+import type { APIBinding, APIExport } from './typed-client.ts';
 import type { GroupVersionResource, KubeObject } from './types.ts';
 
 export const APIBINDINGS: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' };
+export const APIEXPORTS: GroupVersionResource = { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apiexports' };
+
+/** An APIExport as a KubeObject (for ResourceClient and informers). */
+export type APIExportObject = APIExport & KubeObject;
 
 /** An APIBinding as a KubeObject (for ResourceClient and informers). */
 export type APIBindingObject = APIBinding & KubeObject;

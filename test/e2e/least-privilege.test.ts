@@ -43,6 +43,7 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
     await grant('home.yaml', world.paths.home);
     await grant('coordination.yaml', world.paths.coordination);
     await grant('workspace-parent.yaml', world.paths.stagingRoot);
+    await grant('staging-views.yaml', world.paths.stagingRoot);
     await grant('workspace-parent.yaml', world.paths.verificationRoot);
     await grant('compute.yaml', world.paths.compute);
     await grant('provider.yaml', internal.path);

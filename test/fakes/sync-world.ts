@@ -24,7 +24,7 @@ import { RELATED_COPY_SELECTOR, SyncController, type ConsumerSide } from '../../
 import { relatedDigestOf } from '../../src/controllers/related/digest.ts';
 import type { RelatedKind } from '../../src/controllers/related/mirror.ts';
 import { bindingClaimsOf, ConsumerBindings } from '../../src/controllers/sync/claims.ts';
-import type { StagingCache, StagingSide } from '../../src/controllers/sync/staging.ts';
+import type { StagingCache, StagingSide, StagingStore } from '../../src/controllers/sync/staging.ts';
 import type { Coordination } from '../../src/coordination/coordination.ts';
 import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { silentLogger } from '../../src/logging.ts';
@@ -54,6 +54,12 @@ export const clusterOfStagingWorkspace = (name: string): string => `ws-${name}`;
 
 /** What a simulated provider writes into its copy's status (default: Available). */
 export type ProviderBehaviour = (copy: KubeObject, cluster: string, api: MemoryApi) => Record<string, unknown> | undefined;
+
+/** An informer as the sync controller sees a staging cache. */
+const storeOf = (informer: Informer<KubeObject>): StagingStore => ({
+  get: (key) => informer.store.get(key),
+  waitForSync: (signal) => informer.waitForSync(signal),
+});
 
 export class SyncWorld {
   readonly api = new MemoryApi();
@@ -99,9 +105,9 @@ export class SyncWorld {
     this.staging = {
       cache: (cluster) => {
         const cache = caches.get(cluster) ?? {
-          objects: api.informer(WIDGETS, { clusters: [cluster] }),
-          secrets: api.informer(SECRETS, { clusters: [cluster], transform: relatedDigestOf }),
-          configMaps: api.informer(CONFIGMAPS, { clusters: [cluster], transform: relatedDigestOf }),
+          objects: storeOf(api.informer(WIDGETS, { clusters: [cluster] })),
+          secrets: storeOf(api.informer(SECRETS, { clusters: [cluster], transform: relatedDigestOf })),
+          configMaps: storeOf(api.informer(CONFIGMAPS, { clusters: [cluster], transform: relatedDigestOf })),
         };
         caches.set(cluster, cache);
         return cache;

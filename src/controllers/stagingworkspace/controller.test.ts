@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
-import { APIBINDINGS, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
+import { stagingViewName } from '../../apis/names.ts';
+import { APIBINDINGS, APIEXPORTS, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import { silentLogger } from '../../logging.ts';
 import { memoryCoordination } from '../../../test/fakes/coordination.ts';
@@ -10,6 +11,7 @@ import { StagingWorkspaceController } from './controller.ts';
 const COORD = 'coord';
 const SW = 'sw-1';
 const CLUSTER = 'c1';
+const IDENTITY = 'a'.repeat(64);
 
 type Workspace = Awaited<ReturnType<Workspaces['get']>> & object;
 
@@ -67,7 +69,6 @@ describe('StagingWorkspaceController', () => {
       workspaces,
       clients: { inWorkspace: (cluster, gvr) => api.client(cluster, gvr) as never },
       stagingRoot: 'root:staging',
-      stagingScopes: { end: async () => undefined },
       logger: silentLogger(),
       now: () => clock,
     });
@@ -82,9 +83,62 @@ describe('StagingWorkspaceController', () => {
     await controller.reconcile(SW, signal); // creates the workspace
     await controller.reconcile(SW, signal); // binds the provider's export
     const binding = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', 'widgets')!;
-    api.put(CLUSTER, APIBINDINGS, { ...binding, status: { phase: 'Bound', exportPermissionClaims: [] } });
+    api.put(CLUSTER, APIBINDINGS, {
+      ...binding,
+      status: { phase: 'Bound', exportPermissionClaims: [], boundResources: [bound('widgets')] },
+    });
+    await controller.reconcile(SW, signal); // creates the staging view and binds it
+    expect(phase()).toBe('Pending');
+    bindView([]);
     await controller.reconcile(SW, signal);
     expect(phase()).toBe('Ready');
+  });
+
+  const VIEW = stagingViewName(IDENTITY);
+  const bound = (resource: string) => ({
+    group: 'example.platform-mesh.io',
+    resource,
+    schema: { identityHash: IDENTITY, name: `v1.${resource}.example.platform-mesh.io`, UID: 'u' },
+    storageVersions: ['v1alpha1'],
+  });
+  /** kcp's side of the view binding: Bound, listing the claims the view export makes. */
+  const bindView = (claims: NonNullable<APIExportObject['spec']['permissionClaims']>): void => {
+    const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
+    api.put(CLUSTER, APIBINDINGS, { ...view, status: { phase: 'Bound', exportPermissionClaims: claims } });
+  };
+  const viewExport = (): APIExportObject | undefined => api.get<APIExportObject>('root:staging', APIEXPORTS, '', VIEW);
+
+  it("creates one staging view per API identity in the staging root, claiming the export's resources, Secrets and ConfigMaps read-only", () => {
+    expect(viewExport()?.metadata.labels).toEqual({ 'app.kubernetes.io/managed-by': 'resource-broker' });
+    expect(viewExport()?.spec.permissionClaims).toEqual([
+      { group: 'example.platform-mesh.io', resource: 'widgets', identityHash: IDENTITY, verbs: ['get', 'list', 'watch'] },
+      { group: '', resource: 'secrets', verbs: ['get', 'list', 'watch'] },
+      { group: '', resource: 'configmaps', verbs: ['get', 'list', 'watch'] },
+    ]);
+    expect(api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)?.spec.reference.export).toEqual({ path: 'root:staging', name: VIEW });
+  });
+
+  it('accepts every claim of the view, and widens the view (never narrows it) when the export serves more', async () => {
+    const claims = viewExport()!.spec.permissionClaims!;
+    bindView(claims);
+    await controller.reconcile(SW, signal);
+    const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
+    expect(view.spec.permissionClaims?.map((c) => [c.resource, c.state])).toEqual([
+      ['widgets', 'Accepted'],
+      ['secrets', 'Accepted'],
+      ['configmaps', 'Accepted'],
+    ]);
+    const provider = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', 'widgets')!;
+    api.put(CLUSTER, APIBINDINGS, { ...provider, status: { ...provider.status!, boundResources: [bound('gadgets')] } });
+    await controller.reconcile(SW, signal);
+    expect(viewExport()?.spec.permissionClaims?.map((c) => c.resource)).toEqual(['widgets', 'secrets', 'configmaps', 'gadgets']);
+  });
+
+  it("never adopts a binding of the view's name that binds another export: the workspace stays Pending", async () => {
+    const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
+    api.put(CLUSTER, APIBINDINGS, { ...view, spec: { ...view.spec, reference: { export: { path: 'root:provider', name: VIEW } } } });
+    await expect(controller.reconcile(SW, signal)).rejects.toThrow(`binds root:provider:${VIEW}, not root:staging:${VIEW}`);
+    expect(api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)?.spec.reference.export?.path).toBe('root:provider');
   });
 
   it('marks an unreferenced staging workspace Terminating first and deletes its workspace only once the mark is 2 s old', async () => {

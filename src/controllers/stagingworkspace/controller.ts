@@ -1,16 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER } from '../../apis/names.ts';
+import { MANAGED_BY_LABEL, MANAGER, stagingViewName } from '../../apis/names.ts';
 import { splitPath } from '../../apis/paths.ts';
 import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
-import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
+import { APIBINDINGS, APIEXPORTS, apiBindingTo, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { ShardSelector, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import type { ClusterScopes } from '../../runtime/informer-scope.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 
 /**
@@ -20,6 +19,22 @@ import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
  */
 const isNeededClaim = (claim: { group?: string; resource: string }): boolean =>
   (claim.group ?? '') === '' && (claim.resource === 'secrets' || claim.resource === 'configmaps');
+
+type Claim = { group?: string; resource: string; identityHash?: string };
+
+const claimKey = (c: Claim): string => `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
+
+/** Why a binding is not Bound, as kcp says it. */
+const bindingProblem = (binding: APIBindingObject): string =>
+  binding.status?.conditions?.find((c) => c.status === 'False')?.message ?? `phase ${binding.status?.phase ?? 'unknown'}`;
+
+/** A staging view export: read-only claims (the broker writes into staging workspaces directly). */
+const stagingViewExport = (name: string, claims: Claim[]): APIExportObject => ({
+  apiVersion: 'apis.kcp.io/v1alpha2',
+  kind: 'APIExport',
+  metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGER } },
+  spec: { permissionClaims: claims.map((c) => ({ ...c, group: c.group ?? '', verbs: ['get', 'list', 'watch'] })) },
+});
 
 /** Bounded polling while kcp finishes a workspace or binding: both settle within seconds. */
 const SETTLE_MS = 500;
@@ -40,8 +55,6 @@ export type StagingWorkspaceControllerOptions = {
   stagingRoot: string;
   /** The shards staging workspaces are scheduled to (default: any). */
   location?: ShardSelector | undefined;
-  /** What is watched inside each staging workspace: ended when the workspace is released. */
-  stagingScopes: Pick<ClusterScopes, 'end'>;
   logger: Logger;
   /** The clock (tests). */
   now?: () => number;
@@ -49,8 +62,9 @@ export type StagingWorkspaceControllerOptions = {
 
 /**
  * Owns the StagingWorkspace objects: for each, a kcp workspace under the staging tree with an
- * APIBinding to the provider's export that accepts its Secret and ConfigMap claims only; torn down
- * (watches, workspace, then object) when no Assignment or Migration references it any more.
+ * APIBinding to the provider's export that accepts its Secret and ConfigMap claims only, and one
+ * to the broker's staging view of that export (what the sync controllers watch); torn down
+ * (workspace, then object) when no Assignment or Migration references it any more.
  */
 export class StagingWorkspaceController implements Controller {
   readonly name = 'stagingworkspace';
@@ -136,11 +150,23 @@ export class StagingWorkspaceController implements Controller {
     const cluster = ws.spec.cluster;
     const binding = await this.#ensureBinding(sw, cluster, signal);
     if (binding.status?.phase !== 'Bound') {
-      const why = binding.status?.conditions?.find((c) => c.status === 'False')?.message ?? `phase ${binding.status?.phase ?? 'unknown'}`;
+      const why = bindingProblem(binding);
       await this.#setStatus(
         sw,
         { phase: 'Pending', clusterName: cluster },
         { type: 'BindingReady', status: 'False', reason: 'Binding', message: why },
+        signal,
+      );
+      return { requeueAfterMs: SETTLE_MS };
+    }
+    const view = await this.#ensureView(binding, cluster, signal);
+    const viewPending =
+      'waiting' in view ? view.waiting : view.binding.status?.phase !== 'Bound' ? bindingProblem(view.binding) : undefined;
+    if (viewPending !== undefined) {
+      await this.#setStatus(
+        sw,
+        { phase: 'Pending', clusterName: cluster },
+        { type: 'BindingReady', status: 'False', reason: 'StagingView', message: `staging view: ${viewPending}` },
         signal,
       );
       return { requeueAfterMs: SETTLE_MS };
@@ -155,28 +181,84 @@ export class StagingWorkspaceController implements Controller {
    * `status.exportPermissionClaims`, so the broker needs `bind` on the export and no read access
    * to the provider's workspace.
    */
-  async #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBindingObject> {
+  #ensureBinding(sw: StagingWorkspace, cluster: string, signal: AbortSignal): Promise<APIBindingObject> {
+    return this.#bind(cluster, { path: sw.spec.providerCluster, name: sw.spec.apiExportName }, isNeededClaim, signal);
+  }
+
+  /**
+   * The staging view of the provider's export (its API identity, read from the bound resources):
+   * the broker's APIExport in the staging root claiming those resources, Secrets and ConfigMaps
+   * (read-only), created or widened here, and bound in this workspace with every claim accepted.
+   * Through its virtual workspace one wildcard watch per resource and shard sees every staging
+   * workspace of the export, instead of three watches per workspace.
+   */
+  async #ensureView(
+    providerBinding: APIBindingObject,
+    cluster: string,
+    signal: AbortSignal,
+  ): Promise<{ binding: APIBindingObject } | { waiting: string }> {
+    const bound = providerBinding.status?.boundResources ?? [];
+    const identity = bound[0]?.schema.identityHash;
+    if (!identity) return { waiting: "the provider's export serves no resource yet" };
+    const name = stagingViewName(identity);
+    const wanted = [
+      ...bound
+        .filter((r) => r.schema.identityHash === identity)
+        .map((r) => ({ group: r.group, resource: r.resource, identityHash: identity })),
+      { group: '', resource: 'secrets' },
+      { group: '', resource: 'configmaps' },
+    ];
+    const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
+    const existing = (await exports.find({ name }, signal)) ?? (await exports.createIfAbsent(stagingViewExport(name, wanted), signal));
+    if (existing) {
+      const claims = existing.spec.permissionClaims ?? [];
+      const missing = wanted.filter((w) => !claims.some((c) => claimKey(c) === claimKey(w)));
+      // Widened, never narrowed: other staging workspaces of the export may use what this one does not.
+      if (missing.length > 0)
+        await exports.update(
+          {
+            ...existing,
+            spec: { ...existing.spec, permissionClaims: [...claims, ...stagingViewExport(name, missing).spec.permissionClaims!] },
+          },
+          signal,
+        );
+    }
+    const binding = await this.#bind(cluster, { path: this.#o.stagingRoot, name }, () => true, signal);
+    return { binding };
+  }
+
+  /**
+   * The APIBinding named after an export in a staging workspace, created when missing, with each
+   * claim the export makes (as the binding's status lists them) accepted or rejected by `accept`.
+   * A binding of that name to another export is a conflict, never adopted.
+   */
+  async #bind(
+    cluster: string,
+    exportRef: { path: string; name: string },
+    accept: (claim: { group?: string; resource: string }) => boolean,
+    signal: AbortSignal,
+  ): Promise<APIBindingObject> {
     const client = this.#o.clients.inWorkspace<APIBindingObject>(cluster, APIBINDINGS);
-    const name = sw.spec.apiExportName;
+    const { name } = exportRef;
     const binding =
       (await client.find({ name }, signal)) ??
-      (await client.createIfAbsent(
-        apiBindingTo({ path: sw.spec.providerCluster, name }, { labels: { [MANAGED_BY_LABEL]: MANAGER } }),
-        signal,
-      )) ??
+      (await client.createIfAbsent(apiBindingTo(exportRef, { labels: { [MANAGED_BY_LABEL]: MANAGER } }), signal)) ??
       (await client.get({ name }, signal));
-    const claimKey = (c: { group?: string; resource: string; identityHash?: string }): string =>
-      `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
+    const ref = binding.spec.reference.export;
+    if (ref?.name !== exportRef.name || (ref.path ?? '') !== exportRef.path)
+      throw new Error(
+        `APIBinding ${name} in staging cluster ${cluster} binds ${ref?.path ?? ''}:${ref?.name ?? ''}, not ${exportRef.path}:${exportRef.name}`,
+      );
     const stateOf = new Map((binding.spec.permissionClaims ?? []).map((c) => [claimKey(c), c.state]));
     const claims = binding.status?.exportPermissionClaims ?? [];
-    const wantedState = (c: { group?: string; resource: string }): 'Accepted' | 'Rejected' => (isNeededClaim(c) ? 'Accepted' : 'Rejected');
+    const wantedState = (c: { group?: string; resource: string }): 'Accepted' | 'Rejected' => (accept(c) ? 'Accepted' : 'Rejected');
     if (claims.every((c) => stateOf.get(claimKey(c)) === wantedState(c))) return binding;
     const permissionClaims = claims.map((claim) => ({ ...claim, state: wantedState(claim), selector: { matchAll: true } }));
     return client.update({ ...binding, spec: { ...binding.spec, permissionClaims } }, signal);
   }
 
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const { coordination, workspaces, stagingScopes } = this.#o;
+    const { coordination, workspaces } = this.#o;
     const key = sw.metadata.name ?? '';
     // Marked first, so that no sync writes into it from then on (they wait for Ready).
     if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
@@ -192,8 +274,6 @@ export class StagingWorkspaceController implements Controller {
       const { assignments, migrations } = this.#o.informers;
       if (wait > 0 || !assignments.connected || !migrations.connected) return { requeueAfterMs: Math.max(wait, SETTLE_MS) };
     }
-    const cluster = sw.status?.clusterName;
-    if (cluster) await stagingScopes.end(cluster);
     const ws = await workspaces.get(parent, name, signal);
     if (ws) {
       // kcp v0.30 leaves a workspace deleted while still Scheduling stuck on its logicalcluster

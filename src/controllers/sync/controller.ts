@@ -218,7 +218,7 @@ export class SyncController implements Controller, SyncSteps {
   /** Stops the queue and removes the handlers this resource added in staging workspaces. */
   async stop(): Promise<void> {
     await this.queue.shutdown();
-    (this.#o.staging as { close?: () => void }).close?.();
+    this.#o.staging.close?.();
   }
 
   #assignmentFor(key: ObjectKey): Assignment | undefined {
@@ -366,7 +366,7 @@ export class SyncController implements Controller, SyncSteps {
   copyIn(stagingWorkspace: string, key: ObjectKey): { cluster?: string; copy?: KubeObject } {
     const cluster = this.#o.coordination.stagingWorkspace(stagingWorkspace)?.status?.clusterName;
     if (!cluster) return {};
-    const copy = this.#o.staging.cache(cluster).objects.store.get({ cluster, namespace: key.namespace, name: key.name });
+    const copy = this.#o.staging.cache(cluster).objects.get({ cluster, namespace: key.namespace, name: key.name });
     return copy ? { cluster, copy } : { cluster };
   }
 
@@ -374,7 +374,7 @@ export class SyncController implements Controller, SyncSteps {
     const cache = this.#o.staging.cache(cluster);
     return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
       const at = { cluster, namespace: ref.namespace, name: ref.name };
-      const digest = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).store.get(at);
+      const digest = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).get(at);
       if (!digest) return [];
       const client = this.#o.staging.client(cluster, ref.kind === 'Secret' ? SECRETS : CONFIGMAPS);
       return [{ ...ref, contentHash: contentHashOf(digest), read: (s: AbortSignal) => client.find(ref, s) }];
@@ -385,10 +385,13 @@ export class SyncController implements Controller, SyncSteps {
     const { objects } = this.#o.staging.cache(cluster);
     await objects.waitForSync(signal);
     signal.throwIfAborted(); // an unsynced cache would say the copy is gone
-    const copy = objects.store.get({ cluster, namespace: key.namespace, name: key.name });
+    const client = this.#o.staging.client(cluster);
+    const at = { namespace: key.namespace || undefined, name: key.name };
+    // The view shows a new staging workspace only once kcp has its binding: absent from the cache
+    // is confirmed by a read before the copy counts as gone (once per removal).
+    const copy = objects.get({ cluster, namespace: key.namespace, name: key.name }) ?? (await client.find(at, signal));
     if (!copy) return false;
-    if (!copy.metadata.deletionTimestamp)
-      await this.#o.staging.client(cluster).delete({ namespace: key.namespace || undefined, name: key.name }, signal);
+    if (!copy.metadata.deletionTimestamp) await client.delete(at, signal);
     return true;
   }
 
@@ -405,7 +408,7 @@ export class SyncController implements Controller, SyncSteps {
     await Promise.all([staging.objects.waitForSync(signal), staging.secrets.waitForSync(signal), staging.configMaps.waitForSync(signal)]);
     signal.throwIfAborted(); // an unsynced cache would say the copy is missing
     const desired = stagingCopyOf(consumer, this.#type);
-    const current = staging.objects.store.get({ cluster, namespace: key.namespace, name: key.name });
+    const current = staging.objects.get({ cluster, namespace: key.namespace, name: key.name });
     const client = this.#o.staging.client(cluster);
     if (current) return stagingCopyDiffers(current, desired) ? client.update(updatedStagingCopy(current, desired), signal) : current;
     await this.#ensureNamespace(cluster, key.namespace, signal);

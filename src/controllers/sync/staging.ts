@@ -1,53 +1,92 @@
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
-import { CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { clusterOf, CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import type { VirtualWorkspace } from '../../kcp-client-ts/virtual-workspace.ts';
 import type { Logger } from '../../logging.ts';
 import type { Informer } from '../../runtime/informer.ts';
-import type { ClusterScopes } from '../../runtime/informer-scope.ts';
-import { encodeKey } from '../../runtime/object-key.ts';
+import type { InformerScope } from '../../runtime/informer-scope.ts';
+import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
 import { RELATED_PAGE_SIZE, relatedDigestOf } from '../related/digest.ts';
 import { relatedRefs } from '../related/refs.ts';
+import type { StagingViewSource } from './staging-views.ts';
+
+/** One kind of object in staging workspaces, as cached: looked up by cluster, namespace and name. */
+export type StagingStore = {
+  get(key: ObjectKey): KubeObject | undefined;
+  /** Resolves once everything watched of this kind has listed (or `signal` aborts). */
+  waitForSync(signal?: AbortSignal): Promise<void>;
+};
 
 /**
  * What the sync controller sees of one staging workspace: its copies, and digests of the
  * Secrets/ConfigMaps next to them (no data: the provider decides how many and how large they are).
  */
 export type StagingCache = {
-  objects: Informer<KubeObject>;
-  secrets: Informer<KubeObject>;
-  configMaps: Informer<KubeObject>;
+  objects: StagingStore;
+  secrets: StagingStore;
+  configMaps: StagingStore;
 };
 
 /** The staging side of the sync: per staging workspace, caches and clients. */
 export type StagingSide = {
   cache(cluster: string): StagingCache;
   client(cluster: string, gvr?: GroupVersionResource): ObjectClient;
+  /** Stops delivering events (the sync controller stops). */
+  close?(): void;
 };
 
 const RELATED_INDEX = 'related';
 
-/** The related resources a staging copy names: index values `Kind/namespace/name`. */
+/** The related resources a staging copy names, in its cluster: index values `cluster/Kind/namespace/name`. */
 const relatedIndexValues = (obj: KubeObject): string[] =>
-  relatedRefs(obj, obj.metadata.namespace || 'default').refs.map((r) => `${r.kind}/${r.namespace}/${r.name}`);
+  relatedRefs(obj, obj.metadata.namespace || 'default').refs.map((r) => `${clusterOf(obj)}/${r.kind}/${r.namespace}/${r.name}`);
+
+type ViewCaches = {
+  objects: Informer<KubeObject>;
+  secrets: Informer<KubeObject>;
+  configMaps: Informer<KubeObject>;
+  removeHandlers: (() => void)[];
+};
+
+/** Several caches of one kind (one per view) as one store: a staging workspace is in exactly one. */
+const storeOver = (informers: Informer<KubeObject>[]): StagingStore => ({
+  get: (key) => {
+    for (const informer of informers) {
+      const found = informer.store.get(key);
+      if (found) return found;
+    }
+    return undefined;
+  },
+  waitForSync: async (signal) => {
+    await Promise.all(informers.map((i) => i.waitForSync(signal)));
+  },
+});
 
 /**
- * The watches of one brokered resource in the staging workspaces it uses, each in that
- * workspace's cluster scope (ended as a unit when the workspace is released). Events map to the
- * consumer object a copy stands for, from the copy's consumer annotation; a Secret or ConfigMap
- * event to every copy naming it.
+ * The watches of one brokered resource in all its staging workspaces: through each staging view
+ * serving the resource, one wildcard watch of the copies, the Secrets and the ConfigMaps per shard
+ * (Secrets and ConfigMaps shared with other resources of the same view). Events map to the consumer
+ * object a copy stands for by the broker's record of the copy's staging workspace; a Secret or
+ * ConfigMap event to every copy naming it in the same workspace.
  */
 export class StagingCaches implements StagingSide {
-  readonly #scopes: ClusterScopes;
   readonly #clients: Clients;
   readonly #gvr: GroupVersionResource;
   readonly #logger: Logger;
   readonly #enqueue: (consumerKey: string) => void;
   readonly #consumerClusterOf: (stagingCluster: string) => string | undefined;
-  readonly #engaged = new Map<string, { cache: StagingCache; removeHandlers: (() => void)[] }>();
-  readonly #stopListening: () => void;
+  readonly #views: StagingViewSource;
+  /** This resource's copies: ended with its sync controller. */
+  readonly #scope: InformerScope;
+  /** Secrets and ConfigMaps of the views: shared by every resource a view serves. */
+  readonly #sharedScope: InformerScope;
+  readonly #engaged = new Map<string, ViewCaches>();
+  readonly #stopFollowing: () => void;
 
   constructor(options: {
-    scopes: ClusterScopes;
+    views: StagingViewSource;
+    scope: InformerScope;
+    sharedScope: InformerScope;
     clients: Clients;
     gvr: GroupVersionResource;
     logger: Logger;
@@ -55,54 +94,67 @@ export class StagingCaches implements StagingSide {
     /** The consumer workspace a staging workspace serves, as the broker recorded it. */
     consumerClusterOf: (stagingCluster: string) => string | undefined;
   }) {
-    this.#scopes = options.scopes;
+    this.#views = options.views;
+    this.#scope = options.scope;
+    this.#sharedScope = options.sharedScope;
     this.#clients = options.clients;
     this.#gvr = options.gvr;
     this.#logger = options.logger;
     this.#enqueue = options.enqueue;
     this.#consumerClusterOf = options.consumerClusterOf;
-    this.#stopListening = this.#scopes.onEnded((cluster) => this.#engaged.delete(cluster));
+    this.#stopFollowing = this.#views.onChange(() => this.#follow());
+    this.#follow();
   }
 
   client(cluster: string, gvr: GroupVersionResource = this.#gvr): ObjectClient {
     return this.#clients.inWorkspace(cluster, gvr);
   }
 
-  /** The caches of one staging workspace, started (and handlers added) on first use. */
-  cache(cluster: string): StagingCache {
-    const engaged = this.#engaged.get(cluster);
-    if (engaged) return engaged.cache;
-    const scope = this.#scopes.of(cluster);
-    const objects = scope.informer(this.#clients.inWorkspace(cluster, this.#gvr), {
-      name: `staging ${cluster} ${this.#gvr.resource}`,
+  /** The caches a staging workspace's objects are in (every view of this resource: a workspace is in one). */
+  cache(_cluster: string): StagingCache {
+    const engaged = [...this.#engaged.values()];
+    return {
+      objects: storeOver(engaged.map((v) => v.objects)),
+      secrets: storeOver(engaged.map((v) => v.secrets)),
+      configMaps: storeOver(engaged.map((v) => v.configMaps)),
+    };
+  }
+
+  /** Starts watching through views that newly serve this resource (views are never narrowed). */
+  #follow(): void {
+    if (this.#scope.ended) return;
+    for (const vw of this.#views.serving(this.#gvr)) if (!this.#engaged.has(vw.name)) this.#engaged.set(vw.name, this.#engage(vw));
+  }
+
+  #engage(vw: VirtualWorkspace): ViewCaches {
+    const objects = this.#scope.informer(vw.wildcard(this.#gvr), {
+      name: `staging ${vw.name} ${this.#gvr.resource}`,
       family: `staging ${this.#gvr.resource}`,
       logger: this.#logger,
     });
     objects.store.addIndex(RELATED_INDEX, relatedIndexValues);
-    const secrets = scope.informer(this.#clients.inWorkspace(cluster, SECRETS), {
-      name: `staging ${cluster} secrets`,
-      family: 'staging secrets',
-      logger: this.#logger,
-      transform: relatedDigestOf,
-      pageSize: RELATED_PAGE_SIZE,
-    });
-    const configMaps = scope.informer(this.#clients.inWorkspace(cluster, CONFIGMAPS), {
-      name: `staging ${cluster} configmaps`,
-      family: 'staging configmaps',
-      logger: this.#logger,
-      transform: relatedDigestOf,
-      pageSize: RELATED_PAGE_SIZE,
-    });
-    // The consumer comes from the broker's record of this workspace, never from the copy's
-    // annotations: a provider can edit those, and must not make the broker work on other tenants' keys.
+    const related = (gvr: GroupVersionResource): Informer<KubeObject> =>
+      this.#sharedScope.informer(vw.wildcard(gvr), {
+        name: `staging ${vw.name} ${gvr.resource}`,
+        family: `staging ${gvr.resource}`,
+        logger: this.#logger,
+        transform: relatedDigestOf,
+        pageSize: RELATED_PAGE_SIZE,
+      });
+    const secrets = related(SECRETS);
+    const configMaps = related(CONFIGMAPS);
+    // The consumer comes from the broker's record of the copy's workspace, never from the copy's
+    // annotations: a provider can edit those, and must not make the broker work on other tenants'
+    // keys. kcp sets the cluster annotation; a workspace the broker has no record of is ignored.
     const consumerKeyOf = (copy: KubeObject): string | undefined => {
-      const consumerCluster = this.#consumerClusterOf(cluster);
+      const consumerCluster = this.#consumerClusterOf(clusterOf(copy));
       return consumerCluster
         ? encodeKey({ cluster: consumerCluster, namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' })
         : undefined;
     };
     const onRelated = (kind: string) => (e: { object: KubeObject }) => {
-      for (const copy of objects.store.byIndex(RELATED_INDEX, `${kind}/${e.object.metadata.namespace}/${e.object.metadata.name}`)) {
+      const { namespace, name } = e.object.metadata;
+      for (const copy of objects.store.byIndex(RELATED_INDEX, `${clusterOf(e.object)}/${kind}/${namespace}/${name}`)) {
         const key = consumerKeyOf(copy);
         if (key) this.#enqueue(key);
       }
@@ -115,14 +167,12 @@ export class StagingCaches implements StagingSide {
       secrets.onEvent(onRelated('Secret')),
       configMaps.onEvent(onRelated('ConfigMap')),
     ];
-    const cache = { objects, secrets, configMaps };
-    this.#engaged.set(cluster, { cache, removeHandlers });
-    return cache;
+    return { objects, secrets, configMaps, removeHandlers };
   }
 
-  /** Removes this resource's handlers from every staging workspace (the sync controller stops). */
+  /** Removes this resource's handlers (the sync controller stops; its scope ends the copies' watches). */
   close(): void {
-    this.#stopListening();
+    this.#stopFollowing();
     for (const { removeHandlers } of this.#engaged.values()) for (const remove of removeHandlers) remove();
     this.#engaged.clear();
   }
