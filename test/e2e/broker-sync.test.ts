@@ -193,6 +193,43 @@ describe('broker core: routing, sharing, isolation and deletion', () => {
     expect(await world.inCluster(consumerB.path, SECRETS).find({ namespace: 'team-x', name: 'web-credentials' })).toBeUndefined();
   });
 
+  it('watches every staging workspace of a provider export through one staging view: more staging workspaces, no more watches', async () => {
+    const stagingWatches = (): { informers: string[]; watches: number } => {
+      const staging = world
+        .broker!.informers.stats()
+        .filter((s) => ['staging certificates', 'staging secrets', 'staging configmaps'].includes(s.family));
+      return { informers: staging.map((s) => s.name).sort(), watches: staging.reduce((n, s) => n + s.watches, 0) };
+    };
+    const before = stagingWatches();
+    // Two views so far (one per provider export), each watching copies, Secrets and ConfigMaps on the one shard.
+    expect(before.informers).toHaveLength(6);
+    expect(before.watches).toBe(6);
+    const workspacesBefore = (await world.stagingWorkspaces().list()).items.length;
+    const more = await Promise.all([world.consumer('consumer-c', ['certificates']), world.consumer('consumer-d', ['certificates'])]);
+    for (const consumer of more) {
+      await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', 'extra', { fqdn: 'extra.internal.corp' }));
+    }
+    for (const consumer of more) {
+      const secret = await eventually(
+        () => world.inCluster(consumer.path, SECRETS).get({ namespace: 'default', name: 'extra-credentials' }),
+        {
+          timeoutMs: 90_000,
+        },
+      );
+      expect(decodeSecret(secret, 'issuer')).toBe(internal.path);
+    }
+    expect((await world.stagingWorkspaces().list()).items.length).toBe(workspacesBefore + 2);
+    expect(stagingWatches()).toEqual(before);
+    // The view is the broker's APIExport in the staging root, bound in each staging workspace.
+    const staging = await world.stagingClusterOf(more[0]!, 'certificates', 'extra');
+    const bindings = await world.inCluster(staging, { group: 'apis.kcp.io', version: 'v1alpha2', resource: 'apibindings' }).list();
+    const view = bindings.items.find((b) => b.metadata.name?.startsWith('view-'));
+    expect((view!['spec'] as { reference: { export: unknown } }).reference.export).toEqual({
+      path: world.paths.stagingRoot,
+      name: view!.metadata.name,
+    });
+  }, 180_000);
+
   it('shares one staging workspace between two objects; it survives the first deletion and goes with the last', async () => {
     const certs = world.objects(consumerA.path, 'certificates');
     await certs.create(world.newObject('certificates', 'second', { fqdn: 'second.internal.corp' }));

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { APIEXPORTS } from '../../src/kcp-client-ts/bindings.ts';
 import { OWNER_LABEL, OWNER_UID_ANNOTATION, FINALIZER } from '../../src/apis/names.ts';
 import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
@@ -85,6 +86,17 @@ describe('resource-broker uninstall', () => {
 
     // A workspace someone else made under the staging root: not the broker's, never deleted.
     await world.workspaces.ensure(world.paths.stagingRoot, 'foreign');
+    // The staging view of the provider's export, and an export someone labelled like the broker's
+    // but did not name as a view: only the view goes.
+    const exports = world.inCluster(world.paths.stagingRoot, APIEXPORTS);
+    const exportNames = async (): Promise<string[]> => (await exports.list()).items.map((e) => e.metadata.name ?? '').sort();
+    expect(await exportNames()).toEqual([expect.stringMatching(/^view-[0-9a-f]{20}$/)]);
+    await exports.create({
+      apiVersion: 'apis.kcp.io/v1alpha2',
+      kind: 'APIExport',
+      metadata: { name: 'view-lookalike', labels: { 'app.kubernetes.io/managed-by': 'resource-broker' } },
+      spec: {},
+    });
 
     // --purge: the related copies made for consumer objects, the records and the staging workspaces (providers deprovision).
     const purged = await uninstall('--purge');
@@ -99,6 +111,7 @@ describe('resource-broker uninstall', () => {
     const { parent, name } = { parent: world.paths.stagingRoot, name: 'foreign' };
     expect(await world.workspaces.get(parent, name)).toBeDefined();
     expect(await world.workspaces.get(world.paths.coordination, 'staging')).toBeDefined(); // the root stays
+    expect(await exportNames()).toEqual(['view-lookalike']);
 
     // Idempotent: nothing left to do, and no error.
     const again = await uninstall('--purge');
