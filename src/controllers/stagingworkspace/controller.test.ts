@@ -118,7 +118,7 @@ describe('StagingWorkspaceController', () => {
     expect(api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)?.spec.reference.export).toEqual({ path: 'root:staging', name: VIEW });
   });
 
-  it('accepts every claim of the view, and widens the view (never narrows it) when the export serves more', async () => {
+  it('accepts every claim of the view, and widens the view (never narrows it) to what is placed in staging, not all the export serves', async () => {
     const claims = viewExport()!.spec.permissionClaims!;
     bindView(claims);
     await controller.reconcile(SW, signal);
@@ -128,8 +128,16 @@ describe('StagingWorkspaceController', () => {
       ['secrets', 'Accepted'],
       ['configmaps', 'Accepted'],
     ]);
+    // The provider's export serves more; only what is placed here is claimed, and the view widens when it is.
     const provider = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', 'widgets')!;
-    api.put(CLUSTER, APIBINDINGS, { ...provider, status: { ...provider.status!, boundResources: [bound('gadgets')] } });
+    api.put(CLUSTER, APIBINDINGS, {
+      ...provider,
+      status: { ...provider.status!, boundResources: [bound('widgets'), bound('gadgets'), bound('unplaced')] },
+    });
+    await controller.reconcile(SW, signal);
+    expect(viewExport()?.spec.permissionClaims?.map((c) => c.resource)).toEqual(['widgets', 'secrets', 'configmaps']);
+    const gadget = assign('g-1');
+    api.put(COORD, ASSIGNMENT_GVR, { ...gadget, spec: { ...gadget.spec, gvr: { ...gadget.spec.gvr, resource: 'gadgets' } } });
     await controller.reconcile(SW, signal);
     expect(viewExport()?.spec.permissionClaims?.map((c) => c.resource)).toEqual(['widgets', 'secrets', 'configmaps', 'gadgets']);
   });

@@ -159,7 +159,7 @@ export class StagingWorkspaceController implements Controller {
       );
       return { requeueAfterMs: SETTLE_MS };
     }
-    const view = await this.#ensureView(binding, cluster, signal);
+    const view = await this.#ensureView(binding, cluster, this.#resourcesIn(name), signal);
     const viewPending =
       'waiting' in view ? view.waiting : view.binding.status?.phase !== 'Bound' ? bindingProblem(view.binding) : undefined;
     if (viewPending !== undefined) {
@@ -185,9 +185,19 @@ export class StagingWorkspaceController implements Controller {
     return this.#bind(cluster, { path: sw.spec.providerCluster, name: sw.spec.apiExportName }, isNeededClaim, signal);
   }
 
+  /** The resources (`group/resource`) of the objects placed in, or moving to, a staging workspace. */
+  #resourcesIn(stagingWorkspace: string): Set<string> {
+    const { coordination } = this.#o;
+    const gvrs = [
+      ...coordination.assignmentsIn(stagingWorkspace).map((a) => a.spec.gvr),
+      ...coordination.migrationsIn(stagingWorkspace).map((m) => coordination.assignment(m.spec.assignment)?.spec.gvr),
+    ];
+    return new Set(gvrs.filter((g) => g !== undefined).map((g) => `${g.group}/${g.resource}`));
+  }
+
   /**
    * The staging view of the provider's export (its API identity, read from the bound resources):
-   * the broker's APIExport in the staging root claiming those resources, Secrets and ConfigMaps
+   * the broker's APIExport in the staging root claiming the resources placed here, Secrets and ConfigMaps
    * (read-only), created or widened here, and bound in this workspace with every claim accepted.
    * Through its virtual workspace one wildcard watch per resource and shard sees every staging
    * workspace of the export, instead of three watches per workspace.
@@ -195,11 +205,13 @@ export class StagingWorkspaceController implements Controller {
   async #ensureView(
     providerBinding: APIBindingObject,
     cluster: string,
+    needed: Set<string>,
     signal: AbortSignal,
   ): Promise<{ binding: APIBindingObject } | { waiting: string }> {
-    const bound = providerBinding.status?.boundResources ?? [];
+    // Only what the broker places here: the provider decides how many resources its export has.
+    const bound = (providerBinding.status?.boundResources ?? []).filter((r) => needed.has(`${r.group}/${r.resource}`));
     const identity = bound[0]?.schema.identityHash;
-    if (!identity) return { waiting: "the provider's export serves no resource yet" };
+    if (!identity) return { waiting: `the provider's export does not serve ${[...needed].join(', ') || 'what is placed here'} (yet)` };
     const name = stagingViewName(identity);
     const wanted = [
       ...bound
