@@ -65,6 +65,9 @@ export const stagingWorkspaceName = (consumerCluster: string, providerCluster: s
  */
 export const stagingViewName = (identityHash: string): string => `view-${nameHash(identityHash)}`;
 
+/** On a StagingWorkspace (coordination workspace): the staging view its workspace is bound to. */
+export const STAGING_VIEW_ANNOTATION = `${BROKER_GROUP}/staging-view`;
+
 /** The verification workspace of one provider's export, shared by its AcceptAPIs. */
 export const verificationWorkspaceName = (providerCluster: string, apiExportName: string): string =>
   `verify-${nameHash(providerCluster, apiExportName)}`;

@@ -1,5 +1,5 @@
 import { ACCEPTAPI_GVR, type AcceptAPI, type Assignment, type BrokeredApi, type Migration } from '../apis/types.ts';
-import { MANAGED_BY_LABEL, MANAGER } from '../apis/names.ts';
+import { MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION } from '../apis/names.ts';
 import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { MigrationBudget, type MigrationBudgetLimits } from '../controllers/migration/budget.ts';
@@ -58,8 +58,6 @@ type Wiring = {
   coordinationInformers: ReturnType<typeof watchCoordination>['informers'];
   acceptAPIs: Informer<AcceptAPI>;
   stagingViews: StagingViews;
-  /** Watches shared by every brokered resource a staging view serves (its Secrets and ConfigMaps). */
-  stagingViewsScope: InformerScope;
   stages: MigrationStages;
   stagingController: StagingWorkspaceController;
   budget: MigrationBudget;
@@ -79,8 +77,7 @@ export class Broker {
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
   /** Per home-workspace endpoint slice (named after its export): the virtual workspace, one URL per shard, kept current. */
   readonly #virtualWorkspaces = new Map<string, VirtualWorkspace>();
-  /** The same for the staging views' slices in the staging root. */
-  readonly #stagingViews = new Map<string, VirtualWorkspace>();
+
   /** What each APIResourceSchema (by export workspace path, export and schema name) serves; schemas never change. */
   readonly #schemas = new Map<string, Omit<BrokeredApi, 'exportName'>>();
   #wiring: Wiring | undefined;
@@ -138,12 +135,12 @@ export class Broker {
       name: 'staging view endpoint slices',
       logger,
     });
+    const stagingViews = new StagingViews({ exports: viewExports, endpoint, scope: this.#scope.child('staging views') });
     viewSlices.onEvent((e) => {
       const name = e.object.metadata.name ?? '';
       const urls = e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
-      if (this.#stagingViewOf(name).update(urls)) logger.info({ view: name, endpoints: urls }, 'staging view endpoints changed');
+      if (stagingViews.updateEndpoints(name, urls)) logger.info({ view: name, endpoints: urls }, 'staging view endpoints changed');
     });
-    const stagingViews = new StagingViews({ exports: viewExports, virtualWorkspaceOf: (name) => this.#stagingViewOf(name) });
     const stages = new MigrationStages({
       compute: this.#options.compute ?? workspaceAccess(endpoint, paths.compute),
       migrationClient: coordination.migrations.client,
@@ -171,14 +168,12 @@ export class Broker {
       coordinationCluster: coordination.cluster,
       ...(this.#options.migrationBudget ? { limits: this.#options.migrationBudget } : {}),
     });
-    const stagingViewsScope = this.#scope.child('staging views');
     this.#wiring = {
       clients,
       coordination,
       coordinationInformers,
       acceptAPIs,
       stagingViews,
-      stagingViewsScope,
       stages,
       stagingController,
       budget,
@@ -214,15 +209,6 @@ export class Broker {
     if (!vw) {
       vw = new VirtualWorkspace(this.#options.endpoint, sliceName);
       this.#virtualWorkspaces.set(sliceName, vw);
-    }
-    return vw;
-  }
-
-  #stagingViewOf(name: string): VirtualWorkspace {
-    let vw = this.#stagingViews.get(name);
-    if (!vw) {
-      vw = new VirtualWorkspace(this.#options.endpoint, name);
-      this.#stagingViews.set(name, vw);
     }
     return vw;
   }
@@ -365,12 +351,12 @@ export class Broker {
     const staging = new StagingCaches({
       views: w.stagingViews,
       scope,
-      sharedScope: w.stagingViewsScope,
       clients,
       gvr,
       logger,
       enqueue: (k) => controller?.queue.add(k),
       consumerClusterOf: (cluster) => w.coordination.stagingWorkspaceInCluster(cluster)?.spec.consumerCluster,
+      viewOf: (cluster) => w.coordination.stagingWorkspaceInCluster(cluster)?.metadata.annotations?.[STAGING_VIEW_ANNOTATION],
     });
     controller = new SyncController({
       api,

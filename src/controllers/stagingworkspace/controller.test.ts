@@ -87,9 +87,16 @@ describe('StagingWorkspaceController', () => {
       ...binding,
       status: { phase: 'Bound', exportPermissionClaims: [], boundResources: [bound('widgets')] },
     });
+    await controller.reconcile(SW, signal); // records the staging view on the StagingWorkspace first
+    expect(api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)?.metadata.annotations).toMatchObject({
+      'broker.platform-mesh.io/staging-view': VIEW,
+    });
     await controller.reconcile(SW, signal); // creates the staging view and binds it
     expect(phase()).toBe('Pending');
-    bindView([]);
+    bindView();
+    await controller.reconcile(SW, signal); // accepts the view's claims
+    expect(phase()).toBe('Pending');
+    bindView({ applied: true });
     await controller.reconcile(SW, signal);
     expect(phase()).toBe('Ready');
   });
@@ -101,10 +108,14 @@ describe('StagingWorkspaceController', () => {
     schema: { identityHash: IDENTITY, name: `v1.${resource}.example.platform-mesh.io`, UID: 'u' },
     storageVersions: ['v1alpha1'],
   });
-  /** kcp's side of the view binding: Bound, listing the claims the view export makes. */
-  const bindView = (claims: NonNullable<APIExportObject['spec']['permissionClaims']>): void => {
+  /** kcp's side of the view binding: Bound, listing the claims the view export makes (and, once applied, those). */
+  const bindView = (options: { applied?: boolean } = {}): void => {
     const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
-    api.put(CLUSTER, APIBINDINGS, { ...view, status: { phase: 'Bound', exportPermissionClaims: claims } });
+    const claims = viewExport()?.spec.permissionClaims ?? [];
+    api.put(CLUSTER, APIBINDINGS, {
+      ...view,
+      status: { phase: 'Bound', exportPermissionClaims: claims, ...(options.applied ? { appliedPermissionClaims: claims } : {}) },
+    });
   };
   const viewExport = (): APIExportObject | undefined => api.get<APIExportObject>('root:staging', APIEXPORTS, '', VIEW);
 
@@ -119,8 +130,7 @@ describe('StagingWorkspaceController', () => {
   });
 
   it('accepts every claim of the view, and widens the view (never narrows it) to what is placed in staging, not all the export serves', async () => {
-    const claims = viewExport()!.spec.permissionClaims!;
-    bindView(claims);
+    bindView();
     await controller.reconcile(SW, signal);
     const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
     expect(view.spec.permissionClaims?.map((c) => [c.resource, c.state])).toEqual([
@@ -142,11 +152,39 @@ describe('StagingWorkspaceController', () => {
     expect(viewExport()?.spec.permissionClaims?.map((c) => c.resource)).toEqual(['widgets', 'secrets', 'configmaps', 'gadgets']);
   });
 
-  it("never adopts a binding of the view's name that binds another export: the workspace stays Pending", async () => {
+  it("never adopts a binding of the view's name that binds another export: the workspace stays Pending, saying why", async () => {
     const view = api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)!;
     api.put(CLUSTER, APIBINDINGS, { ...view, spec: { ...view.spec, reference: { export: { path: 'root:provider', name: VIEW } } } });
-    await expect(controller.reconcile(SW, signal)).rejects.toThrow(`binds root:provider:${VIEW}, not root:staging:${VIEW}`);
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+    expect(phase()).toBe('Pending');
+    const sw = api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)!;
+    expect(sw.status?.conditions?.find((c) => c.type === 'BindingReady')?.message).toBe(
+      `staging view: APIBinding ${VIEW} in staging cluster ${CLUSTER} binds root:provider:${VIEW}, not root:staging:${VIEW}`,
+    );
     expect(api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)?.spec.reference.export?.path).toBe('root:provider');
+  });
+
+  it('deletes the staging view with the last StagingWorkspace naming it, before that record goes', async () => {
+    const other = api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'StagingWorkspace',
+      metadata: { name: 'sw-2', annotations: { 'broker.platform-mesh.io/staging-view': VIEW } },
+      spec: { consumerCluster: 'consumer-2', providerCluster: 'provider', apiExportName: 'widgets' },
+    } as StagingWorkspace);
+    const release = async (name: string): Promise<void> => {
+      for (let round = 0; round < 6 && api.get(COORD, STAGINGWORKSPACE_GVR, '', name); round++) {
+        await controller.reconcile(name, signal);
+        clock += 2_000;
+        workspaces.all.clear(); // kcp finished deleting the workspace
+      }
+    };
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
+    await release(SW);
+    expect(api.get(COORD, STAGINGWORKSPACE_GVR, '', SW)).toBeUndefined();
+    expect(viewExport()).toBeDefined(); // sw-2 still names it
+    await release(other.metadata.name!);
+    expect(api.get(COORD, STAGINGWORKSPACE_GVR, '', 'sw-2')).toBeUndefined();
+    expect(viewExport()).toBeUndefined();
   });
 
   it('marks an unreferenced staging workspace Terminating first and deletes its workspace only once the mark is 2 s old', async () => {

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER, stagingViewName } from '../../apis/names.ts';
+import { MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION, stagingViewName } from '../../apis/names.ts';
 import { splitPath } from '../../apis/paths.ts';
 import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
@@ -23,6 +23,9 @@ const isNeededClaim = (claim: { group?: string; resource: string }): boolean =>
 type Claim = { group?: string; resource: string; identityHash?: string };
 
 const claimKey = (c: Claim): string => `${c.group ?? ''}/${c.resource}/${c.identityHash ?? ''}`;
+
+/** A binding of the wanted name exists and binds another export. */
+class BindingConflictError extends Error {}
 
 /** Why a binding is not Bound, as kcp says it. */
 const bindingProblem = (binding: APIBindingObject): string =>
@@ -148,9 +151,12 @@ export class StagingWorkspaceController implements Controller {
       return { requeueAfterMs: SETTLE_MS };
     }
     const cluster = ws.spec.cluster;
-    const binding = await this.#ensureBinding(sw, cluster, signal);
-    if (binding.status?.phase !== 'Bound') {
-      const why = bindingProblem(binding);
+    const binding = await this.#ensureBinding(sw, cluster, signal).catch((err: unknown) => {
+      if (err instanceof BindingConflictError) return err;
+      throw err;
+    });
+    if (binding instanceof BindingConflictError || binding.status?.phase !== 'Bound') {
+      const why = binding instanceof BindingConflictError ? binding.message : bindingProblem(binding);
       await this.#setStatus(
         sw,
         { phase: 'Pending', clusterName: cluster },
@@ -159,9 +165,14 @@ export class StagingWorkspaceController implements Controller {
       );
       return { requeueAfterMs: SETTLE_MS };
     }
-    const view = await this.#ensureView(binding, cluster, this.#resourcesIn(name), signal);
-    const viewPending =
-      'waiting' in view ? view.waiting : view.binding.status?.phase !== 'Bound' ? bindingProblem(view.binding) : undefined;
+    const view = await this.#ensureView(sw, binding, cluster, this.#resourcesIn(name), signal).catch((err: unknown) => {
+      // A binding of the view's name that binds something else (a provider can name its export so):
+      // said on the StagingWorkspace, retried with backoff, never adopted.
+      if (err instanceof BindingConflictError) return { waiting: err.message };
+      throw err;
+    });
+    if ('recorded' in view) return; // its own update event brings the next round, with the record's resourceVersion
+    const viewPending = 'waiting' in view ? view.waiting : undefined;
     if (viewPending !== undefined) {
       await this.#setStatus(
         sw,
@@ -203,16 +214,26 @@ export class StagingWorkspaceController implements Controller {
    * workspace of the export, instead of three watches per workspace.
    */
   async #ensureView(
+    sw: StagingWorkspace,
     providerBinding: APIBindingObject,
     cluster: string,
     needed: Set<string>,
     signal: AbortSignal,
-  ): Promise<{ binding: APIBindingObject } | { waiting: string }> {
+  ): Promise<{ ready: true } | { waiting: string } | { recorded: string }> {
     // Only what the broker places here: the provider decides how many resources its export has.
     const bound = (providerBinding.status?.boundResources ?? []).filter((r) => needed.has(`${r.group}/${r.resource}`));
     const identity = bound[0]?.schema.identityHash;
     if (!identity) return { waiting: `the provider's export does not serve ${[...needed].join(', ') || 'what is placed here'} (yet)` };
     const name = stagingViewName(identity);
+    // Recorded first: the sync controllers read a workspace's copies from this view only, and the
+    // view's clean-up counts the StagingWorkspaces naming it (a crash after creating it loses nothing).
+    if (sw.metadata.annotations?.[STAGING_VIEW_ANNOTATION] !== name) {
+      await this.#o.coordination.stagingWorkspaces.client.update(
+        { ...sw, metadata: { ...sw.metadata, annotations: { ...sw.metadata.annotations, [STAGING_VIEW_ANNOTATION]: name } } },
+        signal,
+      );
+      return { recorded: name }; // the update's event brings the next round
+    }
     const wanted = [
       ...bound
         .filter((r) => r.schema.identityHash === identity)
@@ -222,21 +243,28 @@ export class StagingWorkspaceController implements Controller {
     ];
     const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
     const existing = (await exports.find({ name }, signal)) ?? (await exports.createIfAbsent(stagingViewExport(name, wanted), signal));
-    if (existing) {
-      const claims = existing.spec.permissionClaims ?? [];
-      const missing = wanted.filter((w) => !claims.some((c) => claimKey(c) === claimKey(w)));
-      // Widened, never narrowed: other staging workspaces of the export may use what this one does not.
-      if (missing.length > 0)
-        await exports.update(
-          {
-            ...existing,
-            spec: { ...existing.spec, permissionClaims: [...claims, ...stagingViewExport(name, missing).spec.permissionClaims!] },
-          },
-          signal,
-        );
+    if (!existing) return { waiting: `view ${name} is being created` };
+    const claims = existing.spec.permissionClaims ?? [];
+    const missing = wanted.filter((w) => !claims.some((c) => claimKey(c) === claimKey(w)));
+    // Widened, never narrowed: other staging workspaces of the export may use what this one does not.
+    if (missing.length > 0) {
+      await exports.update(
+        {
+          ...existing,
+          spec: { ...existing.spec, permissionClaims: [...claims, ...stagingViewExport(name, missing).spec.permissionClaims!] },
+        },
+        signal,
+      );
+      return { waiting: `view ${name} widened to ${missing.map((m) => m.resource).join(', ')}` };
     }
     const binding = await this.#bind(cluster, { path: this.#o.stagingRoot, name }, () => true, signal);
-    return { binding };
+    if (binding.status?.phase !== 'Bound') return { waiting: bindingProblem(binding) };
+    // Ready only once kcp applied every claim this workspace needs: until then the view does not
+    // show its copies, and a sync would wait for events that never come.
+    const applied = new Set((binding.status.appliedPermissionClaims ?? []).map(claimKey));
+    const unapplied = wanted.filter((w) => !applied.has(claimKey(w)));
+    if (unapplied.length > 0) return { waiting: `claims not applied yet: ${unapplied.map((u) => u.resource).join(', ')}` };
+    return { ready: true };
   }
 
   /**
@@ -258,7 +286,7 @@ export class StagingWorkspaceController implements Controller {
       (await client.get({ name }, signal));
     const ref = binding.spec.reference.export;
     if (ref?.name !== exportRef.name || (ref.path ?? '') !== exportRef.path)
-      throw new Error(
+      throw new BindingConflictError(
         `APIBinding ${name} in staging cluster ${cluster} binds ${ref?.path ?? ''}:${ref?.name ?? ''}, not ${exportRef.path}:${exportRef.name}`,
       );
     const stateOf = new Map((binding.spec.permissionClaims ?? []).map((c) => [claimKey(c), c.state]));
@@ -296,10 +324,31 @@ export class StagingWorkspaceController implements Controller {
       if (!ws.metadata.deletionTimestamp && !scheduling) await workspaces.delete(parent, name, signal);
       return { requeueAfterMs: SETTLE_MS };
     }
+    // The view first: after a crash the record is still here to say which view to release.
+    await this.#releaseView(sw, signal);
     await coordination.stagingWorkspaces.client.delete({ name: key }, signal, { uid: sw.metadata.uid });
     this.#terminatingSince.delete(key);
     this.#logger.info({ stagingWorkspace: key }, 'staging workspace released');
     return;
+  }
+
+  /**
+   * Deletes the staging view a released workspace was bound to once no other StagingWorkspace
+   * names it: a view, and the watches through it, last only while staging workspaces use it.
+   * A workspace setting up the same view meanwhile records it first and creates it again.
+   */
+  async #releaseView(sw: StagingWorkspace, signal: AbortSignal): Promise<void> {
+    const view = sw.metadata.annotations?.[STAGING_VIEW_ANNOTATION];
+    if (!view) return;
+    const others = this.#o.coordination.stagingWorkspaces.store.list(
+      (o) => o.metadata.name !== sw.metadata.name && o.metadata.annotations?.[STAGING_VIEW_ANNOTATION] === view,
+    );
+    if (others.length > 0) return;
+    const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
+    const found = await exports.find({ name: view }, signal);
+    if (!found) return;
+    await exports.delete({ name: view }, signal, { uid: found.metadata.uid });
+    this.#logger.info({ view }, 'staging view released');
   }
 
   async #setStatus(

@@ -375,9 +375,10 @@ export class SyncController implements Controller, SyncSteps {
     return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
       const at = { cluster, namespace: ref.namespace, name: ref.name };
       const digest = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).get(at);
-      if (!digest) return [];
       const client = this.#o.staging.client(cluster, ref.kind === 'Secret' ? SECRETS : CONFIGMAPS);
-      return [{ ...ref, contentHash: contentHashOf(digest), read: (s: AbortSignal) => client.find(ref, s) }];
+      // Not in the cache is not "gone": the view may show the copy before its Secret. The mirror
+      // then reads it (no hash matches ''), and keeps the consumer's copy while it exists.
+      return [{ ...ref, contentHash: digest ? contentHashOf(digest) : '', read: (s: AbortSignal) => client.find(ref, s) }];
     });
   }
 
@@ -389,10 +390,25 @@ export class SyncController implements Controller, SyncSteps {
     const at = { namespace: key.namespace || undefined, name: key.name };
     // The view shows a new staging workspace only once kcp has its binding: absent from the cache
     // is confirmed by a read before the copy counts as gone (once per removal).
-    const copy = objects.get({ cluster, namespace: key.namespace, name: key.name }) ?? (await client.find(at, signal));
+    const copy = objects.get({ cluster, namespace: key.namespace, name: key.name }) ?? (await this.#readCopy(cluster, at, signal));
     if (!copy) return false;
     if (!copy.metadata.deletionTimestamp) await client.delete(at, signal);
     return true;
+  }
+
+  /** A copy read from its staging workspace; a workspace being torn down (kcp may refuse reads there) has none. */
+  async #readCopy(
+    cluster: string,
+    at: { namespace: string | undefined; name: string },
+    signal: AbortSignal,
+  ): Promise<KubeObject | undefined> {
+    try {
+      return await this.#o.staging.client(cluster).find(at, signal);
+    } catch (err) {
+      const sw = this.#o.coordination.stagingWorkspaceInCluster(cluster);
+      if (sw === undefined || sw.status?.phase === 'Terminating' || sw.metadata.deletionTimestamp) return undefined;
+      throw err;
+    }
   }
 
   async #ensureNamespace(cluster: string, namespace: string, signal: AbortSignal): Promise<void> {

@@ -1,14 +1,13 @@
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { clusterOf, CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
-import type { VirtualWorkspace } from '../../kcp-client-ts/virtual-workspace.ts';
 import type { Logger } from '../../logging.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { InformerScope } from '../../runtime/informer-scope.ts';
 import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
 import { RELATED_PAGE_SIZE, relatedDigestOf } from '../related/digest.ts';
 import { relatedRefs } from '../related/refs.ts';
-import type { StagingViewSource } from './staging-views.ts';
+import type { StagingView, StagingViewSource } from './staging-views.ts';
 
 /** One kind of object in staging workspaces, as cached: looked up by cluster, namespace and name. */
 export type StagingStore = {
@@ -45,6 +44,8 @@ type ViewCaches = {
   objects: Informer<KubeObject>;
   secrets: Informer<KubeObject>;
   configMaps: Informer<KubeObject>;
+  /** This resource's watches through the view (the copies); Secrets and ConfigMaps are the view's. */
+  scope: InformerScope;
   removeHandlers: (() => void)[];
 };
 
@@ -67,7 +68,9 @@ const storeOver = (informers: Informer<KubeObject>[]): StagingStore => ({
  * serving the resource, one wildcard watch of the copies, the Secrets and the ConfigMaps per shard
  * (Secrets and ConfigMaps shared with other resources of the same view). Events map to the consumer
  * object a copy stands for by the broker's record of the copy's staging workspace; a Secret or
- * ConfigMap event to every copy naming it in the same workspace.
+ * ConfigMap event to every copy naming it in the same workspace. A staging workspace is read
+ * through the view recorded on its StagingWorkspace only, so a view that cannot list (a shard
+ * down, a claim not served yet) holds up only the workspaces bound to it.
  */
 export class StagingCaches implements StagingSide {
   readonly #clients: Clients;
@@ -75,33 +78,33 @@ export class StagingCaches implements StagingSide {
   readonly #logger: Logger;
   readonly #enqueue: (consumerKey: string) => void;
   readonly #consumerClusterOf: (stagingCluster: string) => string | undefined;
+  readonly #viewOf: (stagingCluster: string) => string | undefined;
   readonly #views: StagingViewSource;
   /** This resource's copies: ended with its sync controller. */
   readonly #scope: InformerScope;
-  /** Secrets and ConfigMaps of the views: shared by every resource a view serves. */
-  readonly #sharedScope: InformerScope;
   readonly #engaged = new Map<string, ViewCaches>();
   readonly #stopFollowing: () => void;
 
   constructor(options: {
     views: StagingViewSource;
     scope: InformerScope;
-    sharedScope: InformerScope;
     clients: Clients;
     gvr: GroupVersionResource;
     logger: Logger;
     enqueue: (consumerKey: string) => void;
     /** The consumer workspace a staging workspace serves, as the broker recorded it. */
     consumerClusterOf: (stagingCluster: string) => string | undefined;
+    /** The staging view a staging workspace is bound to, as the broker recorded it. */
+    viewOf: (stagingCluster: string) => string | undefined;
   }) {
     this.#views = options.views;
     this.#scope = options.scope;
-    this.#sharedScope = options.sharedScope;
     this.#clients = options.clients;
     this.#gvr = options.gvr;
     this.#logger = options.logger;
     this.#enqueue = options.enqueue;
     this.#consumerClusterOf = options.consumerClusterOf;
+    this.#viewOf = options.viewOf;
     this.#stopFollowing = this.#views.onChange(() => this.#follow());
     this.#follow();
   }
@@ -110,9 +113,10 @@ export class StagingCaches implements StagingSide {
     return this.#clients.inWorkspace(cluster, gvr);
   }
 
-  /** The caches a staging workspace's objects are in (every view of this resource: a workspace is in one). */
-  cache(_cluster: string): StagingCache {
-    const engaged = [...this.#engaged.values()];
+  /** The caches a staging workspace's objects are in: its view's (all views' for a workspace with none recorded). */
+  cache(cluster: string): StagingCache {
+    const view = this.#viewOf(cluster);
+    const engaged = view === undefined ? [...this.#engaged.values()] : [this.#engaged.get(view)].filter((v) => v !== undefined);
     return {
       objects: storeOver(engaged.map((v) => v.objects)),
       secrets: storeOver(engaged.map((v) => v.secrets)),
@@ -120,22 +124,31 @@ export class StagingCaches implements StagingSide {
     };
   }
 
-  /** Starts watching through views that newly serve this resource (views are never narrowed). */
+  /** Starts watching through views that newly serve this resource; stops for views deleted. */
   #follow(): void {
     if (this.#scope.ended) return;
-    for (const vw of this.#views.serving(this.#gvr)) if (!this.#engaged.has(vw.name)) this.#engaged.set(vw.name, this.#engage(vw));
+    const serving = this.#views.serving(this.#gvr);
+    for (const view of serving) if (!this.#engaged.has(view.name) && !view.scope.ended) this.#engaged.set(view.name, this.#engage(view));
+    for (const [name, engaged] of this.#engaged) {
+      if (serving.some((v) => v.name === name)) continue;
+      this.#engaged.delete(name);
+      for (const remove of engaged.removeHandlers) remove();
+      void engaged.scope.end();
+    }
   }
 
-  #engage(vw: VirtualWorkspace): ViewCaches {
-    const objects = this.#scope.informer(vw.wildcard(this.#gvr), {
-      name: `staging ${vw.name} ${this.#gvr.resource}`,
+  #engage(view: StagingView): ViewCaches {
+    const { vw } = view;
+    const scope = this.#scope.child(`staging ${view.name} ${this.#gvr.resource}`);
+    const objects = scope.informer(vw.wildcard(this.#gvr), {
+      name: `staging ${view.name} ${this.#gvr.resource}`,
       family: `staging ${this.#gvr.resource}`,
       logger: this.#logger,
     });
     objects.store.addIndex(RELATED_INDEX, relatedIndexValues);
     const related = (gvr: GroupVersionResource): Informer<KubeObject> =>
-      this.#sharedScope.informer(vw.wildcard(gvr), {
-        name: `staging ${vw.name} ${gvr.resource}`,
+      view.scope.informer(vw.wildcard(gvr), {
+        name: `staging ${view.name} ${gvr.resource}`,
         family: `staging ${gvr.resource}`,
         logger: this.#logger,
         transform: relatedDigestOf,
@@ -167,7 +180,7 @@ export class StagingCaches implements StagingSide {
       secrets.onEvent(onRelated('Secret')),
       configMaps.onEvent(onRelated('ConfigMap')),
     ];
-    return { objects, secrets, configMaps, removeHandlers };
+    return { objects, secrets, configMaps, scope, removeHandlers };
   }
 
   /** Removes this resource's handlers (the sync controller stops; its scope ends the copies' watches). */
