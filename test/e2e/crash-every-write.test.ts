@@ -22,6 +22,13 @@ const MAX_WRITE_POINTS = Number(process.env['CRASH_MAX_WRITES'] ?? 80);
  * nothing the broker made for it is left. The loop ends when a lifecycle completes without the
  * broker reaching N writes: N - 1 write points were covered.
  */
+/**
+ * Each phase of a lifecycle converges through kcp (workspace creation and deletion among it):
+ * 18 s on a quiet machine, much longer beside the other e2e lane. A convergence bound, not a
+ * timing claim.
+ */
+const PHASE_MS = 180_000;
+
 /** Worlds run side by side, each taking every LANES-th N (kcp, not the broker, is the bottleneck). */
 const LANES = Number(process.env['CRASH_LANES'] ?? 3);
 
@@ -117,38 +124,47 @@ class Lane {
     const broker = this.supervise(n);
     try {
       await certs.create(world.newObject('certificates', name, { fqdn: `${name}.one.test` }));
-      await eventually(async () => {
-        expect(statusOf(await certs.get({ namespace: 'default', name })), step).toBe('Available');
-        expect(decodeSecret(await secrets.get({ namespace: 'default', name: `${name}-credentials` }), 'issuer'), step).toContain(':one');
-        expect(servedBy(name), step).toEqual([1, 0]);
-      });
+      await eventually(
+        async () => {
+          expect(statusOf(await certs.get({ namespace: 'default', name })), step).toBe('Available');
+          expect(decodeSecret(await secrets.get({ namespace: 'default', name: `${name}-credentials` }), 'issuer'), step).toContain(':one');
+          expect(servedBy(name), step).toEqual([1, 0]);
+        },
+        { timeoutMs: PHASE_MS },
+      );
       const placed = await certs.get({ namespace: 'default', name });
       await certs.update({ ...placed, spec: { fqdn: `${name}.two.test` } });
-      await eventually(async () => {
-        expect(decodeSecret(await secrets.get({ namespace: 'default', name: `${name}-credentials` }), 'issuer'), step).toContain(':two');
-        expect((await migrations.list()).items, step).toEqual([]);
-        expect(servedBy(name), step).toEqual([0, 1]);
-        expect(statusOf(await certs.get({ namespace: 'default', name })), step).toBe('Available');
-      });
+      await eventually(
+        async () => {
+          expect(decodeSecret(await secrets.get({ namespace: 'default', name: `${name}-credentials` }), 'issuer'), step).toContain(':two');
+          expect((await migrations.list()).items, step).toEqual([]);
+          expect(servedBy(name), step).toEqual([0, 1]);
+          expect(statusOf(await certs.get({ namespace: 'default', name })), step).toBe('Available');
+        },
+        { timeoutMs: PHASE_MS },
+      );
       await certs.delete({ namespace: 'default', name });
-      await eventually(async () => {
-        expect(await certs.find({ namespace: 'default', name }), step).toBeUndefined();
-        expect((await world.assignments().list()).items, step).toEqual([]);
-        expect((await world.stagingWorkspaces().list()).items, step).toEqual([]);
-        expect(servedBy(name), step).toEqual([0, 0]);
-        const owned = (await secrets.list({ namespace: 'default', labelSelector: 'broker.platform-mesh.io/owner' })).items;
-        expect(
-          owned.map((s) => s.metadata.name),
-          step,
-        ).toEqual([]);
-        const staged = (
-          await world.inCluster(world.paths.compute, CONFIGMAPS).list({ labelSelector: 'broker.platform-mesh.io/migration-name' })
-        ).items;
-        expect(
-          staged.map((c) => c.metadata.name),
-          step,
-        ).toEqual([]);
-      });
+      await eventually(
+        async () => {
+          expect(await certs.find({ namespace: 'default', name }), step).toBeUndefined();
+          expect((await world.assignments().list()).items, step).toEqual([]);
+          expect((await world.stagingWorkspaces().list()).items, step).toEqual([]);
+          expect(servedBy(name), step).toEqual([0, 0]);
+          const owned = (await secrets.list({ namespace: 'default', labelSelector: 'broker.platform-mesh.io/owner' })).items;
+          expect(
+            owned.map((s) => s.metadata.name),
+            step,
+          ).toEqual([]);
+          const staged = (
+            await world.inCluster(world.paths.compute, CONFIGMAPS).list({ labelSelector: 'broker.platform-mesh.io/migration-name' })
+          ).items;
+          expect(
+            staged.map((c) => c.metadata.name),
+            step,
+          ).toEqual([]);
+        },
+        { timeoutMs: PHASE_MS },
+      );
     } finally {
       await broker.stop();
     }
