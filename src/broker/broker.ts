@@ -150,6 +150,7 @@ export class Broker {
     const stagingController = new StagingWorkspaceController({
       coordination,
       informers: coordinationInformers,
+      stagingViews: viewExports,
       workspaces,
       clients,
       stagingRoot: paths.stagingRoot,

@@ -52,6 +52,8 @@ const RELEASE_DELAY_MS = 2_000;
 export type StagingWorkspaceControllerOptions = {
   coordination: Coordination;
   informers: { assignments: Informer<Assignment>; stagingWorkspaces: Informer<StagingWorkspace>; migrations: Informer<Migration> };
+  /** The staging views (the broker's APIExports in the staging root); optional for tests that never delete one. */
+  stagingViews?: Informer<APIExportObject>;
   workspaces: Pick<Workspaces, 'get' | 'create' | 'delete'>;
   clients: Pick<Clients, 'inWorkspace'>;
   /** Workspace path under which staging workspaces are created. */
@@ -100,6 +102,19 @@ export class StagingWorkspaceController implements Controller {
         return names.filter((n): n is string => !!n);
       }),
       watchOf(informers.migrations, (e) => [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]),
+      // A view deleted (released as its last user went, while another was setting up to use it)
+      // is made again by the staging workspaces that name it.
+      ...(this.#o.stagingViews
+        ? [
+            watchOf(this.#o.stagingViews, (e) =>
+              e.type !== 'deleted'
+                ? []
+                : informers.stagingWorkspaces.store
+                    .list((sw) => sw.metadata.annotations?.[STAGING_VIEW_ANNOTATION] === e.object.metadata.name)
+                    .map((sw) => sw.metadata.name ?? ''),
+            ),
+          ]
+        : []),
     ];
   }
 
