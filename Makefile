@@ -47,7 +47,7 @@ unit: deps ## unit tests (no kcp)
 	npx vitest run --project unit
 
 e2e: deps kcp ## end-to-end tests against a real kcp started for the run
-	npx vitest run --project 'e2e*'
+	npx vitest run --project e2e
 
 test: deps kcp lint typecheck verify-codegen monitoring chart ## everything: lint, typecheck, alert rules, chart, unit and end-to-end tests
 	npx vitest run

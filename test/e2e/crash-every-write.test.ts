@@ -24,7 +24,7 @@ const MAX_WRITE_POINTS = Number(process.env['CRASH_MAX_WRITES'] ?? 80);
  */
 /**
  * Each phase of a lifecycle converges through kcp (workspace creation and deletion among it):
- * 18 s on a quiet machine, much longer beside the other e2e lane. A convergence bound, not a
+ * 18 s on a quiet machine, much longer beside another e2e file. A convergence bound, not a
  * timing claim.
  */
 const PHASE_MS = 180_000;
