@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { APIExportObject } from '../kcp-client-ts/bindings.ts';
 import { gvrString, type GroupVersionResource } from '../kcp-client-ts/types.ts';
 import type { AcceptAPI, Assignment } from './types.ts';
 
@@ -64,6 +65,12 @@ export const stagingWorkspaceName = (consumerCluster: string, providerCluster: s
  * staging workspace of the export, so one wildcard watch per resource and shard sees them all.
  */
 export const stagingViewName = (identityHash: string): string => `view-${nameHash(identityHash)}`;
+
+/** Named as the broker names views (an export in the staging root labelled by hand is not one). */
+export const isStagingView = (e: APIExportObject): boolean => {
+  const identity = e.spec.permissionClaims?.find((c) => c.identityHash)?.identityHash;
+  return identity !== undefined && e.metadata.name === stagingViewName(identity);
+};
 
 /** On a StagingWorkspace (coordination workspace): the staging view its workspace is bound to. */
 export const STAGING_VIEW_ANNOTATION = `${BROKER_GROUP}/staging-view`;

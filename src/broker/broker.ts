@@ -20,10 +20,10 @@ import { StagingCaches } from '../controllers/sync/staging.ts';
 import { StagingViews } from '../controllers/sync/staging-views.ts';
 import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
 import { watchCoordination, type Coordination } from '../coordination/coordination.ts';
-import { APIBINDINGS, APIEXPORTS } from '../kcp-client-ts/bindings.ts';
+import { APIBINDINGS, APIEXPORTS, type APIExportObject } from '../kcp-client-ts/bindings.ts';
 import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
-import { createKcpClient, unwrap, type APIExport, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
+import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
 import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
@@ -36,6 +36,10 @@ import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type QueueEvent, type ReconcileResult } from '../runtime/workqueue.ts';
 
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
+
+/** The virtual-workspace URLs an endpoint slice event lists (none once it is deleted). */
+const endpointUrlsOf = (e: { type: string; object: APIExportEndpointSlice }): string[] =>
+  e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
 
 export type BrokerOptions = {
   endpoint: KcpEndpoint;
@@ -77,7 +81,6 @@ export class Broker {
   readonly #syncControllers = new Map<string, { controller: SyncController; scope: InformerScope; claims: ConsumerResource[] }>();
   /** Per home-workspace endpoint slice (named after its export): the virtual workspace, one URL per shard, kept current. */
   readonly #virtualWorkspaces = new Map<string, VirtualWorkspace>();
-
   /** What each APIResourceSchema (by export workspace path, export and schema name) serves; schemas never change. */
   readonly #schemas = new Map<string, Omit<BrokeredApi, 'exportName'>>();
   #wiring: Wiring | undefined;
@@ -116,7 +119,7 @@ export class Broker {
     // and dropped as the slice changes (registered before any controller's handlers).
     slices.onEvent((e) => {
       const name = e.object.metadata.name ?? '';
-      const urls = e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
+      const urls = endpointUrlsOf(e);
       if (this.#virtualWorkspaceOf(name).update(urls))
         logger.info({ export: name, endpoints: urls }, 'virtual workspace endpoints changed');
     });
@@ -126,7 +129,7 @@ export class Broker {
     const acceptAPIs = this.#scope.informer(acceptAPIsVw.wildcard<AcceptAPI>(ACCEPTAPI_GVR), { name: 'acceptapis', logger });
     // The staging views (the broker's exports in the staging root, see stagingViewName) and
     // their endpoint slices: what every sync controller watches staging workspaces through.
-    const viewExports = this.#scope.informer(clients.inWorkspace<APIExport & KubeObject>(paths.stagingRoot, APIEXPORTS), {
+    const viewExports = this.#scope.informer(clients.inWorkspace<APIExportObject>(paths.stagingRoot, APIEXPORTS), {
       name: 'staging views',
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`,
       logger,
@@ -138,7 +141,7 @@ export class Broker {
     const stagingViews = new StagingViews({ exports: viewExports, endpoint, scope: this.#scope.child('staging views') });
     viewSlices.onEvent((e) => {
       const name = e.object.metadata.name ?? '';
-      const urls = e.type === 'deleted' ? [] : (e.object.status?.endpoints ?? []).map((ep) => ep.url);
+      const urls = endpointUrlsOf(e);
       if (stagingViews.updateEndpoints(name, urls)) logger.info({ view: name, endpoints: urls }, 'staging view endpoints changed');
     });
     const stages = new MigrationStages({
@@ -158,7 +161,7 @@ export class Broker {
       logger: logger.child({ controller: 'stagingworkspace' }),
     });
     // A brokered export's claims (or resources) change without its endpoint slice changing.
-    const apiExports = this.#scope.informer(clients.inWorkspace<APIExport & KubeObject>(paths.home, APIEXPORTS), {
+    const apiExports = this.#scope.informer(clients.inWorkspace<APIExportObject>(paths.home, APIEXPORTS), {
       name: 'apiexports',
       logger,
     });

@@ -14,9 +14,9 @@ import {
   OWNER_LABEL,
   OWNER_UID_ANNOTATION,
   relatedOwnerOf,
+  isStagingView,
 } from '../apis/names.ts';
 import type { BrokerPaths } from '../apis/paths.ts';
-import { isStagingView } from '../controllers/sync/staging-views.ts';
 import { APIEXPORTS, type APIExportObject } from '../kcp-client-ts/bindings.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ApiError, isConflict, isNotFound } from '../kcp-client-ts/errors.ts';

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { setCondition } from '../../apis/conditions.ts';
-import { MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION, stagingViewName } from '../../apis/names.ts';
+import { isStagingView, MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION, stagingViewName } from '../../apis/names.ts';
 import { splitPath } from '../../apis/paths.ts';
 import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
@@ -257,7 +257,7 @@ export class StagingWorkspaceController implements Controller {
       { group: '', resource: 'configmaps' },
     ];
     const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
-    const existing = (await exports.find({ name }, signal)) ?? (await exports.createIfAbsent(stagingViewExport(name, wanted), signal));
+    const existing = (await this.#viewExport(name, signal)) ?? (await exports.createIfAbsent(stagingViewExport(name, wanted), signal));
     if (!existing) return { waiting: `view ${name} is being created` };
     const claims = existing.spec.permissionClaims ?? [];
     const missing = wanted.filter((w) => !claims.some((c) => claimKey(c) === claimKey(w)));
@@ -348,6 +348,17 @@ export class StagingWorkspaceController implements Controller {
   }
 
   /**
+   * A view export as the views cache shows it (no request on every reconcile of a served
+   * workspace); read from kcp when there is no synced cache. A cache that lags answers
+   * "absent": the create then finds it exists and the next round sees it.
+   */
+  async #viewExport(name: string, signal: AbortSignal): Promise<APIExportObject | undefined> {
+    const views = this.#o.stagingViews;
+    if (views?.synced) return views.store.list((e) => e.metadata.name === name)[0];
+    return this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS).find({ name }, signal);
+  }
+
+  /**
    * Deletes the staging view a released workspace was bound to once no other StagingWorkspace
    * names it: a view, and the watches through it, last only while staging workspaces use it.
    * A workspace setting up the same view meanwhile records it first and creates it again.
@@ -359,9 +370,9 @@ export class StagingWorkspaceController implements Controller {
       (o) => o.metadata.name !== sw.metadata.name && o.metadata.annotations?.[STAGING_VIEW_ANNOTATION] === view,
     );
     if (others.length > 0) return;
+    const found = await this.#viewExport(view, signal);
+    if (!found || !isStagingView(found)) return;
     const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
-    const found = await exports.find({ name: view }, signal);
-    if (!found) return;
     await exports.delete({ name: view }, signal, { uid: found.metadata.uid });
     this.#logger.info({ view }, 'staging view released');
   }

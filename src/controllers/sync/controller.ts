@@ -392,7 +392,7 @@ export class SyncController implements Controller, SyncSteps {
     // is confirmed by a read before the copy counts as gone (once per removal).
     const copy = objects.get({ cluster, namespace: key.namespace, name: key.name }) ?? (await this.#readCopy(cluster, at, signal));
     if (!copy) return false;
-    if (!copy.metadata.deletionTimestamp) await client.delete(at, signal);
+    if (!copy.metadata.deletionTimestamp) await client.delete(at, signal, { uid: copy.metadata.uid }); // the copy checked, not a successor
     return true;
   }
 

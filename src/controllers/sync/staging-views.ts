@@ -1,4 +1,4 @@
-import { stagingViewName } from '../../apis/names.ts';
+import { isStagingView } from '../../apis/names.ts';
 import type { APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
 import type { GroupVersionResource } from '../../kcp-client-ts/types.ts';
@@ -69,9 +69,3 @@ export class StagingViews implements StagingViewSource {
     return view;
   }
 }
-
-/** Named as the broker names views (an export in the staging root labelled by hand is not one). */
-export const isStagingView = (e: APIExportObject): boolean => {
-  const identity = e.spec.permissionClaims?.find((c) => c.identityHash)?.identityHash;
-  return identity !== undefined && e.metadata.name === stagingViewName(identity);
-};
