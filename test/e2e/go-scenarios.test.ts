@@ -448,12 +448,18 @@ describe('Go e2e scenarios with one provider accepting every VM and DNSZone', ()
     const exporter = await world.workspaces.ensure(world.top, 'exporter');
     await frame.serveExampleExport(exporter.path, EXAMPLE_EXPORT, [configMapsClaim()]);
     const slices = frame.inWorkspace(world.paths.home, SLICES);
-    await slices.create({
-      apiVersion: 'apis.kcp.io/v1alpha1',
-      kind: 'APIExportEndpointSlice',
-      metadata: { name: 'cross-example' },
-      spec: { export: { path: exporter.path, name: EXAMPLE_EXPORT } },
-    });
+    // kcp checks "bind" on the export in a workspace made just now; its authorizer caches may not hold
+    // that workspace's admin bindings yet (seen as a 403 under load), so the create is retried.
+    await eventually(
+      async () =>
+        await slices.create({
+          apiVersion: 'apis.kcp.io/v1alpha1',
+          kind: 'APIExportEndpointSlice',
+          metadata: { name: 'cross-example' },
+          spec: { export: { path: exporter.path, name: EXAMPLE_EXPORT } },
+        }),
+      { timeoutMs: 60_000 },
+    );
     const consumer = await world.workspaces.ensure(world.top, 'c-refpath');
     await bindExport(world.endpoint, consumer.path, exporter.path, EXAMPLE_EXPORT);
     await eventually(
