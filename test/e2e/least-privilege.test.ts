@@ -1,23 +1,17 @@
+import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { inject } from 'vitest';
 import { MIGRATION_GVR, type Migration } from '../../src/apis/types.ts';
-import { loadManifestFile } from '../../src/broker/manifests.ts';
-import { Applier } from '../../src/kcp-client-ts/apply.ts';
 import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
 import { ApiError } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
-import { TOKENS } from '../../hack/kcp/local-kcp.ts';
 import { BrokerProcess } from '../harness/broker-process.ts';
 import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
-import { kcpEnv, uniqueName } from '../harness/kcp-env.ts';
-
-const PERMISSIONS_DIR = join(import.meta.dirname, '..', '..', 'deploy', 'kcp-permissions');
+import { kcpEnv } from '../harness/kcp-env.ts';
+import { brokerKubeconfigFrom, grantBrokerPermissions } from '../harness/least-privilege.ts';
 
 describe('least privilege: the broker as a non-admin identity holding only deploy/kcp-permissions', () => {
   let world: BrokerWorld;
@@ -35,26 +29,11 @@ describe('least privilege: the broker as a non-admin identity holding only deplo
       world.provider('externalca', ['certificates']),
       world.consumer('consumer', ['certificates']),
     ]);
-    const applier = new Applier({ endpoint: world.endpoint });
-    const grant = async (file: string, workspace: string): Promise<void> => {
-      for (const obj of await loadManifestFile(join(PERMISSIONS_DIR, file))) await applier.apply(workspace, obj);
-    };
-    await grant('root.yaml', 'root');
-    await grant('home.yaml', world.paths.home);
-    await grant('coordination.yaml', world.paths.coordination);
-    await grant('workspace-parent.yaml', world.paths.stagingRoot);
-    await grant('staging-views.yaml', world.paths.stagingRoot);
-    await grant('workspace-parent.yaml', world.paths.verificationRoot);
-    await grant('compute.yaml', world.paths.compute);
-    await grant('provider.yaml', internal.path);
-    await grant('provider.yaml', external.path);
+    await grantBrokerPermissions(world, [internal, external]);
     await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
     await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
 
-    const adminKubeconfig = await readFile(inject('kcp').kubeconfig, 'utf8');
-    expect(adminKubeconfig).toContain(TOKENS.admin.token);
-    brokerKubeconfig = join(tmpdir(), `${uniqueName('broker')}.kubeconfig`);
-    await writeFile(brokerKubeconfig, adminKubeconfig.replaceAll(TOKENS.admin.token, TOKENS.broker.token));
+    brokerKubeconfig = await brokerKubeconfigFrom(inject('kcp').kubeconfig);
     broker = new BrokerProcess(brokerKubeconfig, world.paths, { RB_LEADER_ELECT: 'true' });
     await broker.start();
     await eventually(async () => expect(await broker.readyz()).toBe(200), { timeoutMs: 90_000 });

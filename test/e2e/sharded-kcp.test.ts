@@ -1,6 +1,6 @@
 /**
  * The sharded topology (hack/kcp/sharded-kcp.ts: a cache server, shards `root` and `shard-1`,
- * and a kcp-front-proxy), and the broker on it with consumers, providers, staging and
+ * and a kcp-front-proxy), and the broker on it, as the least-privilege identity, with consumers, providers, staging and
  * verification workspaces pinned to different shards. This file starts and stops its own topology; the run's
  * single kcp from global-setup.ts is not used (KCP_KUBECONFIG=<any file> skips starting it when
  * this file runs alone).
@@ -8,6 +8,8 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ShardInfo } from '../../hack/kcp/sharded-kcp.ts';
+import { KcpEndpoint } from '../../src/kcp-client-ts/endpoint.ts';
+import { ApiError } from '../../src/kcp-client-ts/errors.ts';
 import { ResourceClient } from '../../src/kcp-client-ts/resources.ts';
 import {
   type APIExport,
@@ -22,6 +24,7 @@ import { MIGRATION_GVR, MIGRATIONCONFIGURATION_GVR } from '../../src/apis/types.
 import { SECRETS } from '../../src/kcp-client-ts/types.ts';
 import { bindExport, BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
 import { eventually } from '../harness/eventually.ts';
+import { brokerKubeconfigFrom, grantBrokerPermissions } from '../harness/least-privilege.ts';
 import { uniqueName } from '../harness/names.ts';
 import {
   ensureWorkspaceOnShard,
@@ -222,6 +225,7 @@ describe('the broker on a sharded kcp: every shard served, slice endpoints follo
   let consumerOnRoot: ReadyWorkspace;
   let internal: ReadyWorkspace;
   let external: ReadyWorkspace;
+  let brokerEndpoint: KcpEndpoint;
   /** What the broker logs (JSON lines, info and above). */
   const logs: Record<string, unknown>[] = [];
   const endpointChanges = (exportName: string): string[][] =>
@@ -242,13 +246,34 @@ describe('the broker on a sharded kcp: every shard served, slice endpoints follo
     ]);
     await world.accept('internalca', 'internal-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'internal.corp' }] });
     await world.accept('externalca', 'external-certs', { api: 'certificates', filters: [{ key: 'fqdn', suffix: 'corp.com' }] });
+    // The broker runs as the least-privilege identity (deploy/kcp-permissions), not as admin: its
+    // grants live on whichever shard holds each workspace, and kcp must honour them across shards.
+    await grantBrokerPermissions(world, [internal, external]);
+    brokerEndpoint = await KcpEndpoint.fromKubeconfig({ path: await brokerKubeconfigFrom(env.kubeconfig) });
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-    await world.startBroker({ logger, locations: { staging: shardSelector('shard-1'), verification: shardSelector('root') } });
+    await world.startBroker({
+      logger,
+      endpoint: brokerEndpoint,
+      locations: { staging: shardSelector('shard-1'), verification: shardSelector('root') },
+    });
     await Promise.all([world.waitAcceptAPIReady('internalca', 'internal-certs'), world.waitAcceptAPIReady('externalca', 'external-certs')]);
   }, 240_000);
 
   afterAll(async () => {
     await world?.cleanup();
+    await brokerEndpoint?.close();
+  });
+
+  it('runs as an identity that is not an admin: it cannot read a consumer workspace directly', async () => {
+    const err = await new ResourceClient({
+      endpoint: brokerEndpoint,
+      baseUrl: brokerEndpoint.workspaceUrl(consumerOnRoot.path),
+      gvr: SECRETS,
+    })
+      .list()
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(403);
   });
 
   it('places, syncs spec down and status and Secret up for a consumer on root, with staging on shard-1', async () => {
@@ -349,5 +374,7 @@ describe('the broker on a sharded kcp: every shard served, slice endpoints follo
     for (const name of ['app', 'after']) await certs.delete({ namespace: 'default', name });
     await eventually(async () => expect((await certs.list()).items).toEqual([]), { timeoutMs: 60_000 });
     await eventually(async () => expect((await world.stagingWorkspaces().list()).items).toEqual([]), { timeoutMs: 90_000 });
+    // Nothing the least-privilege broker did in this file was refused (a missing grant shows as a 403 first).
+    expect(logs.filter((l) => /: 403 |forbidden/i.test(JSON.stringify(l)))).toEqual([]);
   });
 });

@@ -129,9 +129,10 @@ export class BrokerWorld {
   }
 
   /** Starts the broker in-process; `logger` replaces the world's (a test reading what the broker logs). */
-  async startBroker(options: { logger?: Logger; locations?: BrokerOptions['locations'] } = {}): Promise<Broker> {
+  async startBroker(options: { logger?: Logger; locations?: BrokerOptions['locations']; endpoint?: KcpEndpoint } = {}): Promise<Broker> {
     this.broker = new Broker({
-      endpoint: this.endpoint,
+      // Another identity than the world's admin (e.g. the least-privilege broker); the caller closes it.
+      endpoint: options.endpoint ?? this.endpoint,
       paths: this.paths,
       logger: options.logger ?? this.logger,
       ...(options.locations ? { locations: options.locations } : {}),
