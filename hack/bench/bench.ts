@@ -11,6 +11,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { copyFile, mkdtemp, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +25,10 @@ import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
-import { localKcp } from '../kcp/sharded-kcp.ts';
+import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
+import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
+import { shardSelector } from '../../test/harness/sharded-env.ts';
+import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,8 +37,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     'idle-seconds': { type: 'string', default: '30' },
     shards: { type: 'string', default: '1' },
+    'heap-snapshot': { type: 'string' },
   },
 });
+const HEAP_SNAPSHOT = values['heap-snapshot'];
 const SHARDS = Number(values.shards);
 const N = Number(values.objects);
 const CONSUMERS = Number(values.consumers);
@@ -104,6 +111,15 @@ const virtualWorkspaceOf = async (endpoint: KcpEndpoint, workspace: string, name
   return vw;
 };
 
+/** The broker's kcp requests so far, by verb (lease renewals of leader election apart). */
+const requestsByVerb = async (port: number): Promise<Record<string, number>> => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const byVerb: Record<string, number> = {};
+  for (const m of text.matchAll(/^resource_broker_kcp_requests_total\{verb="([A-Z]+)",target="(\w+)"\} ([0-9.e+]+)$/gm))
+    if (m[2] !== 'lease') byVerb[m[1]!] = (byVerb[m[1]!] ?? 0) + Number(m[3]);
+  return byVerb;
+};
+
 /** What the broker's /metrics says now: open watches, memory, kcp requests by verb. */
 const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedMiB: number; externalMiB: number; requests: number }> => {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -132,10 +148,24 @@ try {
   await kcp.start();
   const endpoint = await KcpEndpoint.fromKubeconfig({ path: kcp.kubeconfig });
   const world = await BrokerWorld.create('bench', endpoint);
+  // On a sharded kcp, providers and consumers are spread over the shards (pinned, round robin).
+  const shardNames = kcp instanceof ShardedKcp ? kcp.shardNames : [];
+  const locationOf = (i: number): { location?: ShardSelector } =>
+    shardNames.length > 0 ? { location: shardSelector(shardNames[i % shardNames.length]!) } : {};
   const providerNames = ['p1', 'p2'];
-  await Promise.all(providerNames.map((p) => world.provider(p, ['certificates'])));
+  await Promise.all(providerNames.map((p, i) => world.provider(p, ['certificates'], locationOf(i))));
   await Promise.all(providerNames.map((p) => world.accept(p, `certs-${p}`, { api: 'certificates' })));
-  const consumers = await Promise.all(Array.from({ length: CONSUMERS }, (_, i) => world.consumer(`consumer-${i}`, ['certificates'])));
+  const setupStart = performance.now();
+  const consumers: ReadyWorkspace[] = [];
+  await pool(
+    Array.from({ length: CONSUMERS }, (_, i) => i),
+    CONCURRENCY,
+    async (i) => {
+      consumers[i] = await world.consumer(`consumer-${i}`, ['certificates'], locationOf(i));
+      if ((i + 1) % 100 === 0) log(`${i + 1}/${CONSUMERS} consumer workspaces bound`);
+    },
+  );
+  log(`${CONSUMERS} consumer workspaces in ${Math.round((performance.now() - setupStart) / 1000)} s`);
 
   const metricsPort = await freePort();
   const probePort = await freePort();
@@ -152,7 +182,12 @@ try {
     RB_LOG_LEVEL: 'warn',
     RB_LOG_FORMAT: 'json',
   };
-  broker = spawn(process.execPath, [join(root, 'bin', 'resource-broker.js'), 'run'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const snapshotDir = HEAP_SNAPSHOT ? await mkdtemp(join(tmpdir(), 'bench-heap-')) : undefined;
+  const nodeFlags = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
+  broker = spawn(process.execPath, [...nodeFlags, join(root, 'bin', 'resource-broker.js'), 'run'], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   await eventually(
     async () => {
       const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
@@ -176,9 +211,11 @@ try {
   // Warm-up: two objects per consumer, so every (consumer, provider) staging workspace exists
   // and the providers' virtual workspaces have endpoints before anything is timed.
   log('warm-up: staging workspaces for every consumer and provider');
-  for (const c of consumers)
+  const warmUpStart = performance.now();
+  await pool(consumers, CONCURRENCY, async (c) => {
     for (const i of [0, 1])
       await world.objects(c.path, 'certificates').create(world.newObject('certificates', `warm-${i}`, { fqdn: `warm-${i}.example.org` }));
+  });
   const providerVws = await Promise.all(
     providerNames.map((p) => virtualWorkspaceOf(endpoint, world.providers.get(p)!.workspace.path, 'certificates')),
   );
@@ -215,17 +252,23 @@ try {
   await Promise.all([...stagingObservers.map((i) => i.waitForSync()), consumerObserver.waitForSync()]);
   const available = (): number =>
     consumerObserver.store.list((o) => (o['status'] as { status?: string } | undefined)?.status === 'Available').length;
+  const warmUpProgress = setInterval(() => log(`warm-up: ${available()}/${consumers.length * 2} Available`), 30_000);
+  // Each consumer needs a staging workspace per provider first: the bound grows with consumers.
   await eventually(
     () => {
       if (available() < consumers.length * 2) throw new Error('warm-up not done');
     },
-    { timeoutMs: 180_000 },
+    { timeoutMs: Math.max(180_000, consumers.length * 2 * 1_500), intervalMs: 1_000 },
   );
+  clearInterval(warmUpProgress);
+  const warmUpSeconds = Math.round((performance.now() - warmUpStart) / 1000);
+  log(`warm-up done in ${warmUpSeconds} s`);
 
   // Phase 1: create N objects across the consumers.
   log(`creating ${N} objects across ${CONSUMERS} consumers (${CONCURRENCY} in flight)`);
   const created = new Map<string, number>();
   const items = Array.from({ length: N }, (_, i) => ({ consumer: consumers[i % consumers.length]!, name: `obj-${i}` }));
+  const requestsBeforeBurst = await requestsByVerb(metricsPort);
   const startAll = performance.now();
   await pool(items, CONCURRENCY, async ({ consumer, name }) => {
     created.set(objectId(consumer.cluster, name), performance.now());
@@ -243,6 +286,11 @@ try {
   );
   clearInterval(progress);
   const allAvailableMs = performance.now() - startAll;
+  // Everything the broker asked of kcp while placing, copying and relaying the burst, per object.
+  const requestsAfterBurst = await requestsByVerb(metricsPort);
+  const requestsPerObject = Object.fromEntries(
+    Object.entries(requestsAfterBurst).map(([verb, n]) => [verb, Math.round(((n - (requestsBeforeBurst[verb] ?? 0)) / N) * 100) / 100]),
+  );
   const createToStaging = [...created].map(([id, t]) => (stagingSeen.get(id) ?? NaN) - t).filter((v) => !Number.isNaN(v));
   log(`all ${N} objects Available after ${Math.round(allAvailableMs)} ms`);
 
@@ -260,6 +308,26 @@ try {
   const rss = readFileSync(`/proc/${broker.pid}/status`, 'utf8');
   const rssMiB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
   const peakRssMiB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
+  if (HEAP_SNAPSHOT && snapshotDir) {
+    broker.kill('SIGUSR2');
+    const file = await eventually(
+      async () => {
+        const written = (await readdir(snapshotDir)).find((f) => f.endsWith('.heapsnapshot'));
+        if (!written) throw new Error('no heap snapshot yet');
+        // Written in one go but not atomically: wait until its size stops changing.
+        const size = (await stat(join(snapshotDir, written))).size;
+        await sleep(2_000);
+        if ((await stat(join(snapshotDir, written))).size !== size || size === 0) throw new Error('heap snapshot still being written');
+        return join(snapshotDir, written);
+      },
+      { timeoutMs: 120_000, intervalMs: 1_000 },
+    );
+    await rename(file, HEAP_SNAPSHOT).catch(async () => {
+      await copyFile(file, HEAP_SNAPSHOT);
+    });
+    log(`heap snapshot at rest: ${HEAP_SNAPSHOT}`);
+    process.stderr.write(formatHeapSummary(summarizeHeapSnapshot(JSON.parse(await readFile(HEAP_SNAPSHOT, 'utf8')) as HeapSnapshot)));
+  }
 
   /** Changes every staging copy's status the way a provider would, and times its arrival at the consumer. */
   const statusRound = async (token: string): Promise<number[]> => {
@@ -358,6 +426,17 @@ try {
   for (const r of runners) await r.stop();
   await stopBroker();
 
+  // kcp's own create rate on this machine now: a bare client creating N ConfigMaps across the
+  // same consumers with the same parallelism (nothing watches them), for the throughput ratio.
+  log(`kcp's raw create rate: ${N} ConfigMaps, ${CONCURRENCY} in flight`);
+  const rawStart = performance.now();
+  await pool(items, CONCURRENCY, async ({ consumer, name }) => {
+    await world
+      .inCluster(consumer.path, { group: '', version: 'v1', resource: 'configmaps' })
+      .create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `raw-${name}`, namespace: 'default' }, data: { n: name } });
+  });
+  const rawCreatesPerSecond = Math.round((N / ((performance.now() - rawStart) / 1000)) * 10) / 10;
+
   // The floor: the least any relay must do, status copied on each watch event.
   log('status round through the minimal relay (floor)');
   const relayAbort = new AbortController();
@@ -393,11 +472,16 @@ try {
     consumerGapMs: Math.round(consumerGapMs),
     statusUpP99OverFloor: Math.round((percentiles(statusUp).p99 / percentiles(floorStatusUp).p99) * 100) / 100,
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
+    rawCreatesPerSecond,
+    throughputOverRawCreates: Math.round((N / (allAvailableMs / 1000) / rawCreatesPerSecond) * 100) / 100,
+    requestsPerObject,
     rssMiB,
     peakRssMiB,
     heapUsedMiB: atRest.heapUsedMiB,
     externalMiB: atRest.externalMiB,
     openWatches: atRest.watches,
+    stagingWorkspaces: (await world.stagingWorkspaces().list()).items.length,
+    warmUpSeconds,
     requestsPerMinuteAtRest: Math.round(((atRest.requests - restBefore.requests) / IDLE_SECONDS) * 60 * 10) / 10,
     shards: SHARDS,
     idleWritesPerMinute: Math.round((idleWrites / IDLE_SECONDS) * 60 * 10) / 10,

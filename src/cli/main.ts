@@ -108,6 +108,8 @@ export const main = async (argv: string[]): Promise<number> => {
     endpoint = await KcpEndpoint.fromKubeconfig({
       path: settings.kubeconfig,
       context: settings.context,
+      // `run` lives long: it does not keep the kubeconfig library loaded (kcp-client-ts/kubeconfig.ts).
+      isolated: command === 'run',
       onRequest: (verb, url) => metrics.onRequest(verb, url),
       onResponse: (verb, url, code) => metrics.onResponse(verb, url, code),
     });
@@ -189,6 +191,7 @@ export const main = async (argv: string[]): Promise<number> => {
           (
             await KcpEndpoint.fromKubeconfig({
               path: computeKubeconfig,
+              isolated: true,
               onRequest: (verb, url) => metrics.onRequest(verb, url),
               onResponse: (verb, url, code) => metrics.onResponse(verb, url, code),
             })

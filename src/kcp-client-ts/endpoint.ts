@@ -1,6 +1,6 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
 import { ApiError } from './errors.ts';
+import { readKubeconfig, readKubeconfigIsolated } from './kubeconfig.ts';
 import { virtualWorkspaceBase, workspaceBase } from './paths.ts';
 
 export type KcpEndpointOptions = {
@@ -108,40 +108,32 @@ export class KcpEndpoint {
     this.#bodyDispatcher = options.bodyDispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, allowH2: false });
   }
 
-  /** Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named context. */
+  /**
+   * Reads a kubeconfig file (or the default one) and builds the endpoint of its current or named
+   * context. `isolated`: read it in a short-lived child process (kubeconfig.ts says why), for
+   * long-running commands.
+   */
   static async fromKubeconfig(
     options: {
       path?: string | undefined;
       context?: string | undefined;
       token?: string | undefined;
+      isolated?: boolean;
       onRequest?: (method: string, url: string) => void;
       onResponse?: (method: string, url: string, code: string) => void;
       allowH2?: boolean;
       pingIntervalMs?: number;
     } = {},
   ): Promise<KcpEndpoint> {
-    const config = new KubeConfig();
-    if (options.path) config.loadFromFile(options.path);
-    else config.loadFromDefault();
-    if (options.context) config.setCurrentContext(options.context);
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error(`kubeconfig ${options.path ?? '(default)'}: no cluster for context ${config.getCurrentContext()}`);
-    const tls: {
-      ca?: Buffer | string;
-      cert?: Buffer | string;
-      key?: Buffer | string;
-      headers?: Record<string, string>;
-      rejectUnauthorized?: boolean;
-    } = {};
-    await config.applyToHTTPSOptions(tls);
-    const authorization = tls.headers?.['Authorization'] ?? tls.headers?.['authorization'];
+    const target = { path: options.path, context: options.context };
+    const credentials = options.isolated ? await readKubeconfigIsolated(target) : await readKubeconfig(target);
     return new KcpEndpoint({
-      serverOrigin: cluster.server,
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      bearerToken: options.token ?? authorization?.replace(/^Bearer\s+/i, ''),
-      insecureSkipTLSVerify: cluster.skipTLSVerify,
+      serverOrigin: credentials.server,
+      ca: credentials.ca,
+      cert: credentials.cert,
+      key: credentials.key,
+      bearerToken: options.token ?? credentials.token,
+      insecureSkipTLSVerify: credentials.insecureSkipTLSVerify,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
       ...(options.onResponse ? { onResponse: options.onResponse } : {}),
       ...(options.allowH2 !== undefined ? { allowH2: options.allowH2 } : {}),
