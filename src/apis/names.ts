@@ -39,6 +39,8 @@ export const MIGRATION_STAGE_LABEL = `${BROKER_GROUP}/migration-stage`;
  * once the move starts; a refused move keeps it, with the reason in the MoveRequested condition.
  */
 export const MOVE_TO_ANNOTATION = `${BROKER_GROUP}/move-to`;
+/** On an Assignment: when its object last started to move (RFC 3339). Rebalancing leaves it alone for a while after. */
+export const MOVED_AT_ANNOTATION = `${BROKER_GROUP}/moved-at`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGER = 'resource-broker';
 

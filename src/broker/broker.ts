@@ -3,7 +3,7 @@ import { MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION } from '../apis/name
 import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
 import { MigrationBudget, type MigrationBudgetLimits } from '../controllers/migration/budget.ts';
-import { Migrator } from '../controllers/migration/migrator.ts';
+import { Migrator, type RebalancePolicy } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
 import { Placer } from '../controllers/placement/assign.ts';
 import { RELATED_PAGE_SIZE, relatedDigestOf } from '../controllers/related/digest.ts';
@@ -53,6 +53,8 @@ export type BrokerOptions = {
   onQueueEvent?: (controller: string, event: QueueEvent) => void;
   /** The pace of the moves the platform starts (drain, capacity, requested moves). */
   migrationBudget?: MigrationBudgetLimits;
+  /** Opt-in rebalancing of load between providers (paced by the migration budget). */
+  rebalance?: RebalancePolicy;
 };
 
 /** What the running broker shares between the controllers it wires. */
@@ -350,6 +352,7 @@ export class Broker {
       logger,
       releaseStagingWorkspace: release,
       budget: w.budget,
+      ...(this.#options.rebalance ? { rebalance: this.#options.rebalance } : {}),
     });
     let controller: SyncController | undefined;
     const staging = new StagingCaches({

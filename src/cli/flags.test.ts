@@ -87,6 +87,20 @@ describe('run flags, as controller-runtime operators take them', () => {
         `--max-concurrent-migrations must be a whole number from 1 to 999999, not "${bad}"`,
       );
   });
+
+  it('rebalances only with --rebalance: tolerance 1 and interval 10m by default, both checked', () => {
+    expect(run().rebalance).toBeUndefined();
+    expect(run('--rebalance-tolerance=5').rebalance).toBeUndefined();
+    expect(run('--rebalance').rebalance).toEqual({ tolerance: 1, intervalMs: 600_000 });
+    process.env['RB_REBALANCE_INTERVAL'] = '90s';
+    expect(run('--rebalance', '--rebalance-tolerance=3').rebalance).toEqual({ tolerance: 3, intervalMs: 90_000 });
+    expect(usageErrorOf(() => run('--rebalance', '--rebalance-tolerance=0'))).toBe(
+      '--rebalance-tolerance must be a whole number from 1 to 999999, not "0"',
+    );
+    expect(usageErrorOf(() => run('--rebalance', '--rebalance-interval=soon'))).toContain(
+      '--rebalance-interval must be a positive duration',
+    );
+  });
 });
 
 describe('explain flags', () => {

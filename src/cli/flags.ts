@@ -124,6 +124,23 @@ export const COMMANDS: Record<string, { summary: string; options: Record<string,
         default: '3',
         help: 'such moves in flight out of any one provider',
       },
+      rebalance: {
+        type: 'boolean',
+        env: 'RB_REBALANCE',
+        help: 'move objects from the most loaded providers to less loaded ones (a new provider takes its share), at the migration budget',
+      },
+      'rebalance-tolerance': {
+        type: 'string',
+        env: 'RB_REBALANCE_TOLERANCE',
+        default: '1',
+        help: 'with --rebalance: how many more objects one provider may serve than another before objects move',
+      },
+      'rebalance-interval': {
+        type: 'string',
+        env: 'RB_REBALANCE_INTERVAL',
+        default: '10m',
+        help: 'with --rebalance: an object that moved less than this long ago is not moved to rebalance',
+      },
     },
   },
   bootstrap: {
@@ -331,6 +348,8 @@ export type RunSettings = CommonSettings & {
   retryPeriodSeconds: number;
   gracefulShutdownSeconds: number;
   migrationBudget: { total: number; perProvider: number };
+  /** Off unless --rebalance. */
+  rebalance: { tolerance: number; intervalMs: number } | undefined;
   computeKubeconfig: string | undefined;
   locations: { staging: ShardSelector | undefined; verification: ShardSelector | undefined };
 };
@@ -392,6 +411,10 @@ export const runSettings = (values: Values): RunSettings => {
       total: positiveInteger(values, 'max-concurrent-migrations'),
       perProvider: positiveInteger(values, 'max-concurrent-migrations-per-provider'),
     },
+    rebalance:
+      values['rebalance'] === true
+        ? { tolerance: positiveInteger(values, 'rebalance-tolerance'), intervalMs: duration('rebalance-interval') * 1000 }
+        : undefined,
     computeKubeconfig: stringOf(values, 'compute-kubeconfig'),
     locations: {
       staging: shardSelectorOf('--staging-shard-selector', values['staging-shard-selector']),

@@ -206,6 +206,7 @@ export const main = async (argv: string[]): Promise<number> => {
       ...(compute ? { compute } : {}),
       locations: run.locations,
       migrationBudget: run.migrationBudget,
+      ...(run.rebalance ? { rebalance: run.rebalance } : {}),
       logger,
       onQueueEvent: (controller, event) => metrics.onQueueEvent(controller, event),
     });

@@ -5,6 +5,12 @@ import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 export class ObjectStore<T extends KubeObject = KubeObject> {
   readonly #objects = new Map<string, T>();
   readonly #indexes = new Map<string, { fn: (obj: T) => string[]; values: Map<string, Set<string>> }>();
+  #revision = 0;
+
+  /** Changes whenever the contents change: a figure computed over `list()` stays valid while it does not. */
+  get revision(): number {
+    return this.#revision;
+  }
 
   get size(): number {
     return this.#objects.size;
@@ -46,6 +52,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     const key = encodeKey(objectKeyOf(obj));
     const old = this.#objects.get(key);
     if (old) this.#unindex(key, old);
+    this.#revision++;
     this.#objects.set(key, obj);
     for (const { fn, values } of this.#indexes.values()) addToIndex(values, fn(obj), key);
     return old;
@@ -56,6 +63,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     const old = this.#objects.get(key);
     if (!old) return undefined;
     this.#unindex(key, old);
+    this.#revision++;
     this.#objects.delete(key);
     return old;
   }

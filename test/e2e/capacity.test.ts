@@ -157,3 +157,83 @@ describe('capacity and intent: providers declare capacity, platforms drain, ever
     });
   });
 });
+
+/** Opt-in rebalancing: a new provider takes its share, make-before-break and paced, and then nothing moves. */
+describe('rebalancing onto a new provider (--rebalance)', () => {
+  let world: BrokerWorld;
+  let consumer: ReadyWorkspace;
+  let broker: BrokerProcess;
+  const OBJECTS = 12;
+
+  beforeAll(async () => {
+    world = await BrokerWorld.create('rebalance', (await kcpEnv()).endpoint);
+    [, , consumer] = await Promise.all([
+      world.provider('old', ['certificates']),
+      world.provider('new', ['certificates']),
+      world.consumer('consumer', ['certificates']),
+    ]);
+    await world.accept('old', 'old', { api: 'certificates' });
+    broker = new BrokerProcess(inject('kcp').kubeconfig, world.paths, {
+      RB_REBALANCE: 'true',
+      RB_MAX_CONCURRENT_MIGRATIONS_PER_PROVIDER: '2',
+    });
+    await broker.start();
+    await world.waitAcceptAPIReady('old', 'old');
+  });
+
+  afterAll(async () => {
+    await broker?.stop('SIGKILL');
+    await world?.cleanup();
+  });
+
+  it('moves half the objects to a provider that appears, never more than the budget at once, no consumer losing Available; then stays still', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    await Promise.all(
+      Array.from({ length: OBJECTS }, (_, i) => certs.create(world.newObject('certificates', `r-${i}`, { fqdn: `r-${i}.example.org` }))),
+    );
+    await eventually(
+      async () =>
+        expect((await certs.list({ namespace: 'default' })).items.filter((c) => statusOf(c) === 'Available')).toHaveLength(OBJECTS),
+      { timeoutMs: 120_000 },
+    );
+    const migrations = new ResourceClient<Migration>({
+      endpoint: world.endpoint,
+      baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
+      gvr: MIGRATION_GVR,
+    });
+    const served = async (): Promise<Record<string, number>> => {
+      const counts: Record<string, number> = {};
+      for (const a of (await world.assignments().list()).items) {
+        const name = a.status?.acceptAPIName ?? a.spec.acceptAPIName;
+        counts[name] = (counts[name] ?? 0) + 1;
+      }
+      return counts;
+    };
+    expect(await served()).toEqual({ old: OBJECTS });
+
+    await world.accept('new', 'new', { api: 'certificates' });
+    let peak = 0;
+    const unavailable: string[] = [];
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      const [inFlight, all, counts] = await Promise.all([migrations.list(), certs.list({ namespace: 'default' }), served()]);
+      peak = Math.max(peak, inFlight.items.filter((m) => m.status?.state !== 'CutoverCompleted').length);
+      for (const c of all.items as KubeObject[]) if (statusOf(c) !== 'Available') unavailable.push(`${c.metadata.name}: ${statusOf(c)}`);
+      if (counts['new'] === OBJECTS / 2 && inFlight.items.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`rebalance not done: ${JSON.stringify(counts)}`);
+      await sleep(300);
+    }
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(2);
+    expect(unavailable).toEqual([]);
+    expect(await served()).toEqual({ old: OBJECTS / 2, new: OBJECTS / 2 });
+
+    // Balanced: nothing moves any more.
+    await sleep(10_000);
+    expect((await migrations.list()).items).toEqual([]);
+    expect(await served()).toEqual({ old: OBJECTS / 2, new: OBJECTS / 2 });
+    const started = (await world.events(consumer.path)).filter((e) => e['reason'] === 'MigrationStarted');
+    expect(started).toHaveLength(OBJECTS / 2);
+    expect(String(started[0]?.['message'])).toContain('rebalancing: provider');
+  }, 600_000);
+});

@@ -18,7 +18,8 @@ import {
   type StagingWorkspace,
 } from '../../src/apis/types.ts';
 import { MigrationStages } from '../../src/controllers/migration/stage-runner.ts';
-import { Migrator } from '../../src/controllers/migration/migrator.ts';
+import { Migrator, type RebalancePolicy } from '../../src/controllers/migration/migrator.ts';
+import { MOVED_AT_ANNOTATION } from '../../src/apis/names.ts';
 import { Placer } from '../../src/controllers/placement/assign.ts';
 import { RELATED_COPY_SELECTOR, SyncController, type ConsumerSide } from '../../src/controllers/sync/controller.ts';
 import { relatedDigestOf } from '../../src/controllers/related/digest.ts';
@@ -84,7 +85,16 @@ export class SyncWorld {
    * consumer-side cache. `bindings`: the consumers' APIBindings (APIBINDINGS, put by the test)
    * tell what each workspace accepted; without, everything claimed counts as accepted.
    */
-  constructor(options: { consumerClusters?: string[]; claimed?: RelatedKind[]; bindings?: boolean; budget?: MigrationBudgetLimits } = {}) {
+  constructor(
+    options: {
+      consumerClusters?: string[];
+      claimed?: RelatedKind[];
+      bindings?: boolean;
+      budget?: MigrationBudgetLimits;
+      rebalance?: RebalancePolicy;
+      now?: () => number;
+    } = {},
+  ) {
     const { api } = this;
     const consumerClusters = options.consumerClusters ?? [CONSUMER];
     const claimed = options.claimed ?? ['Secret', 'ConfigMap'];
@@ -137,6 +147,8 @@ export class SyncWorld {
         coordinationCluster: COORD,
         ...(options.budget ? { limits: options.budget } : {}),
       }),
+      ...(options.rebalance ? { rebalance: options.rebalance } : {}),
+      ...(options.now ? { now: options.now } : {}),
     });
     this.sync = new SyncController({
       api: WIDGET_API,
@@ -292,6 +304,7 @@ export class SyncWorld {
       'lastTransitionTime',
       'stageStartTime',
       'placement',
+      MOVED_AT_ANNOTATION,
     ]);
     return this.api
       .dump()

@@ -2,11 +2,11 @@
 // machine over the Migration's recorded state; apart, the order of their writes would be hidden.
 import { isDeepStrictEqual } from 'node:util';
 import { conditionTrue, setCondition } from '../../apis/conditions.ts';
-import { migrationNameOf, MOVE_TO_ANNOTATION, stagingWorkspaceName } from '../../apis/names.ts';
+import { migrationNameOf, MOVE_TO_ANNOTATION, MOVED_AT_ANNOTATION, stagingWorkspaceName } from '../../apis/names.ts';
 import type { AcceptAPI, Assignment, GroupVersionKind, Migration, StagingWorkspace } from '../../apis/types.ts';
 import type { Coordination } from '../../coordination/coordination.ts';
 import { isConflict } from '../../kcp-client-ts/errors.ts';
-import { gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { clusterOf, gvrString, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
 import type { EventSink } from '../../runtime/events.ts';
 import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
@@ -14,7 +14,7 @@ import type { ObjectStore } from '../../runtime/store.ts';
 import type { ReconcileResult } from '../../runtime/workqueue.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
 import type { Placer } from '../placement/assign.ts';
-import { describeCandidates } from '../placement/placement.ts';
+import { describeCandidates, type PlacementDecision } from '../placement/placement.ts';
 import type { RelatedSource } from '../related/mirror.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import type { MigrationBudget } from './budget.ts';
@@ -53,7 +53,17 @@ export type MigratorOptions = {
   releaseStagingWorkspace: (name: string) => void;
   /** Paces the moves the platform starts (drain, capacity, requested moves); unpaced when absent. */
   budget?: MigrationBudget;
+  /** Opt-in: objects move from the most loaded providers to less loaded ones, paced by the budget. */
+  rebalance?: RebalancePolicy;
+  now?: () => number;
 };
+
+/**
+ * When rebalancing moves objects: while a provider serves more than `tolerance` objects above
+ * another provider that could take them (same priority, Ready, neither cordoned nor draining nor
+ * full), counting moves in flight as done. An object moved less than `intervalMs` ago stays.
+ */
+export type RebalancePolicy = { tolerance: number; intervalMs: number };
 
 /** Why an object should move, whether the move is paced by the budget, and where it may go. */
 type MoveReason = {
@@ -64,6 +74,8 @@ type MoveReason = {
   done?: boolean;
   /** A move request that names no AcceptAPI: refused as it is. */
   malformed?: boolean;
+  /** Rebalancing: only worth it if the destination placement picks is less loaded by more than the tolerance. */
+  rebalance?: { providerLoad: number; priority: number };
 };
 
 /** `<name>` or `<provider cluster>/<name>`; undefined for anything else. */
@@ -104,6 +116,11 @@ export class Migrator {
     this.#o = options;
     this.#gvrKey = gvrString(options.gvr);
     this.#gvk = { group: options.gvr.group, version: options.gvr.version, kind: options.kind };
+  }
+
+  /** Whether rebalancing is on: then any AcceptAPI change may move objects served by others. */
+  get rebalancing(): boolean {
+    return this.#o.rebalance !== undefined;
   }
 
   /** The object's Migration, as cached. */
@@ -168,7 +185,49 @@ export class Migrator {
           paced: true,
         };
     }
-    return undefined;
+    return this.#rebalanceReason(assignment, acceptAPI, provider);
+  }
+
+  /**
+   * Rebalancing (opt-in): the object's provider serves more than the tolerance above the least
+   * loaded provider that could take objects now. A cheap first test over the AcceptAPIs; whether
+   * this object can go there is placement's answer (#worthMoving).
+   */
+  #rebalanceReason(assignment: Assignment, acceptAPI: AcceptAPI, provider: string): MoveReason | undefined {
+    const policy = this.#o.rebalance;
+    if (!policy) return undefined;
+    const movedAt = Date.parse(assignment.metadata.annotations?.[MOVED_AT_ANNOTATION] ?? '');
+    if (Number.isFinite(movedAt) && this.#now() - movedAt < policy.intervalMs) return undefined;
+    const priority = acceptAPI.spec.priority ?? 0;
+    const load = this.#o.placer.load.projectedByProvider();
+    const here = load.get(provider) ?? 0;
+    let least: number | undefined;
+    for (const other of this.#o.acceptAPIs.store.list()) {
+      const cluster = clusterOf(other);
+      if (cluster === provider || gvrString(other.spec.gvr) !== this.#gvrKey || (other.spec.priority ?? 0) !== priority) continue;
+      if (other.metadata.deletionTimestamp || other.spec.cordoned || other.spec.draining) continue;
+      if (!conditionTrue(other.status?.conditions, 'Ready')) continue;
+      const there = load.get(cluster) ?? 0;
+      least = least === undefined ? there : Math.min(least, there);
+    }
+    if (least === undefined || here - least <= policy.tolerance) return undefined;
+    return {
+      problem: `rebalancing: provider ${provider} serves ${here} objects, another provider ${least} (tolerance ${policy.tolerance})`,
+      paced: true,
+      rebalance: { providerLoad: here, priority },
+    };
+  }
+
+  /** A rebalancing move goes only where placement sends the object, and only if that evens the load out. */
+  #worthMoving(reason: MoveReason, winner: NonNullable<PlacementDecision['winner']>): boolean {
+    if (!reason.rebalance || !this.#o.rebalance) return true;
+    if ((winner.acceptAPI.spec.priority ?? 0) !== reason.rebalance.priority) return false;
+    const there = this.#o.placer.load.projectedByProvider().get(winner.providerCluster) ?? 0;
+    return reason.rebalance.providerLoad - there > this.#o.rebalance.tolerance;
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
   }
 
   /** Where an Assignment stands among its AcceptAPI's by age (0: the oldest): the newest beyond capacity move. */
@@ -219,6 +278,8 @@ export class Migrator {
     }
     decision ??= placer.decide(key, consumer['spec'], from);
     const { problem } = reason;
+    // Rebalancing is no complaint about where the object is: nowhere better to go means it stays, quietly.
+    if (reason.rebalance && (!decision.winner || !this.#worthMoving(reason, decision.winner))) return 'none';
     if (!decision.winner) {
       const details = describeCandidates(decision);
       await events.record(
@@ -242,7 +303,7 @@ export class Migrator {
       apiExportName: winner.apiExportName,
     };
     // The Migration is written first: it references both staging workspaces, so neither is collected midway.
-    placer.load.placing(name, winner.providerCluster, winner.acceptAPIName);
+    placer.load.placing(name, winner.providerCluster, winner.acceptAPIName, from.providerCluster);
     await coordination.migrations.client
       .createIfAbsent(
         {
@@ -267,12 +328,13 @@ export class Migrator {
         placer.load.abandoned(name);
         throw err;
       });
-    // The move request is done once the move starts: removed in the same write that repoints the spec.
+    // The move request is done once the move starts: removed in the same write that repoints the
+    // spec, which also records when the object moved (rebalancing leaves it alone for a while).
     const { [MOVE_TO_ANNOTATION]: _done, ...annotations } = assignment.metadata.annotations ?? {};
     const repointed = await coordination.assignments.client.update(
       {
         ...assignment,
-        metadata: { ...assignment.metadata, annotations },
+        metadata: { ...assignment.metadata, annotations: { ...annotations, [MOVED_AT_ANNOTATION]: new Date(this.#now()).toISOString() } },
         spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName },
       },
       signal,

@@ -20,7 +20,9 @@ export class PlacementLoad {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #migrations: ObjectStore<Migration> | undefined;
-  readonly #placing = new Map<string, { provider: string; acceptAPIName: string; since: number }>();
+  readonly #placing = new Map<string, { provider: string; acceptAPIName: string; since: number; from?: string }>();
+  /** Settled load from the caches, reused while neither store changed (rebalance asks on every reconcile). */
+  #settled: { revisions: string; load: Map<string, number> } | undefined;
 
   constructor(options: {
     assignments: ObjectStore<Assignment>;
@@ -69,8 +71,35 @@ export class PlacementLoad {
     return load;
   }
 
+  /**
+   * Objects per provider once every move in flight has completed: where Assignments serve now,
+   * minus what is moving out, plus what is moving in (and what this process is placing or moving
+   * that the caches do not show yet). Rebalancing compares these, so the moves it starts never
+   * overshoot the balance; capacity counts a move on both sides instead (byAcceptAPI).
+   */
+  projectedByProvider(): Map<string, number> {
+    const revisions = `${this.#assignments.revision}/${this.#migrations?.revision ?? 0}`;
+    if (this.#settled?.revisions !== revisions) {
+      const load = assignmentsByProvider(this.#assignments.list(), this.#gvr);
+      for (const m of this.#migrations?.list() ?? []) {
+        if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
+        const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
+        if (!a || gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
+        load.set(m.spec.from.providerCluster, (load.get(m.spec.from.providerCluster) ?? 0) - 1);
+        load.set(m.spec.to.providerCluster, (load.get(m.spec.to.providerCluster) ?? 0) + 1);
+      }
+      this.#settled = { revisions, load };
+    }
+    const load = new Map(this.#settled.load);
+    for (const { provider, from } of this.#pending()) {
+      load.set(provider, (load.get(provider) ?? 0) + 1);
+      if (from !== undefined) load.set(from, (load.get(from) ?? 0) - 1);
+    }
+    return load;
+  }
+
   /** Placements and moves this process started that the caches do not show yet (expired ones dropped). */
-  *#pending(): Generator<{ provider: string; acceptAPIName: string }> {
+  *#pending(): Generator<{ provider: string; acceptAPIName: string; from?: string }> {
     for (const [name, entry] of this.#placing) {
       const settled =
         this.#now() - entry.since > this.#ttlMs ||
@@ -81,9 +110,12 @@ export class PlacementLoad {
     }
   }
 
-  /** Counts an Assignment (or a Migration, by its name) from now on: call in the same tick the load was read in. */
-  placing(name: string, provider: string, acceptAPIName: string): void {
-    this.#placing.set(name, { provider, acceptAPIName, since: this.#now() });
+  /**
+   * Counts an Assignment (or a Migration, by its name, with the provider it moves `from`) from now
+   * on: call in the same tick the load was read in.
+   */
+  placing(name: string, provider: string, acceptAPIName: string, from?: string): void {
+    this.#placing.set(name, { provider, acceptAPIName, since: this.#now(), ...(from !== undefined ? { from } : {}) });
   }
 
   /** The Assignment was not created after all. */

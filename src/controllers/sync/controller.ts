@@ -1,7 +1,7 @@
 // Over 350 lines on purpose: the SyncController is one reconciler, and the SyncSteps the
 // Migrator drives (copyIn, syncDown, syncUp, relatedSources, removeCopy) are its own steady-state
 // steps; the finalizer, placement, related mirroring and the migration lifecycle are elsewhere.
-import { setCondition } from '../../apis/conditions.ts';
+import { conditionTrue, setCondition } from '../../apis/conditions.ts';
 import { assignmentName, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, relatedOwnerOf } from '../../apis/names.ts';
 import { isDeepStrictEqual } from 'node:util';
 import type {
@@ -30,7 +30,7 @@ import {
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
 import type { EventSink } from '../../runtime/events.ts';
-import type { Informer } from '../../runtime/informer.ts';
+import type { Informer, InformerEvent } from '../../runtime/informer.ts';
 import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 import { RETRY_AFTER_MS, type Migrator, type SyncSteps } from '../migration/migrator.ts';
@@ -100,6 +100,13 @@ export type SyncControllerOptions = {
  * Secrets/ConfigMaps up. Migrations are the Migrator's, deletion the finalizer's. Keys are
  * `consumer cluster|namespace|name`.
  */
+/** An AcceptAPI event after which it may take objects it did not before: new, Ready again, or its spec changed (room, cordon, priority). */
+const mayTakeLoad = (e: InformerEvent<AcceptAPI>): boolean =>
+  e.type === 'added' ||
+  (e.type === 'updated' &&
+    (e.old.metadata.generation !== e.object.metadata.generation ||
+      conditionTrue(e.old.status?.conditions, 'Ready') !== conditionTrue(e.object.status?.conditions, 'Ready')));
+
 export class SyncController implements Controller, SyncSteps {
   readonly name: string;
   readonly api: BrokeredApi;
@@ -186,10 +193,15 @@ export class SyncController implements Controller, SyncSteps {
       ]),
       // A fixed configuration lets waiting migrations carry on at once.
       watchOf(c.configurations, () => coordination.migrations.store.list().flatMap(ofMigration)),
-      // An AcceptAPI that changed may now take unplaced objects, or no longer serve the ones it has.
+      // An AcceptAPI that changed may now take unplaced objects, or no longer serve the ones it has;
+      // with rebalancing on, it may also take load off the others (a new provider, or more room).
       watchOf(acceptAPIs, (e) => {
         if (gvrString(e.object.spec.gvr) !== gvrString(this.gvr)) return [];
-        return [...this.#unassigned(), ...coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '').map(keyOf)];
+        const served =
+          this.#o.migrator.rebalancing && mayTakeLoad(e)
+            ? coordination.assignments.store.list(mine)
+            : coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '');
+        return [...this.#unassigned(), ...served.map(keyOf)];
       }),
     ];
   }

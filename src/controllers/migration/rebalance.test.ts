@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { SyncWorld } from '../../../test/fakes/sync-world.ts';
+import { MOVED_AT_ANNOTATION } from '../../apis/names.ts';
+import type { ObjectKey } from '../../runtime/object-key.ts';
+
+const MINUTE = 60_000;
+
+/** `count` widgets served by provider-a, the only AcceptAPI then. */
+const onA = async (world: SyncWorld, count: number, spec: Record<string, unknown> = { size: 1 }): Promise<ObjectKey[]> => {
+  world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+  world.provider = () => ({ status: 'Available' });
+  const keys = Array.from({ length: count }, (_, i) => world.createWidget('default', `w${i}`, spec));
+  for (const key of keys) await world.settle(key);
+  return keys;
+};
+
+const loads = (world: SyncWorld): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const a of world.assignments()) out[a.spec.providerCluster] = (out[a.spec.providerCluster] ?? 0) + 1;
+  return out;
+};
+
+const settleAll = async (world: SyncWorld, keys: ObjectKey[], rounds = 3): Promise<void> => {
+  for (let round = 0; round < rounds; round++) for (const key of keys) await world.settle(key);
+};
+
+describe('rebalancing (opt-in)', () => {
+  it('moves a new provider its share, make-before-break, until the spread is within the tolerance, then stays still', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE } });
+    const keys = await onA(world, 7);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 4, 'provider-b': 3 });
+    expect(world.migrations()).toEqual([]);
+    expect(world.events.of('MigrationStarted')).toHaveLength(3);
+    expect(world.events.of('MigrationStarted')[0]?.message).toContain(
+      'rebalancing: provider provider-a serves 7 objects, another provider 0',
+    );
+    // Every consumer object stayed served throughout (the fake provider reports Available at once).
+    for (const key of keys) expect((world.widget(key)?.['status'] as { status?: string } | undefined)?.status).toBe('Available');
+
+    // Balanced: more reconciles write nothing.
+    const writes = world.api.writes.length;
+    for (const key of keys) await world.reconcile(key);
+    expect(world.api.writes.length).toBe(writes);
+  });
+
+  it('is off by default: a new provider takes only new objects', async () => {
+    const world = new SyncWorld();
+    const keys = await onA(world, 4);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 4 });
+  });
+
+  it('never overshoots with several moves in flight at once (the budget lets three start together)', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE }, budget: { total: 10, perProvider: 10 } });
+    const keys = await onA(world, 8);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    // Start every move the rules allow before any completes: in flight count as done.
+    for (const key of keys) await world.reconcile(key);
+    expect(world.migrations()).toHaveLength(4);
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 4, 'provider-b': 4 });
+  });
+
+  it('leaves an object alone for the interval after it moved (no flapping), then evens out again', async () => {
+    let now = Date.parse('2026-11-26T12:00:00Z');
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE }, now: () => now });
+    const keys = await onA(world, 4);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 2, 'provider-b': 2 });
+    const moved = world.assignments().filter((a) => a.spec.providerCluster === 'provider-b');
+    expect(moved.map((a) => a.metadata.annotations?.[MOVED_AT_ANNOTATION])).toEqual([
+      new Date(now).toISOString(),
+      new Date(now).toISOString(),
+    ]);
+
+    // The objects left on provider-a go: provider-b now serves 2 more, but both moved just now.
+    const stayed = keys.filter((k) => !moved.some((a) => a.spec.name === k.name));
+    for (const key of stayed) world.deleteWidget(key);
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-b': 2 });
+
+    now += 11 * MINUTE;
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 1, 'provider-b': 1 });
+  });
+
+  it('moves nothing, and says nothing, when the less loaded provider does not accept the objects', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE } });
+    const keys = await onA(world, 4);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b', { filters: [{ key: 'size', valueIn: ['99'] }] });
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 4 });
+    expect(world.events.of('NoMatchingProvider')).toEqual([]);
+    expect(world.events.of('MigrationStarted')).toEqual([]);
+  });
+
+  it('does not move objects to a cordoned or a full provider', async () => {
+    for (const options of [{ cordoned: true }, { capacity: 0 }] as const) {
+      const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE } });
+      const keys = await onA(world, 4);
+      world.acceptAPI('provider-b', 'widgets-b', 'export-b', options);
+      await settleAll(world, keys);
+      expect(loads(world), JSON.stringify(options)).toEqual({ 'provider-a': 4 });
+    }
+  });
+});
