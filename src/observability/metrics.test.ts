@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { InformerScope, InformerStats } from '../runtime/informer-scope.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
+import type { Assignment, Migration } from '../apis/types.ts';
 import { BrokerMetrics } from './metrics.ts';
 
 const sampleOf = (text: string, series: string): number | undefined => {
@@ -43,6 +44,26 @@ describe('BrokerMetrics', () => {
     expect(sampleOf(text, `controller_runtime_max_concurrent_reconciles{${c}}`)).toBe(4);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     await queue.shutdown();
+  });
+
+  it('shows drain and rebalance progress per AcceptAPI: objects served, migrations out in flight', async () => {
+    const metrics = new BrokerMetrics();
+    const assignment = (provider: string, acceptAPIName: string) =>
+      ({ status: { providerCluster: provider, acceptAPIName } }) as unknown as Assignment;
+    const migration = (provider: string, acceptAPIName: string, state?: string) =>
+      ({ spec: { from: { providerCluster: provider, acceptAPIName } }, ...(state ? { status: { state } } : {}) }) as unknown as Migration;
+    metrics.observe({
+      queues: () => [],
+      informers: () => undefined,
+      coordination: () => ({
+        assignments: [assignment('p1', 'old'), assignment('p1', 'old'), assignment('p2', 'new'), {} as Assignment],
+        migrations: [migration('p1', 'old'), migration('p1', 'old', 'CutoverCompleted'), migration('p1', 'old', 'StagesInProgress')],
+      }),
+    });
+    const text = await metrics.registry.metrics();
+    expect(sampleOf(text, 'resource_broker_acceptapi_objects{provider="p1",acceptapi="old"}')).toBe(2);
+    expect(sampleOf(text, 'resource_broker_acceptapi_objects{provider="p2",acceptapi="new"}')).toBe(1);
+    expect(sampleOf(text, 'resource_broker_acceptapi_migrations_out{provider="p1",acceptapi="old"}')).toBe(2);
   });
 
   it('counts kcp answers by code, method and host, and leadership by lease', async () => {

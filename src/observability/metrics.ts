@@ -194,6 +194,45 @@ export class BrokerMetrics {
           this.set({ provider }, n);
       },
     });
+    // Drain, capacity and rebalance progress: what each AcceptAPI serves and what is moving out of it.
+    new Gauge({
+      name: 'resource_broker_acceptapi_objects',
+      help: 'Brokered objects by the AcceptAPI serving them (provider logical cluster and name).',
+      labelNames: ['provider', 'acceptapi'],
+      registers,
+      collect() {
+        this.reset();
+        const served = source.coordination().assignments.filter((a) => a.status?.providerCluster && a.status.acceptAPIName);
+        for (const [key, n] of sumBy(
+          served,
+          (a) => `${a.status!.providerCluster}/${a.status!.acceptAPIName}`,
+          () => 1,
+        )) {
+          const [provider, acceptapi] = key.split('/') as [string, string];
+          this.set({ provider, acceptapi }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'resource_broker_acceptapi_migrations_out',
+      help: 'Migrations in flight (not yet cut over or failed) out of each AcceptAPI.',
+      labelNames: ['provider', 'acceptapi'],
+      registers,
+      collect() {
+        this.reset();
+        const moving = source
+          .coordination()
+          .migrations.filter((m) => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed');
+        for (const [key, n] of sumBy(
+          moving,
+          (m) => `${m.spec.from.providerCluster}/${m.spec.from.acceptAPIName}`,
+          () => 1,
+        )) {
+          const [provider, acceptapi] = key.split('/') as [string, string];
+          this.set({ provider, acceptapi }, n);
+        }
+      },
+    });
     new Gauge({
       name: 'resource_broker_pending_objects',
       help: 'Consumer objects no provider serves yet (no Assignment): none accepts them, or placement is under way.',
