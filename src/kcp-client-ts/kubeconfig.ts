@@ -4,8 +4,9 @@
  *
  * Why a child process can do it: loading @kubernetes/client-node adds about 85 MiB to a Node
  * process's RSS for good (its generated API models load with it, and the memory is not given
- * back to the OS even when the loading thread ends). The broker reads its kubeconfig once at start, so a
- * long-running command reads it in a short-lived child (`isolated`) and never loads the library itself.
+ * back to the OS even when the loading thread ends). The broker reads its kubeconfig once at start
+ * (as before: credentials are not refreshed), so a long-running command reads it in a short-lived
+ * child (`isolated`) and never loads the library itself.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -50,39 +51,35 @@ export const readKubeconfig = async ({ path, context }: KubeconfigTarget): Promi
 
 type ChildAnswer = { credentials: ServerCredentials } | { error: string };
 
+const THIS_FILE = fileURLToPath(import.meta.url);
+
 /**
- * Resolves the context in a child Node process running this file (see the file comment). stdin and
- * stderr are the caller's, so an interactive exec plugin still works; the answer comes on stdout.
+ * Resolves the context in a child Node process running this file (see the file comment). The
+ * answer comes over the IPC channel, not stdout: anything the child or a NODE_OPTIONS flag prints
+ * (--trace-gc, a preload's banner) cannot corrupt it. stdout and stderr are the caller's, so what
+ * the library or an exec plugin says shows; no execArgv is passed on (an --inspect port would clash).
  */
 export const readKubeconfigIsolated = (target: KubeconfigTarget): Promise<ServerCredentials> =>
   new Promise((resolve, reject) => {
-    const inspect = /^--(inspect|debug)/;
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv.filter((a) => !inspect.test(a)), fileURLToPath(import.meta.url), JSON.stringify(target)],
-      { stdio: ['inherit', 'pipe', 'inherit'] },
-    );
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const child = spawn(process.execPath, [THIS_FILE, JSON.stringify(target)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let answer: ChildAnswer | undefined;
+    child.on('message', (message) => {
+      answer = message as ChildAnswer;
+    });
     child.on('error', reject);
-    child.on('close', (code) => {
-      let answer: ChildAnswer;
-      try {
-        answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ChildAnswer;
-      } catch {
-        reject(new Error(`reading the kubeconfig in a child process failed (exit code ${code}) without an answer`));
-        return;
-      }
-      if ('error' in answer) reject(new Error(answer.error));
+    child.on('close', (code, signal) => {
+      if (!answer) reject(new Error(`reading the kubeconfig in a child process failed (exit ${signal ?? code}) without an answer`));
+      else if ('error' in answer) reject(new Error(answer.error));
       else resolve(answer.credentials);
     });
   });
 
-// The child: one target as JSON in argv, one answer as JSON on stdout.
-if (import.meta.main) {
+// The child: one target as JSON in argv, one answer over IPC. (argv, not import.meta.main: Node
+// before 24.2 lacks it.)
+if (process.argv[1] === THIS_FILE && process.send) {
   const answer = await readKubeconfig(JSON.parse(process.argv[2] ?? '{}') as KubeconfigTarget).then(
     (credentials): ChildAnswer => ({ credentials }),
     (err: unknown): ChildAnswer => ({ error: err instanceof Error ? err.message : String(err) }),
   );
-  process.stdout.write(JSON.stringify(answer));
+  process.send(answer, () => process.disconnect());
 }

@@ -175,6 +175,8 @@ describe('rebalancing onto a new provider (--rebalance)', () => {
     await world.accept('old', 'old', { api: 'certificates' });
     broker = new BrokerProcess(inject('kcp').kubeconfig, world.paths, {
       RB_REBALANCE: 'true',
+      // A provider takes load once Ready for min(1 minute, interval): 20 s here.
+      RB_REBALANCE_INTERVAL: '20s',
       RB_MAX_CONCURRENT_MIGRATIONS_PER_PROVIDER: '2',
     });
     await broker.start();

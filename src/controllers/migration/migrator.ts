@@ -14,7 +14,7 @@ import type { ObjectStore } from '../../runtime/store.ts';
 import type { ReconcileResult } from '../../runtime/workqueue.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
 import type { Placer } from '../placement/assign.ts';
-import { describeCandidates, type PlacementDecision } from '../placement/placement.ts';
+import { acceptAPIKey, describeCandidates, type PlacementDecision } from '../placement/placement.ts';
 import type { RelatedSource } from '../related/mirror.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import type { MigrationBudget } from './budget.ts';
@@ -78,6 +78,22 @@ type MoveReason = {
   rebalance?: { providerLoad: number; priority: number };
 };
 
+type MoveEndpoint = { providerCluster: string; acceptAPIName: string };
+
+/**
+ * The Assignment repointed at a move's destination. The move request is done once the move
+ * starts: removed in the same write, which also records when the object moved (rebalancing leaves
+ * it alone for a while after). Written by startIfNeeded, or by advance after a crash in between.
+ */
+const movedTo = (assignment: Assignment, to: MoveEndpoint, movedAt: string | number): Assignment => {
+  const { [MOVE_TO_ANNOTATION]: _done, ...annotations } = assignment.metadata.annotations ?? {};
+  return {
+    ...assignment,
+    metadata: { ...assignment.metadata, annotations: { ...annotations, [MOVED_AT_ANNOTATION]: new Date(movedAt).toISOString() } },
+    spec: { ...assignment.spec, providerCluster: to.providerCluster, acceptAPIName: to.acceptAPIName },
+  };
+};
+
 /** `<name>` or `<provider cluster>/<name>`; undefined for anything else. */
 export const parseMoveTarget = (value: string): { providerCluster?: string; acceptAPIName: string } | undefined => {
   const match = /^(?:([a-z0-9][a-z0-9-]{0,62})\/)?([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.exec(value);
@@ -90,10 +106,16 @@ export const parseMoveTarget = (value: string): { providerCluster?: string; acce
  * waits: for the budget (`waiting`, looked at again soon) or for somewhere to go (`stuck`:
  * refused or no provider; looked at again now and then, and on AcceptAPI changes).
  */
-export type StartOutcome = 'none' | 'started' | 'waiting' | 'stuck';
+export type StartOutcome = 'none' | 'started' | 'waiting' | 'deferred' | 'stuck';
 
-/** How soon an object waiting for the migration budget, or with nowhere to go, looks again. */
-export const RETRY_AFTER_MS: Record<'waiting' | 'stuck', number> = { waiting: 2_000, stuck: 30_000 };
+/**
+ * How soon an object waiting for the migration budget (a drain, capacity or requested move:
+ * `waiting`; a rebalancing move, in no hurry: `deferred`), or with nowhere to go, looks again.
+ */
+export const RETRY_AFTER_MS: Record<'waiting' | 'deferred' | 'stuck', number> = { waiting: 2_000, deferred: 15_000, stuck: 30_000 };
+
+/** How long an AcceptAPI must have been Ready before rebalancing sends it objects: a minute, or the interval if shorter. */
+export const rebalanceSettleMs = (policy: RebalancePolicy): number => Math.min(60_000, policy.intervalMs);
 
 /**
  * Make-before-break moves of one brokered resource's objects: starts a Migration when the serving
@@ -121,6 +143,10 @@ export class Migrator {
   /** Whether rebalancing is on: then any AcceptAPI change may move objects served by others. */
   get rebalancing(): boolean {
     return this.#o.rebalance !== undefined;
+  }
+
+  get rebalancePolicy(): RebalancePolicy | undefined {
+    return this.#o.rebalance;
   }
 
   /** The object's Migration, as cached. */
@@ -191,7 +217,7 @@ export class Migrator {
   /**
    * Rebalancing (opt-in): the object's provider serves more than the tolerance above the least
    * loaded provider that could take objects now. A cheap first test over the AcceptAPIs; whether
-   * this object can go there is placement's answer (#worthMoving).
+   * this object can go there is placement's answer (#rebalanceDecision).
    */
   #rebalanceReason(assignment: Assignment, acceptAPI: AcceptAPI, provider: string): MoveReason | undefined {
     const policy = this.#o.rebalance;
@@ -201,15 +227,7 @@ export class Migrator {
     const priority = acceptAPI.spec.priority ?? 0;
     const load = this.#o.placer.load.projectedByProvider();
     const here = load.get(provider) ?? 0;
-    let least: number | undefined;
-    for (const other of this.#o.acceptAPIs.store.list()) {
-      const cluster = clusterOf(other);
-      if (cluster === provider || gvrString(other.spec.gvr) !== this.#gvrKey || (other.spec.priority ?? 0) !== priority) continue;
-      if (other.metadata.deletionTimestamp || other.spec.cordoned || other.spec.draining) continue;
-      if (!conditionTrue(other.status?.conditions, 'Ready')) continue;
-      const there = load.get(cluster) ?? 0;
-      least = least === undefined ? there : Math.min(least, there);
-    }
+    const least = this.#leastLoadedTaker(load, provider, priority);
     if (least === undefined || here - least <= policy.tolerance) return undefined;
     return {
       problem: `rebalancing: provider ${provider} serves ${here} objects, another provider ${least} (tolerance ${policy.tolerance})`,
@@ -218,12 +236,66 @@ export class Migrator {
     };
   }
 
-  /** A rebalancing move goes only where placement sends the object, and only if that evens the load out. */
-  #worthMoving(reason: MoveReason, winner: NonNullable<PlacementDecision['winner']>): boolean {
-    if (!reason.rebalance || !this.#o.rebalance) return true;
-    if ((winner.acceptAPI.spec.priority ?? 0) !== reason.rebalance.priority) return false;
-    const there = this.#o.placer.load.projectedByProvider().get(winner.providerCluster) ?? 0;
-    return reason.rebalance.providerLoad - there > this.#o.rebalance.tolerance;
+  /** The projected load of the least loaded other provider that may take objects by rebalancing now. */
+  #leastLoadedTaker(load: ReadonlyMap<string, number>, provider: string, priority: number | undefined): number | undefined {
+    let least: number | undefined;
+    for (const other of this.#o.acceptAPIs.store.list()) {
+      const cluster = clusterOf(other);
+      if (cluster === provider || (priority !== undefined && (other.spec.priority ?? 0) !== priority)) continue;
+      if (!this.#takesRebalancedLoad(other)) continue;
+      const there = load.get(cluster) ?? 0;
+      least = least === undefined ? there : Math.min(least, there);
+    }
+    return least;
+  }
+
+  /**
+   * Whether an AcceptAPI may receive objects by rebalancing: this resource, not being deleted,
+   * cordoned, draining or full, and Ready for a while. A provider whose Ready flaps would otherwise
+   * pull a fresh share of other providers' objects each time it comes back.
+   */
+  #takesRebalancedLoad(acceptAPI: AcceptAPI): boolean {
+    const policy = this.#o.rebalance;
+    if (!policy || gvrString(acceptAPI.spec.gvr) !== this.#gvrKey) return false;
+    if (acceptAPI.metadata.deletionTimestamp || acceptAPI.spec.cordoned || acceptAPI.spec.draining) return false;
+    const ready = acceptAPI.status?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status !== 'True') return false;
+    const since = Date.parse(ready.lastTransitionTime ?? '');
+    if (Number.isFinite(since) && this.#now() - since < rebalanceSettleMs(policy)) return false;
+    const { capacity } = acceptAPI.spec;
+    if (typeof capacity !== 'number') return true;
+    return (this.#o.placer.load.byAcceptAPI().get(acceptAPIKey(clusterOf(acceptAPI), acceptAPI.metadata.name ?? '')) ?? 0) < capacity;
+  }
+
+  /**
+   * Where a rebalancing move would go: placement over the AcceptAPIs of the same priority that take
+   * rebalanced load, ranked by the same projected loads the reason was judged by; undefined unless
+   * that evens the load out (then the object stays, quietly: nothing is wrong where it is).
+   */
+  #rebalanceDecision(key: ObjectKey, spec: unknown, from: MoveEndpoint, reason: MoveReason): PlacementDecision | undefined {
+    const policy = this.#o.rebalance;
+    if (!policy || !reason.rebalance) return undefined;
+    const { priority, providerLoad } = reason.rebalance;
+    const loads = this.#o.placer.load.projectedByProvider();
+    const decision = this.#o.placer.decide(key, spec, from, undefined, {
+      loads,
+      acceptable: (a) => (a.spec.priority ?? 0) === priority && this.#takesRebalancedLoad(a),
+    });
+    if (!decision.winner) return undefined;
+    return providerLoad - (loads.get(decision.winner.providerCluster) ?? 0) > policy.tolerance ? decision : undefined;
+  }
+
+  /** Providers serving more than the tolerance above one that could take objects by rebalancing (the sweep's targets). */
+  overloadedProviders(): string[] {
+    const policy = this.#o.rebalance;
+    if (!policy) return [];
+    const load = this.#o.placer.load.projectedByProvider();
+    return [...load]
+      .filter(([provider, here]) => {
+        const least = this.#leastLoadedTaker(load, provider, undefined);
+        return least !== undefined && here - least > policy.tolerance;
+      })
+      .map(([provider]) => provider);
   }
 
   #now(): number {
@@ -260,12 +332,18 @@ export class Migrator {
     const { coordination, placer, events, budget } = this.#o;
     const from = { providerCluster: assignment.status!.providerCluster!, acceptAPIName: assignment.status!.acceptAPIName! };
     const name = migrationNameOf(assignment);
-    // The budget first: an object waiting for it costs no placement scan.
+    // Rebalancing is no complaint about where the object is: with nowhere that evens the load out
+    // it stays, quietly, and does not wait for the budget either.
+    let decision = reason.rebalance ? this.#rebalanceDecision(key, consumer['spec'], from, reason) : undefined;
+    if (reason.rebalance && !decision) return 'none';
+    // The budget next: an object waiting for it costs no placement scan. Rebalancing is in no
+    // hurry: it looks again later than a drain does.
+    const waiting: StartOutcome = reason.rebalance ? 'deferred' : 'waiting';
     if (reason.paced && budget) {
       const room = budget.room(from.providerCluster);
-      if (!room.ok) return 'waiting';
+      if (!room.ok) return waiting;
     }
-    let decision = reason.malformed ? undefined : placer.decide(key, consumer['spec'], from, reason.only);
+    if (!decision && !reason.malformed) decision = placer.decide(key, consumer['spec'], from, reason.only);
     if (reason.only && !decision?.winner) {
       const details = decision ? describeCandidates(decision) : '';
       const message = `${reason.problem}; refused: ${reason.malformed ? 'fix the annotation' : `the AcceptAPI named does not accept it${details ? `: ${details}` : ''}`}`;
@@ -274,12 +352,13 @@ export class Migrator {
       // A refused request does not hold the object where the platform would otherwise move it.
       reason = this.#moveReason(consumer, assignment, { ignoreRequest: true });
       if (!reason) return 'stuck';
-      decision = placer.decide(key, consumer['spec'], from);
+      decision = reason.rebalance
+        ? this.#rebalanceDecision(key, consumer['spec'], from, reason)
+        : placer.decide(key, consumer['spec'], from);
+      if (!decision) return 'stuck';
     }
     decision ??= placer.decide(key, consumer['spec'], from);
     const { problem } = reason;
-    // Rebalancing is no complaint about where the object is: nowhere better to go means it stays, quietly.
-    if (reason.rebalance && (!decision.winner || !this.#worthMoving(reason, decision.winner))) return 'none';
     if (!decision.winner) {
       const details = describeCandidates(decision);
       await events.record(
@@ -292,7 +371,7 @@ export class Migrator {
     }
     if (reason.paced && budget) {
       const admission = budget.admit(name, from.providerCluster, decision.winner.providerCluster);
-      if (!admission.admitted) return 'waiting';
+      if (!admission.admitted) return reason.rebalance ? 'deferred' : 'waiting';
     }
     const { winner } = decision;
     const gvk = this.#gvk;
@@ -328,17 +407,7 @@ export class Migrator {
         placer.load.abandoned(name);
         throw err;
       });
-    // The move request is done once the move starts: removed in the same write that repoints the
-    // spec, which also records when the object moved (rebalancing leaves it alone for a while).
-    const { [MOVE_TO_ANNOTATION]: _done, ...annotations } = assignment.metadata.annotations ?? {};
-    const repointed = await coordination.assignments.client.update(
-      {
-        ...assignment,
-        metadata: { ...assignment.metadata, annotations: { ...annotations, [MOVED_AT_ANNOTATION]: new Date(this.#now()).toISOString() } },
-        spec: { ...assignment.spec, providerCluster: winner.providerCluster, acceptAPIName: winner.acceptAPIName },
-      },
-      signal,
-    );
+    const repointed = await coordination.assignments.client.update(movedTo(assignment, winner, this.#now()), signal);
     if (repointed.status?.conditions?.some((c) => c.type === 'MoveRequested')) await this.#setMoveCondition(repointed, undefined, signal);
     this.#specWritten.add(assignment.metadata.uid ?? assignment.metadata.name ?? '');
     await events.record(
@@ -401,10 +470,7 @@ export class Migrator {
       // startIfNeeded writes the Migration, then this: a crash or lost reply in between leaves it
       // to here. The spec names where the object is going; the status where it is served.
       try {
-        await coordination.assignments.client.update(
-          { ...assignment, spec: { ...assignment.spec, providerCluster: to.providerCluster, acceptAPIName: to.acceptAPIName } },
-          signal,
-        );
+        await coordination.assignments.client.update(movedTo(assignment, to, migration.metadata.creationTimestamp ?? this.#now()), signal);
       } catch (err) {
         if (!isConflict(err)) throw err;
       }

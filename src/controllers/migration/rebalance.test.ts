@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SyncWorld } from '../../../test/fakes/sync-world.ts';
 import { MOVED_AT_ANNOTATION } from '../../apis/names.ts';
+import { ACCEPTAPI_GVR } from '../../apis/types.ts';
+import { encodeKey } from '../../runtime/object-key.ts';
 import type { ObjectKey } from '../../runtime/object-key.ts';
 
 const MINUTE = 60_000;
@@ -96,6 +98,44 @@ describe('rebalancing (opt-in)', () => {
     expect(loads(world)).toEqual({ 'provider-a': 4 });
     expect(world.events.of('NoMatchingProvider')).toEqual([]);
     expect(world.events.of('MigrationStarted')).toEqual([]);
+  });
+
+  it('sends no load to a provider Ready for less than a minute (a flapping provider pulls no share), then does', async () => {
+    let now = Date.parse('2026-11-26T12:00:00Z');
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE }, now: () => now });
+    const keys = await onA(world, 4);
+    const b = world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    const ready = b.status!.conditions![0]!;
+    world.api.put('provider-b', ACCEPTAPI_GVR, {
+      ...b,
+      status: { conditions: [{ ...ready, lastTransitionTime: new Date(now - 10_000).toISOString() }] },
+    });
+    expect(world.sync.rebalanceSweep()).toEqual([]);
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 4 });
+
+    now += MINUTE;
+    // The periodic sweep finds provider-a's objects; each reconcile then decides for its object.
+    expect(world.sync.rebalanceSweep().sort()).toEqual(keys.map((k) => encodeKey(k)).sort());
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 2, 'provider-b': 2 });
+    expect(world.sync.rebalanceSweep()).toEqual([]);
+  });
+
+  it('looks again later, not every 2 s, while the budget is busy; an object that cannot go anywhere better is not requeued', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE }, budget: { total: 10, perProvider: 1 } });
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    world.provider = () => ({ status: 'Available' });
+    const movable = ['m1', 'm2', 'm3'].map((name) => world.createWidget('default', name, { size: 1 }));
+    const pinned = ['p1', 'p2'].map((name) => world.createWidget('default', name, { size: 7 }));
+    for (const key of [...movable, ...pinned]) await world.settle(key);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b', { filters: [{ key: 'size', valueIn: ['1'] }] });
+
+    const results = [];
+    for (const key of [...movable, ...pinned]) results.push(await world.reconcile(key));
+    expect(world.migrations()).toHaveLength(1);
+    expect(results.slice(1, 3)).toEqual([{ requeueAfterMs: 15_000 }, { requeueAfterMs: 15_000 }]);
+    expect(results.slice(3)).toEqual([undefined, undefined]);
   });
 
   it('does not move objects to a cordoned or a full provider', async () => {

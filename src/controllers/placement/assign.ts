@@ -55,13 +55,16 @@ export class Placer {
     spec: unknown,
     exclude?: { providerCluster: string; acceptAPIName: string },
     only?: { providerCluster?: string; acceptAPIName: string },
+    /** Rebalancing: the loads to rank by (projected), and which AcceptAPIs may take part at all. */
+    options: { loads?: ReadonlyMap<string, number>; acceptable?: (acceptAPI: AcceptAPI) => boolean } = {},
   ): PlacementDecision {
+    const all = this.#acceptAPIs();
     return placeObject({
       gvr: this.gvr,
       spec,
       objectId: encodeKey(key),
-      acceptAPIs: this.#acceptAPIs(),
-      assignmentsByProvider: this.load.byProvider(),
+      acceptAPIs: options.acceptable ? all.filter(options.acceptable) : all,
+      assignmentsByProvider: options.loads ?? this.load.byProvider(),
       loadByAcceptAPI: this.load.byAcceptAPI(),
       exclude,
       only,

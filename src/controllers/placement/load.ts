@@ -21,8 +21,7 @@ export class PlacementLoad {
   readonly #now: () => number;
   readonly #migrations: ObjectStore<Migration> | undefined;
   readonly #placing = new Map<string, { provider: string; acceptAPIName: string; since: number; from?: string }>();
-  /** Settled load from the caches, reused while neither store changed (rebalance asks on every reconcile). */
-  #settled: { revisions: string; load: Map<string, number> } | undefined;
+  readonly #counts = new Map<string, { revisions: string; load: Map<string, number> }>();
 
   constructor(options: {
     assignments: ObjectStore<Assignment>;
@@ -41,9 +40,23 @@ export class PlacementLoad {
     this.#now = options.now ?? Date.now;
   }
 
+  /**
+   * A count over the caches, computed again only when the Assignments or Migrations changed:
+   * placement and rebalancing ask on every reconcile, and a scan of 10,000 Assignments each time
+   * would make a burst quadratic.
+   */
+  #memo(name: string, compute: () => Map<string, number>): Map<string, number> {
+    const revisions = `${this.#assignments.revision}/${this.#migrations?.revision ?? 0}`;
+    const cached = this.#counts.get(name);
+    if (cached?.revisions === revisions) return new Map(cached.load);
+    const load = compute();
+    this.#counts.set(name, { revisions, load });
+    return new Map(load);
+  }
+
   /** Current Assignments per provider for this resource, the ones being placed included. */
   byProvider(): Map<string, number> {
-    const load = assignmentsByProvider(this.#assignments.list(), this.#gvr);
+    const load = this.#memo('byProvider', () => assignmentsByProvider(this.#assignments.list(), this.#gvr));
     for (const { provider } of this.#pending()) load.set(provider, (load.get(provider) ?? 0) + 1);
     return load;
   }
@@ -53,21 +66,24 @@ export class PlacementLoad {
    * Migrations moving objects to it, and what this process is placing there.
    */
   byAcceptAPI(): Map<string, number> {
-    const load = new Map<string, number>();
-    const add = (provider: string, name: string): void => {
+    const add = (load: Map<string, number>, provider: string, name: string): void => {
       const key = acceptAPIKey(provider, name);
       load.set(key, (load.get(key) ?? 0) + 1);
     };
-    for (const a of this.#assignments.list()) {
-      if (gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
-      add(a.status?.providerCluster ?? a.spec.providerCluster, a.status?.acceptAPIName ?? a.spec.acceptAPIName);
-    }
-    for (const m of this.#migrations?.list() ?? []) {
-      if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
-      const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
-      if (a && gvrString(a.spec.gvr) === gvrString(this.#gvr)) add(m.spec.to.providerCluster, m.spec.to.acceptAPIName);
-    }
-    for (const { provider, acceptAPIName } of this.#pending()) add(provider, acceptAPIName);
+    const load = this.#memo('byAcceptAPI', () => {
+      const counted = new Map<string, number>();
+      for (const a of this.#assignments.list()) {
+        if (gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
+        add(counted, a.status?.providerCluster ?? a.spec.providerCluster, a.status?.acceptAPIName ?? a.spec.acceptAPIName);
+      }
+      for (const m of this.#migrations?.list() ?? []) {
+        if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
+        const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
+        if (a && gvrString(a.spec.gvr) === gvrString(this.#gvr)) add(counted, m.spec.to.providerCluster, m.spec.to.acceptAPIName);
+      }
+      return counted;
+    });
+    for (const { provider, acceptAPIName } of this.#pending()) add(load, provider, acceptAPIName);
     return load;
   }
 
@@ -78,19 +94,20 @@ export class PlacementLoad {
    * overshoot the balance; capacity counts a move on both sides instead (byAcceptAPI).
    */
   projectedByProvider(): Map<string, number> {
-    const revisions = `${this.#assignments.revision}/${this.#migrations?.revision ?? 0}`;
-    if (this.#settled?.revisions !== revisions) {
-      const load = assignmentsByProvider(this.#assignments.list(), this.#gvr);
+    const load = this.#memo('projected', () => {
+      const counted = assignmentsByProvider(this.#assignments.list(), this.#gvr);
       for (const m of this.#migrations?.list() ?? []) {
         if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
         const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
         if (!a || gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
-        load.set(m.spec.from.providerCluster, (load.get(m.spec.from.providerCluster) ?? 0) - 1);
-        load.set(m.spec.to.providerCluster, (load.get(m.spec.to.providerCluster) ?? 0) + 1);
+        // Cut over already (the Assignment's status names the destination, the Migration not yet
+        // marked done): the Assignment counts where it is, once.
+        if (a.status?.providerCluster === m.spec.to.providerCluster) continue;
+        counted.set(m.spec.from.providerCluster, (counted.get(m.spec.from.providerCluster) ?? 0) - 1);
+        counted.set(m.spec.to.providerCluster, (counted.get(m.spec.to.providerCluster) ?? 0) + 1);
       }
-      this.#settled = { revisions, load };
-    }
-    const load = new Map(this.#settled.load);
+      return counted;
+    });
     for (const { provider, from } of this.#pending()) {
       load.set(provider, (load.get(provider) ?? 0) + 1);
       if (from !== undefined) load.set(from, (load.get(from) ?? 0) - 1);

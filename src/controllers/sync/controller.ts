@@ -33,7 +33,7 @@ import type { EventSink } from '../../runtime/events.ts';
 import type { Informer, InformerEvent } from '../../runtime/informer.ts';
 import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../runtime/object-key.ts';
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
-import { RETRY_AFTER_MS, type Migrator, type SyncSteps } from '../migration/migrator.ts';
+import { rebalanceSettleMs, RETRY_AFTER_MS, type Migrator, type SyncSteps } from '../migration/migrator.ts';
 import type { Placer } from '../placement/assign.ts';
 import { describeCandidates } from '../placement/placement.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
@@ -105,7 +105,10 @@ const mayTakeLoad = (e: InformerEvent<AcceptAPI>): boolean =>
   e.type === 'added' ||
   (e.type === 'updated' &&
     (e.old.metadata.generation !== e.object.metadata.generation ||
-      conditionTrue(e.old.status?.conditions, 'Ready') !== conditionTrue(e.object.status?.conditions, 'Ready')));
+      (!conditionTrue(e.old.status?.conditions, 'Ready') && conditionTrue(e.object.status?.conditions, 'Ready'))));
+
+/** How often rebalancing looks for overloaded providers (it also looks soon after an AcceptAPI may take load). */
+const REBALANCE_SWEEP_MS = 30_000;
 
 export class SyncController implements Controller, SyncSteps {
   readonly name: string;
@@ -114,6 +117,8 @@ export class SyncController implements Controller, SyncSteps {
   readonly queue: WorkQueue;
   readonly #o: SyncControllerOptions;
   readonly #logger: Logger;
+  #rebalanceTimer: ReturnType<typeof setInterval> | undefined;
+  #sweepSoon: ReturnType<typeof setTimeout> | undefined;
   /** Owner label value -> consumer key, to route edits of related copies back. */
   /** Staging namespaces known to exist (forgetting one costs one create that finds it). */
   readonly #knownNamespaces = new RecentKeys({ capacity: 10_000 });
@@ -122,6 +127,11 @@ export class SyncController implements Controller, SyncSteps {
 
   constructor(options: SyncControllerOptions) {
     this.#o = options;
+    const policy = options.migrator.rebalancePolicy;
+    if (policy) {
+      this.#rebalanceTimer = setInterval(() => this.rebalanceSweep(), Math.min(REBALANCE_SWEEP_MS, rebalanceSettleMs(policy) / 2));
+      this.#rebalanceTimer.unref?.();
+    }
     this.api = options.api;
     this.gvr = { group: options.api.group, version: options.api.version, resource: options.api.resource };
     this.name = `sync-${gvrString(this.gvr)}`;
@@ -197,10 +207,8 @@ export class SyncController implements Controller, SyncSteps {
       // with rebalancing on, it may also take load off the others (a new provider, or more room).
       watchOf(acceptAPIs, (e) => {
         if (gvrString(e.object.spec.gvr) !== gvrString(this.gvr)) return [];
-        const served =
-          this.#o.migrator.rebalancing && mayTakeLoad(e)
-            ? coordination.assignments.store.list(mine)
-            : coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '');
+        if (this.#o.migrator.rebalancing && mayTakeLoad(e)) this.#requestRebalanceSweep();
+        const served = coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '');
         return [...this.#unassigned(), ...served.map(keyOf)];
       }),
     ];
@@ -229,8 +237,35 @@ export class SyncController implements Controller, SyncSteps {
 
   /** Stops the queue and removes the handlers this resource added in staging workspaces. */
   async stop(): Promise<void> {
+    clearInterval(this.#rebalanceTimer);
+    clearTimeout(this.#sweepSoon);
     await this.queue.shutdown();
     this.#o.staging.close?.();
+  }
+
+  /**
+   * Rebalancing: the objects of the providers serving more than the tolerance above one that could
+   * take objects. Each reconcile then decides for its object; nothing else would look again once a
+   * move completes, an object's interval ends, or a new provider has been Ready long enough.
+   */
+  rebalanceSweep(): string[] {
+    const overloaded = new Set(this.#o.migrator.overloadedProviders());
+    if (overloaded.size === 0) return [];
+    const keys = this.#o.coordination.assignments.store
+      .list((a) => gvrString(a.spec.gvr) === gvrString(this.gvr) && overloaded.has(a.status?.providerCluster ?? ''))
+      .map((a) => encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
+    for (const key of keys) this.queue.add(key);
+    return keys;
+  }
+
+  /** A sweep soon, once however many AcceptAPI events come together. */
+  #requestRebalanceSweep(): void {
+    if (this.#sweepSoon) return;
+    this.#sweepSoon = setTimeout(() => {
+      this.#sweepSoon = undefined;
+      this.rebalanceSweep();
+    }, 1_000);
+    this.#sweepSoon.unref?.();
   }
 
   #assignmentFor(key: ObjectKey): Assignment | undefined {
