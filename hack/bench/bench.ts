@@ -9,7 +9,9 @@
  * and, in the same run, the floor: a minimal relay that copies status on each watch event, and
  * kcp's raw create rate (a bare client). Also: kcp requests per object by verb, open watches and
  * requests per minute at rest, and with --heap-snapshot=<file> a heap snapshot at rest summarized
- * by kind. Flags: --objects, --consumers, --shards (a sharded kcp, consumers spread over it),
+ * by kind; then drains of the provider serving everything at each of --drain-budgets (per-provider
+ * migration budgets, default 5,20): drain time, peak migrations in flight, consumer-visible gap.
+ * Flags: --objects, --consumers, --shards (a sharded kcp, consumers spread over it),
  * --concurrency, --idle-seconds, --from-source (the TypeScript source instead of the compiled build).
  * Prints a human summary, then one JSON object as the last line.
  */
@@ -27,6 +29,7 @@ import { VirtualWorkspace } from '../../src/kcp-client-ts/virtual-workspace.ts';
 import { createKcpClient, unwrap } from '../../src/kcp-client-ts/typed-client.ts';
 import { clusterOf, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { BrokerWorld, GVR } from '../../test/harness/broker-world.ts';
+import { MIGRATION_GVR } from '../../src/apis/types.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
@@ -43,8 +46,13 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '1' },
     'heap-snapshot': { type: 'string' },
     'from-source': { type: 'boolean', default: false },
+    'drain-budgets': { type: 'string', default: '5,20' },
   },
 });
+/** Per-provider migration budgets to drain a provider at, one drain each ("" for none). */
+const DRAIN_BUDGETS = (values['drain-budgets'] ?? '').split(',').filter(Boolean).map(Number);
+if (DRAIN_BUDGETS.some((b) => !Number.isInteger(b) || b < 1))
+  throw new Error(`--drain-budgets: whole numbers >= 1, not ${values['drain-budgets']}`);
 const HEAP_SNAPSHOT = values['heap-snapshot'];
 const SHARDS = Number(values.shards);
 const N = Number(values.objects);
@@ -214,17 +222,21 @@ try {
   };
   const snapshotDir = HEAP_SNAPSHOT ? await mkdtemp(join(tmpdir(), 'bench-heap-')) : undefined;
   const nodeFlags = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
-  broker = spawn(process.execPath, [...nodeFlags, await brokerEntry(), 'run'], {
-    env,
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  await eventually(
-    async () => {
-      const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
-      if (res.status !== 200) throw new Error('broker not ready');
-    },
-    { timeoutMs: 60_000 },
-  );
+  const entry = await brokerEntry();
+  const startBroker = async (extraEnv: Record<string, string> = {}): Promise<void> => {
+    broker = spawn(process.execPath, [...nodeFlags, entry, 'run'], {
+      env: { ...env, ...extraEnv },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    await eventually(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${probePort}/readyz`);
+        if (res.status !== 200) throw new Error('broker not ready');
+      },
+      { timeoutMs: 60_000 },
+    );
+  };
+  await startBroker();
   await Promise.all(providerNames.map((p) => world.waitAcceptAPIReady(p, `certs-${p}`)));
   const writes = async (): Promise<{ api: number; lease: number }> => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -347,11 +359,12 @@ try {
   const atRest = await brokerMetrics(metricsPort);
   const idleWrites = writesAfter.api - writesBefore.api;
   const idleLeaseWrites = writesAfter.lease - writesBefore.lease;
-  const rss = readFileSync(`/proc/${broker.pid}/status`, 'utf8');
+  const running = broker!;
+  const rss = readFileSync(`/proc/${running.pid}/status`, 'utf8');
   const rssMiB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
   const peakRssMiB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
   if (HEAP_SNAPSHOT && snapshotDir) {
-    broker.kill('SIGUSR2');
+    running.kill('SIGUSR2');
     const file = await eventually(
       async () => {
         const written = (await readdir(snapshotDir)).find((f) => f.endsWith('.heapsnapshot'));
@@ -469,6 +482,59 @@ try {
   const cutover = [...served].map(([id, t]) => t - (destAvailable.get(id) ?? NaN)).filter((v) => !Number.isNaN(v));
   for (const since of notAvailableSince.values()) consumerGapMs = Math.max(consumerGapMs, performance.now() - since);
   log(`${moving.size} objects migrated in ${Math.round(migrationMs)} ms; consumer-visible gap ${Math.round(consumerGapMs)} ms`);
+
+  // Drains: the platform drains the provider serving everything, at each migration budget (the
+  // broker restarted with it); the objects go back and forth between the two providers.
+  const drains: { perProvider: number; objects: number; seconds: number; peakInFlight: number; consumerGapMs: number }[] = [];
+  if (DRAIN_BUDGETS.length > 0) {
+    await world.accept(providerNames[0]!, `certs-${providerNames[0]}`, { api: 'certificates' });
+    await world.waitAcceptAPIReady(providerNames[0]!, `certs-${providerNames[0]}`);
+    const coordination = world.inCluster(world.paths.coordination, MIGRATION_GVR);
+    let [from, to] = [providerNames[1]!, providerNames[0]!];
+    for (const perProvider of DRAIN_BUDGETS) {
+      await stopBroker();
+      await startBroker({
+        RB_MAX_CONCURRENT_MIGRATIONS: String(Math.max(10, perProvider)),
+        RB_MAX_CONCURRENT_MIGRATIONS_PER_PROVIDER: String(perProvider),
+      });
+      const fromCluster = world.providers.get(from)!.workspace.cluster;
+      const toCluster = world.providers.get(to)!.workspace.cluster;
+      const servedBy = async (cluster: string): Promise<number> =>
+        (await world.assignments().list()).items.filter((a) => a.status?.providerCluster === cluster).length;
+      const objects = await servedBy(fromCluster);
+      let peakInFlight = 0;
+      let gapMs = 0;
+      const since = new Map<string, number>();
+      log(`drain: ${objects} objects off ${from} with at most ${perProvider} migrations per provider in flight`);
+      await world.acceptAPIs(from).mergePatch({ name: `certs-${from}` }, { spec: { draining: true } });
+      const drainStart = performance.now();
+      for (;;) {
+        const now = performance.now();
+        for (const o of consumerObserver.store.list()) {
+          const id = objectId(clusterOf(o), o.metadata.name ?? '');
+          const isAvailable = (o['status'] as { status?: string } | undefined)?.status === 'Available';
+          if (!isAvailable && !since.has(id)) since.set(id, now);
+          if (isAvailable && since.has(id)) {
+            gapMs = Math.max(gapMs, now - since.get(id)!);
+            since.delete(id);
+          }
+        }
+        const inFlight = (await coordination.list()).items.filter(
+          (m) => (m['status'] as { state?: string } | undefined)?.state !== 'CutoverCompleted',
+        ).length;
+        peakInFlight = Math.max(peakInFlight, inFlight);
+        if (inFlight === 0 && (await servedBy(toCluster)) === objects && (await servedBy(fromCluster)) === 0) break;
+        if (now - drainStart > 1_800_000) throw new Error(`drain at budget ${perProvider} not done after 30 min`);
+        await sleep(250);
+      }
+      for (const start of since.values()) gapMs = Math.max(gapMs, performance.now() - start);
+      const seconds = Math.round((performance.now() - drainStart) / 100) / 10;
+      drains.push({ perProvider, objects, seconds, peakInFlight, consumerGapMs: Math.round(gapMs) });
+      log(`drained ${objects} objects in ${seconds} s; peak ${peakInFlight} in flight; consumer-visible gap ${Math.round(gapMs)} ms`);
+      await world.acceptAPIs(from).mergePatch({ name: `certs-${from}` }, { spec: { draining: null } });
+      [from, to] = [to, from];
+    }
+  }
   for (const r of runners) await r.stop();
   await stopBroker();
 
@@ -505,6 +571,7 @@ try {
     migrationSeconds: Math.round(migrationMs / 100) / 10,
     cutoverMs: percentiles(cutover),
     consumerGapMs: Math.round(consumerGapMs),
+    drains,
     statusUpP99OverFloor: Math.round((percentiles(statusUp).p99 / percentiles(floorStatusUp).p99) * 100) / 100,
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
     rawCreatesPerSecond,
