@@ -47,6 +47,8 @@ const { values } = parseArgs({
     'heap-snapshot': { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
+    /** V8/Node flags for the broker process (e.g. "--max-semi-space-size=1"), to choose heap settings by measurement. */
+    'broker-node-flags': { type: 'string', default: '' },
   },
 });
 /** Per-provider migration budgets to drain a provider at, one drain each ("" for none). */
@@ -221,7 +223,10 @@ try {
     RB_LOG_FORMAT: 'json',
   };
   const snapshotDir = HEAP_SNAPSHOT ? await mkdtemp(join(tmpdir(), 'bench-heap-')) : undefined;
-  const nodeFlags = snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [];
+  const nodeFlags = [
+    ...(values['broker-node-flags'] ?? '').split(' ').filter(Boolean),
+    ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []),
+  ];
   const entry = await brokerEntry();
   const startBroker = async (extraEnv: Record<string, string> = {}): Promise<void> => {
     broker = spawn(process.execPath, [...nodeFlags, entry, 'run'], {
@@ -590,6 +595,7 @@ try {
     idleLeaseRenewalsPerMinute: Math.round((idleLeaseWrites / IDLE_SECONDS) * 60 * 10) / 10,
     idleWindowSeconds: IDLE_SECONDS,
     brokerBuild: values['from-source'] ? 'TypeScript source' : 'compiled (as shipped)',
+    brokerNodeFlags: values['broker-node-flags'] ?? '',
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };
   log(
