@@ -257,6 +257,7 @@ export class Broker {
 
   /** Stops taking work, lets in-flight reconciles finish, closes every watch. */
   async stop(): Promise<void> {
+    for (const { controller } of this.#syncControllers.values()) controller.stopSweeps();
     await this.#manager.stop();
     await this.#scope.end();
   }

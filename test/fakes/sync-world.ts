@@ -170,7 +170,14 @@ export class SyncWorld {
     provider: string,
     name: string,
     apiExportName: string,
-    options: { ready?: boolean; filters?: AcceptAPIFilter[]; capacity?: number; cordoned?: boolean; draining?: boolean } = {},
+    options: {
+      ready?: boolean;
+      filters?: AcceptAPIFilter[];
+      capacity?: number;
+      cordoned?: boolean;
+      draining?: boolean;
+      priority?: number;
+    } = {},
   ): AcceptAPI {
     const { ready: _ready, ...spec } = options;
     return this.api.put<AcceptAPI>(provider, ACCEPTAPI_GVR, {

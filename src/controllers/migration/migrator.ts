@@ -135,6 +135,9 @@ export class Migrator {
   readonly #specWritten = new RecentKeys({ capacity: 4096, ttlMs: 60_000 });
 
   constructor(options: MigratorOptions) {
+    // A tolerance of 0 would move objects back and forth between two providers one apart.
+    if (options.rebalance && !(Number.isInteger(options.rebalance.tolerance) && options.rebalance.tolerance >= 1))
+      throw new Error(`rebalance tolerance must be a whole number >= 1, not ${options.rebalance.tolerance}`);
     this.#o = options;
     this.#gvrKey = gvrString(options.gvr);
     this.#gvk = { group: options.gvr.group, version: options.gvr.version, kind: options.kind };
@@ -285,17 +288,24 @@ export class Migrator {
     return providerLoad - (loads.get(decision.winner.providerCluster) ?? 0) > policy.tolerance ? decision : undefined;
   }
 
-  /** Providers serving more than the tolerance above one that could take objects by rebalancing (the sweep's targets). */
-  overloadedProviders(): string[] {
+  /**
+   * AcceptAPIs (`acceptAPIKey`) whose provider serves more than the tolerance above another of the
+   * same priority that could take objects by rebalancing: the sweep's targets. (Whether each
+   * object passes the taker's filters is its own reconcile's question.)
+   */
+  overloadedAcceptAPIs(): Set<string> {
     const policy = this.#o.rebalance;
-    if (!policy) return [];
+    const overloaded = new Set<string>();
+    if (!policy) return overloaded;
     const load = this.#o.placer.load.projectedByProvider();
-    return [...load]
-      .filter(([provider, here]) => {
-        const least = this.#leastLoadedTaker(load, provider, undefined);
-        return least !== undefined && here - least > policy.tolerance;
-      })
-      .map(([provider]) => provider);
+    for (const acceptAPI of this.#o.acceptAPIs.store.list()) {
+      if (gvrString(acceptAPI.spec.gvr) !== this.#gvrKey) continue;
+      const provider = clusterOf(acceptAPI);
+      const least = this.#leastLoadedTaker(load, provider, acceptAPI.spec.priority ?? 0);
+      if (least !== undefined && (load.get(provider) ?? 0) - least > policy.tolerance)
+        overloaded.add(acceptAPIKey(provider, acceptAPI.metadata.name ?? ''));
+    }
+    return overloaded;
   }
 
   #now(): number {
@@ -335,7 +345,12 @@ export class Migrator {
     // Rebalancing is no complaint about where the object is: with nowhere that evens the load out
     // it stays, quietly, and does not wait for the budget either.
     let decision = reason.rebalance ? this.#rebalanceDecision(key, consumer['spec'], from, reason) : undefined;
-    if (reason.rebalance && !decision) return 'none';
+    if (reason.rebalance && !decision) {
+      // As with no reason at all: a refusal said earlier goes once no request is left.
+      if (assignment.status?.conditions?.some((c) => c.type === 'MoveRequested'))
+        await this.#setMoveCondition(assignment, undefined, signal);
+      return 'none';
+    }
     // The budget next: an object waiting for it costs no placement scan. Rebalancing is in no
     // hurry: it looks again later than a drain does.
     const waiting: StartOutcome = reason.rebalance ? 'deferred' : 'waiting';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SyncWorld } from '../../../test/fakes/sync-world.ts';
-import { MOVED_AT_ANNOTATION } from '../../apis/names.ts';
-import { ACCEPTAPI_GVR } from '../../apis/types.ts';
+import { COORD, SyncWorld } from '../../../test/fakes/sync-world.ts';
+import { MOVE_TO_ANNOTATION, MOVED_AT_ANNOTATION } from '../../apis/names.ts';
+import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, type Assignment } from '../../apis/types.ts';
 import { encodeKey } from '../../runtime/object-key.ts';
 import type { ObjectKey } from '../../runtime/object-key.ts';
 
@@ -136,6 +136,41 @@ describe('rebalancing (opt-in)', () => {
     expect(world.migrations()).toHaveLength(1);
     expect(results.slice(1, 3)).toEqual([{ requeueAfterMs: 15_000 }, { requeueAfterMs: 15_000 }]);
     expect(results.slice(3)).toEqual([undefined, undefined]);
+  });
+
+  it('wakes nothing for a fallback of lower priority: the sweep finds no AcceptAPI overloaded against one of its own priority', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE } });
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a', { priority: 1 });
+    world.provider = () => ({ status: 'Available' });
+    const keys = ['w1', 'w2', 'w3'].map((name) => world.createWidget('default', name, { size: 1 }));
+    for (const key of keys) await world.settle(key);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b');
+    expect(world.sync.rebalanceSweep()).toEqual([]);
+    await settleAll(world, keys);
+    expect(loads(world)).toEqual({ 'provider-a': 3 });
+  });
+
+  it('clears a refused move request once it is gone, with rebalancing on and nowhere better to go', async () => {
+    const world = new SyncWorld({ rebalance: { tolerance: 1, intervalMs: 10 * MINUTE } });
+    const [w0] = await onA(world, 3);
+    world.acceptAPI('provider-b', 'widgets-b', 'export-b', { filters: [{ key: 'size', valueIn: ['99'] }] });
+    const assignmentOf = (): Assignment => world.assignments().find((a) => a.spec.name === w0!.name)!;
+    const annotate = (annotations: Record<string, string>): void => {
+      const a = assignmentOf();
+      world.api.put<Assignment>(COORD, ASSIGNMENT_GVR, { ...a, metadata: { ...a.metadata, annotations } });
+    };
+    annotate({ [MOVE_TO_ANNOTATION]: 'widgets-b' });
+    await world.settle(w0!);
+    expect(assignmentOf().status?.conditions?.find((c) => c.type === 'MoveRequested')?.reason).toBe('Refused');
+    annotate({});
+    await world.settle(w0!);
+    expect(assignmentOf().status?.conditions?.some((c) => c.type === 'MoveRequested')).toBe(false);
+  });
+
+  it('refuses a tolerance below 1 (objects would go back and forth between two providers one apart)', () => {
+    expect(() => new SyncWorld({ rebalance: { tolerance: 0, intervalMs: MINUTE } })).toThrow(
+      'rebalance tolerance must be a whole number >= 1',
+    );
   });
 
   it('does not move objects to a cordoned or a full provider', async () => {

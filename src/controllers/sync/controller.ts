@@ -35,7 +35,7 @@ import { decodeKey, encodeKey, objectKeyOf, type ObjectKey } from '../../runtime
 import { WorkQueue, type ReconcileResult } from '../../runtime/workqueue.ts';
 import { rebalanceSettleMs, RETRY_AFTER_MS, type Migrator, type SyncSteps } from '../migration/migrator.ts';
 import type { Placer } from '../placement/assign.ts';
-import { describeCandidates } from '../placement/placement.ts';
+import { acceptAPIKey, describeCandidates } from '../placement/placement.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { contentHashOf } from '../related/digest.ts';
 import { mirrorRelated, type MirrorOwner, type MirrorTarget, type RelatedKind, type RelatedSource } from '../related/mirror.ts';
@@ -129,7 +129,9 @@ export class SyncController implements Controller, SyncSteps {
     this.#o = options;
     const policy = options.migrator.rebalancePolicy;
     if (policy) {
-      this.#rebalanceTimer = setInterval(() => this.rebalanceSweep(), Math.min(REBALANCE_SWEEP_MS, rebalanceSettleMs(policy) / 2));
+      // At least a second apart, whatever the interval: each sweep may wake thousands of objects.
+      const every = Math.max(1_000, Math.min(REBALANCE_SWEEP_MS, rebalanceSettleMs(policy) / 2));
+      this.#rebalanceTimer = setInterval(() => this.rebalanceSweep(), every);
       this.#rebalanceTimer.unref?.();
     }
     this.api = options.api;
@@ -236,9 +238,16 @@ export class SyncController implements Controller, SyncSteps {
   }
 
   /** Stops the queue and removes the handlers this resource added in staging workspaces. */
-  async stop(): Promise<void> {
+  /** Ends the rebalancing sweeps (the broker stopping; stop() does it too). */
+  stopSweeps(): void {
     clearInterval(this.#rebalanceTimer);
     clearTimeout(this.#sweepSoon);
+    this.#rebalanceTimer = undefined;
+    this.#sweepSoon = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopSweeps();
     await this.queue.shutdown();
     this.#o.staging.close?.();
   }
@@ -249,10 +258,14 @@ export class SyncController implements Controller, SyncSteps {
    * move completes, an object's interval ends, or a new provider has been Ready long enough.
    */
   rebalanceSweep(): string[] {
-    const overloaded = new Set(this.#o.migrator.overloadedProviders());
+    const overloaded = this.#o.migrator.overloadedAcceptAPIs();
     if (overloaded.size === 0) return [];
     const keys = this.#o.coordination.assignments.store
-      .list((a) => gvrString(a.spec.gvr) === gvrString(this.gvr) && overloaded.has(a.status?.providerCluster ?? ''))
+      .list(
+        (a) =>
+          gvrString(a.spec.gvr) === gvrString(this.gvr) &&
+          overloaded.has(acceptAPIKey(a.status?.providerCluster ?? '', a.status?.acceptAPIName ?? '')),
+      )
       .map((a) => encodeKey({ cluster: a.spec.consumerCluster, namespace: a.spec.namespace ?? '', name: a.spec.name }));
     for (const key of keys) this.queue.add(key);
     return keys;
@@ -260,7 +273,7 @@ export class SyncController implements Controller, SyncSteps {
 
   /** A sweep soon, once however many AcceptAPI events come together. */
   #requestRebalanceSweep(): void {
-    if (this.#sweepSoon) return;
+    if (this.#sweepSoon || !this.#rebalanceTimer) return;
     this.#sweepSoon = setTimeout(() => {
       this.#sweepSoon = undefined;
       this.rebalanceSweep();
