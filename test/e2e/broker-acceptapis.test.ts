@@ -65,9 +65,10 @@ describe('AcceptAPIs: filters, priority, spread, verification and invalid input'
     const assignment = await eventually(async () => {
       const a = await world.assignmentOf(consumer, 'dnszones', 'example-org');
       expect(a?.spec.providerCluster).toBe(p2.cluster);
+      // The decision is recorded in spec first and its reasons in status by the next write.
+      expect(a?.status?.placement?.reason).toContain('highest priority');
       return a!;
     });
-    expect(assignment.status?.placement?.reason).toContain('highest priority');
     const staging = await world.stagingClusterOf(consumer, 'dnszones', 'example-org');
     const copy = await eventually(() =>
       world
