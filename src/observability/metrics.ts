@@ -195,44 +195,43 @@ export class BrokerMetrics {
       },
     });
     // Drain, capacity and rebalance progress: what each AcceptAPI serves and what is moving out of it.
-    new Gauge({
-      name: 'resource_broker_acceptapi_objects',
-      help: 'Brokered objects by the AcceptAPI serving them (provider logical cluster and name).',
-      labelNames: ['provider', 'acceptapi'],
-      registers,
-      collect() {
-        this.reset();
-        const served = source.coordination().assignments.filter((a) => a.status?.providerCluster && a.status.acceptAPIName);
-        for (const [key, n] of sumBy(
-          served,
-          (a) => `${a.status!.providerCluster}/${a.status!.acceptAPIName}`,
-          () => 1,
-        )) {
-          const [provider, acceptapi] = key.split('/') as [string, string];
-          this.set({ provider, acceptapi }, n);
-        }
-      },
-    });
-    new Gauge({
-      name: 'resource_broker_acceptapi_migrations_out',
-      help: 'Migrations in flight (not yet cut over or failed) out of each AcceptAPI.',
-      labelNames: ['provider', 'acceptapi'],
-      registers,
-      collect() {
-        this.reset();
-        const moving = source
-          .coordination()
-          .migrations.filter((m) => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed');
-        for (const [key, n] of sumBy(
-          moving,
-          (m) => `${m.spec.from.providerCluster}/${m.spec.from.acceptAPIName}`,
-          () => 1,
-        )) {
-          const [provider, acceptapi] = key.split('/') as [string, string];
-          this.set({ provider, acceptapi }, n);
-        }
-      },
-    });
+    const perAcceptAPI = <T>(
+      name: string,
+      help: string,
+      itemsOf: () => T[],
+      servedBy: (item: T) => [provider: string, acceptapi: string],
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['provider', 'acceptapi'],
+        registers,
+        collect() {
+          this.reset();
+          // A logical cluster name has no '/', so the pair survives the join.
+          for (const [key, n] of sumBy(
+            itemsOf(),
+            (item) => servedBy(item).join('/'),
+            () => 1,
+          )) {
+            const [provider, acceptapi] = key.split('/') as [string, string];
+            this.set({ provider, acceptapi }, n);
+          }
+        },
+      });
+    };
+    perAcceptAPI(
+      'resource_broker_acceptapi_objects',
+      'Brokered objects by the AcceptAPI serving them (provider logical cluster and name).',
+      () => source.coordination().assignments.filter((a) => a.status?.providerCluster && a.status.acceptAPIName),
+      (a) => [a.status!.providerCluster!, a.status!.acceptAPIName!],
+    );
+    perAcceptAPI(
+      'resource_broker_acceptapi_migrations_out',
+      'Migrations in flight (not yet cut over or failed) out of each AcceptAPI.',
+      () => source.coordination().migrations.filter((m) => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed'),
+      (m) => [m.spec.from.providerCluster, m.spec.from.acceptAPIName],
+    );
     new Gauge({
       name: 'resource_broker_pending_objects',
       help: 'Consumer objects no provider serves yet (no Assignment): none accepts them, or placement is under way.',

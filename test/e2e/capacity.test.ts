@@ -12,19 +12,21 @@ import { kcpEnv } from '../harness/kcp-env.ts';
 const PER_PROVIDER = 5;
 
 /** Capacity, drain at the migration budget with no consumer ever losing Available, and single-object moves. */
+/** How many objects each AcceptAPI serves, by the Assignments (status once written, else the decision in spec). */
+const byAcceptAPI = (assignments: Assignment[]): Record<string, number> => {
+  const counts: Record<string, number> = {};
+  for (const a of assignments) {
+    const name = a.status?.acceptAPIName ?? a.spec.acceptAPIName;
+    counts[name] = (counts[name] ?? 0) + 1;
+  }
+  return counts;
+};
+
 describe('capacity and intent: providers declare capacity, platforms drain, every move make-before-break and paced', () => {
   let world: BrokerWorld;
   let consumer: ReadyWorkspace;
   let broker: BrokerProcess;
   const cli = (command: string, ...flags: string[]) => runCliFor(inject('kcp').kubeconfig, world.paths, command, ...flags);
-  const byAcceptAPI = (assignments: Assignment[]): Record<string, number> => {
-    const counts: Record<string, number> = {};
-    for (const a of assignments) {
-      const name = a.status?.acceptAPIName ?? a.spec.acceptAPIName;
-      counts[name] = (counts[name] ?? 0) + 1;
-    }
-    return counts;
-  };
 
   beforeAll(async () => {
     world = await BrokerWorld.create('capacity', (await kcpEnv()).endpoint);
@@ -203,14 +205,7 @@ describe('rebalancing onto a new provider (--rebalance)', () => {
       baseUrl: world.endpoint.workspaceUrl(world.paths.coordination),
       gvr: MIGRATION_GVR,
     });
-    const served = async (): Promise<Record<string, number>> => {
-      const counts: Record<string, number> = {};
-      for (const a of (await world.assignments().list()).items) {
-        const name = a.status?.acceptAPIName ?? a.spec.acceptAPIName;
-        counts[name] = (counts[name] ?? 0) + 1;
-      }
-      return counts;
-    };
+    const served = async (): Promise<Record<string, number>> => byAcceptAPI((await world.assignments().list()).items);
     expect(await served()).toEqual({ old: OBJECTS });
 
     await world.accept('new', 'new', { api: 'certificates' });

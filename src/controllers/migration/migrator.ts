@@ -143,11 +143,7 @@ export class Migrator {
     this.#gvk = { group: options.gvr.group, version: options.gvr.version, kind: options.kind };
   }
 
-  /** Whether rebalancing is on: then any AcceptAPI change may move objects served by others. */
-  get rebalancing(): boolean {
-    return this.#o.rebalance !== undefined;
-  }
-
+  /** Rebalancing's settings, when it is on: then any AcceptAPI change may move objects served by others. */
   get rebalancePolicy(): RebalancePolicy | undefined {
     return this.#o.rebalance;
   }

@@ -209,7 +209,7 @@ export class SyncController implements Controller, SyncSteps {
       // with rebalancing on, it may also take load off the others (a new provider, or more room).
       watchOf(acceptAPIs, (e) => {
         if (gvrString(e.object.spec.gvr) !== gvrString(this.gvr)) return [];
-        if (this.#o.migrator.rebalancing && mayTakeLoad(e)) this.#requestRebalanceSweep();
+        if (this.#o.migrator.rebalancePolicy && mayTakeLoad(e)) this.#requestRebalanceSweep();
         const served = coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '');
         return [...this.#unassigned(), ...served.map(keyOf)];
       }),
