@@ -19,6 +19,14 @@ export type AcceptAPIFilter = {
   expression?: string;
 };
 
+/** Beyond the Go project: what an AcceptAPI serves and what is moving off it, as the broker reports in its status. */
+export type AcceptAPILoad = {
+  /** Objects it serves (Assignments naming it in status). */
+  servedObjects: number;
+  /** Migrations in flight (not cut over or failed) moving objects off it. */
+  migrationsOut: number;
+};
+
 export type AcceptAPI = KubeObject & {
   spec: {
     gvr: GroupVersionResource;
@@ -39,7 +47,7 @@ export type AcceptAPI = KubeObject & {
     verificationWorkspace?: string;
     /** Beyond the Go project: its full workspace path. */
     verificationWorkspacePath?: string;
-  };
+  } & Partial<AcceptAPILoad>;
 };
 
 export type PlacementCandidate = {

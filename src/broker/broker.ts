@@ -24,7 +24,15 @@ import { APIBINDINGS, APIEXPORTS, type APIExportObject } from '../kcp-client-ts/
 import { Clients } from '../kcp-client-ts/clients.ts';
 import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { createKcpClient, unwrap, type APIExportEndpointSlice } from '../kcp-client-ts/typed-client.ts';
-import { apiVersionOf, CONFIGMAPS, gvrString, SECRETS, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
+import {
+  apiVersionOf,
+  CONFIGMAPS,
+  clusterOf,
+  gvrString,
+  SECRETS,
+  type GroupVersionResource,
+  type KubeObject,
+} from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
 import { type ShardSelector, Workspaces } from '../kcp-client-ts/workspaces.ts';
@@ -35,6 +43,8 @@ import type { Informer } from '../runtime/informer.ts';
 import { ClusterScopes, InformerScope } from '../runtime/informer-scope.ts';
 import { WorkQueue, type QueueEvent, type ReconcileResult } from '../runtime/workqueue.ts';
 
+/** How often AcceptAPI statuses are brought up to date with their load: the most it lags (and one write per AcceptAPI per period). */
+const ACCEPTAPI_LOAD_REPORT_MS = 15_000;
 const SLICES = { group: 'apis.kcp.io', version: 'v1alpha1', resource: 'apiexportendpointslices' };
 
 /** The virtual-workspace URLs an endpoint slice event lists (none once it is deleted). */
@@ -86,6 +96,7 @@ export class Broker {
   /** What each APIResourceSchema (by export workspace path, export and schema name) serves; schemas never change. */
   readonly #schemas = new Map<string, Omit<BrokeredApi, 'exportName'>>();
   #wiring: Wiring | undefined;
+  #acceptController: AcceptAPIController | undefined;
   /** The broker's own watches (coordination, endpoint slices, exports): while they cannot reach kcp, it is not ready. */
   #core: { readonly connected: boolean }[] = [];
 
@@ -192,8 +203,10 @@ export class Broker {
       verificationRoot: paths.verificationRoot,
       location: this.#options.locations?.verification,
       verificationScopes: new ClusterScopes(this.#scope.child('verification')),
+      load: { of: (a) => coordination.acceptAPILoad(clusterOf(a), a.metadata.name ?? ''), everyMs: ACCEPTAPI_LOAD_REPORT_MS },
       logger: logger.child({ controller: 'acceptapi' }),
     });
+    this.#acceptController = acceptController;
     const discovery: Controller = {
       name: 'discovery',
       queue: new WorkQueue({ name: 'discovery', reconcile: (key, s) => this.#discover(slices, key, s), concurrency: 1, logger }),
@@ -258,6 +271,7 @@ export class Broker {
   /** Stops taking work, lets in-flight reconciles finish, closes every watch. */
   async stop(): Promise<void> {
     for (const { controller } of this.#syncControllers.values()) controller.stopSweeps();
+    this.#acceptController?.stopLoadReports();
     await this.#manager.stop();
     await this.#scope.end();
   }

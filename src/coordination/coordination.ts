@@ -5,6 +5,7 @@ import {
   MIGRATION_GVR,
   MIGRATIONCONFIGURATION_GVR,
   STAGINGWORKSPACE_GVR,
+  type AcceptAPILoad,
   type Assignment,
   type Migration,
   type MigrationConfiguration,
@@ -35,6 +36,9 @@ export type CoordinationKind<T extends Assignment | StagingWorkspace | Migration
  * over caches, plus the clients that write them. Built over stores and clients rather than
  * informers, so reconciler unit tests hand in in-memory ones.
  */
+/** Whether a Migration is still moving its object: neither cut over nor failed. */
+export const migrationInFlight = (m: Migration): boolean => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed';
+
 export class Coordination {
   readonly cluster: string;
   readonly assignments: CoordinationKind<Assignment>;
@@ -104,6 +108,16 @@ export class Coordination {
   /** Assignments served by one AcceptAPI (`providerCluster`, `name`). */
   assignmentsServedBy(providerCluster: string, acceptAPIName: string): Assignment[] {
     return this.assignments.store.byIndex(ASSIGNMENT_BY_ACCEPTAPI, `${providerCluster}/${acceptAPIName}`);
+  }
+
+  /** What one AcceptAPI serves, and how many migrations move objects off it now (its status reports both). */
+  acceptAPILoad(providerCluster: string, acceptAPIName: string): AcceptAPILoad {
+    return {
+      servedObjects: this.assignmentsServedBy(providerCluster, acceptAPIName).length,
+      migrationsOut: this.migrations.store.list(
+        (m) => migrationInFlight(m) && m.spec.from.providerCluster === providerCluster && m.spec.from.acceptAPIName === acceptAPIName,
+      ).length,
+    };
   }
 
   /** Migrations holding the staging workspace (as origin, or as a destination not rolled back). */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
+import { migrationInFlight } from '../coordination/coordination.ts';
 import type { InformerScope, InformerStats } from '../runtime/informer-scope.ts';
 import type { QueueEvent, WorkQueue } from '../runtime/workqueue.ts';
 
@@ -229,7 +230,7 @@ export class BrokerMetrics {
     perAcceptAPI(
       'resource_broker_acceptapi_migrations_out',
       'Migrations in flight (not yet cut over or failed) out of each AcceptAPI.',
-      () => source.coordination().migrations.filter((m) => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed'),
+      () => source.coordination().migrations.filter(migrationInFlight),
       (m) => [m.spec.from.providerCluster, m.spec.from.acceptAPIName],
     );
     new Gauge({

@@ -1,7 +1,7 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
 import { APIEXPORT_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
-import { ACCEPTAPI_GVR, type AcceptAPI, type Condition } from '../../apis/types.ts';
+import { ACCEPTAPI_GVR, type AcceptAPI, type AcceptAPILoad, type Condition } from '../../apis/types.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { GroupVersionResource, KubeObject } from '../../kcp-client-ts/types.ts';
 import { silentLogger } from '../../logging.ts';
@@ -44,8 +44,11 @@ class World {
   readonly gates: { list?: () => Promise<void>; get?: () => Promise<void>; delete?: () => Promise<void> } = {};
   readonly controller: AcceptAPIController;
 
+  /** The load each AcceptAPI reports, as the test sets it (by name). */
+  readonly loads = new Map<string, AcceptAPILoad>();
+
   constructor() {
-    const { api, gates } = this;
+    const { api, gates, loads } = this;
     const workspaceClient = () => api.client<WorkspaceObject>(ROOT, WORKSPACES);
     // Only what the controller uses before a workspace is Ready: the list of verification workspaces.
     const clients = {
@@ -81,6 +84,7 @@ class World {
       clients,
       verificationRoot: ROOT,
       verificationScopes: new ClusterScopes(new InformerScope({ name: 'verification' })),
+      load: { of: (a) => loads.get(a.metadata.name ?? '') ?? { servedObjects: 0, migrationsOut: 0 }, everyMs: 3_600_000 },
       logger: silentLogger(),
     });
   }
@@ -233,5 +237,78 @@ describe('AcceptAPIController: naming the export', () => {
     });
     expect(world.api.log({ resource: 'workspaces' })).toEqual([]);
     expect(world.acceptAPI('nameless')?.status?.verificationWorkspace).toBeUndefined();
+  });
+});
+
+describe('AcceptAPIController: the load in status (beyond the Go project)', () => {
+  let world: World;
+  beforeEach(() => {
+    world = new World();
+    world.controller.queue.start();
+  });
+  afterEach(async () => {
+    world.controller.stopLoadReports();
+    await world.controller.queue.shutdown();
+  });
+  const statusWrites = () => world.api.log({ resource: 'acceptapis' });
+
+  it('writes the load when it differs from the status, once, and nothing while it stays', async () => {
+    world.accept('certs', { apiExportName: 'certificates' });
+    world.loads.set('certs', { servedObjects: 7, migrationsOut: 2 });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(world.acceptAPI('certs')?.status).toMatchObject({ servedObjects: 7, migrationsOut: 2 });
+    expect(statusWrites()).toHaveLength(1);
+
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(statusWrites()).toHaveLength(1);
+
+    world.loads.set('certs', { servedObjects: 9, migrationsOut: 0 });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(world.acceptAPI('certs')?.status).toMatchObject({ servedObjects: 9, migrationsOut: 0 });
+    expect(statusWrites()).toHaveLength(2);
+  });
+
+  it('keeps the reported load through a verdict write, and the verdict through a load write', async () => {
+    world.accept('nameless', {});
+    world.loads.set('nameless', { servedObjects: 3, migrationsOut: 1 });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    await world.reconcile('nameless');
+    expect(world.acceptAPI('nameless')?.status).toMatchObject({ servedObjects: 3, migrationsOut: 1 });
+    expect(world.condition('nameless', 'Ready')).toMatchObject({ status: 'False', reason: 'MissingAPIExportName' });
+
+    world.loads.set('nameless', { servedObjects: 4, migrationsOut: 0 });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(world.acceptAPI('nameless')?.status).toMatchObject({ servedObjects: 4, migrationsOut: 0 });
+    expect(world.condition('nameless', 'Ready')).toMatchObject({ status: 'False', reason: 'MissingAPIExportName' });
+  });
+
+  it('does not reconcile an AcceptAPI again for its own load write, but does for any other change', () => {
+    world.accept('certs', { apiExportName: 'certificates' });
+    const old = world.acceptAPI('certs')!;
+    const [watch] = world.controller.watches();
+    const loadOnly = { ...old, metadata: { ...old.metadata, resourceVersion: '99' }, status: { servedObjects: 5, migrationsOut: 0 } };
+    expect([...watch!.toKeys({ type: 'updated', old, object: loadOnly } as never)]).toEqual([]);
+    const respecced = { ...loadOnly, spec: { ...old.spec, priority: 2 } };
+    expect([...watch!.toKeys({ type: 'updated', old, object: respecced } as never)]).toHaveLength(1);
+    const relabelled = { ...loadOnly, metadata: { ...loadOnly.metadata, labels: { team: 'b' } } };
+    expect([...watch!.toKeys({ type: 'updated', old, object: relabelled } as never)]).toHaveLength(1);
+  });
+
+  it('reports nothing for an AcceptAPI being deleted', async () => {
+    world.accept('certs', { apiExportName: 'certificates' });
+    const a = world.acceptAPI('certs')!;
+    world.api.put<AcceptAPI>(PROVIDER, ACCEPTAPI_GVR, {
+      ...a,
+      metadata: { ...a.metadata, deletionTimestamp: '2026-01-01T00:00:00Z', finalizers: ['x'] },
+    });
+    world.loads.set('certs', { servedObjects: 1, migrationsOut: 0 });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(statusWrites()).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
+import { onlyLoadChanged, reportedLoad } from '../../apis/acceptapi-load.ts';
 import { setCondition } from '../../apis/conditions.ts';
 import { APIEXPORT_NAME_ANNOTATION, apiExportNameOf, MANAGED_BY_LABEL, MANAGER, verificationWorkspaceName } from '../../apis/names.ts';
-import type { AcceptAPI, Condition } from '../../apis/types.ts';
+import type { AcceptAPI, AcceptAPILoad, Condition } from '../../apis/types.ts';
 import { APIBINDINGS, apiBindingTo, type APIBindingObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../../kcp-client-ts/errors.ts';
@@ -21,6 +22,12 @@ export const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', versi
 
 /** The key of the garbage collection of verification workspaces, on the same queue. */
 export const VERIFICATION_GC_KEY = '__verification-gc__';
+
+/**
+ * The queue key of an AcceptAPI's load report: its object key and this suffix (decodeKey reads the
+ * first three parts, so fairness still groups it by the provider's cluster).
+ */
+const LOAD_KEY_SUFFIX = '|load';
 
 /** Condition on an AcceptAPI that names its export only by the standalone generation's annotation. */
 const DEPRECATED = 'Deprecated';
@@ -51,6 +58,11 @@ export type AcceptAPIControllerOptions = {
   location?: ShardSelector | undefined;
   /** What is watched inside each verification workspace: ended when the workspace is released. */
   verificationScopes: ClusterScopes;
+  /**
+   * The load each AcceptAPI reports in its status (beyond the Go project), and how often it is
+   * compared: one status write per AcceptAPI per period at most, none while nothing changes.
+   */
+  load?: { of: (acceptAPI: AcceptAPI) => AcceptAPILoad; everyMs: number };
   logger: Logger;
 };
 
@@ -70,6 +82,7 @@ export class AcceptAPIController implements Controller {
   readonly #watchedBindings = new Set<string>();
   /** Verification workspaces in use by a reconcile, or being deleted by the clean-up. */
   readonly #holds = new WorkspaceHolds();
+  #loadTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: AcceptAPIControllerOptions) {
     this.#o = options;
@@ -85,14 +98,38 @@ export class AcceptAPIController implements Controller {
       logger: this.#logger,
     });
     options.verificationScopes.onEnded((cluster) => this.#watchedBindings.delete(cluster));
+    if (options.load) {
+      // Load changes with every placement: reported on a timer, not per change, so a burst of
+      // placements costs each AcceptAPI one status write per period.
+      this.#loadTimer = setInterval(() => this.reportLoads(), options.load.everyMs);
+      this.#loadTimer.unref?.();
+    }
   }
 
   watches(): Watch[] {
-    return [watchOf(this.#informer, (e) => [encodeKey(objectKeyOf(e.object))])];
+    // An update of the reported load alone (this controller's own write) changes no verdict.
+    return [
+      watchOf(this.#informer, (e) => (e.type === 'updated' && onlyLoadChanged(e.old, e.object) ? [] : [encodeKey(objectKeyOf(e.object))])),
+    ];
+  }
+
+  /** Queues a load report for every AcceptAPI whose status does not show its load now. */
+  reportLoads(): void {
+    const load = this.#o.load;
+    if (!load) return;
+    for (const a of this.#informer.store.list((a) => !a.metadata.deletionTimestamp))
+      if (!isDeepStrictEqual(reportedLoad(a), load.of(a))) this.queue.add(`${encodeKey(objectKeyOf(a))}${LOAD_KEY_SUFFIX}`);
+  }
+
+  /** Ends the load reports (the broker stopping). */
+  stopLoadReports(): void {
+    clearInterval(this.#loadTimer);
+    this.#loadTimer = undefined;
   }
 
   async reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
     if (keyText === VERIFICATION_GC_KEY) return this.#collectGarbage(signal);
+    if (keyText.endsWith(LOAD_KEY_SUFFIX)) return this.#writeLoad(keyText, signal);
     const key = decodeKey(keyText);
     const acceptAPI = this.#informer.store.get(key);
     if (!acceptAPI) {
@@ -274,6 +311,8 @@ export class AcceptAPIController implements Controller {
     const status = {
       ...(verification ? { verificationWorkspace: verification.name, verificationWorkspacePath: verification.path } : {}),
       conditions: next,
+      // The load is written by its own report only (#writeLoad), or verdicts would write it on every change.
+      ...reportedLoad(acceptAPI),
     };
     if (isDeepStrictEqual(status, acceptAPI.status)) return;
     try {
@@ -281,6 +320,21 @@ export class AcceptAPIController implements Controller {
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
     }
+  }
+
+  /** Writes the AcceptAPI's load into its status, when it differs from what the status shows. */
+  async #writeLoad(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const acceptAPI = this.#informer.store.get(decodeKey(keyText));
+    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp || !this.#o.load) return;
+    const load = this.#o.load.of(acceptAPI);
+    if (isDeepStrictEqual(reportedLoad(acceptAPI), load)) return;
+    try {
+      await this.#o.acceptAPIClient(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status: { ...acceptAPI.status, ...load } }, signal);
+    } catch (err) {
+      // Changed or gone meanwhile: the next report compares again.
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+    return undefined;
   }
 
   /** The verification workspaces current, valid AcceptAPIs name, as cached now. */

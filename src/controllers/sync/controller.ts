@@ -1,6 +1,7 @@
 // Over 350 lines on purpose: the SyncController is one reconciler, and the SyncSteps the
 // Migrator drives (copyIn, syncDown, syncUp, relatedSources, removeCopy) are its own steady-state
 // steps; the finalizer, placement, related mirroring and the migration lifecycle are elsewhere.
+import { onlyLoadChanged } from '../../apis/acceptapi-load.ts';
 import { conditionTrue, setCondition } from '../../apis/conditions.ts';
 import { assignmentName, FINALIZER, MANAGED_BY_LABEL, MANAGER, OWNER_LABEL, relatedOwnerOf } from '../../apis/names.ts';
 import { isDeepStrictEqual } from 'node:util';
@@ -209,6 +210,8 @@ export class SyncController implements Controller, SyncSteps {
       // with rebalancing on, it may also take load off the others (a new provider, or more room).
       watchOf(acceptAPIs, (e) => {
         if (gvrString(e.object.spec.gvr) !== gvrString(this.gvr)) return [];
+        // The broker's own load report: nothing placement reads changed.
+        if (e.type === 'updated' && onlyLoadChanged(e.old, e.object)) return [];
         if (this.#o.migrator.rebalancePolicy && mayTakeLoad(e)) this.#requestRebalanceSweep();
         const served = coordination.assignmentsServedBy(clusterOf(e.object), e.object.metadata.name ?? '');
         return [...this.#unassigned(), ...served.map(keyOf)];
