@@ -366,8 +366,13 @@ try {
   const idleLeaseWrites = writesAfter.lease - writesBefore.lease;
   const running = broker!;
   const rss = readFileSync(`/proc/${running.pid}/status`, 'utf8');
-  const rssMiB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
-  const peakRssMiB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(rss)?.[1] ?? 0) / 1024);
+  const statusMiB = (field: string): number => Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(rss)?.[1] ?? 0) / 1024);
+  const rssMiB = statusMiB('VmRSS');
+  const peakRssMiB = statusMiB('VmHWM');
+  // Anonymous memory is the broker's own (heaps, buffers); file-backed is the node binary's pages
+  // it has touched: shared, clean, and dropped by the kernel first under pressure.
+  const rssAnonMiB = statusMiB('RssAnon');
+  const rssFileMiB = statusMiB('RssFile');
   if (HEAP_SNAPSHOT && snapshotDir) {
     running.kill('SIGUSR2');
     const file = await eventually(
@@ -583,6 +588,8 @@ try {
     throughputOverRawCreates: Math.round((N / (allAvailableMs / 1000) / rawCreatesPerSecond) * 100) / 100,
     requestsPerObject,
     rssMiB,
+    rssAnonMiB,
+    rssFileMiB,
     peakRssMiB,
     heapUsedMiB: atRest.heapUsedMiB,
     externalMiB: atRest.externalMiB,

@@ -3,9 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
-import { uninstall } from '../broker/uninstall.ts';
-import { explain, formatExplanation } from './explain.ts';
-import { bootstrap } from '../broker/bootstrap.ts';
 import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { serverAccess } from '../kcp-client-ts/workspace-access.ts';
 import { createLogger, type Logger } from '../logging.ts';
@@ -17,7 +14,6 @@ import { LeaseLock } from '../leader/lease-lock.ts';
 import { BrokerMetrics } from '../observability/metrics.ts';
 import { startProbeServer } from '../observability/server.ts';
 import { COMMANDS, commonSettings, explainSettings, parseFlags, requiredFlag, runSettings, usage, UsageError } from './flags.ts';
-import { changeAcceptAPI, requestMove } from './operations.ts';
 
 /**
  * Test mode (RB_TEST_EXIT_AFTER_WRITES=N): the process exits, as if killed, right after the
@@ -120,7 +116,10 @@ export const main = async (argv: string[]): Promise<number> => {
   const { paths } = settings;
   const servers: Server[] = [];
   try {
+    // The one-shot commands load their modules when run: `run` never holds their code (nor the
+    // YAML parser bootstrap needs) in memory.
     if (explained) {
+      const { explain, formatExplanation } = await import('./explain.ts');
       const explanation = await explain({
         endpoint,
         paths,
@@ -133,6 +132,7 @@ export const main = async (argv: string[]): Promise<number> => {
       return 0;
     }
     if (command === 'cordon' || command === 'uncordon' || command === 'drain') {
+      const { changeAcceptAPI } = await import('./operations.ts');
       console.log(await changeAcceptAPI(endpoint, command, requiredFlag(values, 'workspace'), requiredFlag(values, 'acceptapi')));
       return 0;
     }
@@ -144,12 +144,14 @@ export const main = async (argv: string[]): Promise<number> => {
         name: requiredFlag(values, 'name'),
         to: requiredFlag(values, 'to'),
       };
+      const { requestMove } = await import('./operations.ts');
       console.log(await requestMove(endpoint, paths, target));
       return 0;
     }
     if (command === 'uninstall') {
       const dryRun = values['dry-run'] === true;
       const purge = values['purge'] === true;
+      const { uninstall } = await import('../broker/uninstall.ts');
       const done = await uninstall({ endpoint, paths, purge, dryRun, logger, report: (line) => console.log(line) });
       console.log(
         `${dryRun ? 'dry run: would remove' : 'removed'} ${done.finalizersRemoved} finalizers` +
@@ -162,6 +164,7 @@ export const main = async (argv: string[]): Promise<number> => {
       return 1;
     }
     if (!run) {
+      const { bootstrap } = await import('../broker/bootstrap.ts');
       await bootstrap({ endpoint, paths, logger, examples: values['examples'] === true });
       logger.info({ home: paths.home }, 'bootstrap complete');
       return 0;
