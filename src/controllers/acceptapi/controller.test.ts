@@ -287,6 +287,23 @@ describe('AcceptAPIController: the load in status (beyond the Go project)', () =
     expect(world.condition('nameless', 'Ready')).toMatchObject({ status: 'False', reason: 'MissingAPIExportName' });
   });
 
+  it('writes a verdict again when its write lost the race to a load report (whose event wakes nothing)', async () => {
+    world.accept('nameless', {});
+    world.loads.set('nameless', { servedObjects: 2, migrationsOut: 0 });
+    // The load report lands, but the cache has not seen it when the verdict is written: a conflict.
+    world.api.lagging = true;
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    await world.reconcile('nameless');
+    expect(world.condition('nameless', 'Ready')).toBeUndefined();
+    world.api.flush();
+    world.api.lagging = false;
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    await world.controller.queue.idle();
+    expect(world.condition('nameless', 'Ready')).toMatchObject({ status: 'False', reason: 'MissingAPIExportName' });
+    expect(world.acceptAPI('nameless')?.status).toMatchObject({ servedObjects: 2, migrationsOut: 0 });
+  });
+
   it('does not reconcile an AcceptAPI again for its own load write, but does for any other change', () => {
     world.accept('certs', { apiExportName: 'certificates' });
     const old = world.acceptAPI('certs')!;

@@ -29,6 +29,9 @@ export const VERIFICATION_GC_KEY = '__verification-gc__';
  */
 const LOAD_KEY_SUFFIX = '|load';
 
+/** When a verdict whose write met a conflict is written again. */
+const CONFLICT_RETRY_MS = 1_000;
+
 /** Condition on an AcceptAPI that names its export only by the standalone generation's annotation. */
 const DEPRECATED = 'Deprecated';
 
@@ -318,7 +321,11 @@ export class AcceptAPIController implements Controller {
     try {
       await this.#o.acceptAPIClient(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status }, signal);
     } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
+      if (isNotFound(err)) return;
+      if (!isConflict(err)) throw err;
+      // Usually a load report won the race: its event wakes no reconcile (onlyLoadChanged), so the
+      // verdict is written again once the cache has that version.
+      this.queue.addAfter(encodeKey(objectKeyOf(acceptAPI)), CONFLICT_RETRY_MS);
     }
   }
 
