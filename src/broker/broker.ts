@@ -203,7 +203,11 @@ export class Broker {
       verificationRoot: paths.verificationRoot,
       location: this.#options.locations?.verification,
       verificationScopes: new ClusterScopes(this.#scope.child('verification')),
-      load: { of: (a) => coordination.acceptAPILoad(clusterOf(a), a.metadata.name ?? ''), everyMs: ACCEPTAPI_LOAD_REPORT_MS },
+      load: {
+        of: (a) => coordination.acceptAPILoad(clusterOf(a), a.metadata.name ?? ''),
+        known: () => Object.values(coordinationInformers).every((i) => i.synced),
+        everyMs: ACCEPTAPI_LOAD_REPORT_MS,
+      },
       logger: logger.child({ controller: 'acceptapi' }),
     });
     this.#acceptController = acceptController;

@@ -21,6 +21,7 @@ import type { ObjectStore } from '../runtime/store.ts';
 const ASSIGNMENT_BY_STAGING = 'stagingWorkspace';
 const ASSIGNMENT_BY_ACCEPTAPI = 'acceptAPI';
 const MIGRATION_BY_STAGING = 'stagingWorkspace';
+const MIGRATION_IN_FLIGHT_OUT_OF = 'inFlightOutOf';
 const STAGING_BY_CLUSTER = 'cluster';
 const ASSIGNMENT_BY_RELATED_OWNER = 'relatedOwner';
 
@@ -30,15 +31,15 @@ export type CoordinationKind<T extends Assignment | StagingWorkspace | Migration
   client: ObjectClient<T>;
 };
 
+/** Whether a Migration is still moving its object: neither cut over nor failed. */
+export const migrationInFlight = (m: Migration): boolean => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed';
+
 /**
  * The broker's own records in the coordination workspace (Assignments, StagingWorkspaces,
  * Migrations, MigrationConfigurations): lookups by name and by the indexes controllers need,
  * over caches, plus the clients that write them. Built over stores and clients rather than
  * informers, so reconciler unit tests hand in in-memory ones.
  */
-/** Whether a Migration is still moving its object: neither cut over nor failed. */
-export const migrationInFlight = (m: Migration): boolean => m.status?.state !== 'CutoverCompleted' && m.status?.state !== 'Failed';
-
 export class Coordination {
   readonly cluster: string;
   readonly assignments: CoordinationKind<Assignment>;
@@ -67,6 +68,9 @@ export class Coordination {
     ]);
     this.stagingWorkspaces.store.addIndex(STAGING_BY_CLUSTER, (w) => (w.status?.clusterName ? [w.status.clusterName] : []));
     // A rolled-back migration no longer holds its destination.
+    this.migrations.store.addIndex(MIGRATION_IN_FLIGHT_OUT_OF, (m) =>
+      migrationInFlight(m) ? [`${m.spec.from.providerCluster}/${m.spec.from.acceptAPIName}`] : [],
+    );
     this.migrations.store.addIndex(MIGRATION_BY_STAGING, (m) =>
       m.status?.state === 'Failed' && conditionTrue(m.status.conditions, 'RolledBack')
         ? [m.spec.fromStagingWorkspace]
@@ -114,9 +118,7 @@ export class Coordination {
   acceptAPILoad(providerCluster: string, acceptAPIName: string): AcceptAPILoad {
     return {
       servedObjects: this.assignmentsServedBy(providerCluster, acceptAPIName).length,
-      migrationsOut: this.migrations.store.list(
-        (m) => migrationInFlight(m) && m.spec.from.providerCluster === providerCluster && m.spec.from.acceptAPIName === acceptAPIName,
-      ).length,
+      migrationsOut: this.migrations.store.byIndex(MIGRATION_IN_FLIGHT_OUT_OF, `${providerCluster}/${acceptAPIName}`).length,
     };
   }
 

@@ -117,18 +117,15 @@ describe('capacity and intent: providers declare capacity, platforms drain, ever
       gvr: MIGRATION_GVR,
     });
     let peak = 0;
-    let reportedPeak = 0;
     const unavailable: string[] = [];
     const deadline = Date.now() + 600_000;
     for (;;) {
-      const [inFlight, all, assignments, one] = await Promise.all([
+      const [inFlight, all, assignments] = await Promise.all([
         migrations.list(),
         certs.list({ namespace: 'default' }),
         world.assignments().list(),
-        world.acceptAPIs('one').get({ name: 'one' }),
       ]);
       peak = Math.max(peak, inFlight.items.filter((m) => m.status?.state !== 'CutoverCompleted').length);
-      reportedPeak = Math.max(reportedPeak, one.status?.migrationsOut ?? 0);
       for (const c of all.items as KubeObject[]) if (statusOf(c) !== 'Available') unavailable.push(`${c.metadata.name}: ${statusOf(c)}`);
       if (byAcceptAPI(assignments.items)['two'] === 54 && inFlight.items.length === 0) break;
       if (Date.now() > deadline) throw new Error(`drain not done: ${JSON.stringify(byAcceptAPI(assignments.items))}`);
@@ -139,7 +136,6 @@ describe('capacity and intent: providers declare capacity, platforms drain, ever
     expect(unavailable).toEqual([]);
     expect(world.runner('one', 'certificates').objects()).toEqual([]);
     // The AcceptAPIs' status catches up with the load within the broker's report period (15 s).
-    expect(reportedPeak).toBeLessThanOrEqual(PER_PROVIDER);
     await eventually(
       async () => {
         expect((await world.acceptAPIs('one').get({ name: 'one' })).status).toMatchObject({ servedObjects: 0, migrationsOut: 0 });

@@ -46,9 +46,22 @@ class World {
 
   /** The load each AcceptAPI reports, as the test sets it (by name). */
   readonly loads = new Map<string, AcceptAPILoad>();
+  /** Whether the coordination caches have synced (the counts are known). */
+  known = true;
+  /** When true, the server prunes the load fields (an export on the v1alpha1-4 schema). */
+  oldSchema = false;
 
   constructor() {
     const { api, gates, loads } = this;
+    const acceptAPIClient = (cluster: string) => {
+      const client = api.client<AcceptAPI>(cluster, ACCEPTAPI_GVR);
+      const mergePatch: typeof client.mergePatch = async (target, patch, signal) => {
+        if (!this.oldSchema) return client.mergePatch(target, patch, signal);
+        const { servedObjects: _s, migrationsOut: _m, ...status } = (patch as { status: Record<string, unknown> }).status;
+        return client.mergePatch(target, { status }, signal);
+      };
+      return { ...client, mergePatch };
+    };
     const workspaceClient = () => api.client<WorkspaceObject>(ROOT, WORKSPACES);
     // Only what the controller uses before a workspace is Ready: the list of verification workspaces.
     const clients = {
@@ -63,7 +76,7 @@ class World {
     } as unknown as Pick<Clients, 'inWorkspace'>;
     this.controller = new AcceptAPIController({
       acceptAPIs: api.informer<AcceptAPI>(ACCEPTAPI_GVR),
-      acceptAPIClient: (cluster) => api.client<AcceptAPI>(cluster, ACCEPTAPI_GVR),
+      acceptAPIClient,
       workspaces: {
         get: async (_parent, name) => {
           await gates.get?.();
@@ -84,7 +97,11 @@ class World {
       clients,
       verificationRoot: ROOT,
       verificationScopes: new ClusterScopes(new InformerScope({ name: 'verification' })),
-      load: { of: (a) => loads.get(a.metadata.name ?? '') ?? { servedObjects: 0, migrationsOut: 0 }, everyMs: 3_600_000 },
+      load: {
+        of: (a) => loads.get(a.metadata.name ?? '') ?? { servedObjects: 0, migrationsOut: 0 },
+        known: () => this.known,
+        everyMs: 3_600_000,
+      },
       logger: silentLogger(),
     });
   }
@@ -314,6 +331,37 @@ describe('AcceptAPIController: the load in status (beyond the Go project)', () =
     expect([...watch!.toKeys({ type: 'updated', old, object: respecced } as never)]).toHaveLength(1);
     const relabelled = { ...loadOnly, metadata: { ...loadOnly.metadata, labels: { team: 'b' } } };
     expect([...watch!.toKeys({ type: 'updated', old, object: relabelled } as never)]).toHaveLength(1);
+  });
+
+  it('reports nothing before the counts are known (coordination caches still filling)', async () => {
+    world.accept('certs', { apiExportName: 'certificates' });
+    world.known = false;
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(statusWrites()).toEqual([]);
+  });
+
+  it('verifies an AcceptAPI named "load", whose key is no load report', async () => {
+    world.accept('load', {});
+    await world.reconcile('load');
+    expect(world.condition('load', 'Ready')).toMatchObject({ status: 'False', reason: 'MissingAPIExportName' });
+  });
+
+  it('stops reporting to an AcceptAPI whose schema drops the fields, until the object changes', async () => {
+    world.oldSchema = true;
+    world.accept('certs', { apiExportName: 'certificates' });
+    world.loads.set('certs', { servedObjects: 2, migrationsOut: 0 });
+    for (let i = 0; i < 3; i++) {
+      world.controller.reportLoads();
+      await world.controller.queue.idle();
+    }
+    expect(statusWrites()).toHaveLength(1);
+    // The platform applies the new schema; the next change of the object lets the report try again.
+    world.oldSchema = false;
+    world.accept('certs', { apiExportName: 'certificates', annotation: 'certificates' });
+    world.controller.reportLoads();
+    await world.controller.queue.idle();
+    expect(world.acceptAPI('certs')?.status).toMatchObject({ servedObjects: 2, migrationsOut: 0 });
   });
 
   it('reports nothing for an AcceptAPI being deleted', async () => {

@@ -24,10 +24,12 @@ export const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', versi
 export const VERIFICATION_GC_KEY = '__verification-gc__';
 
 /**
- * The queue key of an AcceptAPI's load report: its object key and this suffix (decodeKey reads the
- * first three parts, so fairness still groups it by the provider's cluster).
+ * The queue key of an AcceptAPI's load report: its object key and a fourth part (no object key has
+ * one, whatever the AcceptAPI's name; decodeKey reads the first three, so fairness still groups it
+ * by the provider's cluster).
  */
-const LOAD_KEY_SUFFIX = '|load';
+const loadKeyOf = (acceptAPI: AcceptAPI): string => `${encodeKey(objectKeyOf(acceptAPI))}|load`;
+const isLoadKey = (keyText: string): boolean => keyText.split('|').length === 4;
 
 /** When a verdict whose write met a conflict is written again. */
 const CONFLICT_RETRY_MS = 1_000;
@@ -65,7 +67,12 @@ export type AcceptAPIControllerOptions = {
    * The load each AcceptAPI reports in its status (beyond the Go project), and how often it is
    * compared: one status write per AcceptAPI per period at most, none while nothing changes.
    */
-  load?: { of: (acceptAPI: AcceptAPI) => AcceptAPILoad; everyMs: number };
+  load?: {
+    of: (acceptAPI: AcceptAPI) => AcceptAPILoad;
+    /** Whether the counts are known (the coordination caches have synced): none is reported before. */
+    known: () => boolean;
+    everyMs: number;
+  };
   logger: Logger;
 };
 
@@ -86,6 +93,11 @@ export class AcceptAPIController implements Controller {
   /** Verification workspaces in use by a reconcile, or being deleted by the clean-up. */
   readonly #holds = new WorkspaceHolds();
   #loadTimer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * AcceptAPIs whose status dropped the load fields (an export still on a schema without them), by
+   * key, with the resourceVersion then: not reported again until the object changes.
+   */
+  readonly #loadDropped = new Map<string, string | undefined>();
 
   constructor(options: AcceptAPIControllerOptions) {
     this.#o = options;
@@ -119,9 +131,9 @@ export class AcceptAPIController implements Controller {
   /** Queues a load report for every AcceptAPI whose status does not show its load now. */
   reportLoads(): void {
     const load = this.#o.load;
-    if (!load) return;
-    for (const a of this.#informer.store.list((a) => !a.metadata.deletionTimestamp))
-      if (!isDeepStrictEqual(reportedLoad(a), load.of(a))) this.queue.add(`${encodeKey(objectKeyOf(a))}${LOAD_KEY_SUFFIX}`);
+    if (!load?.known()) return;
+    for (const a of this.#informer.store.list((a) => !a.metadata.deletionTimestamp && !this.#loadDroppedFrom(a)))
+      if (!isDeepStrictEqual(reportedLoad(a), load.of(a))) this.queue.add(loadKeyOf(a));
   }
 
   /** Ends the load reports (the broker stopping). */
@@ -132,11 +144,12 @@ export class AcceptAPIController implements Controller {
 
   async reconcile(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
     if (keyText === VERIFICATION_GC_KEY) return this.#collectGarbage(signal);
-    if (keyText.endsWith(LOAD_KEY_SUFFIX)) return this.#writeLoad(keyText, signal);
+    if (isLoadKey(keyText)) return this.#writeLoad(keyText, signal);
     const key = decodeKey(keyText);
     const acceptAPI = this.#informer.store.get(key);
     if (!acceptAPI) {
       this.#attempts.delete(keyText);
+      this.#loadDropped.delete(keyText);
       this.queue.add(VERIFICATION_GC_KEY);
       return;
     }
@@ -329,17 +342,39 @@ export class AcceptAPIController implements Controller {
     }
   }
 
-  /** Writes the AcceptAPI's load into its status, when it differs from what the status shows. */
+  /** Whether the AcceptAPI's status dropped the load at its current version (see #loadDropped). */
+  #loadDroppedFrom(acceptAPI: AcceptAPI): boolean {
+    const key = encodeKey(objectKeyOf(acceptAPI));
+    return this.#loadDropped.has(key) && this.#loadDropped.get(key) === acceptAPI.metadata.resourceVersion;
+  }
+
+  /**
+   * Writes the AcceptAPI's load into its status, when it differs from what the status shows: a
+   * merge patch of the two counts only, so it neither resends the provider's object nor conflicts
+   * with a verdict write (the counts come from the broker's own records, not from the object).
+   */
   async #writeLoad(keyText: string, signal: AbortSignal): Promise<ReconcileResult> {
-    const acceptAPI = this.#informer.store.get(decodeKey(keyText));
-    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp || !this.#o.load) return;
-    const load = this.#o.load.of(acceptAPI);
-    if (isDeepStrictEqual(reportedLoad(acceptAPI), load)) return;
+    const key = decodeKey(keyText);
+    const acceptAPI = this.#informer.store.get(key);
+    const load = this.#o.load;
+    if (!acceptAPI || acceptAPI.metadata.deletionTimestamp || !load?.known() || this.#loadDroppedFrom(acceptAPI)) return undefined;
+    const counts = load.of(acceptAPI);
+    if (isDeepStrictEqual(reportedLoad(acceptAPI), counts)) return undefined;
     try {
-      await this.#o.acceptAPIClient(clusterOf(acceptAPI)).updateStatus({ ...acceptAPI, status: { ...acceptAPI.status, ...load } }, signal);
+      const written = await this.#o
+        .acceptAPIClient(key.cluster)
+        .mergePatch({ name: key.name, subresource: 'status' }, { status: counts }, signal);
+      if (written.status?.servedObjects === undefined) {
+        // The server pruned the fields: the export still serves a schema older than v1alpha1-5.
+        this.#loadDropped.set(encodeKey(key), written.metadata.resourceVersion);
+        this.#logger.warn(
+          { acceptAPI: key.name, cluster: key.cluster },
+          'AcceptAPI status has no servedObjects field: apply the v1alpha1-5 AcceptAPI schema (resource-broker bootstrap); its load is not reported until then',
+        );
+      }
     } catch (err) {
-      // Changed or gone meanwhile: the next report compares again.
-      if (!isConflict(err) && !isNotFound(err)) throw err;
+      // Gone meanwhile: nothing to report.
+      if (!isNotFound(err)) throw err;
     }
     return undefined;
   }
