@@ -33,6 +33,7 @@ import { MIGRATION_GVR } from '../../src/apis/types.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
+import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
 import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
@@ -47,8 +48,8 @@ const { values } = parseArgs({
     'heap-snapshot': { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
-    /** V8/Node flags for the broker process (e.g. "--max-semi-space-size=1"), to choose heap settings by measurement. */
-    'broker-node-flags': { type: 'string', default: '' },
+    /** V8/Node flags for the broker process, to choose heap settings by measurement (default: what the image runs with). */
+    'broker-node-flags': { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
 /** Per-provider migration budgets to drain a provider at, one drain each ("" for none). */

@@ -1,3 +1,4 @@
+import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -86,7 +87,7 @@ export class BrokerProcess {
     this.#reports = mkdtempSync(join(tmpdir(), 'broker-report-'));
     this.child = spawn(
       process.execPath,
-      ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${this.#reports}`, CLI, 'run'],
+      [...BROKER_NODE_FLAGS, '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${this.#reports}`, CLI, 'run'],
       {
         env: {
           ...process.env,
