@@ -128,13 +128,34 @@ const virtualWorkspaceOf = async (endpoint: KcpEndpoint, workspace: string, name
 };
 
 /** The broker's kcp requests so far, by verb (lease renewals of leader election apart). */
-const requestsByVerb = async (port: number): Promise<Record<string, number>> => {
+type KcpRequests = { verb: string; target: string; resource: string; n: number }[];
+
+/** The broker's kcp requests so far: `resource_broker_kcp_requests_total` by its labels. */
+const kcpRequests = async (port: number): Promise<KcpRequests> => {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const byVerb: Record<string, number> = {};
-  for (const m of text.matchAll(/^resource_broker_kcp_requests_total\{verb="([A-Z]+)",target="(\w+)"\} ([0-9.e+]+)$/gm))
-    if (m[2] !== 'lease') byVerb[m[1]!] = (byVerb[m[1]!] ?? 0) + Number(m[3]);
-  return byVerb;
+  return [...text.matchAll(/^resource_broker_kcp_requests_total\{([^}]*)\} ([0-9.e+]+)$/gm)].map((m) => {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]));
+    return { verb: labels['verb'] ?? '', target: labels['target'] ?? '', resource: labels['resource'] ?? '', n: Number(m[2]) };
+  });
 };
+
+/** Requests (lease renewals apart) by verb, or by `VERB resource` (e.g. `PUT certificates/status`). */
+const requestsBy = async (port: number, keyOf: (r: KcpRequests[number]) => string): Promise<Record<string, number>> => {
+  const counts: Record<string, number> = {};
+  for (const r of await kcpRequests(port)) if (r.target !== 'lease') counts[keyOf(r)] = (counts[keyOf(r)] ?? 0) + r.n;
+  return counts;
+};
+const byVerb = (r: KcpRequests[number]): string => r.verb;
+const byVerbAndResource = (r: KcpRequests[number]): string => `${r.verb} ${r.resource}`;
+
+/** What changed between two counts, per object. */
+const perObject = (before: Record<string, number>, after: Record<string, number>, objects: number): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([key, n]) => [key, Math.round(((n - (before[key] ?? 0)) / objects) * 100) / 100] as const)
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 
 /** What the broker's /metrics says now: open watches, memory, kcp requests by verb. */
 const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedMiB: number; externalMiB: number; requests: number }> => {
@@ -245,14 +266,10 @@ try {
   await startBroker();
   await Promise.all(providerNames.map((p) => world.waitAcceptAPIReady(p, `certs-${p}`)));
   const writes = async (): Promise<{ api: number; lease: number }> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const requests = await kcpRequests(metricsPort);
     // Lease renewals (leader election) are counted apart: they are writes by design.
     const count = (target: string): number =>
-      [
-        ...text.matchAll(
-          new RegExp(`^resource_broker_kcp_requests_total\\{verb="(POST|PUT|PATCH|DELETE)",target="${target}"\\} (\\d+)`, 'gm'),
-        ),
-      ].reduce((sum, m) => sum + Number(m[2]), 0);
+      requests.filter((r) => r.target === target && ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.verb)).reduce((sum, r) => sum + r.n, 0);
     return { api: count('api'), lease: count('lease') };
   };
 
@@ -328,7 +345,8 @@ try {
   // Phase 1: create N objects across the consumers.
   log(`creating ${N} objects across ${CONSUMERS} consumers (${CONCURRENCY} in flight)`);
   const created = new Map<string, number>();
-  const requestsBeforeBurst = await requestsByVerb(metricsPort);
+  const requestsBeforeBurst = await requestsBy(metricsPort, byVerb);
+  const requestsBeforeBurstByResource = await requestsBy(metricsPort, byVerbAndResource);
   const startAll = performance.now();
   await pool(items, CONCURRENCY, async ({ consumer, name }) => {
     created.set(objectId(consumer.cluster, name), performance.now());
@@ -347,10 +365,8 @@ try {
   clearInterval(progress);
   const allAvailableMs = performance.now() - startAll;
   // Everything the broker asked of kcp while placing, copying and relaying the burst, per object.
-  const requestsAfterBurst = await requestsByVerb(metricsPort);
-  const requestsPerObject = Object.fromEntries(
-    Object.entries(requestsAfterBurst).map(([verb, n]) => [verb, Math.round(((n - (requestsBeforeBurst[verb] ?? 0)) / N) * 100) / 100]),
-  );
+  const requestsPerObject = perObject(requestsBeforeBurst, await requestsBy(metricsPort, byVerb), N);
+  const requestsPerObjectByResource = perObject(requestsBeforeBurstByResource, await requestsBy(metricsPort, byVerbAndResource), N);
   const createToStaging = [...created].map(([id, t]) => (stagingSeen.get(id) ?? NaN) - t).filter((v) => !Number.isNaN(v));
   log(`all ${N} objects Available after ${Math.round(allAvailableMs)} ms`);
 
@@ -590,6 +606,7 @@ try {
     rawCreatesPerSecond,
     throughputOverRawCreates: Math.round((N / (allAvailableMs / 1000) / rawCreatesPerSecond) * 100) / 100,
     requestsPerObject,
+    requestsPerObjectByResource,
     rssMiB,
     rssAnonMiB,
     rssFileMiB,

@@ -31,4 +31,30 @@ export const withQuery = (url: string, query: Record<string, string | number | b
   return text === '' ? url : `${url}${url.includes('?') ? '&' : '?'}${text}`;
 };
 
+/**
+ * The resource a request URL addresses (`secrets`, `certificates/status`), for metrics: read after
+ * the first `/clusters/<cluster>/` (workspace or virtual workspace) from `api/<version>` or
+ * `apis/<group>/<version>`, past `namespaces/<name>`. `discovery` for the API lists, `other` for
+ * anything else.
+ */
+export const resourceOfUrl = (url: string): string => {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    path = url.split('?')[0] ?? '';
+  }
+  const parts = path.split('/').filter(Boolean);
+  const clusters = parts.indexOf('clusters');
+  let rest = clusters >= 0 ? parts.slice(clusters + 2) : parts;
+  if (rest[0] === 'api') rest = rest.slice(2);
+  else if (rest[0] === 'apis') rest = rest.slice(3);
+  else return 'other';
+  // namespaces/<name>/<resource>...; `namespaces` and `namespaces/<name>` are the namespaces resource.
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const [resource, , subresource] = rest;
+  if (!resource) return 'discovery';
+  return subresource ? `${resource}/${subresource}` : resource;
+};
+
 const trimSlash = (url: string): string => url.replace(/\/+$/, '');

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Assignment, Migration } from '../apis/types.ts';
 import { migrationInFlight } from '../coordination/coordination.ts';
+import { resourceOfUrl } from '../kcp-client-ts/paths.ts';
 import type { InformerScope, InformerStats } from '../runtime/informer-scope.ts';
 import type { QueueEvent, WorkQueue } from '../runtime/workqueue.ts';
 
@@ -9,6 +10,9 @@ const sumBy = <T>(items: T[], keyOf: (item: T) => string, amountOf: (item: T) =>
   for (const item of items) sums.set(keyOf(item), (sums.get(keyOf(item)) ?? 0) + amountOf(item));
   return sums;
 };
+
+/** The most distinct resources `resource_broker_kcp_requests_total` names; the rest count as `other`. */
+const MAX_REQUEST_RESOURCES = 64;
 
 /** controller-runtime's reconcile-time buckets (seconds), trimmed. */
 const RECONCILE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -24,10 +28,12 @@ const QUEUE_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10];
  */
 export class BrokerMetrics {
   readonly registry = new Registry();
+  /** The resource label values of kcp requests so far (at most MAX_REQUEST_RESOURCES). */
+  readonly #requestResources = new Set<string>();
   readonly kcpRequests = new Counter({
     name: 'resource_broker_kcp_requests_total',
-    help: 'Requests sent to kcp, by verb (WATCH for watch streams) and target (lease: leader election; api: everything else).',
-    labelNames: ['verb', 'target'],
+    help: 'Requests sent to kcp, by verb (WATCH for watch streams), target (lease: leader election; api: everything else) and resource (e.g. secrets, certificates/status).',
+    labelNames: ['verb', 'target', 'resource'],
     registers: [this.registry],
   });
   readonly restRequests = new Counter({
@@ -98,7 +104,14 @@ export class BrokerMetrics {
   }
 
   onRequest(verb: string, url: string): void {
-    this.kcpRequests.inc({ verb, target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api' });
+    const resource = resourceOfUrl(url);
+    // Resources come from kcp's APIs, a few dozen; a cap keeps a URL parsed wrong from growing the label set.
+    if (!this.#requestResources.has(resource) && this.#requestResources.size < MAX_REQUEST_RESOURCES) this.#requestResources.add(resource);
+    this.kcpRequests.inc({
+      verb,
+      target: url.includes('/coordination.k8s.io/') ? 'lease' : 'api',
+      resource: this.#requestResources.has(resource) ? resource : 'other',
+    });
   }
 
   /** A kcp answer (or `<error>`), counted by code, method and host as client-go counts it. */
