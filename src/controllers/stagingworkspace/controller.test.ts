@@ -221,4 +221,16 @@ describe('StagingWorkspaceController', () => {
     expect(phase()).toBe('Terminating');
     expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
+
+  it('is woken by an Assignment only when its reference changes, not by its other status writes', () => {
+    const assignments = controller.watches()[1]!;
+    const a = api.get<Assignment>(COORD, ASSIGNMENT_GVR, '', 'a-1')!;
+    const keysOf = (event: object): string[] => [...assignments.toKeys(event as never)];
+    const reasons = { ...a, status: { ...a.status, conditions: [] } };
+    expect(keysOf({ type: 'updated', old: a, object: reasons })).toEqual([]);
+    expect(keysOf({ type: 'updated', old: a, object: { ...a, status: { stagingWorkspace: 'other' } } })).toEqual(['other', SW]);
+    expect(keysOf({ type: 'updated', old: { ...a, status: {} }, object: a })).toEqual([SW]);
+    expect(keysOf({ type: 'added', object: a })).toEqual([SW]);
+    expect(keysOf({ type: 'deleted', object: a })).toEqual([SW]);
+  });
 });

@@ -95,11 +95,14 @@ export class StagingWorkspaceController implements Controller {
     const { informers } = this.#o;
     return [
       watchOf(informers.stagingWorkspaces, (e) => [e.object.metadata.name ?? '']),
-      // Reference counting: an Assignment that moved on may have released its old workspace.
+      // Reference counting: an Assignment that moved on may have released its old workspace. Only
+      // a change of reference counts: an Assignment's other status writes (two per object) would
+      // each cost a workspace and two APIBinding reads.
       watchOf(informers.assignments, (e) => {
-        const names = [e.object.status?.stagingWorkspace];
-        if (e.type === 'updated') names.push(e.old.status?.stagingWorkspace);
-        return names.filter((n): n is string => !!n);
+        const now = e.object.status?.stagingWorkspace;
+        const before = e.type === 'updated' ? e.old.status?.stagingWorkspace : undefined;
+        if (e.type === 'updated' && now === before) return [];
+        return [now, before].filter((n): n is string => !!n);
       }),
       watchOf(informers.migrations, (e) => [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]),
       // A view deleted (released as its last user went, while another was setting up to use it)
