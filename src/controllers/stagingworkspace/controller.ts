@@ -185,7 +185,7 @@ export class StagingWorkspaceController implements Controller {
     }
     const view = await this.#ensureView(sw, binding, cluster, this.#resourcesIn(name), signal).catch((err: unknown) => {
       // A binding of the view's name that binds something else (a provider can name its export so):
-      // said on the StagingWorkspace, retried with backoff, never adopted.
+      // said on the StagingWorkspace, looked at again every SETTLE_MS, never adopted.
       if (err instanceof BindingConflictError) return { waiting: err.message };
       throw err;
     });
