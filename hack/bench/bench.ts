@@ -39,6 +39,7 @@ import { shardSelector } from '../../test/harness/sharded-env.ts';
 import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
 
 const { values } = parseArgs({
+  allowNegative: true,
   options: {
     objects: { type: 'string', default: process.env['BENCH_OBJECTS'] ?? '1000' },
     consumers: { type: 'string', default: '10' },
@@ -48,12 +49,15 @@ const { values } = parseArgs({
     'heap-snapshot': { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
+    /** `--no-migration` skips the migration (and so the drains): a scale run's set-up is long enough. */
+    migration: { type: 'boolean', default: true },
     /** V8/Node flags for the broker process, to choose heap settings by measurement (default: what the image runs with). */
     'broker-node-flags': { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
 /** Per-provider migration budgets to drain a provider at, one drain each ("" for none). */
-const DRAIN_BUDGETS = (values['drain-budgets'] ?? '').split(',').filter(Boolean).map(Number);
+const MIGRATION = values.migration !== false;
+const DRAIN_BUDGETS = MIGRATION ? (values['drain-budgets'] ?? '').split(',').filter(Boolean).map(Number) : [];
 if (DRAIN_BUDGETS.some((b) => !Number.isInteger(b) || b < 1))
   throw new Error(`--drain-budgets: whole numbers >= 1, not ${values['drain-budgets']}`);
 const HEAP_SNAPSHOT = values['heap-snapshot'];
@@ -463,7 +467,7 @@ try {
   const toPath = world.providers.get(providerNames[1]!)!.workspace.path;
   const moving = new Set(
     stagingObservers[0]!.store
-      .list((o) => o.metadata.name?.startsWith('obj-') ?? false)
+      .list((o) => MIGRATION && (o.metadata.name?.startsWith('obj-') ?? false))
       .map((o) => objectId(o.metadata.annotations?.['broker.platform-mesh.io/consumer-cluster'] ?? '', o.metadata.name ?? '')),
   );
   const destAvailable = new Map<string, number>();
@@ -499,7 +503,7 @@ try {
   });
   void secretsObserver.run(observers.signal);
   await secretsObserver.waitForSync();
-  await world.acceptAPIs(providerNames[0]!).delete({ name: `certs-${providerNames[0]}` });
+  if (MIGRATION) await world.acceptAPIs(providerNames[0]!).delete({ name: `certs-${providerNames[0]}` });
   const migrationStart = performance.now();
   await eventually(
     () => {
