@@ -1,4 +1,13 @@
-import { ACCEPTAPI_GVR, ASSIGNMENT_GVR, MIGRATION_GVR, type AcceptAPI, type Assignment, type Migration } from '../apis/types.ts';
+import {
+  ACCEPTAPI_GVR,
+  ASSIGNMENT_GVR,
+  MIGRATION_GVR,
+  type AcceptAPI,
+  type AcceptAPILoad,
+  type Assignment,
+  type Migration,
+} from '../apis/types.ts';
+import { reportedLoad } from '../apis/acceptapi-load.ts';
 import type { BrokerPaths } from '../apis/paths.ts';
 import { assignmentsByProvider, placeObject } from '../controllers/placement/placement.ts';
 import { apiExportNameOf, assignmentName, migrationNameOf } from '../apis/names.ts';
@@ -22,6 +31,8 @@ export type Explanation = {
     verificationWorkspacePath?: string;
     /** Set when the AcceptAPI names its export in a deprecated way: what to change. */
     deprecated?: string;
+    /** What its status reports it serves, and the moves off it in flight (written every 15 s at most). */
+    load?: Partial<AcceptAPILoad>;
   }[];
   wouldPlaceOn?: string;
   assignment?: { name: string; provider?: string; acceptAPI?: string; phase?: string; stagingWorkspace?: string; placement?: unknown };
@@ -83,13 +94,21 @@ const migrationSummary = (m: Migration): NonNullable<Explanation['migration']> =
   };
 };
 
+/** `, serves 7, 2 moving out`: an AcceptAPI's reported load, when its status has one. */
+const loadText = (load: Partial<AcceptAPILoad> | undefined): string =>
+  load?.servedObjects === undefined
+    ? ''
+    : `, serves ${load.servedObjects}${load.migrationsOut ? `, ${load.migrationsOut} moving out` : ''}`;
+
 /** What explain shows of one AcceptAPI beside the placement verdict. */
 const acceptAPIDetails = (a: AcceptAPI | undefined): Partial<Explanation['acceptAPIs'][number]> => {
   if (!a) return {};
   const apiExportName = apiExportNameOf(a);
   const { verificationWorkspace, verificationWorkspacePath } = a.status ?? {};
   const deprecated = a.status?.conditions?.find((c) => c.type === 'Deprecated' && c.status === 'True')?.message;
+  const load = reportedLoad(a);
   return {
+    ...(Object.keys(load).length > 0 ? { load } : {}),
     ...(apiExportName ? { apiExportName } : {}),
     ...(verificationWorkspace ? { verificationWorkspace } : {}),
     ...(verificationWorkspacePath ? { verificationWorkspacePath } : {}),
@@ -193,7 +212,7 @@ export const formatExplanation = (e: Explanation): string => {
     ...(e.acceptAPIs.length === 0
       ? ['  (none for this resource)']
       : e.acceptAPIs.flatMap((a) => [
-          `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}${a.apiExportName ? ` [export ${a.apiExportName}${a.verificationWorkspacePath ? `, verified in ${a.verificationWorkspacePath}` : ''}]` : ''}`,
+          `  ${a.matched ? 'match' : 'no   '}  ${a.name} (${a.provider}): ${a.reason}${a.apiExportName ? ` [export ${a.apiExportName}${a.verificationWorkspacePath ? `, verified in ${a.verificationWorkspacePath}` : ''}${loadText(a.load)}]` : ''}`,
           ...(a.deprecated ? [`         deprecated: ${a.deprecated}`] : []),
         ])),
     `Placement:   ${e.wouldPlaceOn ?? 'no AcceptAPI matches now'}`,

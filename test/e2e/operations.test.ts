@@ -122,6 +122,8 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     expect(metrics).toMatch(/^rest_client_requests_total\{code="201",method="POST",host="127\.0\.0\.1:\d+"\} [1-9]/m);
     expect(metrics).toMatch(/^leader_election_master_status\{name="resource-broker"\} 1$/m);
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+/m);
+    // kcp requests by resource: the placement decision is recorded as an Assignment.
+    expect(metrics).toMatch(/^resource_broker_kcp_requests_total\{[^}]*verb="POST"[^}]*resource="assignments"[^}]*\} [1-9]/m);
     expect(await second.metric('leader_election_master_status')).toBe(0);
 
     const explained = await runCliFor(
@@ -146,6 +148,26 @@ describe('running the broker: readiness, leader election, graceful shutdown', ()
     };
     expect(explanation.acceptAPIs).toEqual([expect.objectContaining({ name: 'certs', matched: true })]);
     expect(explanation.assignment).toMatchObject({ phase: 'Bound', acceptAPI: 'certs' });
+    // The AcceptAPI's load arrives in its status within a report period (15 s), and explain shows it.
+    await eventually(
+      async () => {
+        const again = await runCliFor(
+          inject('kcp').kubeconfig,
+          world.paths,
+          'explain',
+          '--workspace',
+          consumer.path,
+          '--resource',
+          'certificates.example.platform-mesh.io',
+          '--namespace',
+          'default',
+          '--name',
+          'before',
+        );
+        expect(again.stdout).toMatch(/\[export [^\]]*, serves [1-9]\d*\]/);
+      },
+      { timeoutMs: 45_000, intervalMs: 2_000 },
+    );
 
     const { transitions } = await lease();
     await first.stop('SIGKILL');
