@@ -22,6 +22,7 @@
  * provider binds `acceptapis`, accepting the Secrets claim read-only) is the same text as the
  * certificates README's first heredoc, so with RB_UPSTREAM_EXAMPLES that published file is applied.
  */
+import { holdExclusive } from '../harness/exclusive.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -107,6 +108,7 @@ describe("the Go project's broker-postgres example, its manifests applied unchan
   let workspaces: Workspaces;
   let applier: Applier;
   let broker: BrokerProcess | undefined;
+  let releasePlatform: (() => Promise<void>) | undefined;
   let computeKubeconfig = '';
   const owned: { parent: string; name: string }[] = [];
   let kropg: ReadyWorkspace;
@@ -239,6 +241,9 @@ describe("the Go project's broker-postgres example, its manifests applied unchan
   };
 
   beforeAll(async () => {
+    // root:platform is named by the manifests: one file at a time publishes it (waiting for the
+    // other's, then for its deletion, may take minutes: hence this hook's 10 min).
+    releasePlatform = await holdExclusive('root-platform');
     ({ endpoint } = await kcpEnv());
     workspaces = new Workspaces({ endpoint });
     applier = new Applier({ endpoint });
@@ -279,7 +284,7 @@ describe("the Go project's broker-postgres example, its manifests applied unchan
     ]);
     broker = new BrokerProcess(inject('kcp').kubeconfig, paths, { RB_LEADER_ELECT: 'false', RB_COMPUTE_KUBECONFIG: computeKubeconfig });
     await broker.start();
-  });
+  }, 600_000);
 
   afterAll(async () => {
     watchers.abort();
@@ -290,6 +295,7 @@ describe("the Go project's broker-postgres example, its manifests applied unchan
     }
     if (computeKubeconfig) await rm(computeKubeconfig, { force: true });
     await endpoint?.close();
+    await releasePlatform?.();
   });
 
   it('places pg-from-consumer on kropg, migrates it to cnpg for tier production through the pg-dump Job stage, and deletes it', async () => {

@@ -29,6 +29,7 @@
  *
  * Every Go scenario of those files is here; none needed a Kubernetes cluster.
  */
+import { holdExclusive } from '../harness/exclusive.ts';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -1150,6 +1151,7 @@ describe("the Go project's broker-certificates example, its manifests applied un
   let workspaces: Workspaces;
   let applier: Applier;
   let broker: Broker | undefined;
+  let releasePlatform: (() => Promise<void>) | undefined;
   const owned: { parent: string; name: string }[] = [];
   let internalca: ReadyWorkspace;
   let externalca: ReadyWorkspace;
@@ -1235,6 +1237,9 @@ describe("the Go project's broker-certificates example, its manifests applied un
   };
 
   beforeAll(async () => {
+    // root:platform is named by the manifests: one file at a time publishes it (waiting for the
+    // other's, then for its deletion, may take minutes: hence this hook's 10 min).
+    releasePlatform = await holdExclusive('root-platform');
     ({ endpoint } = await kcpEnv());
     workspaces = new Workspaces({ endpoint });
     applier = new Applier({ endpoint });
@@ -1258,12 +1263,13 @@ describe("the Go project's broker-certificates example, its manifests applied un
       workspaces.ensure('root', names.externalca),
       workspaces.ensure('root', names.consumer),
     ]);
-  });
+  }, 600_000);
 
   afterAll(async () => {
     await broker?.stop();
     if (workspaces) for (const { parent, name } of owned.reverse()) await workspaces.delete(parent, name).catch(() => undefined);
     await endpoint?.close();
+    await releasePlatform?.();
   });
 
   it('places cert-from-consumer on internalca, brings its Secret to the consumer, and moves it to externalca for app.corp.com', async () => {
