@@ -1,3 +1,4 @@
+import { byCodeUnit } from './order.ts';
 import type { Condition } from './types.ts';
 
 /** A metav1.Time: RFC 3339 in whole seconds. */
@@ -38,9 +39,7 @@ export const setCondition = (
   const old = list.find((c) => c.type === next.type);
   const lastTransitionTime = old && old.status === next.status ? old.lastTransitionTime : timestamp(now);
   const message = typeof next.message === 'string' ? truncateMessage(next.message) : next.message;
-  return [...list.filter((c) => c.type !== next.type), { ...next, message, lastTransitionTime }].sort((a, b) =>
-    a.type.localeCompare(b.type),
-  );
+  return [...list.filter((c) => c.type !== next.type), { ...next, message, lastTransitionTime }].sort((a, b) => byCodeUnit(a.type, b.type));
 };
 
 export const conditionTrue = (conditions: Condition[] | undefined, type: string): boolean =>

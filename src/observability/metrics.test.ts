@@ -89,6 +89,7 @@ describe('BrokerMetrics', () => {
       lastEventAt: Date.now() - 5_000,
       watchRestarts,
       watches: 1,
+      objects: watchRestarts * 10,
     });
     const scope = { stats: () => stats } satisfies Pick<InformerScope, 'stats'>;
     metrics.observe({
@@ -101,6 +102,7 @@ describe('BrokerMetrics', () => {
     expect(sampleOf(text, 'resource_broker_watch_restarts_total{informer="staging secrets"}')).toBe(5);
     expect(text).not.toContain('ws1');
     expect(sampleOf(text, 'resource_broker_watches')).toBe(2);
+    expect(sampleOf(text, 'resource_broker_cached_objects{informer="staging secrets"}')).toBe(50);
     // ws2 is gone (its count with it), ws1 restarted once more: the counter only grows.
     stats = [stat('staging ws1 secrets', 'staging secrets', 3)];
     text = await metrics.registry.metrics();

@@ -301,6 +301,21 @@ export class BrokerMetrics {
       },
     });
     new Gauge({
+      name: 'resource_broker_cached_objects',
+      help: 'Objects held in informer caches, by informer family (the staging ones summed over staging views).',
+      labelNames: ['informer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [informer, n] of sumBy(
+          stats(),
+          (s) => s.family,
+          (s) => s.objects,
+        ))
+          this.set({ informer }, n);
+      },
+    });
+    new Gauge({
       name: 'resource_broker_watch_seconds_since_last_event',
       help: 'Seconds since an informer last saw an event or bookmark: the stalest of each informer family.',
       labelNames: ['informer'],

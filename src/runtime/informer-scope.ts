@@ -13,6 +13,8 @@ export type InformerStats = {
   lastEventAt: number | undefined;
   watchRestarts: number;
   watches: number;
+  /** Objects in its store. */
+  objects: number;
 };
 
 /**
@@ -85,6 +87,7 @@ export class InformerScope {
       lastEventAt: informer.stats.lastEventAt,
       watchRestarts: informer.stats.watchRestarts,
       watches: informer.watches,
+      objects: informer.store.size,
     }));
     return [...own, ...[...this.#children].flatMap((c) => c.stats())];
   }

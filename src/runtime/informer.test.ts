@@ -149,3 +149,66 @@ describe('Informer with a transform', () => {
     }
   });
 });
+
+describe('Informer with keep', () => {
+  it('stores and announces only kept objects; admits a read one without overwriting newer; forgets on request', async () => {
+    const server = new FakeWatchServer();
+    await server.start();
+    server.upsert('a', { spec: { n: 1 } });
+    server.upsert('b', { spec: { n: 1 } });
+    const endpoint = new KcpEndpoint({ serverOrigin: server.origin });
+    const source = new ResourceClient({ endpoint, baseUrl: `${server.origin}/clusters/*`, gvr: GVR });
+    const kept = new Set(['a']);
+    const informer = new Informer({
+      name: 'widgets',
+      source,
+      keep: (o) => kept.has(o.metadata.name ?? ''),
+      backoff: { initialMs: 10, maxMs: 50 },
+    });
+    const events: string[] = [];
+    informer.onEvent((e) => events.push(`${e.type} ${e.object.metadata.name} ${(e.object['spec'] as { n: number }).n}`));
+    const controller = new AbortController();
+    const running = informer.run(controller.signal);
+    const names = (): string[] => informer.store.list().map((o) => `${o.metadata.name} ${(o['spec'] as { n: number }).n}`);
+    const read = (name: string, n: number, resourceVersion: string): KubeObject => ({
+      metadata: { name, namespace: 'default', resourceVersion, annotations: { 'kcp.io/cluster': 'c1' } },
+      spec: { n },
+    });
+    try {
+      await informer.waitForSync();
+      expect(names()).toEqual(['a 1']);
+      server.upsert('c', { spec: { n: 1 } }); // not kept: seen and forgotten
+      server.upsert('a', { spec: { n: 2 } });
+      await eventually(() => expect(names()).toEqual(['a 2']));
+      // c becomes kept (a copy names it): read with a GET and admitted, silently.
+      kept.add('c');
+      informer.admit(read('c', 1, '1'));
+      expect(names()).toEqual(['a 2', 'c 1']);
+      // An older read of a does not replace what the stream brought.
+      informer.admit(read('a', 1, '1'));
+      expect(names()).toEqual(['a 2', 'c 1']);
+      server.upsert('c', { spec: { n: 2 } });
+      await eventually(() => expect(names()).toEqual(['a 2', 'c 2']));
+      // An admitted object deleted before any event of it: the deletion takes it out.
+      server.upsert('d', { spec: { n: 1 } });
+      server.upsert('a', { spec: { n: 3 } }); // after d in the stream: seen once a is
+      await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
+      kept.add('d');
+      informer.admit(read('d', 1, '1'));
+      server.delete('d');
+      await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
+      // c no longer kept: forgotten, and its later changes are not seen.
+      kept.delete('c');
+      informer.forget({ cluster: 'c1', namespace: 'default', name: 'c' });
+      server.upsert('c', { spec: { n: 3 } });
+      server.upsert('a', { spec: { n: 4 } });
+      await eventually(() => expect(names()).toEqual(['a 4']));
+      expect(events).toEqual(['added a 1', 'updated a 2', 'updated c 2', 'updated a 3', 'deleted d 1', 'updated a 4']);
+    } finally {
+      controller.abort();
+      await running;
+      await endpoint.close();
+      await server.stop();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import type { KubeList, KubeObject, WatchEvent } from '../kcp-client-ts/types.ts
 import { WatchStalledError } from '../kcp-client-ts/watch.ts';
 import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
-import { encodeKey, objectKeyOf } from './object-key.ts';
+import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 import { ObjectStore } from './store.ts';
 
 /** What an informer needs of a resource: ResourceClient provides it (`list` applies `options.transform` to each item). */
@@ -60,6 +60,13 @@ export type InformerOptions<T extends KubeObject> = {
    * share one store, so a transform is part of what identifies an informer (by its name).
    */
   transform?: (obj: T) => T;
+  /**
+   * Which objects the store keeps, judged after the transform (default: all). The others are seen
+   * and forgotten: no handler hears of them. What is kept may change with other state; the owner
+   * of that state calls `admit` for an object it read that the stream brought earlier, and
+   * `forget` for one no longer kept.
+   */
+  keep?: (obj: T) => boolean;
 };
 
 export type InformerStats = {
@@ -129,6 +136,29 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** Whether the server answered the last list or watch request on every source: false while kcp is unreachable or refusing. */
   get connected(): boolean {
     return [...this.#runs.values()].every((r) => r.connected);
+  }
+
+  /**
+   * Stores an object read outside the stream (a GET) that the `keep` option turned away when the
+   * stream brought it, unless the store holds that key already (the stream's version is as new or
+   * newer). Later events replace it. Not announced to handlers: the caller read it.
+   */
+  admit(obj: T): void {
+    const object = this.transform(obj);
+    if (this.#options.keep && !this.#options.keep(object)) return;
+    if (this.store.getByKey(encodeKey(objectKeyOf(object)))) return;
+    this.store.upsert(object);
+  }
+
+  /**
+   * Drops an object that is no longer kept (see `keep`): not a deletion, so no handler hears of
+   * it; its next event is judged again.
+   */
+  forget(key: ObjectKey): void {
+    const object = this.store.get(key);
+    if (!object) return;
+    this.store.remove(object);
+    for (const run of this.#runs.values()) run.keys.delete(encodeKey(key));
   }
 
   /** Resolves after the first complete list, or when `signal` aborts. */
@@ -262,6 +292,12 @@ export class Informer<T extends KubeObject = KubeObject> {
         const key = encodeKey(objectKeyOf(object));
         // A key belongs to the source that brought it last (a cluster moved to another shard).
         for (const other of this.#runs.values()) if (other !== run) other.keys.delete(key);
+        if (this.#options.keep && !this.#options.keep(object)) {
+          run.keys.delete(key);
+          const dropped = this.store.remove(object);
+          if (dropped) this.#emit({ type: 'deleted', object: dropped });
+          return;
+        }
         run.keys.add(key);
         const old = this.store.upsert(object);
         if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return;
@@ -270,7 +306,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       }
       case 'DELETED': {
         const key = encodeKey(objectKeyOf(event.object));
-        if (!run.keys.delete(key)) return; // another source holds it now
+        // Another source holds it now; one admitted from a read is held by none, and goes.
+        if (!run.keys.delete(key) && [...this.#runs.values()].some((r) => r.keys.has(key))) return;
         const old = this.store.remove(event.object);
         if (old) this.#emit({ type: 'deleted', object: transformed ? event.object : this.transform(event.object) });
         return;

@@ -14,6 +14,8 @@ import { kcpEnv } from '../harness/kcp-env.ts';
 describe('adversarial: what a provider can do to a consumer', () => {
   let world: BrokerWorld;
   let consumer: ReadyWorkspace;
+  /** Whether the hostile provider names one of the Secrets it hoards (see the hoarding test). */
+  let hoardNamed = false;
 
   const eventsFor = async (name: string, reason: string): Promise<KubeObject[]> =>
     (await world.events(consumer.path)).filter((e) => e['reason'] === reason && (e['involvedObject'] as { name: string }).name === name);
@@ -28,7 +30,9 @@ describe('adversarial: what a provider can do to a consumer', () => {
               { key: 'escape', namespace: 'kube-system', name: 'planted' },
               { key: 'other', namespace: 'prod', name: 'db-password' },
             ]
-          : [],
+          : obj.metadata.name === 'hoarder' && hoardNamed
+            ? [{ key: 'late', name: 'hoard-7' }]
+            : [],
       // A status far larger than any consumer object should carry (kcp stores it on the staging copy).
       extraStatus: (obj) => (obj.metadata.name === 'bloated' ? { message: 'x'.repeat(400 * 1024) } : {}),
     });
@@ -137,5 +141,46 @@ describe('adversarial: what a provider can do to a consumer', () => {
         )['spec'],
       ).toEqual({ fqdn: 'bloated2.hostile.test' }),
     );
+  });
+
+  it('keeps in memory only the Secrets a copy names: 40 large ones nobody names are not cached, one named later is still copied', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    const consumerSecrets = world.inCluster(consumer.path, SECRETS);
+    await certs.create(world.newObject('certificates', 'hoarder', { fqdn: 'hoarder.hostile.test' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'hoarder' }))).toBe('Available'));
+    await eventually(() => consumerSecrets.get({ namespace: 'default', name: 'hoarder-credentials' }));
+    // What resource_broker_cached_objects{informer="staging secrets"} reports.
+    const cachedStagingSecrets = (): number =>
+      world
+        .broker!.informers.stats()
+        .filter((s) => s.family === 'staging secrets')
+        .reduce((sum, s) => sum + s.objects, 0);
+    const before = cachedStagingSecrets();
+
+    const staging = await world.stagingClusterOf(consumer, 'certificates', 'hoarder');
+    const stagingSecrets = world.inCluster(staging, SECRETS);
+    for (let i = 0; i < 40; i++) {
+      await stagingSecrets.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `hoard-${i}`, namespace: 'default' },
+        stringData: { blob: `${i}-${'x'.repeat(100 * 1024)}` },
+      });
+    }
+    // The provider now names one of them (it came before any copy named it, so the broker dropped it).
+    hoardNamed = true;
+    const current = await certs.get({ namespace: 'default', name: 'hoarder' });
+    await certs.update({ ...current, spec: { fqdn: 'again.hoarder.hostile.test' } });
+    const copied = await eventually(() => consumerSecrets.get({ namespace: 'default', name: 'hoard-7' }), { timeoutMs: 60_000 });
+    expect(decodeSecret(copied, 'blob')).toBe(`7-${'x'.repeat(100 * 1024)}`);
+    // A change to it comes through the watch, after the 40 creations: once it is copied, the broker
+    // has seen them all, and of the 40 it keeps only the named one.
+    const hoard7 = await stagingSecrets.get({ namespace: 'default', name: 'hoard-7' });
+    await stagingSecrets.update({ ...hoard7, data: undefined, stringData: { blob: 'changed' } });
+    await eventually(async () =>
+      expect(decodeSecret(await consumerSecrets.get({ namespace: 'default', name: 'hoard-7' }), 'blob')).toBe('changed'),
+    );
+    expect(cachedStagingSecrets()).toBeLessThanOrEqual(before + 1);
+    expect(await consumerSecrets.find({ namespace: 'default', name: 'hoard-8' })).toBeUndefined();
   });
 });

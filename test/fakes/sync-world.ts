@@ -59,6 +59,7 @@ export type ProviderBehaviour = (copy: KubeObject, cluster: string, api: MemoryA
 /** An informer as the sync controller sees a staging cache. */
 const storeOf = (informer: Informer<KubeObject>): StagingStore => ({
   get: (key) => informer.store.get(key),
+  admit: (obj) => informer.admit(obj),
   waitForSync: (signal) => informer.waitForSync(signal),
 });
 

@@ -1,3 +1,4 @@
+import { byCodeUnit } from '../../apis/order.ts';
 import type { GroupVersionKind, MigrationConfiguration, MigrationStage } from '../../apis/types.ts';
 import { celErrorMessage, celText, compileCel, fromCel, toCel } from '../../cel/cel.ts';
 
@@ -19,7 +20,7 @@ export const findConfiguration = (
     a?.group === b.group && a.version === b.version && a.kind === b.kind;
   return configs
     .filter((c) => !c.metadata.deletionTimestamp && same(c.spec?.from, from) && same(c.spec?.to, to))
-    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))[0];
+    .sort((a, b) => byCodeUnit(a.metadata.name ?? '', b.metadata.name ?? ''))[0];
 };
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { conditionTrue } from '../../apis/conditions.ts';
 import { apiExportNameOf } from '../../apis/names.ts';
+import { byCodeUnit } from '../../apis/order.ts';
 import type { AcceptAPI, Assignment, PlacementCandidate } from '../../apis/types.ts';
 import { clusterOf, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import { evaluateFilters } from '../acceptapi/filters.ts';
@@ -128,7 +129,7 @@ export const placeObject = (input: PlacementInput): PlacementDecision => {
     (a, b) =>
       priority(b.acceptAPI) - priority(a.acceptAPI) ||
       load(a.providerCluster) - load(b.providerCluster) ||
-      tieBreak(input.objectId, a.providerCluster, a.name).localeCompare(tieBreak(input.objectId, b.providerCluster, b.name)),
+      byCodeUnit(tieBreak(input.objectId, a.providerCluster, a.name), tieBreak(input.objectId, b.providerCluster, b.name)),
   );
   const [best, second] = qualified;
   let reason = 'only matching AcceptAPI';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BROKER_GROUP, MANAGED_BY_LABEL, SOURCE_HASH_ANNOTATION } from '../../apis/names.ts';
+import { byCodeUnit } from '../../apis/order.ts';
 import { CLUSTER_ANNOTATION, type KubeObject } from '../../kcp-client-ts/types.ts';
 
 /**
@@ -57,7 +58,7 @@ export const contentHashOf = (obj: KubeObject): string => {
 /** Object keys in a stable order, so equal content hashes equally whatever order the server sent. */
 const sortedKeys = (_key: string, value: unknown): unknown =>
   value !== null && typeof value === 'object' && !Array.isArray(value)
-    ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => byCodeUnit(a, b)))
     : value;
 
 /**

@@ -108,6 +108,18 @@ describe('mirrorRelated', () => {
     expect(reads).toBe(readsBefore);
   });
 
+  it('reads a source the cache has no hash of, and writes nothing when the copy is current', async () => {
+    const { target, updates } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
+    const secret = source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } });
+    await mirror(target, [secret]);
+    const writes = api.writes.length;
+    reads = 0;
+    await mirror(target, [{ ...secret, contentHash: '' }]); // the staging cache keeps only Secrets a copy named when they arrived
+    expect(reads).toBe(1);
+    expect(api.writes).toHaveLength(writes);
+    expect(updates).toEqual([]);
+  });
+
   it('keeps no data in the cache, and rewrites a copy someone altered though its recorded hash is unchanged', async () => {
     const { target } = targetOver(api, { selector: `${MANAGED_BY_LABEL}=${MANAGER}` });
     const secret = source('Secret', 'tls', { data: { 'tls.crt': 'Y3J0' } });

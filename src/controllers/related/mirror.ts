@@ -106,6 +106,8 @@ export const mirrorRelated = async (options: {
     if (existing && isOwnedBy(existing, owner) && isIntactCopyOf(existing, source.contentHash)) continue;
     const whole = await source.read(signal);
     if (!whole) continue; // gone since the cache saw it; its event brings the next pass
+    // Read because the cache had no hash of it: the copy may be current all the same.
+    if (existing && isOwnedBy(existing, owner) && isIntactCopyOf(existing, contentHashOf(whole))) continue;
     const desired = mirrorCopyOf(whole, at, owner);
     if (!existing) {
       try {

@@ -437,11 +437,18 @@ export class SyncController implements Controller, SyncSteps {
     const cache = this.#o.staging.cache(cluster);
     return relatedRefs(copy, copy.metadata.namespace || 'default').refs.flatMap((ref) => {
       const at = { cluster, namespace: ref.namespace, name: ref.name };
-      const digest = (ref.kind === 'Secret' ? cache.secrets : cache.configMaps).get(at);
+      const store = ref.kind === 'Secret' ? cache.secrets : cache.configMaps;
+      const digest = store.get(at);
       const client = this.#o.staging.client(cluster, ref.kind === 'Secret' ? SECRETS : CONFIGMAPS);
-      // Not in the cache is not "gone": the view may show the copy before its Secret. The mirror
-      // then reads it (no hash matches ''), and keeps the consumer's copy while it exists.
-      return [{ ...ref, contentHash: digest ? contentHashOf(digest) : '', read: (s: AbortSignal) => client.find(ref, s) }];
+      // Not in the cache is not "gone": the view may show the copy before its Secret, and the
+      // cache keeps only Secrets some copy names, so one named after it arrived is not there. The
+      // mirror then reads it (no hash matches ''), and the cache keeps what was read from then on.
+      const read = async (s: AbortSignal): Promise<KubeObject | undefined> => {
+        const whole = await client.find(ref, s);
+        if (whole) store.admit(whole);
+        return whole;
+      };
+      return [{ ...ref, contentHash: digest ? contentHashOf(digest) : '', read }];
     });
   }
 

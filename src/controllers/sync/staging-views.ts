@@ -1,13 +1,18 @@
 import { isStagingView } from '../../apis/names.ts';
+import { byCodeUnit } from '../../apis/order.ts';
 import type { APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { KcpEndpoint } from '../../kcp-client-ts/endpoint.ts';
 import type { GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import { VirtualWorkspace } from '../../kcp-client-ts/virtual-workspace.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { InformerScope } from '../../runtime/informer-scope.ts';
+import { RelatedReferences } from './related-references.ts';
 
-/** One staging view as the sync side uses it: its virtual workspace, and a scope for what is watched through it. */
-export type StagingView = { name: string; vw: VirtualWorkspace; scope: InformerScope };
+/**
+ * One staging view as the sync side uses it: its virtual workspace, a scope for what is watched
+ * through it, and the Secrets/ConfigMaps its copies reference (what its related caches keep).
+ */
+export type StagingView = { name: string; vw: VirtualWorkspace; scope: InformerScope; references: RelatedReferences };
 
 /** What the sync side needs of the staging views: which serve a resource, and when that changes. */
 export type StagingViewSource = {
@@ -53,7 +58,7 @@ export class StagingViews implements StagingViewSource {
     return this.#exports.store
       .list((e) => isStagingView(e) && (e.spec.permissionClaims ?? []).some((c) => c.group === gvr.group && c.resource === gvr.resource))
       .map((e) => this.#viewOf(e.metadata.name ?? ''))
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .sort((a, b) => byCodeUnit(a.name, b.name));
   }
 
   onChange(listener: () => void): () => void {
@@ -63,7 +68,12 @@ export class StagingViews implements StagingViewSource {
   #viewOf(name: string): StagingView {
     let view = this.#views.get(name);
     if (!view) {
-      view = { name, vw: new VirtualWorkspace(this.#endpoint, name), scope: this.#parent.child(`staging view ${name}`) };
+      view = {
+        name,
+        vw: new VirtualWorkspace(this.#endpoint, name),
+        scope: this.#parent.child(`staging view ${name}`),
+        references: new RelatedReferences(),
+      };
       this.#views.set(name, view);
     }
     return view;

@@ -2,16 +2,22 @@ import type { Clients } from '../../kcp-client-ts/clients.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import { clusterOf, CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObject } from '../../kcp-client-ts/types.ts';
 import type { Logger } from '../../logging.ts';
-import type { Informer } from '../../runtime/informer.ts';
+import type { Informer, InformerEvent } from '../../runtime/informer.ts';
 import type { InformerScope } from '../../runtime/informer-scope.ts';
 import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
 import { RELATED_PAGE_SIZE, relatedDigestOf } from '../related/digest.ts';
-import { relatedRefs } from '../related/refs.ts';
+import type { RelatedKind } from '../related/mirror.ts';
+import { referencesOfCopy, relatedReferenceOf } from './related-references.ts';
 import type { StagingView, StagingViewSource } from './staging-views.ts';
 
 /** One kind of object in staging workspaces, as cached: looked up by cluster, namespace and name. */
 export type StagingStore = {
   get(key: ObjectKey): KubeObject | undefined;
+  /**
+   * Keeps an object read with a GET when the cache has none of it (a Secret the watch brought
+   * before any copy named it), if it is one the cache keeps; later events replace it.
+   */
+  admit(obj: KubeObject): void;
   /** Resolves once everything watched of this kind has listed (or `signal` aborts). */
   waitForSync(signal?: AbortSignal): Promise<void>;
 };
@@ -36,17 +42,14 @@ export type StagingSide = {
 
 const RELATED_INDEX = 'related';
 
-/** The related resources a staging copy names, in its cluster: index values `cluster/Kind/namespace/name`. */
-const relatedIndexValues = (obj: KubeObject): string[] =>
-  relatedRefs(obj, obj.metadata.namespace || 'default').refs.map((r) => `${clusterOf(obj)}/${r.kind}/${r.namespace}/${r.name}`);
-
 type ViewCaches = {
   objects: Informer<KubeObject>;
   secrets: Informer<KubeObject>;
   configMaps: Informer<KubeObject>;
   /** This resource's watches through the view (the copies); Secrets and ConfigMaps are the view's. */
   scope: InformerScope;
-  removeHandlers: (() => void)[];
+  /** Stops this resource's handlers and withdraws its copies' references from the view. */
+  release: () => void;
 };
 
 /** Several caches of one kind (one per view) as one store: a staging workspace is in exactly one. */
@@ -57,6 +60,9 @@ const storeOver = (informers: Informer<KubeObject>[]): StagingStore => ({
       if (found) return found;
     }
     return undefined;
+  },
+  admit: (obj) => {
+    for (const informer of informers) informer.admit(obj);
   },
   waitForSync: async (signal) => {
     await Promise.all(informers.map((i) => i.waitForSync(signal)));
@@ -132,7 +138,7 @@ export class StagingCaches implements StagingSide {
     for (const [name, engaged] of this.#engaged) {
       if (serving.some((v) => v.name === name)) continue;
       this.#engaged.delete(name);
-      for (const remove of engaged.removeHandlers) remove();
+      engaged.release();
       void engaged.scope.end();
     }
   }
@@ -145,17 +151,31 @@ export class StagingCaches implements StagingSide {
       family: `staging ${this.#gvr.resource}`,
       logger: this.#logger,
     });
-    objects.store.addIndex(RELATED_INDEX, relatedIndexValues);
-    const related = (gvr: GroupVersionResource): Informer<KubeObject> =>
+    objects.store.addIndex(RELATED_INDEX, referencesOfCopy);
+    const { references } = view;
+    // Shared by every resource of the view: the first to engage creates them, all count references.
+    const related = (gvr: GroupVersionResource, kind: RelatedKind): Informer<KubeObject> =>
       view.scope.informer(vw.wildcard(gvr), {
         name: `staging ${view.name} ${gvr.resource}`,
         family: `staging ${gvr.resource}`,
         logger: this.#logger,
         transform: relatedDigestOf,
         pageSize: RELATED_PAGE_SIZE,
+        keep: (o) => references.has(relatedReferenceOf(clusterOf(o), kind, o.metadata.namespace ?? '', o.metadata.name ?? '')),
       });
-    const secrets = related(SECRETS);
-    const configMaps = related(CONFIGMAPS);
+    const secrets = related(SECRETS, 'Secret');
+    const configMaps = related(CONFIGMAPS, 'ConfigMap');
+    // A Secret no copy names any more leaves the cache (one named again is read, then admitted).
+    const forgetAll = (unreferenced: string[]): void => {
+      for (const reference of unreferenced) {
+        const [cluster = '', kind, namespace = '', name = ''] = reference.split('/');
+        (kind === 'Secret' ? secrets : configMaps).forget({ cluster, namespace, name });
+      }
+    };
+    const count = (e: InformerEvent<KubeObject>): void => {
+      if (e.type !== 'deleted') references.add(referencesOfCopy(e.object));
+      if (e.type !== 'added') forgetAll(references.remove(referencesOfCopy(e.type === 'updated' ? e.old : e.object)));
+    };
     // The consumer comes from the broker's record of the copy's workspace, never from the copy's
     // annotations: a provider can edit those, and must not make the broker work on other tenants'
     // keys. kcp sets the cluster annotation; a workspace the broker has no record of is ignored.
@@ -165,28 +185,33 @@ export class StagingCaches implements StagingSide {
         ? encodeKey({ cluster: consumerCluster, namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' })
         : undefined;
     };
-    const onRelated = (kind: string) => (e: { object: KubeObject }) => {
-      const { namespace, name } = e.object.metadata;
-      for (const copy of objects.store.byIndex(RELATED_INDEX, `${clusterOf(e.object)}/${kind}/${namespace}/${name}`)) {
+    const onRelated = (kind: RelatedKind) => (e: { object: KubeObject }) => {
+      const { namespace = '', name = '' } = e.object.metadata;
+      for (const copy of objects.store.byIndex(RELATED_INDEX, relatedReferenceOf(clusterOf(e.object), kind, namespace, name))) {
         const key = consumerKeyOf(copy);
         if (key) this.#enqueue(key);
       }
     };
     const removeHandlers = [
       objects.onEvent((e) => {
+        count(e);
         const key = consumerKeyOf(e.object);
         if (key) this.#enqueue(key);
       }),
       secrets.onEvent(onRelated('Secret')),
       configMaps.onEvent(onRelated('ConfigMap')),
     ];
-    return { objects, secrets, configMaps, scope, removeHandlers };
+    const release = (): void => {
+      for (const remove of removeHandlers) remove();
+      for (const copy of objects.store.list()) forgetAll(references.remove(referencesOfCopy(copy)));
+    };
+    return { objects, secrets, configMaps, scope, release };
   }
 
   /** Removes this resource's handlers (the sync controller stops; its scope ends the copies' watches). */
   close(): void {
     this.#stopFollowing();
-    for (const { removeHandlers } of this.#engaged.values()) for (const remove of removeHandlers) remove();
+    for (const { release } of this.#engaged.values()) release();
     this.#engaged.clear();
   }
 }

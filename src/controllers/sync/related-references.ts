@@ -1,0 +1,42 @@
+import { clusterOf, type KubeObject } from '../../kcp-client-ts/types.ts';
+import { relatedRefs } from '../related/refs.ts';
+import type { RelatedKind } from '../related/mirror.ts';
+
+/** A Secret or ConfigMap as a staging copy names it: `cluster/Kind/namespace/name`. */
+export const relatedReferenceOf = (cluster: string, kind: RelatedKind, namespace: string, name: string): string =>
+  `${cluster}/${kind}/${namespace}/${name}`;
+
+/** The related resources a staging copy names, in its own workspace. */
+export const referencesOfCopy = (copy: KubeObject): string[] =>
+  relatedRefs(copy, copy.metadata.namespace || 'default').refs.map((r) => relatedReferenceOf(clusterOf(copy), r.kind, r.namespace, r.name));
+
+/**
+ * The Secrets and ConfigMaps some staging copy of one staging view names in
+ * `status.relatedResources` (copies of every brokered resource served through the view count),
+ * with how many copies name each. The view's Secret and ConfigMap caches keep only these: a
+ * provider decides how many Secrets its staging workspaces hold, and the broker's memory follows
+ * what the copies reference (at most MAX_RELATED each), not that.
+ */
+export class RelatedReferences {
+  readonly #counts = new Map<string, number>();
+
+  has(reference: string): boolean {
+    return this.#counts.has(reference);
+  }
+
+  /** Counts the references of a copy that appeared or changed to name them. */
+  add(references: string[]): void {
+    for (const r of references) this.#counts.set(r, (this.#counts.get(r) ?? 0) + 1);
+  }
+
+  /** Uncounts a copy's references (it changed or went); returns those no copy names any more. */
+  remove(references: string[]): string[] {
+    const unreferenced: string[] = [];
+    for (const r of references) {
+      const left = (this.#counts.get(r) ?? 0) - 1;
+      if (left > 0) this.#counts.set(r, left);
+      else if (this.#counts.delete(r)) unreferenced.push(r);
+    }
+    return unreferenced;
+  }
+}
