@@ -162,7 +162,9 @@ const perObject = (before: Record<string, number>, after: Record<string, number>
   );
 
 /** What the broker's /metrics says now: open watches, memory, kcp requests by verb. */
-const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedMiB: number; externalMiB: number; requests: number }> => {
+const brokerMetrics = async (
+  port: number,
+): Promise<{ watches: number; heapUsedMiB: number; heapTotalMiB: number; externalMiB: number; requests: number }> => {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const sum = (name: string): number =>
     [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'gm'))].reduce((total, m) => total + Number(m[1]), 0);
@@ -170,6 +172,8 @@ const brokerMetrics = async (port: number): Promise<{ watches: number; heapUsedM
   return {
     watches: sum('resource_broker_watches'),
     heapUsedMiB: mib(sum('nodejs_heap_size_used_bytes')),
+    // What V8 holds from the system for its heap (used or not): the part of RSS the heap explains.
+    heapTotalMiB: mib(sum('nodejs_heap_size_total_bytes')),
     externalMiB: mib(sum('nodejs_external_memory_bytes')),
     requests: sum('resource_broker_kcp_requests_total'),
   };
@@ -616,6 +620,7 @@ try {
     rssFileMiB,
     peakRssMiB,
     heapUsedMiB: atRest.heapUsedMiB,
+    heapTotalMiB: atRest.heapTotalMiB,
     externalMiB: atRest.externalMiB,
     openWatches: atRest.watches,
     stagingWorkspaces: (await world.stagingWorkspaces().list()).items.length,

@@ -50,7 +50,8 @@ export class InformerScope {
 
   /** The informer for `source` (and label selector) in this scope, started when first asked for. */
   informer<T extends KubeObject>(source: KeyedSource<T> | SourceSet<T>, options: Omit<InformerOptions<T>, 'source'>): Informer<T> {
-    const key = `${'current' in source ? source.id : source.url()}?${options.labelSelector ?? ''}#${options.transform?.name ?? ''}`;
+    // What the store holds is part of the identity: a transform (by its name), and a keep (by the informer's).
+    const key = `${'current' in source ? source.id : source.url()}?${options.labelSelector ?? ''}#${options.transform?.name ?? ''}${options.keep ? `|${options.name}` : ''}`;
     const existing = this.#informers.get(key);
     if (existing) return existing.informer as unknown as Informer<T>;
     if (this.ended) throw new Error(`informer scope ${this.name} has ended`);

@@ -182,10 +182,11 @@ describe('Informer with keep', () => {
       await eventually(() => expect(names()).toEqual(['a 2']));
       // c becomes kept (a copy names it): read with a GET and admitted, silently.
       kept.add('c');
-      informer.admit(read('c', 1, '1'));
+      let mark = informer.admissionMark();
+      expect(informer.admit(read('c', 1, '1'), mark)).toBe(true);
       expect(names()).toEqual(['a 2', 'c 1']);
       // An older read of a does not replace what the stream brought.
-      informer.admit(read('a', 1, '1'));
+      expect(informer.admit(read('a', 1, '1'), informer.admissionMark())).toBe(false);
       expect(names()).toEqual(['a 2', 'c 1']);
       server.upsert('c', { spec: { n: 2 } });
       await eventually(() => expect(names()).toEqual(['a 2', 'c 2']));
@@ -194,16 +195,42 @@ describe('Informer with keep', () => {
       server.upsert('a', { spec: { n: 3 } }); // after d in the stream: seen once a is
       await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
       kept.add('d');
-      informer.admit(read('d', 1, '1'));
+      expect(informer.admit(read('d', 1, '1'), informer.admissionMark())).toBe(true);
       server.delete('d');
       await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
-      // c no longer kept: forgotten, and its later changes are not seen.
+      // A read that began before the object's deletion came through is refused: it would bring back a deleted object.
+      server.upsert('e', { spec: { n: 1 } });
+      kept.add('e');
+      await eventually(() => expect(names()).toEqual(['a 3', 'c 2', 'e 1']));
+      kept.delete('e');
+      informer.forget({ cluster: 'c1', namespace: 'default', name: 'e' });
+      kept.add('e');
+      mark = informer.admissionMark();
+      server.delete('e');
+      server.upsert('a', { spec: { n: 4 } });
+      await eventually(() => expect(names()).toEqual(['a 4', 'c 2']));
+      expect(informer.admit(read('e', 1, '1'), mark)).toBe(false);
+      // A read that began before the key was forgotten (and changed unseen) is refused too.
+      mark = informer.admissionMark();
       kept.delete('c');
       informer.forget({ cluster: 'c1', namespace: 'default', name: 'c' });
+      kept.add('c');
+      expect(informer.admit(read('c', 2, '1'), mark)).toBe(false);
+      // c no longer kept: forgotten, and its later changes are not seen.
+      kept.delete('c');
       server.upsert('c', { spec: { n: 3 } });
-      server.upsert('a', { spec: { n: 4 } });
-      await eventually(() => expect(names()).toEqual(['a 4']));
-      expect(events).toEqual(['added a 1', 'updated a 2', 'updated c 2', 'updated a 3', 'deleted d 1', 'updated a 4']);
+      server.upsert('a', { spec: { n: 5 } });
+      await eventually(() => expect(names()).toEqual(['a 5']));
+      expect(events).toEqual([
+        'added a 1',
+        'updated a 2',
+        'updated c 2',
+        'updated a 3',
+        'deleted d 1',
+        'added e 1',
+        'updated a 4',
+        'updated a 5',
+      ]);
     } finally {
       controller.abort();
       await running;

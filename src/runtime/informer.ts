@@ -37,6 +37,9 @@ const single = <T extends KubeObject>(source: ListerWatcher<T>): SourceSet<T> =>
   return { id: '', current: () => current, onChange: () => () => undefined };
 };
 
+/** How many keys an informer with `keep` remembers passing over (about 100 bytes each). */
+const MAX_PASSED_OVER = 4096;
+
 /** What the informer keeps per source: the keys it brought (a relist or a dropped shard removes only those). */
 type SourceRun = { controller: AbortController; done: Promise<void>; keys: Set<string>; listed: boolean; connected: boolean };
 
@@ -96,6 +99,11 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** Per source: its loop, the keys it brought, whether it listed and whether its last request reached the server. */
   readonly #runs = new Map<string, SourceRun>();
   readonly #syncWaiters: (() => void)[] = [];
+  /** With `keep`: the keys whose events the store did not follow lately, with when (see `admit`). */
+  readonly #passedOver = new Map<string, number>();
+  #passedSeq = 0;
+  /** The newest record dropped from #passedOver: reads marked before it are refused. */
+  #passedBeyond = 0;
 
   constructor(options: InformerOptions<T>) {
     this.#options = options;
@@ -139,15 +147,28 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   /**
-   * Stores an object read outside the stream (a GET) that the `keep` option turned away when the
-   * stream brought it, unless the store holds that key already (the stream's version is as new or
-   * newer). Later events replace it. Not announced to handlers: the caller read it.
+   * A mark to take before reading an object outside the stream (a GET) that `admit` may store:
+   * the read is refused if the stream passed over that key after the mark was taken.
    */
-  admit(obj: T): void {
+  admissionMark(): number {
+    return this.#passedSeq;
+  }
+
+  /**
+   * Stores an object read outside the stream (a GET, begun after `mark` was taken) that the `keep`
+   * option turned away when the stream brought it, unless the store holds that key already (the
+   * stream's version is as new or newer) or the stream passed over the key since the mark (a
+   * change or deletion not kept, or a `forget`: the read may be older than what the server has).
+   * Later events replace it. Not announced to handlers: the caller read it. Whether it was stored.
+   */
+  admit(obj: T, mark: number): boolean {
     const object = this.transform(obj);
-    if (this.#options.keep && !this.#options.keep(object)) return;
-    if (this.store.getByKey(encodeKey(objectKeyOf(object)))) return;
+    if (this.#options.keep && !this.#options.keep(object)) return false;
+    const key = encodeKey(objectKeyOf(object));
+    if (this.store.getByKey(key)) return false;
+    if ((this.#passedOver.get(key) ?? 0) > mark || this.#passedBeyond > mark) return false;
     this.store.upsert(object);
+    return true;
   }
 
   /**
@@ -155,10 +176,28 @@ export class Informer<T extends KubeObject = KubeObject> {
    * it; its next event is judged again.
    */
   forget(key: ObjectKey): void {
-    const object = this.store.get(key);
+    const encoded = encodeKey(key);
+    this.#passOver(encoded);
+    const object = this.store.getByKey(encoded);
     if (!object) return;
     this.store.remove(object);
-    for (const run of this.#runs.values()) run.keys.delete(encodeKey(key));
+    for (const run of this.#runs.values()) run.keys.delete(encoded);
+  }
+
+  /**
+   * Records that the store did not follow an event of `key` (or forgot it): an object of that
+   * key read before now may be stale. Bounded: past MAX_PASSED_OVER keys, the oldest records go
+   * and reads older than them are refused as a whole.
+   */
+  #passOver(key: string): void {
+    if (!this.#options.keep) return;
+    this.#passedSeq++;
+    this.#passedOver.delete(key);
+    this.#passedOver.set(key, this.#passedSeq);
+    if (this.#passedOver.size <= MAX_PASSED_OVER) return;
+    const [oldest, seq] = this.#passedOver.entries().next().value!;
+    this.#passedOver.delete(oldest);
+    this.#passedBeyond = seq;
   }
 
   /** Resolves after the first complete list, or when `signal` aborts. */
@@ -294,6 +333,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         for (const other of this.#runs.values()) if (other !== run) other.keys.delete(key);
         if (this.#options.keep && !this.#options.keep(object)) {
           run.keys.delete(key);
+          this.#passOver(key);
           const dropped = this.store.remove(object);
           if (dropped) this.#emit({ type: 'deleted', object: dropped });
           return;
@@ -309,6 +349,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         // Another source holds it now; one admitted from a read is held by none, and goes.
         if (!run.keys.delete(key) && [...this.#runs.values()].some((r) => r.keys.has(key))) return;
         const old = this.store.remove(event.object);
+        if (!old) this.#passOver(key); // a read of it in flight must not bring it back
         if (old) this.#emit({ type: 'deleted', object: transformed ? event.object : this.transform(event.object) });
         return;
       }

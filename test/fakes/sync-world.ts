@@ -59,7 +59,12 @@ export type ProviderBehaviour = (copy: KubeObject, cluster: string, api: MemoryA
 /** An informer as the sync controller sees a staging cache. */
 const storeOf = (informer: Informer<KubeObject>): StagingStore => ({
   get: (key) => informer.store.get(key),
-  admit: (obj) => informer.admit(obj),
+  readThrough: async (read) => {
+    const mark = informer.admissionMark();
+    const obj = await read();
+    if (obj) informer.admit(obj, mark);
+    return obj;
+  },
   waitForSync: (signal) => informer.waitForSync(signal),
 });
 

@@ -23,7 +23,7 @@ describe('relatedRefs', () => {
     });
   });
 
-  it('refuses other kinds, other namespaces, system namespaces and empty names, saying why', () => {
+  it('refuses other kinds, other namespaces, system namespaces, empty and invalid names, saying why', () => {
     const staging = {
       metadata: { name: 'app' },
       status: {
@@ -32,6 +32,8 @@ describe('relatedRefs', () => {
           prod: { namespace: 'prod', name: 'db-password', gvk: gvk('', 'Secret') },
           sys: { namespace: 'kube-system', name: 'x', gvk: gvk('', 'Secret') },
           empty: { name: '', gvk: gvk('', 'Secret') },
+          slash: { name: 'a/b', gvk: gvk('', 'Secret') },
+          upper: { name: 'Secret', gvk: gvk('', 'ConfigMap') },
         },
       },
     };
@@ -42,6 +44,8 @@ describe('relatedRefs', () => {
       { key: 'prod', reason: 'namespace "prod" is not the object\'s namespace "team"' },
       { key: 'sys', reason: 'namespace "kube-system" is not the object\'s namespace "team"' },
       { key: 'empty', reason: 'name is empty' },
+      { key: 'slash', reason: 'name is not a valid object name' },
+      { key: 'upper', reason: 'name is not a valid object name' },
     ]);
     expect(
       relatedRefs({ metadata: {}, status: { relatedResources: { s: { name: 'x', gvk: gvk('', 'Secret') } } } }, 'kube-system').refused,

@@ -10,6 +10,9 @@ export type RefusedRef = { key: string; reason: string };
 /** Most related resources mirrored per object: a provider cannot fill a consumer's namespace. */
 export const MAX_RELATED = 32;
 
+/** A Secret's or ConfigMap's name as the API server allows it (a DNS subdomain). */
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
 /** Namespaces the broker never writes into, whatever a provider names. */
 const SYSTEM_NAMESPACES = new Set(['kube-system', 'kube-public', 'kube-node-lease', 'kcp-system', 'default-system']);
 export const isSystemNamespace = (namespace: string): boolean =>
@@ -35,6 +38,7 @@ export const relatedRefs = (staging: KubeObject, home: string): { refs: RelatedR
     if ((group !== '' && group !== 'core') || (kind !== 'Secret' && kind !== 'ConfigMap'))
       refused.push({ key, reason: 'only core Secrets and ConfigMaps are mirrored' });
     else if (typeof entry.name !== 'string' || entry.name === '') refused.push({ key, reason: 'name is empty' });
+    else if (!OBJECT_NAME.test(entry.name)) refused.push({ key, reason: 'name is not a valid object name' });
     else if (namespace !== home) refused.push({ key, reason: `namespace "${namespace}" is not the object's namespace "${home}"` });
     else if (isSystemNamespace(namespace)) refused.push({ key, reason: `namespace "${namespace}" is a system namespace` });
     else if (refs.length >= MAX_RELATED) refused.push({ key, reason: `more than ${MAX_RELATED} related resources` });

@@ -443,11 +443,7 @@ export class SyncController implements Controller, SyncSteps {
       // Not in the cache is not "gone": the view may show the copy before its Secret, and the
       // cache keeps only Secrets some copy names, so one named after it arrived is not there. The
       // mirror then reads it (no hash matches ''), and the cache keeps what was read from then on.
-      const read = async (s: AbortSignal): Promise<KubeObject | undefined> => {
-        const whole = await client.find(ref, s);
-        if (whole) store.admit(whole);
-        return whole;
-      };
+      const read = (s: AbortSignal): Promise<KubeObject | undefined> => store.readThrough(() => client.find(ref, s));
       return [{ ...ref, contentHash: digest ? contentHashOf(digest) : '', read }];
     });
   }

@@ -19,9 +19,30 @@ export const referencesOfCopy = (copy: KubeObject): string[] =>
  */
 export class RelatedReferences {
   readonly #counts = new Map<string, number>();
+  /** Copies caches of the view that have not listed yet. */
+  readonly #warming = new Set<object>();
 
   has(reference: string): boolean {
     return this.#counts.has(reference);
+  }
+
+  /**
+   * Whether the view's caches keep this Secret/ConfigMap: one a copy names, or any while a copies
+   * cache is still listing (at start the Secrets may list first; dropping them then would cost a
+   * GET per reference once the copies arrive).
+   */
+  keeps(reference: string): boolean {
+    return this.#warming.size > 0 || this.#counts.has(reference);
+  }
+
+  /** A copies cache of the view begins to list (`token` names it). */
+  warm(token: object): void {
+    this.#warming.add(token);
+  }
+
+  /** That cache has listed; whether none is listing any more (the caches may then drop what no copy names). */
+  cool(token: object): boolean {
+    return this.#warming.delete(token) && this.#warming.size === 0;
   }
 
   /** Counts the references of a copy that appeared or changed to name them. */

@@ -4,7 +4,7 @@ import { clusterOf, CONFIGMAPS, SECRETS, type GroupVersionResource, type KubeObj
 import type { Logger } from '../../logging.ts';
 import type { Informer, InformerEvent } from '../../runtime/informer.ts';
 import type { InformerScope } from '../../runtime/informer-scope.ts';
-import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
+import { encodeKey, objectKeyOf, type ObjectKey } from '../../runtime/object-key.ts';
 import { RELATED_PAGE_SIZE, relatedDigestOf } from '../related/digest.ts';
 import type { RelatedKind } from '../related/mirror.ts';
 import { referencesOfCopy, relatedReferenceOf } from './related-references.ts';
@@ -14,10 +14,11 @@ import type { StagingView, StagingViewSource } from './staging-views.ts';
 export type StagingStore = {
   get(key: ObjectKey): KubeObject | undefined;
   /**
-   * Keeps an object read with a GET when the cache has none of it (a Secret the watch brought
-   * before any copy named it), if it is one the cache keeps; later events replace it.
+   * Reads with `read` (a GET) an object the cache has none of, and keeps what was read if the
+   * cache keeps that object and saw nothing newer of it meanwhile (a Secret the watch brought
+   * before any copy named it); later events replace it.
    */
-  admit(obj: KubeObject): void;
+  readThrough(read: () => Promise<KubeObject | undefined>): Promise<KubeObject | undefined>;
   /** Resolves once everything watched of this kind has listed (or `signal` aborts). */
   waitForSync(signal?: AbortSignal): Promise<void>;
 };
@@ -42,6 +43,10 @@ export type StagingSide = {
 
 const RELATED_INDEX = 'related';
 
+/** A cached Secret/ConfigMap as a copy would name it. */
+const referenceOf = (o: KubeObject, kind: RelatedKind): string =>
+  relatedReferenceOf(clusterOf(o), kind, o.metadata.namespace ?? '', o.metadata.name ?? '');
+
 type ViewCaches = {
   objects: Informer<KubeObject>;
   secrets: Informer<KubeObject>;
@@ -61,8 +66,11 @@ const storeOver = (informers: Informer<KubeObject>[]): StagingStore => ({
     }
     return undefined;
   },
-  admit: (obj) => {
-    for (const informer of informers) informer.admit(obj);
+  readThrough: async (read) => {
+    const marks = informers.map((i) => i.admissionMark());
+    const obj = await read();
+    if (obj) for (const [i, informer] of informers.entries()) informer.admit(obj, marks[i]!);
+    return obj;
   },
   waitForSync: async (signal) => {
     await Promise.all(informers.map((i) => i.waitForSync(signal)));
@@ -161,7 +169,7 @@ export class StagingCaches implements StagingSide {
         logger: this.#logger,
         transform: relatedDigestOf,
         pageSize: RELATED_PAGE_SIZE,
-        keep: (o) => references.has(relatedReferenceOf(clusterOf(o), kind, o.metadata.namespace ?? '', o.metadata.name ?? '')),
+        keep: (o) => references.keeps(referenceOf(o, kind)),
       });
     const secrets = related(SECRETS, 'Secret');
     const configMaps = related(CONFIGMAPS, 'ConfigMap');
@@ -172,6 +180,18 @@ export class StagingCaches implements StagingSide {
         (kind === 'Secret' ? secrets : configMaps).forget({ cluster, namespace, name });
       }
     };
+    // Everything is kept until this resource's copies have listed; then what no copy names goes.
+    const warming = {};
+    references.warm(warming);
+    const settle = (): void => {
+      if (!references.cool(warming)) return;
+      for (const [informer, kind] of [
+        [secrets, 'Secret'],
+        [configMaps, 'ConfigMap'],
+      ] as const)
+        for (const o of informer.store.list()) if (!references.has(referenceOf(o, kind))) informer.forget(objectKeyOf(o));
+    };
+    void objects.waitForSync(scope.signal).then(settle);
     const count = (e: InformerEvent<KubeObject>): void => {
       if (e.type !== 'deleted') references.add(referencesOfCopy(e.object));
       if (e.type !== 'added') forgetAll(references.remove(referencesOfCopy(e.type === 'updated' ? e.old : e.object)));
@@ -204,6 +224,7 @@ export class StagingCaches implements StagingSide {
     const release = (): void => {
       for (const remove of removeHandlers) remove();
       for (const copy of objects.store.list()) forgetAll(references.remove(referencesOfCopy(copy)));
+      settle(); // a cache released before it listed must not keep the view warm
     };
     return { objects, secrets, configMaps, scope, release };
   }
