@@ -163,13 +163,20 @@ describe('Informer with keep', () => {
       name: 'widgets',
       source,
       keep: (o) => kept.has(o.metadata.name ?? ''),
+      stallTimeoutMs: 300,
       backoff: { initialMs: 10, maxMs: 50 },
     });
     const events: string[] = [];
     informer.onEvent((e) => events.push(`${e.type} ${e.object.metadata.name} ${(e.object['spec'] as { n: number }).n}`));
     const controller = new AbortController();
     const running = informer.run(controller.signal);
-    const names = (): string[] => informer.store.list().map((o) => `${o.metadata.name} ${(o['spec'] as { n: number }).n}`);
+    // Short waits: a failure shows the difference instead of the test's timeout.
+    const soon = (check: () => void): Promise<void> => eventually(check, { timeoutMs: 5_000 });
+    const names = (): string[] =>
+      informer.store
+        .list()
+        .map((o) => `${o.metadata.name} ${(o['spec'] as { n: number }).n}`)
+        .sort();
     const read = (name: string, n: number, resourceVersion: string): KubeObject => ({
       metadata: { name, namespace: 'default', resourceVersion, annotations: { 'kcp.io/cluster': 'c1' } },
       spec: { n },
@@ -179,7 +186,7 @@ describe('Informer with keep', () => {
       expect(names()).toEqual(['a 1']);
       server.upsert('c', { spec: { n: 1 } }); // not kept: seen and forgotten
       server.upsert('a', { spec: { n: 2 } });
-      await eventually(() => expect(names()).toEqual(['a 2']));
+      await soon(() => expect(names()).toEqual(['a 2']));
       // c becomes kept (a copy names it): read with a GET and admitted, silently.
       kept.add('c');
       let mark = informer.admissionMark();
@@ -189,26 +196,26 @@ describe('Informer with keep', () => {
       expect(informer.admit(read('a', 1, '1'), informer.admissionMark())).toBe(false);
       expect(names()).toEqual(['a 2', 'c 1']);
       server.upsert('c', { spec: { n: 2 } });
-      await eventually(() => expect(names()).toEqual(['a 2', 'c 2']));
+      await soon(() => expect(names()).toEqual(['a 2', 'c 2']));
       // An admitted object deleted before any event of it: the deletion takes it out.
       server.upsert('d', { spec: { n: 1 } });
       server.upsert('a', { spec: { n: 3 } }); // after d in the stream: seen once a is
-      await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
+      await soon(() => expect(names()).toEqual(['a 3', 'c 2']));
       kept.add('d');
       expect(informer.admit(read('d', 1, '1'), informer.admissionMark())).toBe(true);
       server.delete('d');
-      await eventually(() => expect(names()).toEqual(['a 3', 'c 2']));
+      await soon(() => expect(names()).toEqual(['a 3', 'c 2']));
       // A read that began before the object's deletion came through is refused: it would bring back a deleted object.
       server.upsert('e', { spec: { n: 1 } });
       kept.add('e');
-      await eventually(() => expect(names()).toEqual(['a 3', 'c 2', 'e 1']));
+      await soon(() => expect(names()).toEqual(['a 3', 'c 2', 'e 1']));
       kept.delete('e');
       informer.forget({ cluster: 'c1', namespace: 'default', name: 'e' });
       kept.add('e');
       mark = informer.admissionMark();
       server.delete('e');
       server.upsert('a', { spec: { n: 4 } });
-      await eventually(() => expect(names()).toEqual(['a 4', 'c 2']));
+      await soon(() => expect(names()).toEqual(['a 4', 'c 2']));
       expect(informer.admit(read('e', 1, '1'), mark)).toBe(false);
       // A read that began before the key was forgotten (and changed unseen) is refused too.
       mark = informer.admissionMark();
@@ -216,11 +223,34 @@ describe('Informer with keep', () => {
       informer.forget({ cluster: 'c1', namespace: 'default', name: 'c' });
       kept.add('c');
       expect(informer.admit(read('c', 2, '1'), mark)).toBe(false);
+      // A read of a kept object that changed and was deleted meanwhile is refused as well.
+      mark = informer.admissionMark();
+      server.upsert('a', { spec: { n: 5 } });
+      server.delete('a');
+      await soon(() => expect(names()).toEqual([]));
+      expect(informer.admit(read('a', 4, '1'), mark)).toBe(false);
+      server.upsert('a', { spec: { n: 5 } });
+      await soon(() => expect(names()).toEqual(['a 5']));
+      // After a watch gap (410, relist), reads begun before it are refused, and an admitted object
+      // the list does not have (deleted during the gap) goes.
+      kept.add('f');
+      expect(informer.admit(read('f', 1, '1'), informer.admissionMark())).toBe(true);
+      mark = informer.admissionMark();
+      server.stalled = true;
+      server.upsert('g', { spec: { n: 1 } });
+      server.compact();
+      server.stalled = false;
+      server.dropWatches();
+      await soon(() => expect(informer.stats.lists).toBe(2));
+      await soon(() => expect(names()).toEqual(['a 5', 'c 2'])); // c is kept again, and listed
+      kept.add('g');
+      expect(informer.admit(read('g', 1, '1'), mark)).toBe(false);
       // c no longer kept: forgotten, and its later changes are not seen.
       kept.delete('c');
+      informer.forget({ cluster: 'c1', namespace: 'default', name: 'c' });
       server.upsert('c', { spec: { n: 3 } });
-      server.upsert('a', { spec: { n: 5 } });
-      await eventually(() => expect(names()).toEqual(['a 5']));
+      server.upsert('a', { spec: { n: 6 } });
+      await soon(() => expect(names()).toEqual(['a 6']));
       expect(events).toEqual([
         'added a 1',
         'updated a 2',
@@ -230,6 +260,10 @@ describe('Informer with keep', () => {
         'added e 1',
         'updated a 4',
         'updated a 5',
+        'deleted a 5',
+        'added a 5',
+        'added c 2',
+        'updated a 6',
       ]);
     } finally {
       controller.abort();

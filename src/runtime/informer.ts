@@ -162,8 +162,10 @@ export class Informer<T extends KubeObject = KubeObject> {
    * Later events replace it. Not announced to handlers: the caller read it. Whether it was stored.
    */
   admit(obj: T, mark: number): boolean {
+    // Without `keep` the stream holds everything, and nothing records what a read could miss.
+    if (!this.#options.keep) return false;
     const object = this.transform(obj);
-    if (this.#options.keep && !this.#options.keep(object)) return false;
+    if (!this.#options.keep(object)) return false;
     const key = encodeKey(objectKeyOf(object));
     if (this.store.getByKey(key)) return false;
     if ((this.#passedOver.get(key) ?? 0) > mark || this.#passedBeyond > mark) return false;
@@ -349,7 +351,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         // Another source holds it now; one admitted from a read is held by none, and goes.
         if (!run.keys.delete(key) && [...this.#runs.values()].some((r) => r.keys.has(key))) return;
         const old = this.store.remove(event.object);
-        if (!old) this.#passOver(key); // a read of it in flight must not bring it back
+        this.#passOver(key); // a read of it in flight must not bring it back
         if (old) this.#emit({ type: 'deleted', object: transformed ? event.object : this.transform(event.object) });
         return;
       }
@@ -368,6 +370,16 @@ export class Informer<T extends KubeObject = KubeObject> {
       const object = this.store.getByKey(key);
       if (object) this.#apply({ type: 'DELETED', object }, run, true);
       else run.keys.delete(key);
+    }
+    if (!this.#options.keep) return;
+    // The watch had a gap: a read begun before it may have missed anything, and an object admitted
+    // from a read (held by no source) may be gone. Those go unless this list has them; one that
+    // another shard holds is read again when needed.
+    this.#passedBeyond = ++this.#passedSeq;
+    for (const key of this.store.keys()) {
+      if (seen.has(key) || [...this.#runs.values()].some((r) => r.keys.has(key))) continue;
+      const object = this.store.getByKey(key);
+      if (object) this.store.remove(object);
     }
   }
 

@@ -43,6 +43,9 @@ export type StagingSide = {
 
 const RELATED_INDEX = 'related';
 
+/** Longest a view's related caches keep everything while this resource's copies list. */
+const WARM_LIMIT_MS = 60_000;
+
 /** A cached Secret/ConfigMap as a copy would name it. */
 const referenceOf = (o: KubeObject, kind: RelatedKind): string =>
   relatedReferenceOf(clusterOf(o), kind, o.metadata.namespace ?? '', o.metadata.name ?? '');
@@ -183,7 +186,11 @@ export class StagingCaches implements StagingSide {
     // Everything is kept until this resource's copies have listed; then what no copy names goes.
     const warming = {};
     references.warm(warming);
+    // Bounded: a shard of the view that cannot list must not keep every Secret of the others.
+    const warmLimit = setTimeout(() => settle(), WARM_LIMIT_MS);
+    warmLimit.unref();
     const settle = (): void => {
+      clearTimeout(warmLimit);
       if (!references.cool(warming)) return;
       for (const [informer, kind] of [
         [secrets, 'Secret'],
