@@ -3,7 +3,8 @@ import { isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { NAMESPACES, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
 import { eventually } from '../harness/eventually.ts';
-import { BrokerWorld, decodeSecret, statusOf } from '../harness/broker-world.ts';
+import { BrokerWorld, decodeSecret, GVR, statusOf } from '../harness/broker-world.ts';
+import { ORPHAN_ANNOTATION } from '../../src/controllers/sync/finalizer.ts';
 import { kcpEnv } from '../harness/kcp-env.ts';
 
 /**
@@ -182,5 +183,44 @@ describe('adversarial: what a provider can do to a consumer', () => {
     );
     expect(cachedStagingSecrets()).toBeLessThanOrEqual(before + 1);
     expect(await consumerSecrets.find({ namespace: 'default', name: 'hoard-8' })).toBeUndefined();
+  });
+
+  it('a provider holding its copy with a finalizer: the deletion says who holds it up, the consumer cannot skip it, a platform admin lets go', async () => {
+    const certs = world.objects(consumer.path, 'certificates');
+    await certs.create(world.newObject('certificates', 'held', { fqdn: 'held.hostile.test' }));
+    await eventually(async () => expect(statusOf(await certs.get({ namespace: 'default', name: 'held' }))).toBe('Available'));
+    const staging = await world.stagingClusterOf(consumer, 'certificates', 'held');
+    const copies = world.inCluster(staging, GVR.certificates);
+    await copies.mergePatch({ namespace: 'default', name: 'held' }, { metadata: { finalizers: ['hostile.example/never'] } });
+    await certs.delete({ namespace: 'default', name: 'held' });
+
+    // After 10 s of waiting, an Event and a condition name the provider, the finalizer and the way out.
+    const blocked = await eventually(
+      async () => {
+        const [event] = await eventsFor('held', 'DeletionBlocked');
+        expect(event?.['message']).toContain('held by finalizers hostile.example/never');
+        return String(event!['message']);
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(blocked).toContain(`${ORPHAN_ANNOTATION}=true`);
+    const terminating = await certs.get({ namespace: 'default', name: 'held' });
+    expect(terminating.metadata.deletionTimestamp).toBeDefined();
+    const conditions = (terminating['status'] as { conditions?: { type: string; status: string; reason: string }[] }).conditions;
+    expect(conditions?.find((c) => c.type === 'DeletionBlocked')).toMatchObject({ status: 'True', reason: 'ProviderFinalizer' });
+
+    // The consumer's own annotation is not the way out: the provider's copy keeps its finalizer.
+    await certs.mergePatch({ namespace: 'default', name: 'held' }, { metadata: { annotations: { [ORPHAN_ANNOTATION]: 'true' } } });
+    await new Promise((resolve) => setTimeout(resolve, 7_000)); // longer than the 5 s the broker waits between looks
+    expect((await copies.get({ namespace: 'default', name: 'held' })).metadata.finalizers).toEqual(['hostile.example/never']);
+
+    // The platform admin annotates the Assignment: the provider's finalizer goes, and the deletion ends.
+    const assignment = await world.assignmentOf(consumer, 'certificates', 'held');
+    await world
+      .assignments()
+      .mergePatch({ name: assignment!.metadata.name! }, { metadata: { annotations: { [ORPHAN_ANNOTATION]: 'true' } } });
+    await eventually(async () => expect(await certs.find({ namespace: 'default', name: 'held' })).toBeUndefined(), { timeoutMs: 60_000 });
+    expect(await copies.find({ namespace: 'default', name: 'held' })).toBeUndefined();
+    expect(await world.assignmentOf(consumer, 'certificates', 'held')).toBeUndefined();
   });
 });

@@ -340,6 +340,77 @@ describe('migration stages from a MigrationConfiguration', () => {
     neverDropped('big');
   });
 
+  it("two consumers moving same-named VMs through a stage at once: the second waits while the first holds the mirror names, and each stage sees only its own object's Secrets", async () => {
+    await configure([
+      {
+        name: 'hold',
+        namespace: 'migrations',
+        templates: { gate: { apiVersion: 'v1', kind: 'ConfigMap', data: { arch: '${to.spec.arch}' } } },
+        successConditions: ['gate.data.open == "yes"'],
+      },
+    ]);
+    const other = await world.consumer('consumer-twin', ['vms']);
+    const memoryOf = new Map([
+      [consumer.path, 512],
+      [other.path, 1024],
+    ]);
+    await createThenMove('twin', 512, consumer);
+    await createThenMove('twin', 1024, other);
+    const migrationIn = async (workspace: ReadyWorkspace): Promise<Migration | undefined> => {
+      const assignment = await world.assignmentOf(workspace, 'vms', 'twin');
+      return (await migrations().list()).items.find((m) => m.spec.assignment === assignment?.metadata.name);
+    };
+    const mirrorOf = async (): Promise<KubeObject | undefined> =>
+      compute(SECRETS).find({ namespace: 'migrations', name: 'from-twin-credentials' });
+    /** Which consumer's migration holds the names, and what its mirror carries: only that object's Secret. */
+    const holder = async (): Promise<{ holds: ReadyWorkspace; waits: ReadyWorkspace }> =>
+      eventually(
+        async () => {
+          const mirror = await mirrorOf();
+          const owner = mirror?.metadata.labels?.['broker.platform-mesh.io/migration-name'];
+          const mine = await migrationIn(consumer);
+          const theirs = await migrationIn(other);
+          expect(owner).toBeDefined();
+          expect([mine?.metadata.name, theirs?.metadata.name]).toContain(owner);
+          const [holds, waits] = owner === mine?.metadata.name ? [consumer, other] : [other, consumer];
+          expect(JSON.parse(decodeSecret(mirror!, 'spec'))).toMatchObject({ memory: memoryOf.get(holds.path) });
+          const waiting = await migrationIn(waits);
+          expect(condition(waiting, 'StagesCompleted')).toMatchObject({
+            reason: 'MirrorNameTaken',
+            message: expect.stringContaining('held by another owner'),
+          });
+          return { holds, waits };
+        },
+        { timeoutMs: 60_000 },
+      );
+    const open = async (workspace: ReadyWorkspace): Promise<void> => {
+      const m = (await migrationIn(workspace))!;
+      await eventually(() => compute().get({ namespace: 'migrations', name: `${m.metadata.name}-gate` }));
+      await compute().mergePatch({ namespace: 'migrations', name: `${m.metadata.name}-gate` }, { data: { open: 'yes' } });
+    };
+    const { holds, waits } = await holder();
+    // The first finishes; its mirrors go, and the second mirrors its own object's Secret under the same names.
+    await open(holds);
+    await eventually(async () => expect(await migrationIn(holds)).toBeUndefined(), { timeoutMs: 60_000 });
+    await eventually(
+      async () => {
+        const mirror = await mirrorOf();
+        expect(mirror?.metadata.labels?.['broker.platform-mesh.io/migration-name']).toBe((await migrationIn(waits))?.metadata.name);
+        expect(JSON.parse(decodeSecret(mirror!, 'spec'))).toMatchObject({ memory: memoryOf.get(waits.path) });
+      },
+      { timeoutMs: 60_000 },
+    );
+    await open(waits);
+    await eventually(async () => expect(await migrationIn(waits)).toBeUndefined(), { timeoutMs: 60_000 });
+    for (const workspace of [consumer, other]) {
+      expect((await world.assignmentOf(workspace, 'vms', 'twin'))?.status?.providerCluster).toBe(arm.cluster);
+      const secret = await world.inCluster(workspace.path, SECRETS).get({ namespace: 'default', name: 'twin-credentials' });
+      expect(decodeSecret(secret, 'issuer')).toBe(arm.path);
+      expect(JSON.parse(decodeSecret(secret, 'spec'))).toMatchObject({ memory: memoryOf.get(workspace.path) });
+    }
+    expect(await mirrorOf()).toBeUndefined();
+  });
+
   it('removes stage objects, mirrored resources, both copies, the Migration and both staging workspaces when the consumer deletes the object mid-stage', async () => {
     await configure([
       {

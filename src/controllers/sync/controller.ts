@@ -683,7 +683,7 @@ export class SyncController implements Controller, SyncSteps {
         releaseCopy: async (k, cluster, s) => {
           this.#logger.warn(
             { consumer: encodeKey(k), stagingCluster: cluster },
-            'removing the finalizers of a provider copy, as the consumer object asks',
+            "removing the finalizers of a provider copy, as the Assignment's orphan annotation asks",
           );
           await this.#o.staging
             .client(cluster)
