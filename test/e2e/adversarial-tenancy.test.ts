@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { isNotFound } from '../../src/kcp-client-ts/errors.ts';
 import type { ReadyWorkspace } from '../../src/kcp-client-ts/workspaces.ts';
 import { NAMESPACES, SECRETS, type KubeObject } from '../../src/kcp-client-ts/types.ts';
@@ -192,6 +192,10 @@ describe('adversarial: what a provider can do to a consumer', () => {
     const staging = await world.stagingClusterOf(consumer, 'certificates', 'held');
     const copies = world.inCluster(staging, GVR.certificates);
     await copies.mergePatch({ namespace: 'default', name: 'held' }, { metadata: { finalizers: ['hostile.example/never'] } });
+    onTestFailed(async () => {
+      // Leaves no Terminating copy behind in the shared kcp.
+      await copies.mergePatch({ namespace: 'default', name: 'held' }, { metadata: { finalizers: null } }).catch(() => undefined);
+    });
     await certs.delete({ namespace: 'default', name: 'held' });
 
     // After 10 s of waiting, an Event and a condition name the provider, the finalizer and the way out.
@@ -204,10 +208,13 @@ describe('adversarial: what a provider can do to a consumer', () => {
       { timeoutMs: 60_000 },
     );
     expect(blocked).toContain(`${ORPHAN_ANNOTATION}=true`);
-    const terminating = await certs.get({ namespace: 'default', name: 'held' });
-    expect(terminating.metadata.deletionTimestamp).toBeDefined();
-    const conditions = (terminating['status'] as { conditions?: { type: string; status: string; reason: string }[] }).conditions;
-    expect(conditions?.find((c) => c.type === 'DeletionBlocked')).toMatchObject({ status: 'True', reason: 'ProviderFinalizer' });
+    // The condition is written after the Event (a conflict delays it to the next look, 5 s later).
+    await eventually(async () => {
+      const terminating = await certs.get({ namespace: 'default', name: 'held' });
+      expect(terminating.metadata.deletionTimestamp).toBeDefined();
+      const conditions = (terminating['status'] as { conditions?: { type: string; status: string; reason: string }[] }).conditions;
+      expect(conditions?.find((c) => c.type === 'DeletionBlocked')).toMatchObject({ status: 'True', reason: 'ProviderFinalizer' });
+    });
 
     // The consumer's own annotation is not the way out: the provider's copy keeps its finalizer.
     await certs.mergePatch({ namespace: 'default', name: 'held' }, { metadata: { annotations: { [ORPHAN_ANNOTATION]: 'true' } } });

@@ -203,6 +203,35 @@ describe('MigrationStages', () => {
     expect(await stages.advance({ ...input(), related: { from: [ours], to: [] } }, signal)).toEqual({ next: 'cutover' });
   });
 
+  it('takes mirror names in one order and none past a held one, so two migrations never hold one name each', async () => {
+    configure(deploying({ successConditions: ['true'] }));
+    await begin();
+    // Another migration holds from-db, the first name in order: this one must not take to-db meanwhile.
+    api.put(COMPUTE, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'from-db',
+        namespace: 'default',
+        labels: { 'broker.platform-mesh.io/migration-name': 'm2' },
+        annotations: { 'broker.platform-mesh.io/owner-uid': 'uid-of-m2' },
+      },
+      data: { password: 'dGhlaXJz' },
+    });
+    const from = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'ZnJvbQ==' } });
+    const to = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'dG8=' } });
+    const related = { from: [from], to: [to] };
+    expect(await stages.advance({ ...input(), related }, signal)).toMatchObject({ next: 'wait' });
+    expect(migration().status?.conditions?.find((c) => c.type === 'StagesCompleted')).toMatchObject({ reason: 'MirrorNameTaken' });
+    expect(api.get(COMPUTE, SECRETS, 'default', 'to-db')).toBeUndefined();
+
+    // Once the other is done, this one takes both.
+    api.remove(COMPUTE, SECRETS, 'default', 'from-db');
+    expect(await stages.advance({ ...input(), related }, signal)).toEqual({ next: 'cutover' });
+    expect(api.get(COMPUTE, SECRETS, 'default', 'from-db')?.['data']).toEqual({ password: 'ZnJvbQ==' });
+    expect(api.get(COMPUTE, SECRETS, 'default', 'to-db')?.['data']).toEqual({ password: 'dG8=' });
+  });
+
   it('leaves a record cleanup finds when the apply of a stage object is cut short', async () => {
     configure(deploying({ successConditions: ['cm.data.ready == "yes"'] }));
     await begin();

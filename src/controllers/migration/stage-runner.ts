@@ -391,7 +391,8 @@ export class MigrationStages {
   /**
    * Copies of both staging copies' related resources in the compute workspace, as `from-<name>`
    * and `to-<name>`, owned by this Migration (label and uid): a name another migration holds is
-   * left to it and reported, never overwritten.
+   * left to it and reported, never overwritten. Names are taken in one order, up to the first one
+   * held, so two migrations after the same names never hold one each.
    */
   async #mirrorRelated(migration: Migration, namespace: string, related: StageInput['related'], signal: AbortSignal): Promise<string[]> {
     const all = [...related.from.map((s) => ({ ...s, prefix: 'from-' })), ...related.to.map((s) => ({ ...s, prefix: 'to-' }))];
@@ -402,6 +403,7 @@ export class MigrationStages {
       owner: this.#mirrorOwner(migration),
       target: this.#computeTarget,
       placeOf: (source) => ({ namespace, name: `${(source as (typeof sources)[number]).prefix}${source.name}` }),
+      inOrderUntilConflict: true,
       signal,
     });
     return [

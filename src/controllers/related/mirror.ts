@@ -2,6 +2,7 @@ import { MANAGED_BY_LABEL, MANAGER, OWNER_UID_ANNOTATION, SOURCE_HASH_ANNOTATION
 import { isAlreadyExists, isConflict, isNotFound, isRefusedObject } from '../../kcp-client-ts/errors.ts';
 import type { ObjectClient } from '../../kcp-client-ts/resources.ts';
 import type { KubeObject } from '../../kcp-client-ts/types.ts';
+import { byCodeUnit } from '../../apis/order.ts';
 import { contentHashOf, copiedKeys, isIntactCopyOf, relatedPayload } from './digest.ts';
 
 export type RelatedKind = 'Secret' | 'ConfigMap';
@@ -92,14 +93,23 @@ export const mirrorRelated = async (options: {
   owner: MirrorOwner;
   target: MirrorTarget;
   placeOf: (source: RelatedSource) => { namespace: string; name: string };
+  /**
+   * Takes names in one order (kind, namespace, name) and stops at the first held by someone else,
+   * for owners that compete for the same names (migrations' `from-`/`to-` mirrors): two of them
+   * each holding a name the other waits for would wait for ever; in one order, one gets them all.
+   */
+  inOrderUntilConflict?: boolean;
   signal: AbortSignal;
 }): Promise<MirrorResult> => {
   const { owner, target, signal } = options;
   const conflicts: MirrorConflict[] = [];
-  const wanted = new Set<string>();
-  for (const source of options.sources) {
-    const at = options.placeOf(source);
-    wanted.add(`${source.kind}/${at.namespace}/${at.name}`);
+  const placed = options.sources.map((source) => ({ source, at: options.placeOf(source) }));
+  const placeKey = (p: (typeof placed)[number]): string => `${p.source.kind}/${p.at.namespace}/${p.at.name}`;
+  if (options.inOrderUntilConflict) placed.sort((a, b) => byCodeUnit(placeKey(a), placeKey(b)));
+  // Everything placed is wanted, also past a conflict: what this owner holds stays its own.
+  const wanted = new Set(placed.map(placeKey));
+  for (const { source, at } of placed) {
+    if (options.inOrderUntilConflict && conflicts.length > 0) break;
     const client = target.client(source.kind);
     let existing = await target.find(source.kind, at.namespace, at.name, signal);
     // Current and unaltered (checked on hashes, so no data is needed): nothing to do.
