@@ -34,6 +34,7 @@ import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
 import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
+import { anonymousMemoryOf } from './memory-maps.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
 import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
@@ -400,6 +401,7 @@ try {
   // it has touched: shared, clean, and dropped by the kernel first under pressure.
   const rssAnonMiB = statusMiB('RssAnon');
   const rssFileMiB = statusMiB('RssFile');
+  const anonymousMemory = anonymousMemoryOf(readFileSync(`/proc/${running.pid}/smaps`, 'utf8'));
   if (HEAP_SNAPSHOT && snapshotDir) {
     running.kill('SIGUSR2');
     const file = await eventually(
@@ -618,6 +620,7 @@ try {
     rssMiB,
     rssAnonMiB,
     rssFileMiB,
+    ...anonymousMemory,
     peakRssMiB,
     heapUsedMiB: atRest.heapUsedMiB,
     heapTotalMiB: atRest.heapTotalMiB,

@@ -155,15 +155,29 @@ export class KcpEndpoint {
     return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher, bodyDispatcher: this.#bodyDispatcher });
   }
 
-  /** Throws WriteFencedError when the fence refuses a write; else the signal the write is sent with (aborted at the write deadline). */
-  #checkFence(method: string, url: string, signal: AbortSignal | null | undefined): AbortSignal | undefined {
-    if (method === 'GET' || method === 'HEAD') return signal ?? undefined;
+  /**
+   * Throws WriteFencedError when the fence refuses a write; else the signal the write is sent with
+   * (aborted at the write deadline) and `settled`, to call once the answer is in: a write the
+   * server answered has landed, so the deadline has nothing left to stop. A cleared timer, not
+   * AbortSignal.timeout, which would stay pending with its signals until the deadline.
+   */
+  #checkFence(
+    method: string,
+    url: string,
+    signal: AbortSignal | null | undefined,
+  ): { signal: AbortSignal | undefined; settled: () => void } {
+    const unbounded = { signal: signal ?? undefined, settled: () => {} };
+    if (method === 'GET' || method === 'HEAD') return unbounded;
     const refused = this.#options.writeFence?.();
     if (refused !== undefined) throw new WriteFencedError(refused, method, url);
     const deadline = this.#options.writeDeadline?.();
-    if (deadline === undefined) return signal ?? undefined;
-    const timeout = AbortSignal.timeout(Math.max(0, Math.floor(deadline - Date.now())));
-    return signal ? AbortSignal.any([signal, timeout]) : timeout;
+    if (deadline === undefined) return unbounded;
+    const expiry = new AbortController();
+    const timer = setTimeout(
+      () => expiry.abort(new DOMException('The write deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
+      Math.max(0, Math.floor(deadline - Date.now())),
+    );
+    return { signal: signal ? AbortSignal.any([signal, expiry.signal]) : expiry.signal, settled: () => clearTimeout(timer) };
   }
 
   #accepted(method: string, url: string, status: number): void {
@@ -202,28 +216,30 @@ export class KcpEndpoint {
   readonly fetch = async (input: Request): Promise<Response> => {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
-    const signal = this.#checkFence(input.method, input.url, input.signal);
+    const { signal, settled } = this.#checkFence(input.method, input.url, input.signal);
     this.#onRequest(input.method, input.url);
-    const body = input.body ? await input.arrayBuffer() : undefined;
-    const response = await this.#answered(
-      input.method,
-      input.url,
-      undiciFetch(input.url, {
-        method: input.method,
-        headers: Object.fromEntries(headers),
-        body,
-        signal,
-        dispatcher: body === undefined ? this.dispatcher : this.#bodyDispatcher,
-      }),
-      (r) => r.status,
-    );
+    const response = await (async () => {
+      const body = input.body ? await input.arrayBuffer() : undefined;
+      return this.#answered(
+        input.method,
+        input.url,
+        undiciFetch(input.url, {
+          method: input.method,
+          headers: Object.fromEntries(headers),
+          body,
+          signal,
+          dispatcher: body === undefined ? this.dispatcher : this.#bodyDispatcher,
+        }),
+        (r) => r.status,
+      );
+    })().finally(settled);
     this.#accepted(input.method, input.url, response.status);
     return response as unknown as Response;
   };
 
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
-    const signal = this.#checkFence(req.method, req.url, req.signal);
+    const { signal, settled } = this.#checkFence(req.method, req.url, req.signal);
     this.#onRequest(req.method, req.url);
     const response = await this.#answered(
       req.method,
@@ -239,7 +255,7 @@ export class KcpEndpoint {
         signal,
       }),
       (r) => r.statusCode,
-    );
+    ).finally(settled);
     const text = await response.body.text();
     if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);
     this.#accepted(req.method, req.url, response.statusCode);

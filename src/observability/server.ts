@@ -1,5 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
+
+// Not `import { createServer } from 'node:http'`: an ES import of node:http reads every export,
+// and its WebSocket getter loads Node's bundled copy of undici (about 2 MiB of source and code)
+// beside the undici the broker uses.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export type ProbeServerOptions = {
   /** No host: every interface (a bind address of `:8080`). */

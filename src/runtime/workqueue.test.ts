@@ -248,4 +248,24 @@ describe('WorkQueue', () => {
     expect(attempts).toEqual(['stuck', 'next', 'stuck']);
     await queue.shutdown();
   });
+
+  it('leaves no deadline timer behind once a reconcile ends', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    let pending = 0;
+    const queue = new WorkQueue({
+      name: 't',
+      concurrency: 4,
+      deadlineMs: 60_000,
+      reconcile: async () => {
+        pending = Math.max(pending, timers() - before);
+      },
+    });
+    for (let i = 0; i < 50; i++) queue.add(`k${i}`);
+    queue.start();
+    await queue.idle();
+    expect(pending).toBeGreaterThan(0); // a deadline was armed while reconciles ran
+    expect(timers()).toBe(before);
+    await queue.shutdown();
+  });
 });

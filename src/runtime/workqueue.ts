@@ -270,7 +270,16 @@ export class WorkQueue {
   async #process(key: string, queueSignal: AbortSignal): Promise<void> {
     const started = performance.now();
     const deadline = this.#options.deadlineMs;
-    const signal = deadline ? AbortSignal.any([queueSignal, AbortSignal.timeout(deadline)]) : queueSignal;
+    // A timer cleared when the reconcile ends, not AbortSignal.timeout: that one stays pending (with
+    // the signals it feeds) for the whole deadline, a minute after every reconcile of a burst.
+    const expiry = deadline ? new AbortController() : undefined;
+    const timer = expiry
+      ? setTimeout(
+          () => expiry.abort(new DOMException('The reconcile deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
+          deadline,
+        )
+      : undefined;
+    const signal = expiry ? AbortSignal.any([queueSignal, expiry.signal]) : queueSignal;
     try {
       const result = await this.#options.reconcile(key, signal);
       // Returned normally after its signal aborted (a wait that ended on it): not done, retry.
@@ -297,6 +306,8 @@ export class WorkQueue {
       this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
       this.#observer?.({ type: 'retried' });
       this.addAfter(key, delay);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

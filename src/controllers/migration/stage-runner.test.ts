@@ -72,6 +72,19 @@ describe('MigrationStages', () => {
     expect(migration().status).toMatchObject({ state: 'InitialInProgress', configuration: 'widgets', stage: 'copy-data' });
     return api.writes.length;
   };
+  /** Another tenant's migration (m2) holds this mirror name: same name, other owner. */
+  const heldByAnotherMigration = (name: string): KubeObject =>
+    api.put(COMPUTE, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name,
+        namespace: 'default',
+        labels: { 'broker.platform-mesh.io/migration-name': 'm2' },
+        annotations: { 'broker.platform-mesh.io/owner-uid': 'uid-of-m2' },
+      },
+      data: { password: 'dGhlaXJz' },
+    });
 
   it('records the stage objects in status.stageObjects before applying any', async () => {
     configure(deploying({ successConditions: ['cm.data.ready == "yes"'] }));
@@ -177,18 +190,7 @@ describe('MigrationStages', () => {
   it("never runs a stage on another migration's mirror: it waits while the name is held, and never touches that copy", async () => {
     configure(deploying({ successConditions: ['true'] }));
     await begin();
-    // Another tenant's migration holds from-db (same name, other owner).
-    const theirs = api.put(COMPUTE, SECRETS, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'from-db',
-        namespace: 'default',
-        labels: { 'broker.platform-mesh.io/migration-name': 'm2' },
-        annotations: { 'broker.platform-mesh.io/owner-uid': 'uid-of-m2' },
-      },
-      data: { password: 'dGhlaXJz' },
-    });
+    const theirs = heldByAnotherMigration('from-db');
     const ours = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'b3Vycw==' } });
     const step = await stages.advance({ ...input(), related: { from: [ours], to: [] } }, signal);
     expect(step).toMatchObject({ next: 'wait' });
@@ -207,17 +209,7 @@ describe('MigrationStages', () => {
     configure(deploying({ successConditions: ['true'] }));
     await begin();
     // Another migration holds from-db, the first name in order: this one must not take to-db meanwhile.
-    api.put(COMPUTE, SECRETS, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: {
-        name: 'from-db',
-        namespace: 'default',
-        labels: { 'broker.platform-mesh.io/migration-name': 'm2' },
-        annotations: { 'broker.platform-mesh.io/owner-uid': 'uid-of-m2' },
-      },
-      data: { password: 'dGhlaXJz' },
-    });
+    heldByAnotherMigration('from-db');
     const from = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'ZnJvbQ==' } });
     const to = relatedSource('Secret', { metadata: { name: 'db', namespace: 'default' }, data: { password: 'dG8=' } });
     const related = { from: [from], to: [to] };

@@ -442,7 +442,8 @@ export class SyncController implements Controller, SyncSteps {
       const client = this.#o.staging.client(cluster, ref.kind === 'Secret' ? SECRETS : CONFIGMAPS);
       // Not in the cache is not "gone": the view may show the copy before its Secret, and the
       // cache keeps only Secrets some copy names, so one named after it arrived is not there. The
-      // mirror then reads it (no hash matches ''), and the cache keeps what was read from then on.
+      // mirror then reads it (no hash matches ''), and the cache keeps what was read from then on,
+      // unless a relist or a change of that object seen meanwhile makes the read possibly stale.
       const read = (s: AbortSignal): Promise<KubeObject | undefined> => store.readThrough(() => client.find(ref, s));
       return [{ ...ref, contentHash: digest ? contentHashOf(digest) : '', read }];
     });
