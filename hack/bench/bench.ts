@@ -33,7 +33,7 @@ import { MIGRATION_GVR } from '../../src/apis/types.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
-import { BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
+import { BROKER_MALLOC_ENV, BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { anonymousMemoryOf } from './memory-maps.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
@@ -240,7 +240,9 @@ try {
 
   const metricsPort = await freePort();
   const probePort = await freePort();
-  const env = {
+  // The shipped malloc settings unless the bench's own environment sets them (to compare others).
+  const env: NodeJS.ProcessEnv = {
+    ...BROKER_MALLOC_ENV,
     ...process.env,
     RB_KUBECONFIG: kcp.kubeconfig,
     RB_HOME_WORKSPACE: world.paths.home,
@@ -580,6 +582,25 @@ try {
   // The floor: the least any relay must do, status copied on each watch event.
   log('status round through the minimal relay (floor)');
   const relayAbort = new AbortController();
+  // Any relay must retry a conflict (its copy of the consumer object was older than the server's):
+  // a dropped update would leave the round waiting for a status that never comes.
+  const relayStatus = async (consumerCluster: string, copy: KubeObject): Promise<void> => {
+    const client = consumerVw.client(consumerCluster, CERTS);
+    for (let attempt = 0; attempt < 20 && !relayAbort.signal.aborted; attempt++) {
+      const consumer = consumerObserver.store.get({
+        cluster: consumerCluster,
+        namespace: copy.metadata.namespace ?? '',
+        name: copy.metadata.name ?? '',
+      });
+      if (!consumer) return;
+      try {
+        await client.updateStatus({ ...consumer, status: copy['status'] });
+        return;
+      } catch {
+        await sleep(100);
+      }
+    }
+  };
   for (const informer of stagingObservers) {
     informer.onEvent((e) => {
       if (relayAbort.signal.aborted || e.type === 'deleted') return;
@@ -591,8 +612,7 @@ try {
         name: e.object.metadata.name ?? '',
       });
       if (!consumer || JSON.stringify(consumer['status']) === JSON.stringify(e.object['status'])) return;
-      const client = consumerVw.client(consumerCluster, CERTS);
-      void client.updateStatus({ ...consumer, status: e.object['status'] }).catch(() => undefined);
+      void relayStatus(consumerCluster, e.object);
     });
   }
   const floorStatusUp = await statusRound('bench-floor');
@@ -635,6 +655,7 @@ try {
     idleWindowSeconds: IDLE_SECONDS,
     brokerBuild: values['from-source'] ? 'TypeScript source' : 'compiled (as shipped)',
     brokerNodeFlags: values['broker-node-flags'] ?? '',
+    brokerMallocEnv: Object.fromEntries(Object.keys(BROKER_MALLOC_ENV).map((k) => [k, env[k] ?? ''])),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };
   log(
