@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
-import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { KcpEndpoint, useOneUndici } from '../kcp-client-ts/endpoint.ts';
 import { serverAccess } from '../kcp-client-ts/workspace-access.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import type { Server } from 'node:http';
@@ -70,6 +70,7 @@ export const main = async (argv: string[]): Promise<number> => {
     console.error(`resource-broker: unknown command "${command}"\n\n${usage()}`);
     return 2;
   }
+  useOneUndici();
   // Every flag is checked before anything connects: a bad value is one line and exit 2.
   let settings: ReturnType<typeof commonSettings>;
   let run: ReturnType<typeof runSettings> | undefined;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -112,5 +113,26 @@ describe('KcpEndpoint protocols', () => {
       'GET HTTP/2.0',
     ]);
     await endpoint.close();
+  });
+});
+
+describe('one undici in the process', () => {
+  // A child process: the test runner's own process may have loaded Node's bundled copy already.
+  const probe = (install: boolean): string => {
+    const script = `
+      import { KcpEndpoint, useOneUndici } from ${JSON.stringify(new URL('./endpoint.ts', import.meta.url).href)};
+      import { createKcpClient } from ${JSON.stringify(new URL('./typed-client.ts', import.meta.url).href)};
+      ${install ? 'useOneUndici();' : ''}
+      const endpoint = new KcpEndpoint({ serverOrigin: 'https://127.0.0.1:1' });
+      await createKcpClient(endpoint, endpoint.workspaceUrl('root')).GET('/api/v1/namespaces').catch(() => undefined);
+      await endpoint.close();
+      console.log(process.moduleLoadList.some((m) => m.includes('internal/deps/undici')) ? 'bundled' : 'one');
+    `;
+    return execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim();
+  };
+
+  it("sends openapi-fetch's requests without loading Node's bundled undici once useOneUndici ran", () => {
+    expect(probe(false)).toBe('bundled'); // what it saves: openapi-fetch builds Request and Headers from the globals
+    expect(probe(true)).toBe('one');
   });
 });
