@@ -12,7 +12,7 @@ RUN npx tsc -p tsconfig.build.json
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # malloc settings: src/cli/node-flags.ts says why (a unit test keeps the two the same).
-ENV MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072
+ENV MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -48,6 +48,7 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '30' },
     shards: { type: 'string', default: '1' },
     'heap-snapshot': { type: 'string' },
+    'no-malloc-env': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
     /** `--no-migration` skips the migration (and so the drains): a scale run's set-up is long enough. */
@@ -240,9 +241,10 @@ try {
 
   const metricsPort = await freePort();
   const probePort = await freePort();
-  // The shipped malloc settings unless the bench's own environment sets them (to compare others).
+  // The shipped malloc settings unless the bench's own environment sets them (to compare others)
+  // or --no-malloc-env leaves glibc's defaults.
   const env: NodeJS.ProcessEnv = {
-    ...BROKER_MALLOC_ENV,
+    ...(values['no-malloc-env'] ? {} : BROKER_MALLOC_ENV),
     ...process.env,
     RB_KUBECONFIG: kcp.kubeconfig,
     RB_HOME_WORKSPACE: world.paths.home,
@@ -582,22 +584,21 @@ try {
   // The floor: the least any relay must do, status copied on each watch event.
   log('status round through the minimal relay (floor)');
   const relayAbort = new AbortController();
-  // Any relay must retry a conflict (its copy of the consumer object was older than the server's):
-  // a dropped update would leave the round waiting for a status that never comes.
+  // Any relay must retry a conflict (its copy of the consumer object was older than the server's),
+  // with the object read again: a dropped update would leave the round waiting for a status that
+  // never comes.
   const relayStatus = async (consumerCluster: string, copy: KubeObject): Promise<void> => {
     const client = consumerVw.client(consumerCluster, CERTS);
-    for (let attempt = 0; attempt < 20 && !relayAbort.signal.aborted; attempt++) {
-      const consumer = consumerObserver.store.get({
-        cluster: consumerCluster,
-        namespace: copy.metadata.namespace ?? '',
-        name: copy.metadata.name ?? '',
-      });
-      if (!consumer) return;
+    const target = { namespace: copy.metadata.namespace ?? '', name: copy.metadata.name ?? '' };
+    let consumer = consumerObserver.store.get({ cluster: consumerCluster, ...target });
+    for (let attempt = 0; consumer && attempt < 20 && !relayAbort.signal.aborted; attempt++) {
       try {
         await client.updateStatus({ ...consumer, status: copy['status'] });
         return;
-      } catch {
+      } catch (err) {
+        if (attempt === 19) log(`floor relay gave up on ${consumerCluster}/${target.name}: ${(err as Error).message}`);
         await sleep(100);
+        consumer = await client.get(target).catch(() => consumer);
       }
     }
   };
@@ -655,7 +656,7 @@ try {
     idleWindowSeconds: IDLE_SECONDS,
     brokerBuild: values['from-source'] ? 'TypeScript source' : 'compiled (as shipped)',
     brokerNodeFlags: values['broker-node-flags'] ?? '',
-    brokerMallocEnv: Object.fromEntries(Object.keys(BROKER_MALLOC_ENV).map((k) => [k, env[k] ?? ''])),
+    brokerMallocEnv: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };
   log(

@@ -1,8 +1,9 @@
 /**
  * Splits a process's resident anonymous memory by who allocated it, from /proc/<pid>/smaps:
- * glibc malloc's main arena (`[heap]`), its per-thread arenas, and the rest (V8's heap pages and
- * code, thread stacks). Node puts Buffers, TLS and HTTP/2 state and V8's compiler zones in malloc,
- * so this says whether a saving is to be had in V8 flags or in the allocator.
+ * glibc malloc's main arena (`[heap]`), its per-thread arenas, and the rest: V8's heap pages and
+ * code, thread stacks, and malloc blocks above the mmap threshold (each a mapping of its own, not
+ * told apart from V8's here). Node puts Buffers, TLS and HTTP/2 state and V8's compiler zones in
+ * malloc, so this says whether a saving is to be had in V8 flags or in the allocator.
  */
 
 export type AnonymousMemory = {

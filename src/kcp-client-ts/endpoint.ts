@@ -184,7 +184,7 @@ export class KcpEndpoint {
     const timer = setTimeout(
       () => expiry.abort(new DOMException('The write deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
       Math.max(0, Math.floor(deadline - Date.now())),
-    );
+    ).unref();
     return { signal: signal ? AbortSignal.any([signal, expiry.signal]) : expiry.signal, settled: () => clearTimeout(timer) };
   }
 
@@ -225,8 +225,8 @@ export class KcpEndpoint {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
     const { signal, settled } = this.#checkFence(input.method, input.url, input.signal);
-    this.#onRequest(input.method, input.url);
     const response = await (async () => {
+      this.#onRequest(input.method, input.url);
       const body = input.body ? await input.arrayBuffer() : undefined;
       return this.#answered(
         input.method,
@@ -248,22 +248,27 @@ export class KcpEndpoint {
   /** A JSON request; throws ApiError on a non-2xx answer. */
   async json<T>(req: JsonRequest): Promise<T> {
     const { signal, settled } = this.#checkFence(req.method, req.url, req.signal);
-    this.#onRequest(req.method, req.url);
-    const response = await this.#answered(
-      req.method,
-      req.url,
-      undiciRequest(req.url, {
-        method: req.method,
-        dispatcher: req.body === undefined ? this.dispatcher : this.#bodyDispatcher,
-        headers: this.headers({
-          accept: 'application/json',
-          ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
+    let response: Dispatcher.ResponseData;
+    try {
+      this.#onRequest(req.method, req.url);
+      response = await this.#answered(
+        req.method,
+        req.url,
+        undiciRequest(req.url, {
+          method: req.method,
+          dispatcher: req.body === undefined ? this.dispatcher : this.#bodyDispatcher,
+          headers: this.headers({
+            accept: 'application/json',
+            ...(req.body !== undefined ? { 'content-type': req.contentType ?? 'application/json' } : {}),
+          }),
+          body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
+          signal,
         }),
-        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-        signal,
-      }),
-      (r) => r.statusCode,
-    ).finally(settled);
+        (r) => r.statusCode,
+      );
+    } finally {
+      settled();
+    }
     const text = await response.body.text();
     if (response.statusCode < 200 || response.statusCode >= 300) throw toApiError(req.method, req.url, response.statusCode, text);
     this.#accepted(req.method, req.url, response.statusCode);

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeWatchServer } from '../../test/harness/fake-watch-server.ts';
 import { eventually } from '../../test/harness/eventually.ts';
@@ -271,5 +272,28 @@ describe('Informer with keep', () => {
       await endpoint.close();
       await server.stop();
     }
+  });
+});
+
+describe('Informer.waitForSync', () => {
+  it('leaves no listener on the signal it was given once the list arrived (it would hold the signal until it aborts)', async () => {
+    const server = new FakeWatchServer();
+    await server.start();
+    const endpoint = new KcpEndpoint({ serverOrigin: server.origin });
+    const informer = new Informer({
+      name: 'widgets',
+      source: new ResourceClient({ endpoint, baseUrl: `${server.origin}/clusters/*`, gvr: GVR }),
+    });
+    const reconcile = new AbortController();
+    const synced = informer.waitForSync(reconcile.signal);
+    expect(getEventListeners(reconcile.signal, 'abort')).toHaveLength(1);
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    await synced;
+    expect(getEventListeners(reconcile.signal, 'abort')).toHaveLength(0);
+    stop.abort();
+    await running;
+    await endpoint.close();
+    await server.stop();
   });
 });

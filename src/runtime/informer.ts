@@ -202,12 +202,21 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.#passedBeyond = seq;
   }
 
-  /** Resolves after the first complete list, or when `signal` aborts. */
+  /**
+   * Resolves after the first complete list, or when `signal` aborts. Leaves nothing on either:
+   * a listener left on a signal keeps it (and what it holds) alive until it aborts.
+   */
   waitForSync(signal?: AbortSignal): Promise<void> {
     if (this.#synced || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      this.#syncWaiters.push(resolve);
-      signal?.addEventListener('abort', () => resolve(), { once: true });
+      const done = (): void => {
+        signal?.removeEventListener('abort', done);
+        const at = this.#syncWaiters.indexOf(done);
+        if (at >= 0) this.#syncWaiters.splice(at, 1);
+        resolve();
+      };
+      this.#syncWaiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 

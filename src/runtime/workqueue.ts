@@ -270,14 +270,15 @@ export class WorkQueue {
   async #process(key: string, queueSignal: AbortSignal): Promise<void> {
     const started = performance.now();
     const deadline = this.#options.deadlineMs;
-    // A timer cleared when the reconcile ends, not AbortSignal.timeout: that one stays pending (with
-    // the signals it feeds) for the whole deadline, a minute after every reconcile of a burst.
+    // The reconcile's own signal ends with it: aborted at the deadline by a timer, and at the end
+    // so that Node lets go of it and of any listener left on it (AbortSignal.timeout stayed
+    // pending, with the signals it feeds, for the whole deadline after every reconcile of a burst).
     const expiry = deadline ? new AbortController() : undefined;
     const timer = expiry
       ? setTimeout(
           () => expiry.abort(new DOMException('The reconcile deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
           deadline,
-        )
+        ).unref()
       : undefined;
     const signal = expiry ? AbortSignal.any([queueSignal, expiry.signal]) : queueSignal;
     try {
@@ -308,6 +309,7 @@ export class WorkQueue {
       this.addAfter(key, delay);
     } finally {
       clearTimeout(timer);
+      expiry?.abort(new DOMException('The reconcile ended', 'AbortError'));
     }
   }
 }
