@@ -49,6 +49,7 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '1' },
     'heap-snapshot': { type: 'string' },
     'no-malloc-env': { type: 'boolean', default: false },
+    'broker-env': { type: 'string', default: '' },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
     /** `--no-migration` skips the migration (and so the drains): a scale run's set-up is long enough. */
@@ -256,6 +257,13 @@ try {
     RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${probePort}`,
     RB_LOG_LEVEL: 'warn',
     RB_LOG_FORMAT: 'json',
+    // --broker-env 'A=1 B=2': for the broker alone (e.g. an allocator tracer), not this process.
+    ...Object.fromEntries(
+      (values['broker-env'] ?? '')
+        .split(' ')
+        .filter(Boolean)
+        .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+    ),
   };
   const snapshotDir = HEAP_SNAPSHOT ? await mkdtemp(join(tmpdir(), 'bench-heap-')) : undefined;
   const nodeFlags = [
