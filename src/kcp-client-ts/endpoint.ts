@@ -225,10 +225,11 @@ export class KcpEndpoint {
     const headers = new Headers(input.headers);
     if (this.#authorization && !headers.has('authorization')) headers.set('authorization', this.#authorization);
     const { signal, settled } = this.#checkFence(input.method, input.url, input.signal);
-    const response = await (async () => {
+    let response: Awaited<ReturnType<typeof undiciFetch>>;
+    try {
       this.#onRequest(input.method, input.url);
       const body = input.body ? await input.arrayBuffer() : undefined;
-      return this.#answered(
+      response = await this.#answered(
         input.method,
         input.url,
         undiciFetch(input.url, {
@@ -240,7 +241,9 @@ export class KcpEndpoint {
         }),
         (r) => r.status,
       );
-    })().finally(settled);
+    } finally {
+      settled();
+    }
     this.#accepted(input.method, input.url, response.status);
     return response as unknown as Response;
   };
