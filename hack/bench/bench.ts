@@ -48,7 +48,8 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '30' },
     shards: { type: 'string', default: '1' },
     'heap-snapshot': { type: 'string' },
-    'no-malloc-env': { type: 'boolean', default: false },
+    /** `--no-malloc-env`: glibc's malloc defaults instead of the shipped settings. */
+    'malloc-env': { type: 'boolean', default: true },
     'broker-env': { type: 'string', default: '' },
     'from-source': { type: 'boolean', default: false },
     'drain-budgets': { type: 'string', default: '5,20' },
@@ -245,7 +246,7 @@ try {
   // The shipped malloc settings unless the bench's own environment sets them (to compare others)
   // or --no-malloc-env leaves glibc's defaults.
   const env: NodeJS.ProcessEnv = {
-    ...(values['no-malloc-env'] ? {} : BROKER_MALLOC_ENV),
+    ...(values['malloc-env'] === false ? {} : BROKER_MALLOC_ENV),
     ...process.env,
     RB_KUBECONFIG: kcp.kubeconfig,
     RB_HOME_WORKSPACE: world.paths.home,
