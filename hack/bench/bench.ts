@@ -59,6 +59,18 @@ const { values } = parseArgs({
     'broker-node-flags': { type: 'string', default: BROKER_NODE_FLAGS.join(' ') },
   },
 });
+/** `--broker-env 'A=1 B=2'`: each pair split at its first `=`; anything else is refused. */
+const brokerEnv = (flag: string): Record<string, string> =>
+  Object.fromEntries(
+    flag
+      .split(' ')
+      .filter(Boolean)
+      .map((pair) => {
+        const at = pair.indexOf('=');
+        if (at <= 0) throw new Error(`--broker-env: "${pair}" is not NAME=value`);
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+  );
 /** Per-provider migration budgets to drain a provider at, one drain each ("" for none). */
 const MIGRATION = values.migration !== false;
 const DRAIN_BUDGETS = MIGRATION ? (values['drain-budgets'] ?? '').split(',').filter(Boolean).map(Number) : [];
@@ -259,12 +271,7 @@ try {
     RB_LOG_LEVEL: 'warn',
     RB_LOG_FORMAT: 'json',
     // --broker-env 'A=1 B=2': for the broker alone (e.g. an allocator tracer), not this process.
-    ...Object.fromEntries(
-      (values['broker-env'] ?? '')
-        .split(' ')
-        .filter(Boolean)
-        .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-    ),
+    ...brokerEnv(values['broker-env'] ?? ''),
   };
   const snapshotDir = HEAP_SNAPSHOT ? await mkdtemp(join(tmpdir(), 'bench-heap-')) : undefined;
   const nodeFlags = [
@@ -605,7 +612,10 @@ try {
         await client.updateStatus({ ...consumer, status: copy['status'] });
         return;
       } catch (err) {
-        if (attempt === 19) log(`floor relay gave up on ${consumerCluster}/${target.name}: ${(err as Error).message}`);
+        if ((err as { status?: number }).status !== 409 || attempt === 19) {
+          log(`floor relay gave up on ${consumerCluster}/${target.name}: ${(err as Error).message}`);
+          return;
+        }
         await sleep(100);
         consumer = await client.get(target).catch(() => consumer);
       }
