@@ -1,5 +1,6 @@
 import { Agent, install as installUndiciGlobals, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
 import { ApiError } from './errors.ts';
+import { deadlineSignal } from './deadline.ts';
 import { readKubeconfig, readKubeconfigIsolated } from './kubeconfig.ts';
 import { virtualWorkspaceBase, workspaceBase } from './paths.ts';
 
@@ -166,8 +167,8 @@ export class KcpEndpoint {
   /**
    * Throws WriteFencedError when the fence refuses a write; else the signal the write is sent with
    * (aborted at the write deadline) and `settled`, to call once the answer is in: a write the
-   * server answered has landed, so the deadline has nothing left to stop. A cleared timer, not
-   * AbortSignal.timeout, which would stay pending with its signals until the deadline.
+   * server answered has landed, so the deadline has nothing left to stop. Not aborted then: the
+   * answer's body may still be read with the signal.
    */
   #checkFence(
     method: string,
@@ -180,12 +181,8 @@ export class KcpEndpoint {
     if (refused !== undefined) throw new WriteFencedError(refused, method, url);
     const deadline = this.#options.writeDeadline?.();
     if (deadline === undefined) return unbounded;
-    const expiry = new AbortController();
-    const timer = setTimeout(
-      () => expiry.abort(new DOMException('The write deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
-      Math.max(0, Math.floor(deadline - Date.now())),
-    ).unref();
-    return { signal: signal ? AbortSignal.any([signal, expiry.signal]) : expiry.signal, settled: () => clearTimeout(timer) };
+    const bounded = deadlineSignal(signal ?? undefined, deadline - Date.now(), 'The write deadline');
+    return { signal: bounded.signal, settled: () => bounded.end('clear') };
   }
 
   #accepted(method: string, url: string, status: number): void {

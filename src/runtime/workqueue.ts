@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
 import { TerminalError } from './errors.ts';
+import { deadlineSignal } from '../kcp-client-ts/deadline.ts';
 
 /** What a reconcile returns, after controller-runtime's Result. */
 export type ReconcileResult = { requeueAfterMs?: number } | undefined;
@@ -270,17 +271,10 @@ export class WorkQueue {
   async #process(key: string, queueSignal: AbortSignal): Promise<void> {
     const started = performance.now();
     const deadline = this.#options.deadlineMs;
-    // The reconcile's own signal ends with it: aborted at the deadline by a timer, and at the end
-    // so that Node lets go of it and of any listener left on it (AbortSignal.timeout stayed
-    // pending, with the signals it feeds, for the whole deadline after every reconcile of a burst).
-    const expiry = deadline ? new AbortController() : undefined;
-    const timer = expiry
-      ? setTimeout(
-          () => expiry.abort(new DOMException('The reconcile deadline passed: the operation was aborted due to timeout', 'TimeoutError')),
-          deadline,
-        ).unref()
-      : undefined;
-    const signal = expiry ? AbortSignal.any([queueSignal, expiry.signal]) : queueSignal;
+    // The reconcile's own signal ends with it: aborted at the deadline, and at the end, so that
+    // Node lets go of it and of any listener left on it.
+    const bounded = deadline ? deadlineSignal(queueSignal, deadline, 'The reconcile deadline') : undefined;
+    const signal = bounded?.signal ?? queueSignal;
     try {
       const result = await this.#options.reconcile(key, signal);
       // Returned normally after its signal aborted (a wait that ended on it): not done, retry.
@@ -308,8 +302,7 @@ export class WorkQueue {
       this.#observer?.({ type: 'retried' });
       this.addAfter(key, delay);
     } finally {
-      clearTimeout(timer);
-      expiry?.abort(new DOMException('The reconcile ended', 'AbortError'));
+      bounded?.end('abort');
     }
   }
 }
