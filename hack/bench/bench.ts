@@ -16,7 +16,7 @@
  * Prints a human summary, then one JSON object as the last line.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
@@ -34,7 +34,7 @@ import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
 import { BROKER_MALLOC_ENV, BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
-import { anonymousMemoryOf } from './memory-maps.ts';
+import { anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
 import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
@@ -421,7 +421,9 @@ try {
   // it has touched: shared, clean, and dropped by the kernel first under pressure.
   const rssAnonMiB = statusMiB('RssAnon');
   const rssFileMiB = statusMiB('RssFile');
-  const anonymousMemory = anonymousMemoryOf(readFileSync(`/proc/${running.pid}/smaps`, 'utf8'));
+  const smaps = readFileSync(`/proc/${running.pid}/smaps`, 'utf8');
+  const anonymousMemory = anonymousMemoryOf(smaps);
+  const fileMemory = fileMemoryOf(smaps, readlinkSync(`/proc/${running.pid}/exe`));
   if (HEAP_SNAPSHOT && snapshotDir) {
     running.kill('SIGUSR2');
     const file = await eventually(
@@ -661,6 +663,7 @@ try {
     rssAnonMiB,
     rssFileMiB,
     ...anonymousMemory,
+    ...fileMemory,
     peakRssMiB,
     heapUsedMiB: atRest.heapUsedMiB,
     heapTotalMiB: atRest.heapTotalMiB,

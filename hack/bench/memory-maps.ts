@@ -12,7 +12,18 @@ export type AnonymousMemory = {
   otherAnonymousMiB: number;
 };
 
-type Mapping = { start: bigint; end: bigint; perms: string; path: string; anonymousKiB: number };
+/**
+ * The file-backed part: pages of the node binary that ran (code) or were read (read-only data:
+ * V8's startup snapshot, ICU's data, built-in JS sources), and shared libraries. These are clean
+ * pages the kernel can drop, but RSS counts them; which part grew says what touched them.
+ */
+export type FileMemory = {
+  nodeCodeMiB: number;
+  nodeReadOnlyDataMiB: number;
+  otherFileMiB: number;
+};
+
+type Mapping = { start: bigint; end: bigint; perms: string; path: string; anonymousKiB: number; rssKiB: number };
 
 // glibc reserves each thread arena as one aligned 64 MiB region (HEAP_MAX_SIZE on 64-bit) and
 // makes the used front of it read-write; the rest stays reserved (---p) right behind it.
@@ -29,12 +40,13 @@ const parseMappings = (smaps: string): Mapping[] => {
         perms: header[3]!,
         path: header[4]!.trim(),
         anonymousKiB: 0,
+        rssKiB: 0,
       });
       continue;
     }
-    const anonymous = /^Anonymous:\s+(\d+) kB/.exec(line);
+    const field = /^(Anonymous|Rss):\s+(\d+) kB/.exec(line);
     const current = mappings.at(-1);
-    if (anonymous && current) current.anonymousKiB = Number(anonymous[1]);
+    if (field && current) current[field[1] === 'Rss' ? 'rssKiB' : 'anonymousKiB'] = Number(field[2]);
   }
   return mappings;
 };
@@ -48,6 +60,23 @@ const isThreadArena = (mapping: Mapping, next: Mapping | undefined): boolean => 
   );
 };
 
+const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
+
+/** `binary`: the node executable's path (`/proc/<pid>/exe`). Copied-on-write pages count as anonymous, not here. */
+export const fileMemoryOf = (smaps: string, binary: string): FileMemory => {
+  let code = 0;
+  let readOnly = 0;
+  let other = 0;
+  for (const mapping of parseMappings(smaps)) {
+    if (!mapping.path.startsWith('/')) continue;
+    const fileKiB = mapping.rssKiB - mapping.anonymousKiB;
+    if (mapping.path !== binary) other += fileKiB;
+    else if (mapping.perms.includes('x')) code += fileKiB;
+    else readOnly += fileKiB;
+  }
+  return { nodeCodeMiB: mib(code), nodeReadOnlyDataMiB: mib(readOnly), otherFileMiB: mib(other) };
+};
+
 export const anonymousMemoryOf = (smaps: string): AnonymousMemory => {
   const mappings = parseMappings(smaps);
   let main = 0;
@@ -58,6 +87,5 @@ export const anonymousMemoryOf = (smaps: string): AnonymousMemory => {
     else if (isThreadArena(mapping, mappings[i + 1])) threads += mapping.anonymousKiB;
     else other += mapping.anonymousKiB;
   });
-  const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
   return { mallocMainArenaMiB: mib(main), mallocThreadArenasMiB: mib(threads), otherAnonymousMiB: mib(other) };
 };
