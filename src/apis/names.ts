@@ -47,8 +47,10 @@ export const MANAGER = 'resource-broker';
 /**
  * 20 hex characters (80 bits) of the SHA-256 of the parts: deterministic names for
  * coordination objects and workspaces, with collisions negligible at any realistic count.
+ * Written out from the digest's first 10 bytes, not sliced from its 64-character hex: a slice
+ * keeps the whole hex string alive wherever the name is kept (an index holds one per object).
  */
-export const nameHash = (...parts: string[]): string => createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 20);
+export const nameHash = (...parts: string[]): string => createHash('sha256').update(parts.join('\u0000')).digest().toString('hex', 0, 10);
 
 /** The Assignment of one consumer object (coordination workspace, cluster-scoped). */
 export const assignmentName = (consumerCluster: string, gvr: GroupVersionResource, namespace: string, name: string): string =>

@@ -41,7 +41,7 @@ export class EventRecorder {
   readonly #virtualWorkspace: Pick<VirtualWorkspace, 'client'>;
   readonly #logger: Logger;
   /** Per object, per reason, what was said last (and where): the same thing is said once. */
-  readonly #last = new Map<string, Map<string, string>>();
+  readonly #last = new Map<string, SaidLast>();
   readonly #involvedType: { apiVersion: string; kind: string };
   readonly #delivery: (cluster: string) => EventDelivery;
 
@@ -65,11 +65,11 @@ export class EventRecorder {
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}... (truncated)`;
     // Said again where it can now be written (the workspace accepted the events claim).
     const delivery = this.#delivery(cluster);
-    const said = `${delivery}\u0000${message}`;
-    const saidOf = this.#last.get(id) ?? new Map<string, string>();
+    const said = digestOf(`${delivery}\u0000${message}`);
+    const saidBefore = this.#last.get(id) ?? [];
     // Per reason, so two reasons taking turns (a truncated status that is also refused) are not said on every pass.
-    if (saidOf.get(reason) === said) return;
-    saidOf.set(reason, said);
+    if (lastSaid(saidBefore, reason) === said) return;
+    const saidOf = rememberSaid(saidBefore, reason, said);
     this.#last.delete(id); // re-inserted last: the map is in least-recently-said order
     this.#last.set(id, saidOf);
     if (this.#last.size > REMEMBERED_OBJECTS) this.#last.delete(this.#last.keys().next().value!);
@@ -106,7 +106,9 @@ export class EventRecorder {
       });
     } catch (err) {
       // Events are best effort: a consumer that did not accept the events claim still gets served.
-      saidOf.delete(reason);
+      // Unless something newer was said for that reason meanwhile.
+      const now = this.#last.get(id);
+      if (now && lastSaid(now, reason) === said) this.#last.set(id, rememberSaid(now, reason, undefined));
       this.#logger.warn({ cluster, name: obj.metadata.name, reason, err }, 'could not record event');
     }
   }
@@ -116,6 +118,41 @@ export class EventRecorder {
     this.#last.delete(`${clusterOf(obj)}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
   }
 }
+
+/**
+ * What was said last about one object: reason, digest, reason, digest... An object has one or two
+ * reasons at a time, and a short array with small integers costs a fraction of a Map of messages
+ * (about 600 bytes per object before, for up to 10,000 objects).
+ */
+type SaidLast = (EventReason | number)[];
+
+const lastSaid = (said: SaidLast, reason: EventReason): number | undefined => {
+  const at = said.indexOf(reason);
+  return at < 0 ? undefined : (said[at + 1] as number);
+};
+
+/**
+ * `digest` undefined: forgets the reason (its Event was not written, so it is said again next
+ * time). A new array when the length changes: one grown by push keeps room for 16 more.
+ */
+const rememberSaid = (said: SaidLast, reason: EventReason, digest: number | undefined): SaidLast => {
+  const at = said.indexOf(reason);
+  if (digest === undefined) return at < 0 ? said : [...said.slice(0, at), ...said.slice(at + 2)];
+  if (at < 0) return [...said, reason, digest];
+  said[at + 1] = digest;
+  return said;
+};
+
+/**
+ * FNV-1a over the text, in 31 bits (a small integer V8 keeps unboxed). Two different texts for one
+ * object and reason sharing a digest would leave the second unsaid: about one chance in two
+ * billion, for an Event, which is best effort anyway.
+ */
+const digestOf = (text: string): number => {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 1;
+};
 
 /** What controllers need of an EventRecorder (unit tests hand in a list). */
 export type EventSink = Pick<EventRecorder, 'record' | 'forget'>;

@@ -7,6 +7,14 @@ import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
 import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 import { ObjectStore } from './store.ts';
+import { StringTable } from './string-table.ts';
+
+/**
+ * One table for every informer: the strings worth sharing (cluster ids, names, annotations) are
+ * common across resources too: a consumer's object, its staging copy, its Assignment and its
+ * Secrets all name the same clusters. 2,048 strings of at most 256 characters: under 1 MiB.
+ */
+const sharedStrings = new StringTable({ capacity: 2048, longest: 256 });
 
 /** What an informer needs of a resource: ResourceClient provides it (`list` applies `options.transform` to each item). */
 export type ListerWatcher<T extends KubeObject> = {
@@ -114,7 +122,9 @@ export class Informer<T extends KubeObject = KubeObject> {
     const keep = options.transform ?? ((obj: T) => obj);
     this.transform = (obj) => {
       if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
-      return keep(obj);
+      const kept = keep(obj);
+      sharedStrings.internValuesOf(kept);
+      return kept;
     };
     this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
   }

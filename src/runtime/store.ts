@@ -4,7 +4,7 @@ import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 /** The informer's in-memory copy of a resource, keyed by (cluster, namespace, name). */
 export class ObjectStore<T extends KubeObject = KubeObject> {
   readonly #objects = new Map<string, T>();
-  readonly #indexes = new Map<string, { fn: (obj: T) => string[]; values: Map<string, Set<string>> }>();
+  readonly #indexes = new Map<string, { fn: (obj: T) => string[]; values: Map<string, IndexEntry> }>();
   #revision = 0;
 
   /** Changes whenever the contents change: a figure computed over `list()` stays valid while it does not. */
@@ -43,8 +43,8 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
 
   byIndex(name: string, value: string): T[] {
     const keys = this.#indexes.get(name)?.values.get(value);
-    if (!keys) return [];
-    return [...keys].map((k) => this.#objects.get(k)).filter((o): o is T => o !== undefined);
+    if (keys === undefined) return [];
+    return (typeof keys === 'string' ? [keys] : [...keys]).map((k) => this.#objects.get(k)).filter((o): o is T => o !== undefined);
   }
 
   /** Stores the object; returns the previous version. */
@@ -71,21 +71,29 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
   #unindex(key: string, obj: T): void {
     for (const { fn, values } of this.#indexes.values()) {
       for (const value of fn(obj)) {
-        const set = values.get(value);
-        set?.delete(key);
-        if (set?.size === 0) values.delete(value);
+        const entry = values.get(value);
+        if (entry === key) values.delete(value);
+        else if (typeof entry === 'object') {
+          entry.delete(key);
+          if (entry.size === 1) values.set(value, entry.values().next().value!);
+        }
       }
     }
   }
 }
 
-const addToIndex = (values: Map<string, Set<string>>, indexValues: string[], key: string): void => {
+/**
+ * The keys of the objects with one index value: a lone key as itself, more in a Set. Most values
+ * of some indexes (an Assignment's owner) name one object each, and a Set per object costs more
+ * than the object's key.
+ */
+type IndexEntry = string | Set<string>;
+
+const addToIndex = (values: Map<string, IndexEntry>, indexValues: string[], key: string): void => {
   for (const value of indexValues) {
-    let set = values.get(value);
-    if (!set) {
-      set = new Set();
-      values.set(value, set);
-    }
-    set.add(key);
+    const entry = values.get(value);
+    if (entry === undefined || entry === key) values.set(value, key);
+    else if (typeof entry === 'string') values.set(value, new Set([entry, key]));
+    else entry.add(key);
   }
 };

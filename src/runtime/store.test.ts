@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import type { KubeObject } from '../kcp-client-ts/types.ts';
+import { ObjectStore } from './store.ts';
+
+const object = (name: string, owner: string): KubeObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'default', annotations: { 'kcp.io/cluster': 'c1', owner } },
+  }) satisfies KubeObject;
+
+const names = (objects: KubeObject[]): string[] => objects.map((o) => o.metadata.name ?? '').sort();
+
+describe('ObjectStore indexes', () => {
+  it('answers by index value through one, several, fewer and no objects, and follows updates', () => {
+    const store = new ObjectStore();
+    store.addIndex('owner', (o) => [o.metadata.annotations?.['owner'] ?? '']);
+    store.upsert(object('a', 'x'));
+    expect(names(store.byIndex('owner', 'x'))).toEqual(['a']);
+    store.upsert(object('b', 'x'));
+    store.upsert(object('c', 'x'));
+    expect(names(store.byIndex('owner', 'x'))).toEqual(['a', 'b', 'c']);
+    store.remove(object('b', 'x'));
+    store.remove(object('c', 'x'));
+    expect(names(store.byIndex('owner', 'x'))).toEqual(['a']);
+    store.upsert(object('d', 'x'));
+    expect(names(store.byIndex('owner', 'x'))).toEqual(['a', 'd']);
+    // An update that changes the value moves the object.
+    store.upsert(object('a', 'y'));
+    expect(names(store.byIndex('owner', 'x'))).toEqual(['d']);
+    expect(names(store.byIndex('owner', 'y'))).toEqual(['a']);
+    // The same object stored again, and an index function naming a value twice.
+    store.upsert(object('a', 'y'));
+    expect(names(store.byIndex('owner', 'y'))).toEqual(['a']);
+    store.remove(object('a', 'y'));
+    store.remove(object('d', 'x'));
+    expect(store.byIndex('owner', 'x')).toEqual([]);
+    expect(store.byIndex('owner', 'y')).toEqual([]);
+  });
+
+  it('indexes objects stored before the index was added, and an object under several values', () => {
+    const store = new ObjectStore();
+    store.upsert(object('a', 'x'));
+    store.addIndex('both', (o) => [o.metadata.name ?? '', 'all', 'all']);
+    store.upsert(object('b', 'x'));
+    expect(names(store.byIndex('both', 'all'))).toEqual(['a', 'b']);
+    expect(names(store.byIndex('both', 'a'))).toEqual(['a']);
+    store.remove(object('a', 'x'));
+    expect(names(store.byIndex('both', 'all'))).toEqual(['b']);
+    expect(store.byIndex('both', 'a')).toEqual([]);
+  });
+});
