@@ -71,4 +71,37 @@ describe('EventRecorder', () => {
     await events.record(cert('a'), 'Warning', 'SyncFailed', 'x');
     expect(written.map((w) => w.reason)).toEqual(['Assigned', 'Assigned', 'SyncFailed']);
   });
+
+  it('keeps what was said for a reason when an older write for it fails, and keeps the other reasons', async () => {
+    const attempts: string[] = [];
+    const pending: { settle: (ok: boolean) => void }[] = [];
+    const events = new EventRecorder({
+      virtualWorkspace: {
+        client: <T extends KubeObject>() =>
+          ({
+            create: (event: KubeObject & { reason: string; message: string }) => {
+              attempts.push(`${event.reason}:${event.message}`);
+              return new Promise((resolve, reject) =>
+                pending.push({ settle: (ok) => (ok ? resolve(event) : reject(new Error('kcp said no'))) }),
+              );
+            },
+          }) as unknown as ResourceClient<T>,
+      },
+      logger: silentLogger(),
+      involvedType: { apiVersion: 'example.io/v1', kind: 'Certificate' },
+    });
+    const said: Promise<void>[] = [];
+    const say = (reason: 'SyncFailed' | 'StatusRefused', message: string) =>
+      said.push(events.record(cert('a'), 'Warning', reason, message));
+    say('SyncFailed', 'm1');
+    say('StatusRefused', 'b');
+    say('SyncFailed', 'm2');
+    // The first write fails after the second message for its reason went out.
+    pending.forEach((p, i) => p.settle(i !== 0));
+    await Promise.all(said);
+    say('SyncFailed', 'm2');
+    say('StatusRefused', 'b');
+    await Promise.all(said);
+    expect(attempts).toEqual(['SyncFailed:m1', 'StatusRefused:b', 'SyncFailed:m2']);
+  });
 });

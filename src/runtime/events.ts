@@ -106,7 +106,8 @@ export class EventRecorder {
       });
     } catch (err) {
       // Events are best effort: a consumer that did not accept the events claim still gets served.
-      // Unless something newer was said for that reason meanwhile.
+      // Unless something newer was said for that reason meanwhile. (The same text said again
+      // after forget() while this write was failing is then forgotten too, and said once more.)
       const now = this.#last.get(id);
       if (now && lastSaid(now, reason) === said) this.#last.set(id, rememberSaid(now, reason, undefined));
       this.#logger.warn({ cluster, name: obj.metadata.name, reason, err }, 'could not record event');

@@ -38,6 +38,15 @@ describe('ObjectStore indexes', () => {
     expect(store.byIndex('owner', 'y')).toEqual([]);
   });
 
+  it('moves a lone key with its object when its value changes', () => {
+    const store = new ObjectStore();
+    store.addIndex('owner', (o) => [o.metadata.annotations?.['owner'] ?? '']);
+    store.upsert(object('a', 'x'));
+    store.upsert(object('a', 'y'));
+    expect(store.byIndex('owner', 'x')).toEqual([]);
+    expect(names(store.byIndex('owner', 'y'))).toEqual(['a']);
+  });
+
   it('indexes objects stored before the index was added, and an object under several values', () => {
     const store = new ObjectStore();
     store.upsert(object('a', 'x'));

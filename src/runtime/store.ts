@@ -36,7 +36,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
 
   /** Adds an index; `byIndex(name, value)` then answers without a scan. */
   addIndex(name: string, fn: (obj: T) => string[]): void {
-    const values = new Map<string, Set<string>>();
+    const values = new Map<string, IndexEntry>();
     this.#indexes.set(name, { fn, values });
     for (const [key, obj] of this.#objects) addToIndex(values, fn(obj), key);
   }
