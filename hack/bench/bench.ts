@@ -33,8 +33,8 @@ import { MIGRATION_GVR } from '../../src/apis/types.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
-import { BROKER_MALLOC_ENV, BROKER_NODE_FLAGS } from '../../src/cli/node-flags.ts';
-import { anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
+import { BROKER_NODE_FLAGS, brokerMallocEnv } from '../../src/cli/node-flags.ts';
+import { allocatorOf, anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
 import type { ReadyWorkspace, ShardSelector } from '../../src/kcp-client-ts/workspaces.ts';
@@ -258,7 +258,7 @@ try {
   // The shipped malloc settings unless the bench's own environment sets them (to compare others)
   // or --no-malloc-env leaves glibc's defaults.
   const env: NodeJS.ProcessEnv = {
-    ...(values['malloc-env'] === false ? {} : BROKER_MALLOC_ENV),
+    ...(values['malloc-env'] === false ? {} : brokerMallocEnv()),
     ...process.env,
     RB_KUBECONFIG: kcp.kubeconfig,
     RB_HOME_WORKSPACE: world.paths.home,
@@ -424,6 +424,7 @@ try {
   const smaps = readFileSync(`/proc/${running.pid}/smaps`, 'utf8');
   const anonymousMemory = anonymousMemoryOf(smaps);
   const fileMemory = fileMemoryOf(smaps, readlinkSync(`/proc/${running.pid}/exe`));
+  const allocator = allocatorOf(smaps);
   if (HEAP_SNAPSHOT && snapshotDir) {
     running.kill('SIGUSR2');
     const file = await eventually(
@@ -678,7 +679,10 @@ try {
     idleWindowSeconds: IDLE_SECONDS,
     brokerBuild: values['from-source'] ? 'TypeScript source' : 'compiled (as shipped)',
     brokerNodeFlags: values['broker-node-flags'] ?? '',
-    brokerMallocEnv: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES')),
+    brokerMallocEnv: Object.fromEntries(
+      Object.entries(env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES' || k === 'LD_PRELOAD'),
+    ),
+    allocator,
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };
   log(

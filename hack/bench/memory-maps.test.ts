@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
+import { allocatorOf, anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
 
 // Trimmed /proc/<pid>/smaps: only the header line and the Rss and Anonymous fields matter.
 const mapping = (range: string, perms: string, anonymousKiB: number, path = '', rssKiB = anonymousKiB): string =>
@@ -37,5 +37,13 @@ describe('file-backed memory', () => {
       mapping('7f8cb4000000-7f8cb4200000', 'rw-p', 2048),
     ].join('');
     expect(fileMemoryOf(smaps, '/opt/node/bin/node')).toEqual({ nodeCodeMiB: 18, nodeReadOnlyDataMiB: 9, otherFileMiB: 1 });
+  });
+});
+
+describe('allocator', () => {
+  it('is jemalloc when its library is mapped, else glibc', () => {
+    const libc = mapping('7f3490244000-7f349039a000', 'r-xp', 0, '/usr/lib/x86_64-linux-gnu/libc.so.6', 1024);
+    expect(allocatorOf(libc)).toBe('glibc');
+    expect(allocatorOf(libc + mapping('7f3491000000-7f3491100000', 'r-xp', 0, '/usr/local/lib/libjemalloc.so.2', 512))).toBe('jemalloc');
   });
 });

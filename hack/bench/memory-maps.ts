@@ -2,8 +2,8 @@
  * Splits a process's resident anonymous memory by who allocated it, from /proc/<pid>/smaps:
  * glibc malloc's main arena (`[heap]`), its per-thread arenas, and the rest: V8's heap pages and
  * code, thread stacks, and malloc blocks above the mmap threshold (each a mapping of its own, not
- * told apart from V8's here). Node puts Buffers, TLS and HTTP/2 state and V8's compiler zones in
- * malloc, so this says whether a saving is to be had in V8 flags or in the allocator.
+ * told apart from V8's here; with jemalloc preloaded, all of malloc is counted there). Node puts
+ * Buffers, TLS and HTTP/2 state and V8's compiler zones in malloc, so this says whether a saving is to be had in V8 flags or in the allocator.
  */
 
 export type AnonymousMemory = {
@@ -89,3 +89,7 @@ export const anonymousMemoryOf = (smaps: string): AnonymousMemory => {
   });
   return { mallocMainArenaMiB: mib(main), mallocThreadArenasMiB: mib(threads), otherAnonymousMiB: mib(other) };
 };
+
+/** Which malloc the process runs on: jemalloc when the library is mapped (preloaded), else glibc's. */
+export const allocatorOf = (smaps: string): 'jemalloc' | 'glibc' =>
+  parseMappings(smaps).some((m) => /\/libjemalloc\.so/.test(m.path)) ? 'jemalloc' : 'glibc';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BROKER_MALLOC_ENV, BROKER_NODE_FLAGS } from './node-flags.ts';
+import { BROKER_JEMALLOC_CONF, BROKER_MALLOC_ENV, BROKER_NODE_FLAGS, brokerMallocEnv, IMAGE_JEMALLOC } from './node-flags.ts';
 
 const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
 // The final stage: what the image runs.
@@ -25,14 +25,26 @@ describe('how the broker process is started', () => {
     expect(JSON.parse(entrypoint!)).toEqual(['node', ...BROKER_NODE_FLAGS, 'bin/resource-broker.js']);
   });
 
-  it('sets exactly the malloc settings the bench measured in the image, on a C library that reads them', () => {
-    const malloc = Object.fromEntries(Object.entries(imageEnv()).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES'));
-    expect(malloc).toEqual(BROKER_MALLOC_ENV);
+  it('sets exactly the allocator settings the bench measured in the image, on a C library that reads them', () => {
+    const malloc = Object.fromEntries(
+      Object.entries(imageEnv()).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES' || k === 'LD_PRELOAD'),
+    );
+    expect(malloc).toEqual({ ...BROKER_MALLOC_ENV, LD_PRELOAD: IMAGE_JEMALLOC, MALLOC_CONF: BROKER_JEMALLOC_CONF });
+    // The preloaded library is installed, at the path preloaded.
+    expect(runStage).toMatch(/apt-get install [^\n]*libjemalloc2/);
+    expect(runStage).toContain(`libjemalloc.so.2" ${IMAGE_JEMALLOC}`);
     // musl (Alpine) ignores glibc's settings: the image must be a glibc one.
     const base = /^FROM (.+)$/m
       .exec(runStage)?.[1]
       ?.split(/\s+/)
       .find((word) => !word.startsWith('--'));
     expect(base).toMatch(/^node:24-(bookworm|bullseye|trixie)/);
+  });
+
+  it('starts local brokers on jemalloc where it is installed, and on glibc with its setting where not', () => {
+    expect(brokerMallocEnv(() => false)).toEqual(BROKER_MALLOC_ENV);
+    const found = brokerMallocEnv((path) => path.endsWith('-linux-gnu/libjemalloc.so.2'));
+    expect(found).toMatchObject({ ...BROKER_MALLOC_ENV, MALLOC_CONF: BROKER_JEMALLOC_CONF });
+    expect(found['LD_PRELOAD']).toMatch(/^\/usr\/lib\/(x86_64|aarch64)-linux-gnu\/libjemalloc\.so\.2$/);
   });
 });
