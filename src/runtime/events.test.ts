@@ -97,7 +97,7 @@ describe('EventRecorder', () => {
     say('StatusRefused', 'b');
     say('SyncFailed', 'm2');
     // The first write fails after the second message for its reason went out.
-    pending.forEach((p, i) => p.settle(i !== 0));
+    for (const [i, p] of pending.entries()) p.settle(i !== 0);
     await Promise.all(said);
     say('SyncFailed', 'm2');
     say('StatusRefused', 'b');
