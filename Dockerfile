@@ -12,9 +12,11 @@ RUN npx tsc -p tsconfig.build.json
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # jemalloc preloaded, glibc's setting for anything that runs without it: src/cli/node-flags.ts
-# says why (a unit test keeps the two the same). The link gives one path on every architecture.
+# says why (a unit test keeps the two the same). The link, to where the package put the library,
+# gives one path on every architecture, and the build fails if it leads nowhere.
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/* \
-    && ln -s "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" /usr/local/lib/libjemalloc.so.2
+    && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2 \
+    && test -e /usr/local/lib/libjemalloc.so.2
 ENV MALLOC_MMAP_THRESHOLD_=131072 LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 MALLOC_CONF=background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./

@@ -83,4 +83,72 @@ describe('heap snapshot summary', () => {
       ['staging', 70],
     ]);
   });
+
+  it('finds what a store alone keeps when objects form a cycle reached from elsewhere too, and skips an informer nothing reaches', () => {
+    // root -> informer -> store -> a; root -> other -> b; a <-> b. Neither a nor b is the store's
+    // alone (b is reached without it, and a through b). An informer nothing reaches is no one's.
+    // One pass over the graph without iterating to a fixed point gets this wrong in one of the
+    // two orders of the root's edges.
+    for (const rootEdges of [
+      ['informer', 'other'],
+      ['other', 'informer'],
+    ]) {
+      const graph = snapshotOf(
+        {
+          root: ['hidden', '', 0],
+          informer: ['object', 'Informer', 1],
+          name: ['string', 'consumer', 1],
+          store: ['object', 'ObjectStore', 10],
+          other: ['object', 'Other', 1],
+          a: ['object', 'A', 100],
+          b: ['object', 'B', 100],
+          lost: ['object', 'Informer', 1],
+          lostName: ['string', 'lost', 1],
+          lostStore: ['object', 'ObjectStore', 10],
+        },
+        [
+          ...rootEdges.map((to) => ['root', 'element', to] as const),
+          ['informer', 'name', 'name'],
+          ['informer', 'store', 'store'],
+          ['store', 'a', 'a'],
+          ['other', 'b', 'b'],
+          ['a', 'b', 'b'],
+          ['b', 'a', 'a'],
+          ['lost', 'name', 'lostName'],
+          ['lost', 'store', 'lostStore'],
+        ],
+      );
+      expect(retainedByInformer(graph), `root edges ${rootEdges.join(', ')}`).toEqual([['consumer', 10]]);
+    }
+  });
 });
+
+/** A snapshot from named nodes ([type, name, self size]) and edges ([from, property name or 'element', to]). */
+const snapshotOf = (nodes: Record<string, [string, string, number]>, edges: (readonly [string, string, string])[]): HeapSnapshot => {
+  const ids = Object.keys(nodes);
+  const strings = [...new Set([...Object.values(nodes).map((n) => n[1]), ...edges.map((e) => e[1])])];
+  const nodeTypes = ['hidden', 'object', 'string'];
+  const width = 5;
+  return {
+    snapshot: {
+      meta: {
+        node_fields: ['type', 'name', 'id', 'self_size', 'edge_count'],
+        node_types: [nodeTypes],
+        edge_fields: ['type', 'name_or_index', 'to_node'],
+        edge_types: [['property', 'element', 'weak']],
+      },
+    },
+    strings,
+    nodes: ids.flatMap((id, i) => {
+      const [type, name, size] = nodes[id]!;
+      return [nodeTypes.indexOf(type), strings.indexOf(name), i, size, edges.filter((e) => e[0] === id).length];
+    }),
+    edges: ids.flatMap((id) =>
+      edges
+        .filter((e) => e[0] === id)
+        .flatMap(([, name, to]) =>
+          name === 'element' ? [1, 0, ids.indexOf(to) * width] : [0, strings.indexOf(name), ids.indexOf(to) * width],
+        ),
+    ),
+  };
+};

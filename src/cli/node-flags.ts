@@ -26,7 +26,8 @@ export const BROKER_MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const s
 
 /**
  * jemalloc (Debian's libjemalloc2), preloaded in place of glibc's malloc: at rest after 500
- * objects it held 10 to 15 MiB less than glibc with the setting above, and no less fast. glibc
+ * objects it held 6 to 15 MiB less than glibc with the setting above, with objects per second
+ * and status latency within the spread of runs of one code (README, "Benchmark"). glibc
  * keeps free memory between blocks in use until malloc_trim, which Node cannot call; jemalloc
  * returns it on its own: a background thread purges pages unused for a second (`dirty_decay_ms`)
  * and hands them straight back (`muzzy_decay_ms:0`), with two arenas for Node's few threads.
@@ -44,7 +45,8 @@ const jemallocCandidates = (): string[] => {
 /**
  * The allocator settings for a broker started on this machine (`make run`, the e2e tests, the
  * bench): the image's, jemalloc, where the library is installed; glibc's setting always, which
- * is what runs where it is not.
+ * is what runs where it is not. An LD_PRELOAD or MALLOC_CONF of the caller's own environment
+ * replaces these (each start site puts its environment after them).
  */
 export const brokerMallocEnv = (exists: (path: string) => boolean = existsSync): Record<string, string> => {
   const jemalloc = jemallocCandidates().find(exists);
