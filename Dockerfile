@@ -25,7 +25,9 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY apiexports ./apiexports
 USER node
+# libuv's thread pool: src/cli/node-flags.ts (BROKER_THREAD_ENV) says why; a unit test keeps the two the same.
+ENV UV_THREADPOOL_SIZE=2
 EXPOSE 8080 8081
 # V8 flags: src/cli/node-flags.ts says why (a unit test keeps the two the same).
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--optimize-for-size", "bin/resource-broker.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--optimize-for-size", "--max-opt=2", "--v8-pool-size=1", "bin/resource-broker.js"]
 CMD ["run", "--metrics-bind-address=0.0.0.0:8080", "--health-probe-bind-address=0.0.0.0:8081"]

@@ -5,7 +5,7 @@
  * RB_KCP_SHARDS=2 (opt-in): a sharded kcp instead (cache server, shards root and shard-1,
  * front-proxy; hack/kcp/sharded-kcp.ts); the broker talks to the front-proxy.
  */
-import { BROKER_NODE_FLAGS, brokerMallocEnv } from '../src/cli/node-flags.ts';
+import { BROKER_NODE_FLAGS, brokerProcessEnv } from '../src/cli/node-flags.ts';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -50,7 +50,7 @@ if (bootstrapped !== 0) {
   await kcp.stop();
   process.exit(bootstrapped);
 }
-broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, cli, 'run'], { env: { ...brokerMallocEnv(), ...env }, stdio: 'inherit' });
+broker = spawn(process.execPath, [...BROKER_NODE_FLAGS, cli, 'run'], { env: { ...brokerProcessEnv(), ...env }, stdio: 'inherit' });
 const envFile = writeShellEnvironment(kcp.kubeconfig, kcp.serverOrigin);
 console.error(`
 resource-broker is running against kcp on ${kcp.serverOrigin}.

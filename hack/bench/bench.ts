@@ -33,7 +33,7 @@ import { MIGRATION_GVR } from '../../src/apis/types.ts';
 import { TestProvider } from '../../examples/test-provider/provider.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import { localKcp, ShardedKcp } from '../kcp/sharded-kcp.ts';
-import { BROKER_NODE_FLAGS, brokerMallocEnv } from '../../src/cli/node-flags.ts';
+import { BROKER_NODE_FLAGS, BROKER_THREAD_ENV, brokerMallocEnv } from '../../src/cli/node-flags.ts';
 import { allocatorOf, anonymousMemoryOf, fileMemoryOf } from './memory-maps.ts';
 import { formatHeapSummary, type HeapSnapshot, summarizeHeapSnapshot } from './heap-summary.ts';
 import { shardSelector } from '../../test/harness/sharded-env.ts';
@@ -201,6 +201,14 @@ const brokerMetrics = async (
  * TypeScript source instead (Node strips the types; that costs memory the image does not pay).
  */
 const temporary: string[] = [];
+/** CPU time (user + system) a process has used so far, from /proc (in USER_HZ ticks, 100 a second on Linux). */
+const cpuSecondsOf = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: fields are counted after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+
 const brokerEntry = async (): Promise<string> => {
   if (values['from-source']) return join(root, 'bin', 'resource-broker.js');
   const out = await mkdtemp(join(tmpdir(), 'bench-broker-'));
@@ -255,9 +263,10 @@ try {
 
   const metricsPort = await freePort();
   const probePort = await freePort();
-  // The shipped malloc settings unless the bench's own environment sets them (to compare others)
-  // or --no-malloc-env leaves glibc's defaults.
+  // The shipped thread pool and malloc settings unless the bench's own environment sets them (to
+  // compare others); --no-malloc-env leaves glibc's defaults.
   const env: NodeJS.ProcessEnv = {
+    ...BROKER_THREAD_ENV,
     ...(values['malloc-env'] === false ? {} : brokerMallocEnv()),
     ...process.env,
     RB_KUBECONFIG: kcp.kubeconfig,
@@ -377,6 +386,7 @@ try {
   const requestsBeforeBurst = await requestsBy(metricsPort, byVerb);
   const requestsBeforeBurstByResource = await requestsBy(metricsPort, byVerbAndResource);
   const startAll = performance.now();
+  const cpuBeforeBurst = cpuSecondsOf(broker!.pid!);
   await pool(items, CONCURRENCY, async ({ consumer, name }) => {
     created.set(objectId(consumer.cluster, name), performance.now());
     await world.objects(consumer.path, 'certificates').create(world.newObject('certificates', name, { fqdn: `${name}.example.org` }));
@@ -393,6 +403,7 @@ try {
   );
   clearInterval(progress);
   const allAvailableMs = performance.now() - startAll;
+  const brokerCpuSecondsBurst = Math.round((cpuSecondsOf(broker!.pid!) - cpuBeforeBurst) * 10) / 10;
   // Everything the broker asked of kcp while placing, copying and relaying the burst, per object.
   const requestsPerObject = perObject(requestsBeforeBurst, await requestsBy(metricsPort, byVerb), N);
   const requestsPerObjectByResource = perObject(requestsBeforeBurstByResource, await requestsBy(metricsPort, byVerbAndResource), N);
@@ -657,6 +668,7 @@ try {
     statusUpP99OverFloor: Math.round((percentiles(statusUp).p99 / percentiles(floorStatusUp).p99) * 100) / 100,
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
     rawCreatesPerSecond,
+    brokerCpuSecondsBurst,
     throughputOverRawCreates: Math.round((N / (allAvailableMs / 1000) / rawCreatesPerSecond) * 100) / 100,
     requestsPerObject,
     requestsPerObjectByResource,
@@ -666,6 +678,7 @@ try {
     ...anonymousMemory,
     ...fileMemory,
     peakRssMiB,
+    threadsAtRest: Number(/Threads:\s+(\d+)/.exec(rss)?.[1] ?? 0),
     heapUsedMiB: atRest.heapUsedMiB,
     heapTotalMiB: atRest.heapTotalMiB,
     externalMiB: atRest.externalMiB,
@@ -682,6 +695,7 @@ try {
     brokerMallocEnv: Object.fromEntries(
       Object.entries(env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES' || k === 'LD_PRELOAD'),
     ),
+    brokerThreadPool: env['UV_THREADPOOL_SIZE'] ?? '4 (libuv default)',
     allocator,
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version, kcp: (await import('../kcp/version.ts')).KCP_VERSION },
   };

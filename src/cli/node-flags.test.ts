@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BROKER_JEMALLOC_CONF, BROKER_MALLOC_ENV, BROKER_NODE_FLAGS, brokerMallocEnv, IMAGE_JEMALLOC } from './node-flags.ts';
+import {
+  BROKER_JEMALLOC_CONF,
+  BROKER_MALLOC_ENV,
+  BROKER_NODE_FLAGS,
+  BROKER_THREAD_ENV,
+  brokerMallocEnv,
+  brokerProcessEnv,
+  IMAGE_JEMALLOC,
+} from './node-flags.ts';
 
 const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
 // The final stage: what the image runs.
@@ -42,6 +50,11 @@ describe('how the broker process is started', () => {
       ?.split(/\s+/)
       .find((word) => !word.startsWith('--'));
     expect(base).toMatch(/^node:24-(bookworm|bullseye|trixie)/);
+  });
+
+  it("sets the thread pool's size the bench measured, in the image and for local brokers", () => {
+    expect(imageEnv()['UV_THREADPOOL_SIZE']).toBe(BROKER_THREAD_ENV.UV_THREADPOOL_SIZE);
+    expect(brokerProcessEnv(() => false)).toEqual({ ...BROKER_THREAD_ENV, ...BROKER_MALLOC_ENV });
   });
 
   it('starts local brokers on jemalloc where it is installed, and on glibc with its setting where not', () => {

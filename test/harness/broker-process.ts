@@ -1,4 +1,4 @@
-import { BROKER_NODE_FLAGS, brokerMallocEnv } from '../../src/cli/node-flags.ts';
+import { BROKER_NODE_FLAGS, brokerProcessEnv } from '../../src/cli/node-flags.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -90,7 +90,7 @@ export class BrokerProcess {
       [...BROKER_NODE_FLAGS, '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${this.#reports}`, CLI, 'run'],
       {
         env: {
-          ...brokerMallocEnv(),
+          ...brokerProcessEnv(),
           ...process.env,
           ...this.#env,
           RB_HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${this.probePort}`,
