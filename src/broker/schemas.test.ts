@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { compileCel, toCel } from '../cel/cel.ts';
+import { compileCel } from '../cel/cel.ts';
+import { toCel } from '../cel/values.ts';
 import { APIEXPORTS_DIR } from './manifests.ts';
 
 /** The parts of an OpenAPI v3 schema this test reads. */

@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CEL_LIMITS,
-  CelBudgetError,
-  CelInputError,
-  celBudget,
-  celErrorMessage,
-  compileCel,
-  compileRegex,
-  estimateRegexProgram,
-  fromCel,
-  Lru,
-  toCel,
-} from './cel.ts';
+import { compileCel, compileRegex, estimateRegexProgram } from './cel.ts';
+import { CEL_LIMITS, CelBudgetError, CelInputError, celBudget, celErrorMessage, fromCel, Lru, toCel } from './values.ts';
 
 const evaluate = (expression: string, vars: Record<string, unknown>): unknown =>
   compileCel(expression)(toCel(vars) as Record<string, unknown>);

@@ -9,6 +9,7 @@ import {
 } from '../apis/types.ts';
 import { reportedLoad } from '../apis/acceptapi-load.ts';
 import type { BrokerPaths } from '../apis/paths.ts';
+import { celEngine } from '../controllers/acceptapi/filters.ts';
 import { assignmentsByProvider, placeObject } from '../controllers/placement/placement.ts';
 import { apiExportNameOf, assignmentName, migrationNameOf } from '../apis/names.ts';
 import { encodeKey } from '../runtime/object-key.ts';
@@ -153,6 +154,8 @@ export const explain = async (options: {
   const assignments = new ResourceClient<Assignment>({ endpoint, baseUrl: coordination, gvr: ASSIGNMENT_GVR });
   const load = assignmentsByProvider((await assignments.list()).items, gvr);
   const objectId = encodeKey({ cluster, namespace: namespace ?? '', name: options.name });
+  // Placement is synchronous: the CEL engine its filters may need is loaded first.
+  await celEngine.load();
   const decision = placeObject({ gvr, spec: obj['spec'], objectId, acceptAPIs, assignmentsByProvider: load });
   const aName = assignmentName(cluster, gvr, namespace ?? '', options.name);
   const assignment = await assignments.find({ name: aName });

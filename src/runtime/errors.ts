@@ -10,3 +10,17 @@ export class TerminalError extends Error {
     this.name = 'TerminalError';
   }
 }
+
+/**
+ * A reconcile that needs something this process is still preparing (a module loaded on first
+ * use). The work queue retries the key once `ready` resolves, without backoff and without a
+ * warning; if `ready` rejects, the failure counts as any other (retried with backoff).
+ */
+export class NotReadyError extends Error {
+  readonly ready: Promise<unknown>;
+  constructor(what: string, ready: Promise<unknown>) {
+    super(`${what} is loading`);
+    this.name = 'NotReadyError';
+    this.ready = ready;
+  }
+}

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { NotReadyError } from './errors.ts';
 import { WorkQueue, type Reconciler } from './workqueue.ts';
 
 const deferred = (): { promise: Promise<void>; resolve: () => void } => {
@@ -82,6 +83,60 @@ describe('WorkQueue', () => {
     // Full jitter keeps each delay within [ceiling/2, ceiling] for ceilings 20, 40, 80 ms.
     expect(gaps[0]).toBeGreaterThanOrEqual(9);
     expect(gaps[2]).toBeGreaterThanOrEqual(39);
+    await queue.shutdown();
+  });
+
+  it('runs a key that waited for a module to load again as soon as it has loaded: not a failure, no backoff', async () => {
+    let loaded = false;
+    let finishLoading!: () => void;
+    const ready = new Promise<void>((resolve) => (finishLoading = resolve));
+    const runs: [string, boolean][] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      // A failure would be retried a minute later: the test would time out.
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+      reconcile: async (key) => {
+        runs.push([key, loaded]);
+        if (!loaded) throw new NotReadyError('the engine', ready);
+      },
+    });
+    queue.start();
+    queue.add('a');
+    queue.add('b');
+    let idle = false;
+    void queue.idle().then(() => (idle = true));
+    await sleep(20);
+    expect(runs).toEqual([
+      ['a', false],
+      ['b', false],
+    ]);
+    // Waiting keys are pending work.
+    expect(idle).toBe(false);
+    loaded = true;
+    finishLoading();
+    await queue.idle();
+    expect(runs.slice(2).sort()).toEqual([
+      ['a', true],
+      ['b', true],
+    ]);
+    await queue.shutdown();
+  });
+
+  it('retries with backoff a key whose module failed to load', async () => {
+    const times: number[] = [];
+    const queue = new WorkQueue({
+      name: 't',
+      backoff: { initialMs: 20, maxMs: 1_000 },
+      reconcile: async () => {
+        times.push(performance.now());
+        if (times.length === 1) throw new NotReadyError('the engine', Promise.reject(new Error('cannot load')));
+      },
+    });
+    queue.start();
+    queue.add('a');
+    await queue.idle();
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(9);
     await queue.shutdown();
   });
 

@@ -1,6 +1,6 @@
 import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
-import { TerminalError } from './errors.ts';
+import { NotReadyError, TerminalError } from './errors.ts';
 import { deadlineSignal } from '../kcp-client-ts/deadline.ts';
 
 /** What a reconcile returns, after controller-runtime's Result. */
@@ -62,6 +62,8 @@ export class WorkQueue {
   readonly #inFlight = new Set<Promise<void>>();
   #controller: AbortController | undefined;
   #idleWaiters: (() => void)[] = [];
+  /** Keys whose reconcile waits for something to load (NotReadyError): pending work, not failures. */
+  readonly #waiting = new Set<string>();
   #observer: ((event: QueueEvent) => void) | undefined;
   /** When each queued key was queued (for queue durations). */
   readonly #queuedAt = new Map<string, number>();
@@ -178,7 +180,7 @@ export class WorkQueue {
   }
 
   #isIdle(): boolean {
-    return this.depth === 0 && this.#processing.size === 0 && this.#timers.size === 0;
+    return this.depth === 0 && this.#processing.size === 0 && this.#timers.size === 0 && this.#waiting.size === 0;
   }
 
   #pump(): void {
@@ -295,14 +297,34 @@ export class WorkQueue {
         this.#logger.error({ key, err }, 'reconcile failed with an error retrying cannot fix');
         return;
       }
-      const failures = (this.#failures.get(key) ?? 0) + 1;
-      this.#failures.set(key, failures);
-      const delay = backoffDelay(failures, this.#options.backoff ?? { initialMs: 100, maxMs: 60_000 });
-      this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
-      this.#observer?.({ type: 'retried' });
-      this.addAfter(key, delay);
+      if (err instanceof NotReadyError) {
+        // Not a failure: the key runs again as soon as what it waits for is ready.
+        this.#logger.debug({ key, waitingFor: err.message }, 'reconcile waits for a module to load');
+        this.#waiting.add(key);
+        err.ready.then(
+          () => {
+            this.#waiting.delete(key);
+            this.add(key);
+          },
+          (cause: unknown) => {
+            this.#waiting.delete(key);
+            this.#retryWithBackoff(key, cause);
+          },
+        );
+        return;
+      }
+      this.#retryWithBackoff(key, err);
     } finally {
       bounded?.end('abort');
     }
+  }
+
+  #retryWithBackoff(key: string, err: unknown): void {
+    const failures = (this.#failures.get(key) ?? 0) + 1;
+    this.#failures.set(key, failures);
+    const delay = backoffDelay(failures, this.#options.backoff ?? { initialMs: 100, maxMs: 60_000 });
+    this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
+    this.#observer?.({ type: 'retried' });
+    this.addAfter(key, delay);
   }
 }

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { evaluateFilters, FILTER_LIMITS, goString, validateFilters } from './filters.ts';
+import { celEngine, evaluateFilters, FILTER_LIMITS, goString, validateFilters } from './filters.ts';
+
+// In the broker a reconcile waits for the engine (cel-loading.test.ts); these tests load it first.
+beforeAll(() => celEngine.load());
 
 const APIEXPORTS_DIR = join(import.meta.dirname, '..', '..', '..', 'apiexports');
 

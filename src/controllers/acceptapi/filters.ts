@@ -1,5 +1,20 @@
 import type { AcceptAPIFilter } from '../../apis/types.ts';
-import { celBudget, celErrorMessage, CelInputError, compileCel as compile, toCel } from '../../cel/cel.ts';
+import type { CelProgram } from '../../cel/cel.ts';
+import { celBudget, celErrorMessage, CelInputError, toCel } from '../../cel/values.ts';
+import { lazyModule } from '../../runtime/lazy-module.ts';
+
+/**
+ * The CEL engine (cel-js and re2js, over 1 MiB of heap), loaded when the first AcceptAPI filter or
+ * migration stage with an expression is checked; until then a reconcile that needs it waits
+ * (NotReadyError).
+ */
+export const celEngine = lazyModule('the CEL engine', () => import('../../cel/cel.ts'));
+
+type Compile = (expression: string) => CelProgram;
+
+/** The engine's compile when a filter has an expression (throws NotReadyError while it loads). */
+const compilerFor = (filters: AcceptAPIFilter[]): Compile | undefined =>
+  filters.some((f) => f?.expression !== undefined) ? celEngine.get().compileCel : undefined;
 
 /**
  * Limits on an AcceptAPI's filters. The schema (apiexports/broker/acceptapis.yaml) enforces the
@@ -39,6 +54,7 @@ export const validateFilters = (filters: AcceptAPIFilter[] | undefined): FilterP
     ];
   }
   const problems: FilterProblem[] = [];
+  const compile = compilerFor(filters ?? []);
   (filters ?? []).forEach((filter, index) => {
     const add = (message: string, field = ''): void =>
       void problems.push({ index, key: filter.key, message: `${filterName(index, filter, field)}: ${message}` });
@@ -64,7 +80,7 @@ export const validateFilters = (filters: AcceptAPIFilter[] | undefined): FilterP
         add(`expression is ${filter.expression.length} characters long; at most ${FILTER_LIMITS.expressionLength}`, '.expression');
       } else {
         try {
-          compile(filter.expression);
+          compile!(filter.expression);
         } catch (err) {
           add(`expression does not compile: ${celErrorMessage(err)}`, '.expression');
         }
@@ -106,6 +122,7 @@ const evaluateFilter = (
   spec: unknown,
   cel: () => Record<string, unknown>,
   budget: ReturnType<typeof celBudget>,
+  compile: Compile | undefined,
 ): FilterVerdict => {
   const name = filterName(index, filter);
   const { found, value } = lookup(spec, filter.key);
@@ -131,7 +148,7 @@ const evaluateFilter = (
       return { pass: false, reason: `${field}: expression is longer than ${FILTER_LIMITS.expressionLength} characters` };
     let result: unknown;
     try {
-      result = compile(filter.expression)(cel(), budget);
+      result = compile!(filter.expression)(cel(), budget);
     } catch (err) {
       if (err instanceof CelInputError) return { pass: false, reason: `${field}: the object's spec is not evaluated: ${err.message}` };
       return { pass: false, reason: `${field}: expression failed: ${celErrorMessage(err)}` };
@@ -153,6 +170,7 @@ export const evaluateFilters = (filters: AcceptAPIFilter[] | undefined, spec: un
   const list = filters ?? [];
   if (list.length > FILTER_LIMITS.filters)
     return { pass: false, reason: `spec.filters: ${list.length} filters; at most ${FILTER_LIMITS.filters}` };
+  const compile = compilerFor(list);
   const budget = celBudget();
   let variables: Record<string, unknown> | undefined;
   let inputError: unknown;
@@ -170,7 +188,7 @@ export const evaluateFilters = (filters: AcceptAPIFilter[] | undefined, spec: un
   for (const [index, filter] of list.entries()) {
     let verdict: FilterVerdict;
     try {
-      verdict = evaluateFilter(index, filter, spec, cel, budget);
+      verdict = evaluateFilter(index, filter, spec, cel, budget, compile);
     } catch (err) {
       verdict = { pass: false, reason: `${filterName(index, filter)}: not evaluated: ${celErrorMessage(err)}` };
     }

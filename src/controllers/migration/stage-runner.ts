@@ -22,6 +22,7 @@ import type { Logger } from '../../logging.ts';
 import { TerminalError } from '../../runtime/errors.ts';
 import { RecentKeys } from '../../runtime/recent-keys.ts';
 import { copiedKeys } from '../related/digest.ts';
+import { celEngine } from '../acceptapi/filters.ts';
 import {
   isEarlierIncarnation,
   isOwnedBy,
@@ -196,6 +197,8 @@ export class MigrationStages {
   }
 
   async #runStage(input: StageInput, state: MigrationState, signal: AbortSignal): Promise<StageStep> {
+    // Stages are CEL: loaded before any is checked, so no evaluation below meets an engine still loading.
+    await celEngine.load();
     let { migration } = input; // replaced by what each status write returns
     const name = migration.metadata.name ?? '';
     // The configuration must change: recorded once, not retried until it (or the Migration) does.

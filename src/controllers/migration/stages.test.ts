@@ -1,6 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationConfiguration } from '../../apis/types.ts';
+import { celEngine } from '../acceptapi/filters.ts';
 import { allTrue, anyTrue, findConfiguration, renderTemplate, splitInterpolation, validateStage } from './stages.ts';
+
+// The stage runner loads the engine before a stage runs; so do these tests.
+beforeAll(() => celEngine.load());
 
 const from = { spec: { arch: 'x86_64', memory: 512 }, status: { status: 'Available' } };
 const to = { spec: { arch: 'arm64', memory: 1024 }, status: {} };

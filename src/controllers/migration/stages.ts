@@ -1,6 +1,8 @@
 import { byCodeUnit } from '../../apis/order.ts';
 import type { GroupVersionKind, MigrationConfiguration, MigrationStage } from '../../apis/types.ts';
-import { celErrorMessage, celText, compileCel, fromCel, toCel } from '../../cel/cel.ts';
+import { celErrorMessage, celText, fromCel, toCel } from '../../cel/values.ts';
+import { NotReadyError } from '../../runtime/errors.ts';
+import { celEngine } from '../acceptapi/filters.ts';
 
 /** A problem in a MigrationConfiguration, naming the field as `spec.stages[i]....`. */
 export type StageProblem = { field: string; message: string };
@@ -68,6 +70,8 @@ const walkStrings = (value: unknown, path: string, visit: (text: string, path: s
 /** Every problem of one stage: each message names its field. Empty when the stage can run. */
 export const validateStage = (stage: MigrationStage, index: number): StageProblem[] => {
   const problems: StageProblem[] = [];
+  // Outside the try below: an engine still loading is not a compile error.
+  const { compileCel } = celEngine.get();
   const compiles = (expression: unknown, field: string): void => {
     if (typeof expression !== 'string' || expression.trim() === '') {
       problems.push({ field, message: 'must be a non-empty CEL expression' });
@@ -117,7 +121,7 @@ const evaluate = (expression: string, vars: StageVariables): unknown => {
     celVars = toCel(vars) as Record<string, unknown>;
     celVariables.set(vars, celVars);
   }
-  return compileCel(expression)(celVars);
+  return celEngine.get().compileCel(expression)(celVars);
 };
 
 /**
@@ -131,6 +135,7 @@ export const renderTemplate = (template: unknown, vars: StageVariables, path: st
       try {
         return evaluate(expression, vars);
       } catch (err) {
+        if (err instanceof NotReadyError) throw err;
         throw new Error(`${path}: \`${expression}\` failed: ${celErrorMessage(err)}`, { cause: err });
       }
     };
@@ -157,6 +162,7 @@ const evaluateCondition = (expression: string, vars: StageVariables): { value: b
   try {
     result = evaluate(expression, vars);
   } catch (err) {
+    if (err instanceof NotReadyError) throw err;
     return { error: celErrorMessage(err) };
   }
   if (typeof result !== 'boolean') return { notBoolean: `evaluates to ${typeof fromCel(result)} ${celText(result)}, not a bool` };

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { NotReadyError } from './errors.ts';
+import { lazyModule } from './lazy-module.ts';
+
+const notReady = (get: () => unknown): NotReadyError => {
+  try {
+    get();
+  } catch (err) {
+    if (err instanceof NotReadyError) return err;
+    throw err;
+  }
+  throw new Error('get() returned: the module was loaded already');
+};
+
+describe('lazyModule', () => {
+  it('loads on first use, once; until loaded, get() says what is loading and when it is ready', async () => {
+    let imports = 0;
+    const engine = { answer: 42 };
+    const lazy = lazyModule('the engine', async () => {
+      imports++;
+      return engine;
+    });
+    expect(imports).toBe(0);
+    const first = notReady(lazy.get);
+    expect(first.message).toBe('the engine is loading');
+    notReady(lazy.get);
+    await first.ready;
+    expect(lazy.get()).toBe(engine);
+    expect(await lazy.load()).toBe(engine);
+    expect(imports).toBe(1);
+  });
+
+  it('tries again after a failed load', async () => {
+    let imports = 0;
+    const lazy = lazyModule('the engine', async () => {
+      if (++imports === 1) throw new Error('disk hiccup');
+      return 'module';
+    });
+    await expect(notReady(lazy.get).ready).rejects.toThrow('disk hiccup');
+    expect(await notReady(lazy.get).ready).toBe('module');
+    expect(lazy.get()).toBe('module');
+    expect(imports).toBe(2);
+  });
+});
