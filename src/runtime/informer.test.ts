@@ -297,3 +297,27 @@ describe('Informer.waitForSync', () => {
     await server.stop();
   });
 });
+
+describe("Informer's store copy", () => {
+  it('drops managedFields and keeps the rest of metadata, in order', async () => {
+    const endpoint = new KcpEndpoint({ serverOrigin: 'https://127.0.0.1:1' });
+    const informer = new Informer({
+      name: 'widgets',
+      source: new ResourceClient({ endpoint, baseUrl: 'https://127.0.0.1:1/clusters/*', gvr: GVR }),
+    });
+    const metadata = {
+      name: 'a',
+      namespace: 'default',
+      uid: 'u1',
+      resourceVersion: '7',
+      labels: { team: 'x' },
+      managedFields: [{ manager: 'kubectl', operation: 'Update' }],
+      finalizers: ['f'],
+    };
+    const kept = informer.transform({ apiVersion: 'v1', kind: 'Widget', metadata: { ...metadata }, spec: { n: 1 } });
+    expect(Object.keys(kept.metadata)).toEqual(['name', 'namespace', 'uid', 'resourceVersion', 'labels', 'finalizers']);
+    const { managedFields: _, ...rest } = metadata;
+    expect(kept).toEqual({ apiVersion: 'v1', kind: 'Widget', metadata: rest, spec: { n: 1 } });
+    await endpoint.close();
+  });
+});

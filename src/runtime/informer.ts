@@ -122,7 +122,13 @@ export class Informer<T extends KubeObject = KubeObject> {
     // update sent without them keeps the server's (only an empty list would reset them).
     const keep = options.transform ?? ((obj: T) => obj);
     this.transform = (obj) => {
-      if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+      if (obj.metadata?.managedFields) {
+        // A copy without them, not `delete`: V8 turns an object a property was deleted from into
+        // a hash table, 450 bytes for a metadata that takes about 100 (measured: 1.4 KiB per
+        // brokered object, over the three to four objects each one has cached).
+        const { managedFields: _, ...metadata } = obj.metadata;
+        obj.metadata = metadata;
+      }
       const kept = keep(obj);
       sharedStrings.internValuesOf(kept);
       return kept;
