@@ -1,16 +1,15 @@
-import { Agent, install as installUndiciGlobals, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, fetch as undiciFetch, installFetchGlobals, request as undiciRequest } from './undici-parts.ts';
 import { ApiError } from './errors.ts';
 import { deadlineSignal } from './deadline.ts';
 import { readKubeconfig, readKubeconfigIsolated } from './kubeconfig.ts';
 import { virtualWorkspaceBase, workspaceBase } from './paths.ts';
 
 /**
- * Makes this undici's fetch, Request, Headers and Response the process's globals. openapi-fetch
- * builds every request from the global Request and Headers, and Node's own are a second, bundled
- * copy of undici, loaded on first use beside this one (about 2 MiB). For a process of its own
- * (the CLI), before the first request.
+ * One undici in the process (see installFetchGlobals). For a process of its own (the CLI),
+ * before the first request.
  */
-export const useOneUndici = (): void => installUndiciGlobals();
+export const useOneUndici = (): void => installFetchGlobals();
 
 export type KcpEndpointOptions = {
   /** `https://host:port`, without a path; the kubeconfig's `/clusters/...` suffix is dropped. */
