@@ -2,6 +2,7 @@ import { ACCEPTAPI_GVR, type AcceptAPI, type Assignment, type BrokeredApi, type 
 import { MANAGED_BY_LABEL, MANAGER, STAGING_VIEW_ANNOTATION } from '../apis/names.ts';
 import { splitPath, type BrokerPaths } from '../apis/paths.ts';
 import { AcceptAPIController } from '../controllers/acceptapi/controller.ts';
+import { celEngine } from '../controllers/acceptapi/filters.ts';
 import { MigrationBudget, type MigrationBudgetLimits } from '../controllers/migration/budget.ts';
 import { Migrator, type RebalancePolicy } from '../controllers/migration/migrator.ts';
 import { MigrationStages } from '../controllers/migration/stage-runner.ts';
@@ -242,10 +243,15 @@ export class Broker {
     return this.#manager.add(controller, signal);
   }
 
-  /** Caches synced, kcp answering the broker's own watches, and every controller running: what /readyz reports. */
+  /**
+   * Caches synced, kcp answering the broker's own watches, every controller running, and the CEL
+   * engine not failed to load (it loads on first use; one that cannot leaves every object an
+   * expression filters waiting, so the pod must not look fine): what /readyz reports.
+   */
   get ready(): boolean {
     return (
       this.#wiring !== undefined &&
+      celEngine.failure === undefined &&
       this.#scope.stats().every((s) => s.synced) &&
       this.#core.every((i) => i.connected) &&
       this.#manager.queues.every((q) => q.running)

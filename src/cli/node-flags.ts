@@ -18,8 +18,10 @@ import { existsSync } from 'node:fs';
 export const BROKER_NODE_FLAGS = ['--max-semi-space-size=1', '--optimize-for-size', '--max-opt=2', '--v8-pool-size=1'];
 
 /**
- * libuv's thread pool (files, DNS lookups of a kcp host name) with two threads, not four: the
- * broker reads few files; two keep a slow DNS lookup from holding up a file read.
+ * libuv's thread pool with two threads, not four (each idle one keeps its stack): it serves file
+ * reads, DNS lookups of a kcp host name and zlib for compressed answers, and the broker has few of
+ * each. One slow lookup leaves a thread for the rest; two at once (both connection pools
+ * reconnecting to a host whose DNS hangs) hold them up until a lookup ends.
  */
 export const BROKER_THREAD_ENV = { UV_THREADPOOL_SIZE: '2' } as const satisfies Record<string, string>;
 

@@ -33,7 +33,11 @@ export const startProbeServer = async (options: ProbeServerOptions): Promise<Ser
       const ready = options.ready();
       res
         .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(ready ? 'ok' : 'not ready: the leader has not synced its caches or kcp does not answer, or a standby cannot reach the Lease');
+        .end(
+          ready
+            ? 'ok'
+            : 'not ready: the leader has not synced its caches or kcp does not answer, a standby cannot reach the Lease, or the CEL engine failed to load (the log says why)',
+        );
       return;
     }
     res.writeHead(404).end();

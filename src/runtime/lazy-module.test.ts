@@ -37,8 +37,21 @@ describe('lazyModule', () => {
       return 'module';
     });
     await expect(notReady(lazy.get).ready).rejects.toThrow('disk hiccup');
+    // Readiness reports it until a load succeeds.
+    expect(String(lazy.failure)).toMatch(/disk hiccup/);
     expect(await notReady(lazy.get).ready).toBe('module');
+    expect(lazy.failure).toBeUndefined();
     expect(lazy.get()).toBe('module');
     expect(imports).toBe(2);
+  });
+
+  it('counts a module that is undefined as loaded, and a synchronous throw as a failed load', async () => {
+    const nothing = lazyModule('nothing', async () => undefined);
+    await notReady(nothing.get).ready;
+    expect(nothing.get()).toBeUndefined();
+    const throwing = lazyModule('throwing', () => {
+      throw new Error('at once');
+    });
+    await expect(notReady(throwing.get).ready).rejects.toThrow('at once');
   });
 });

@@ -6,6 +6,8 @@ export type LazyModule<T> = {
   get(): T;
   /** Loads it (once); a failed load is tried again on the next call. */
   load(): Promise<T>;
+  /** Why the last load failed, until one succeeds (readiness reports it). */
+  readonly failure: unknown;
 };
 
 /**
@@ -14,24 +16,38 @@ export type LazyModule<T> = {
  * on the heap for the life of the process.
  */
 export const lazyModule = <T>(what: string, importModule: () => Promise<T>): LazyModule<T> => {
-  let loaded: T | undefined;
+  // Boxed: a module that is `undefined` is loaded too.
+  let loaded: { module: T } | undefined;
   let loading: Promise<T> | undefined;
+  let failure: unknown;
   const load = (): Promise<T> =>
-    (loading ??= importModule().then(
-      (module) => (loaded = module),
-      (err: unknown) => {
-        loading = undefined;
-        throw err;
-      },
-    ));
+    (loading ??= Promise.resolve()
+      .then(importModule)
+      .then(
+        (module) => {
+          loaded = { module };
+          failure = undefined;
+          return module;
+        },
+        (err: unknown) => {
+          // Tried again on the next call: a file missing now may be there then. A module whose
+          // own code threw fails the same way every time (Node keeps its error); `failure` says so.
+          loading = undefined;
+          failure = err;
+          throw err;
+        },
+      ));
   return {
     get: () => {
-      if (loaded !== undefined) return loaded;
+      if (loaded) return loaded.module;
       const ready = load();
       // The caller's reconcile waits on it through the NotReadyError; never an unhandled rejection.
       ready.catch(() => undefined);
       throw new NotReadyError(what, ready);
     },
     load,
+    get failure() {
+      return failure;
+    },
   };
 };

@@ -122,21 +122,34 @@ describe('WorkQueue', () => {
     await queue.shutdown();
   });
 
-  it('retries with backoff a key whose module failed to load', async () => {
+  it('retries with backoff a key whose module failed to load, counted once however often it met the wait', async () => {
     const times: number[] = [];
+    let failLoad!: (err: Error) => void;
+    const ready = new Promise<void>((_, reject) => (failLoad = reject));
+    const results: string[] = [];
     const queue = new WorkQueue({
       name: 't',
       backoff: { initialMs: 20, maxMs: 1_000 },
       reconcile: async () => {
         times.push(performance.now());
-        if (times.length === 1) throw new NotReadyError('the engine', Promise.reject(new Error('cannot load')));
+        if (times.length <= 2) throw new NotReadyError('the engine', ready);
       },
+    });
+    queue.observe((e) => {
+      if (e.type === 'retried') results.push('retried');
+      if (e.type === 'reconciled') results.push(e.result);
     });
     queue.start();
     queue.add('a');
+    await sleep(10);
+    // An event brings it again while it waits.
+    queue.add('a');
+    await sleep(10);
+    failLoad(new Error('cannot load'));
     await queue.idle();
-    expect(times).toHaveLength(2);
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(9);
+    expect(times).toHaveLength(3);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(9);
+    expect(results).toEqual(['requeue', 'requeue', 'retried', 'success']);
     await queue.shutdown();
   });
 

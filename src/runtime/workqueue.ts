@@ -38,7 +38,7 @@ export type QueueEvent =
   | { type: 'added' }
   | { type: 'started'; waitedMs: number }
   | { type: 'retried' }
-  | { type: 'reconciled'; key: string; result: 'success' | 'error' | 'requeue_after'; durationMs: number };
+  | { type: 'reconciled'; key: string; result: 'success' | 'error' | 'requeue' | 'requeue_after'; durationMs: number };
 
 /**
  * A rate-limited work queue in the manner of client-go's: a key waiting is queued once however
@@ -286,7 +286,9 @@ export class WorkQueue {
       this.#observer?.({ type: 'reconciled', key, result: requeue ? 'requeue_after' : 'success', durationMs: performance.now() - started });
       if (requeue) this.addAfter(key, result.requeueAfterMs!);
     } catch (err) {
-      this.#observer?.({ type: 'reconciled', key, result: 'error', durationMs: performance.now() - started });
+      // Waiting for a module is a requeue (controller-runtime's label for "run me again"), not an error.
+      const result = err instanceof NotReadyError && !signal.aborted ? 'requeue' : 'error';
+      this.#observer?.({ type: 'reconciled', key, result, durationMs: performance.now() - started });
       if (queueSignal.aborted) return;
       if (signal.aborted) {
         this.#logger.warn({ key, deadlineMs: deadline }, 'reconcile exceeded its deadline, requeueing');
@@ -300,6 +302,8 @@ export class WorkQueue {
       if (err instanceof NotReadyError) {
         // Not a failure: the key runs again as soon as what it waits for is ready.
         this.#logger.debug({ key, waitingFor: err.message }, 'reconcile waits for a module to load');
+        // Already waiting (it ran again meanwhile, on an event): the first wait re-adds it, once.
+        if (this.#waiting.has(key)) return;
         this.#waiting.add(key);
         err.ready.then(
           () => {
