@@ -44,7 +44,8 @@ export const BROKER_MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const s
  * returns it on its own: a background thread purges pages unused for a second (`dirty_decay_ms`)
  * and hands them straight back (`muzzy_decay_ms:0`). One arena and one background thread: the
  * main thread does nearly all the allocating; at 1,000 objects 100 MiB at rest against 101 with
- * two of each (one run each, within the spread of runs), one thread fewer.
+ * two of each, and CPU in the burst 16.7 against 15.0 s (one run each, both within the spread of
+ * runs): kept for the thread fewer.
  */
 export const BROKER_JEMALLOC_CONF = 'background_thread:true,max_background_threads:1,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0';
 
