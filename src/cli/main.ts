@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
 import { preflight } from '../broker/preflight.ts';
-import { KcpEndpoint, useOneUndici } from '../kcp-client-ts/endpoint.ts';
+import { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
+import { installFetchGlobals } from '../kcp-client-ts/undici-parts.ts';
 import { serverAccess } from '../kcp-client-ts/workspace-access.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import type { Server } from 'node:http';
@@ -70,7 +71,8 @@ export const main = async (argv: string[]): Promise<number> => {
     console.error(`resource-broker: unknown command "${command}"\n\n${usage()}`);
     return 2;
   }
-  useOneUndici();
+  // One undici in the process, before the first request (see installFetchGlobals).
+  installFetchGlobals();
   // Every flag is checked before anything connects: a bad value is one line and exit 2.
   let settings: ReturnType<typeof commonSettings>;
   let run: ReturnType<typeof runSettings> | undefined;

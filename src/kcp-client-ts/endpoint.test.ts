@@ -136,9 +136,10 @@ describe('one undici in the process', () => {
   // A child process: the test runner's own process may have loaded Node's bundled copy already.
   const probe = (install: boolean): string => {
     const script = `
-      import { KcpEndpoint, useOneUndici } from ${JSON.stringify(new URL('./endpoint.ts', import.meta.url).href)};
+      import { KcpEndpoint } from ${JSON.stringify(new URL('./endpoint.ts', import.meta.url).href)};
+      import { installFetchGlobals } from ${JSON.stringify(new URL('./undici-parts.ts', import.meta.url).href)};
       import { createKcpClient } from ${JSON.stringify(new URL('./typed-client.ts', import.meta.url).href)};
-      ${install ? 'useOneUndici();' : ''}
+      ${install ? 'installFetchGlobals();' : ''}
       const endpoint = new KcpEndpoint({ serverOrigin: 'https://127.0.0.1:1' });
       await createKcpClient(endpoint, endpoint.workspaceUrl('root')).GET('/api/v1/namespaces').catch(() => undefined);
       await endpoint.close();
@@ -147,7 +148,7 @@ describe('one undici in the process', () => {
     return execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).trim();
   };
 
-  it("sends openapi-fetch's requests without loading Node's bundled undici once useOneUndici ran", () => {
+  it("sends openapi-fetch's requests without loading Node's bundled undici once installFetchGlobals ran", () => {
     expect(probe(false)).toBe('bundled'); // what it saves: openapi-fetch builds Request and Headers from the globals
     expect(probe(true)).toBe('one');
   });

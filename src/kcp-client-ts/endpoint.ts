@@ -1,15 +1,9 @@
 import type { Dispatcher } from 'undici';
-import { Agent, fetch as undiciFetch, installFetchGlobals, request as undiciRequest } from './undici-parts.ts';
+import { Agent, fetch as undiciFetch, request as undiciRequest } from './undici-parts.ts';
 import { ApiError } from './errors.ts';
 import { deadlineSignal } from './deadline.ts';
 import { readKubeconfig, readKubeconfigIsolated } from './kubeconfig.ts';
 import { virtualWorkspaceBase, workspaceBase } from './paths.ts';
-
-/**
- * One undici in the process (see installFetchGlobals). For a process of its own (the CLI),
- * before the first request.
- */
-export const useOneUndici = (): void => installFetchGlobals();
 
 export type KcpEndpointOptions = {
   /** `https://host:port`, without a path; the kubeconfig's `/clusters/...` suffix is dropped. */

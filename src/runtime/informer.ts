@@ -124,8 +124,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.transform = (obj) => {
       if (obj.metadata?.managedFields) {
         // A copy without them, not `delete`: V8 turns an object a property was deleted from into
-        // a hash table, 450 bytes for a metadata that takes about 100 (measured: 1.4 KiB per
-        // brokered object, over the three to four objects each one has cached).
+        // a hash table, about 450 bytes for a metadata that takes about 100 (measured at 500
+        // objects: the tables were 1.4 KiB per brokered object; the copy saves about 1.1).
         const { managedFields: _, ...metadata } = obj.metadata;
         obj.metadata = metadata;
       }
