@@ -59,3 +59,29 @@ describe('ObjectStore indexes', () => {
     expect(store.byIndex('both', 'a')).toEqual([]);
   });
 });
+
+describe('ObjectStore tallies', () => {
+  it('counts objects per value through adds, moves, the same object again, removals and uncounted objects', () => {
+    const store = new ObjectStore();
+    store.upsert(object('before', 'x'));
+    const owner = (o: KubeObject): string | undefined => o.metadata.annotations?.['owner'] || undefined;
+    store.addTally('owner', owner);
+    store.addTally('owner', () => 'ignored'); // the first tally of a name stays
+    expect(Object.fromEntries(store.tally('owner'))).toEqual({ x: 1 }); // objects stored before it are counted
+    store.upsert(object('a', 'x'));
+    store.upsert(object('b', 'y'));
+    store.upsert(object('b', 'y'));
+    store.upsert(object('c', ''));
+    expect(Object.fromEntries(store.tally('owner'))).toEqual({ x: 2, y: 1 });
+    store.upsert(object('a', 'y'));
+    expect(Object.fromEntries(store.tally('owner'))).toEqual({ x: 1, y: 2 });
+    store.remove(object('before', 'x'));
+    store.remove(object('gone', 'y')); // never stored: nothing changes
+    expect(Object.fromEntries(store.tally('owner'))).toEqual({ y: 2 });
+    store.remove(object('a', 'y'));
+    store.remove(object('b', 'y'));
+    store.remove(object('c', ''));
+    expect(store.tally('owner').size).toBe(0);
+    expect(store.tally('unknown').size).toBe(0);
+  });
+});

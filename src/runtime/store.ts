@@ -5,6 +5,7 @@ import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 export class ObjectStore<T extends KubeObject = KubeObject> {
   readonly #objects = new Map<string, T>();
   readonly #indexes = new Map<string, { fn: (obj: T) => string[]; values: Map<string, IndexEntry> }>();
+  readonly #tallies = new Map<string, { fn: (obj: T) => string | undefined; counts: Map<string, number> }>();
   #revision = 0;
 
   /** Changes whenever the contents change: a figure computed over `list()` stays valid while it does not. */
@@ -47,6 +48,24 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     return (typeof keys === 'string' ? [keys] : [...keys]).map((k) => this.#objects.get(k)).filter((o): o is T => o !== undefined);
   }
 
+  /**
+   * Adds a tally: how many stored objects give each value of `fn` (`undefined`: not counted).
+   * Unlike an index it keeps no keys, only a number per value, so a figure over every object
+   * (load per provider) costs nothing per object and no scan. Adding a name again keeps the first:
+   * several owners may share one store.
+   */
+  addTally(name: string, fn: (obj: T) => string | undefined): void {
+    if (this.#tallies.has(name)) return;
+    const counts = new Map<string, number>();
+    this.#tallies.set(name, { fn, counts });
+    for (const obj of this.#objects.values()) count(counts, fn(obj), 1);
+  }
+
+  /** The counts of a tally, live: copy them to keep or change them. */
+  tally(name: string): ReadonlyMap<string, number> {
+    return this.#tallies.get(name)?.counts ?? new Map();
+  }
+
   /** Stores the object; returns the previous version. */
   upsert(obj: T): T | undefined {
     const key = encodeKey(objectKeyOf(obj));
@@ -55,6 +74,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     this.#revision++;
     this.#objects.set(key, obj);
     for (const { fn, values } of this.#indexes.values()) addToIndex(values, fn(obj), key);
+    for (const { fn, counts } of this.#tallies.values()) count(counts, fn(obj), 1);
     return old;
   }
 
@@ -69,6 +89,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
   }
 
   #unindex(key: string, obj: T): void {
+    for (const { fn, counts } of this.#tallies.values()) count(counts, fn(obj), -1);
     for (const { fn, values } of this.#indexes.values()) {
       for (const value of fn(obj)) {
         const entry = values.get(value);
@@ -88,6 +109,13 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
  * than the object's key.
  */
 type IndexEntry = string | Set<string>;
+
+const count = (counts: Map<string, number>, value: string | undefined, by: 1 | -1): void => {
+  if (value === undefined) return;
+  const next = (counts.get(value) ?? 0) + by;
+  if (next === 0) counts.delete(value);
+  else counts.set(value, next);
+};
 
 const addToIndex = (values: Map<string, IndexEntry>, indexValues: string[], key: string): void => {
   for (const value of indexValues) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { COORD, SyncWorld, WIDGETS } from '../../../test/fakes/sync-world.ts';
-import type { Assignment } from '../../apis/types.ts';
+import type { Assignment, Migration } from '../../apis/types.ts';
 import { CLUSTER_ANNOTATION } from '../../kcp-client-ts/types.ts';
 import { encodeKey, type ObjectKey } from '../../runtime/object-key.ts';
 import { ObjectStore } from '../../runtime/store.ts';
@@ -135,5 +135,48 @@ describe('PlacementLoad', () => {
     load.placing('assignment-1', 'provider-a', 'x');
     load.abandoned('assignment-1');
     expect(Object.fromEntries(load.byProvider())).toEqual({});
+  });
+
+  it('follows Assignments as their status moves and Migrations as they start and end, without a scan per placement', () => {
+    const assignments = new ObjectStore<Assignment>();
+    const migrations = new ObjectStore<Migration>();
+    const load = new PlacementLoad({ assignments, migrations, coordinationCluster: COORD, gvr: WIDGETS });
+    const assignment = (name: string, provider: string, status?: Assignment['status']): Assignment => ({
+      metadata: { name, annotations: { [CLUSTER_ANNOTATION]: COORD } },
+      spec: { consumerCluster: 'c', gvr: WIDGETS, name, providerCluster: provider, acceptAPIName: `widgets-${provider}` },
+      ...(status ? { status } : {}),
+    });
+    const gvk = { group: WIDGETS.group, version: WIDGETS.version, kind: 'Widget' };
+    const migration = (state: NonNullable<Migration['status']>['state']): Migration => ({
+      metadata: { name: 'move-1', annotations: { [CLUSTER_ANNOTATION]: COORD } },
+      spec: {
+        assignment: 'w1',
+        name: 'w1',
+        fromStagingWorkspace: 'from',
+        stagingWorkspace: 'to',
+        from: { gvk, providerCluster: 'a', acceptAPIName: 'widgets-a', apiExportName: 'export-a' },
+        to: { gvk, providerCluster: 'b', acceptAPIName: 'widgets-b', apiExportName: 'export-b' },
+      },
+      status: { state },
+    });
+    for (const name of ['w1', 'w2', 'w3']) assignments.upsert(assignment(name, 'a'));
+    assignments.upsert(assignment('w4', 'b'));
+    expect(Object.fromEntries(load.byProvider())).toEqual({ a: 3, b: 1 });
+
+    // A move in flight: the destination's capacity counts it now, the projection once it completes.
+    migrations.upsert(migration('InitialInProgress'));
+    expect(Object.fromEntries(load.byProvider())).toEqual({ a: 3, b: 1 });
+    expect(Object.fromEntries(load.byAcceptAPI())).toEqual({ 'a/widgets-a': 3, 'b/widgets-b': 2 });
+    expect(Object.fromEntries(load.projectedByProvider())).toEqual({ a: 2, b: 2 });
+
+    // Cut over: the Assignment's status names the destination; the Migration, not yet done, counts no more in the projection.
+    assignments.upsert(assignment('w1', 'a', { providerCluster: 'b', acceptAPIName: 'widgets-b' }));
+    expect(Object.fromEntries(load.byProvider())).toEqual({ a: 2, b: 2 });
+    expect(Object.fromEntries(load.projectedByProvider())).toEqual({ a: 2, b: 2 });
+    migrations.upsert(migration('CutoverCompleted'));
+    expect(Object.fromEntries(load.byAcceptAPI())).toEqual({ 'a/widgets-a': 2, 'b/widgets-b': 2 });
+
+    assignments.remove(assignment('w4', 'b'));
+    expect(Object.fromEntries(load.byProvider())).toEqual({ a: 2, b: 1 });
   });
 });

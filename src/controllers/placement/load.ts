@@ -1,18 +1,22 @@
 import type { Assignment, Migration } from '../../apis/types.ts';
-import { gvrString, type GroupVersionResource } from '../../kcp-client-ts/types.ts';
+import type { GroupVersionResource } from '../../kcp-client-ts/types.ts';
 import type { ObjectStore } from '../../runtime/store.ts';
-import { acceptAPIKey, assignmentsByProvider } from './placement.ts';
+import { acceptAPIKey } from './placement.ts';
 
 /** How long an Assignment being placed counts as load before the cache shows it. */
 const PLACING_TTL_MS = 30_000;
 
-/**
- * The load placement spreads by: Assignments per provider as cached, plus the ones this process
- * is creating that the cache does not show yet. Without the second part a burst of objects,
- * placed before any of their Assignments come back through the watch, would all see the same
- * load and land wherever the tie-break sends each, instead of spreading. An entry the cache never
- * shows (the Assignment deleted at once) stops counting after a TTL.
- */
+/** The Assignment store's tally of where Assignments serve (`placedAt`), shared by every resource's PlacementLoad. */
+const PLACED_TALLY = 'placedAt';
+
+const SEPARATOR = '\u0000';
+
+const resourceOf = (gvr: GroupVersionResource): string => `${gvr.group ?? ''}${SEPARATOR}${gvr.version}${SEPARATOR}${gvr.resource}`;
+
+/** Where an Assignment counts: its resource, then the provider and AcceptAPI of its status, or of its spec's decision before that. */
+const placedAt = (a: Assignment): string =>
+  `${resourceOf(a.spec.gvr)}${SEPARATOR}${a.status?.providerCluster ?? a.spec.providerCluster}${SEPARATOR}${a.status?.acceptAPIName ?? a.spec.acceptAPIName}`;
+
 export class PlacementLoad {
   readonly #assignments: ObjectStore<Assignment>;
   readonly #cluster: string;
@@ -21,7 +25,7 @@ export class PlacementLoad {
   readonly #now: () => number;
   readonly #migrations: ObjectStore<Migration> | undefined;
   readonly #placing = new Map<string, { provider: string; acceptAPIName: string; since: number; from?: string }>();
-  readonly #counts = new Map<string, { revisions: string; load: Map<string, number> }>();
+  readonly #moves = { revisions: '', incoming: new Map<string, number>(), projected: new Map<string, number>() };
 
   constructor(options: {
     assignments: ObjectStore<Assignment>;
@@ -38,26 +42,50 @@ export class PlacementLoad {
     this.#gvr = options.gvr;
     this.#ttlMs = options.ttlMs ?? PLACING_TTL_MS;
     this.#now = options.now ?? Date.now;
+    this.#assignments.addTally(PLACED_TALLY, placedAt);
+  }
+
+  /** Assignments of this resource per provider and AcceptAPI, from the store's tally: no scan, however many there are. */
+  *#placed(): Generator<{ provider: string; acceptAPIName: string; count: number }> {
+    const prefix = `${resourceOf(this.#gvr)}${SEPARATOR}`;
+    for (const [at, count] of this.#assignments.tally(PLACED_TALLY)) {
+      if (!at.startsWith(prefix)) continue;
+      const [provider = '', acceptAPIName = ''] = at.slice(prefix.length).split(SEPARATOR);
+      yield { provider, acceptAPIName, count };
+    }
   }
 
   /**
-   * A count over the caches, computed again only when the Assignments or Migrations changed:
-   * placement and rebalancing ask on every reconcile, and a scan of 10,000 Assignments each time
-   * would make a burst quadratic.
+   * What the Migrations in flight add: objects moving to each AcceptAPI (`incoming`, for capacity)
+   * and the change to each provider's count once they complete (`projected`). Computed again only
+   * when the Migrations or Assignments changed; Migrations are few next to Assignments.
    */
-  #memo(name: string, compute: () => Map<string, number>): Map<string, number> {
+  #inFlight(): { incoming: ReadonlyMap<string, number>; projected: ReadonlyMap<string, number> } {
     const revisions = `${this.#assignments.revision}/${this.#migrations?.revision ?? 0}`;
-    const cached = this.#counts.get(name);
-    if (cached?.revisions === revisions) return new Map(cached.load);
-    const load = compute();
-    this.#counts.set(name, { revisions, load });
-    return new Map(load);
+    if (this.#moves.revisions === revisions) return this.#moves;
+    const incoming = new Map<string, number>();
+    const projected = new Map<string, number>();
+    const resource = resourceOf(this.#gvr);
+    for (const m of this.#migrations?.list() ?? []) {
+      if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
+      const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
+      if (!a || resourceOf(a.spec.gvr) !== resource) continue;
+      add(incoming, acceptAPIKey(m.spec.to.providerCluster, m.spec.to.acceptAPIName), 1);
+      // Cut over already (the Assignment's status names the destination, the Migration not yet
+      // marked done): the Assignment counts where it is, once.
+      if (a.status?.providerCluster === m.spec.to.providerCluster) continue;
+      add(projected, m.spec.from.providerCluster, -1);
+      add(projected, m.spec.to.providerCluster, 1);
+    }
+    Object.assign(this.#moves, { revisions, incoming, projected });
+    return this.#moves;
   }
 
   /** Current Assignments per provider for this resource, the ones being placed included. */
   byProvider(): Map<string, number> {
-    const load = this.#memo('byProvider', () => assignmentsByProvider(this.#assignments.list(), this.#gvr));
-    for (const { provider } of this.#pending()) load.set(provider, (load.get(provider) ?? 0) + 1);
+    const load = new Map<string, number>();
+    for (const { provider, count } of this.#placed()) add(load, provider, count);
+    for (const { provider } of this.#pending()) add(load, provider, 1);
     return load;
   }
 
@@ -66,24 +94,10 @@ export class PlacementLoad {
    * Migrations moving objects to it, and what this process is placing there.
    */
   byAcceptAPI(): Map<string, number> {
-    const add = (load: Map<string, number>, provider: string, name: string): void => {
-      const key = acceptAPIKey(provider, name);
-      load.set(key, (load.get(key) ?? 0) + 1);
-    };
-    const load = this.#memo('byAcceptAPI', () => {
-      const counted = new Map<string, number>();
-      for (const a of this.#assignments.list()) {
-        if (gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
-        add(counted, a.status?.providerCluster ?? a.spec.providerCluster, a.status?.acceptAPIName ?? a.spec.acceptAPIName);
-      }
-      for (const m of this.#migrations?.list() ?? []) {
-        if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
-        const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
-        if (a && gvrString(a.spec.gvr) === gvrString(this.#gvr)) add(counted, m.spec.to.providerCluster, m.spec.to.acceptAPIName);
-      }
-      return counted;
-    });
-    for (const { provider, acceptAPIName } of this.#pending()) add(load, provider, acceptAPIName);
+    const load = new Map<string, number>();
+    for (const { provider, acceptAPIName, count } of this.#placed()) add(load, acceptAPIKey(provider, acceptAPIName), count);
+    for (const [key, count] of this.#inFlight().incoming) add(load, key, count);
+    for (const { provider, acceptAPIName } of this.#pending()) add(load, acceptAPIKey(provider, acceptAPIName), 1);
     return load;
   }
 
@@ -94,23 +108,12 @@ export class PlacementLoad {
    * overshoot the balance; capacity counts a move on both sides instead (byAcceptAPI).
    */
   projectedByProvider(): Map<string, number> {
-    const load = this.#memo('projected', () => {
-      const counted = assignmentsByProvider(this.#assignments.list(), this.#gvr);
-      for (const m of this.#migrations?.list() ?? []) {
-        if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
-        const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
-        if (!a || gvrString(a.spec.gvr) !== gvrString(this.#gvr)) continue;
-        // Cut over already (the Assignment's status names the destination, the Migration not yet
-        // marked done): the Assignment counts where it is, once.
-        if (a.status?.providerCluster === m.spec.to.providerCluster) continue;
-        counted.set(m.spec.from.providerCluster, (counted.get(m.spec.from.providerCluster) ?? 0) - 1);
-        counted.set(m.spec.to.providerCluster, (counted.get(m.spec.to.providerCluster) ?? 0) + 1);
-      }
-      return counted;
-    });
+    const load = new Map<string, number>();
+    for (const { provider, count } of this.#placed()) add(load, provider, count);
+    for (const [provider, change] of this.#inFlight().projected) add(load, provider, change);
     for (const { provider, from } of this.#pending()) {
-      load.set(provider, (load.get(provider) ?? 0) + 1);
-      if (from !== undefined) load.set(from, (load.get(from) ?? 0) - 1);
+      add(load, provider, 1);
+      if (from !== undefined) add(load, from, -1);
     }
     return load;
   }
@@ -145,3 +148,5 @@ export class PlacementLoad {
     return this.#placing.size;
   }
 }
+
+const add = (load: Map<string, number>, key: string, by: number): void => void load.set(key, (load.get(key) ?? 0) + by);
