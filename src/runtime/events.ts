@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { clusterOf, type KubeObject } from '../kcp-client-ts/types.ts';
 import type { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
 import type { Logger } from '../logging.ts';
+import { encodeKey, objectKeyOf } from './object-key.ts';
 
 export type EventType = 'Normal' | 'Warning';
 export type EventReason =
@@ -61,7 +62,7 @@ export class EventRecorder {
 
   async record(obj: KubeObject, type: EventType, reason: EventReason, message: string): Promise<void> {
     const cluster = clusterOf(obj);
-    const id = `${cluster}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`;
+    const id = idOf(obj);
     if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 20)}... (truncated)`;
     // Said again where it can now be written (the workspace accepted the events claim).
     const delivery = this.#delivery(cluster);
@@ -116,9 +117,11 @@ export class EventRecorder {
 
   /** Forgets what was said about an object (it was deleted). */
   forget(obj: KubeObject): void {
-    this.#last.delete(`${clusterOf(obj)}|${obj.metadata.namespace ?? ''}|${obj.metadata.name}`);
+    this.#last.delete(idOf(obj));
   }
 }
+
+const idOf = (obj: KubeObject): string => encodeKey(objectKeyOf(obj));
 
 /**
  * What was said last about one object: reason, digest, reason, digest... An object has one or two

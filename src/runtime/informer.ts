@@ -7,15 +7,16 @@ import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
 import { encodeKey, objectKeyOf, type ObjectKey } from './object-key.ts';
 import { ObjectStore } from './store.ts';
-import { StringTable } from './string-table.ts';
+import { SharedValues } from './shared-values.ts';
 
 /**
- * One table for every informer: the strings worth sharing (cluster ids, names, annotations) are
+ * One table for every informer: the values worth sharing (cluster ids, annotations, a gvk) are
  * common across resources too: a consumer's object, its staging copy, its Assignment and its
- * Secrets all name the same clusters. 2,048 strings of at most 256 characters: about 1 MiB at most
- * (0.6 MiB when they are one-byte strings, as kcp's names and ids are).
+ * Secrets all name the same clusters. 2,048 strings of at most 256 characters (about 1 MiB at
+ * most, 0.6 MiB when they are one-byte strings, as kcp's names and ids are) and 2,048 leaves of
+ * at most 512 characters of JSON (about 1.4 MiB at most; the common ones are under 100).
  */
-const sharedStrings = new StringTable({ capacity: 2048, longest: 256 });
+const sharedValues = new SharedValues({ capacity: 2048, longest: 256 });
 
 /** What an informer needs of a resource: ResourceClient provides it (`list` applies `options.transform` to each item). */
 export type ListerWatcher<T extends KubeObject> = {
@@ -130,7 +131,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         obj.metadata = metadata;
       }
       const kept = keep(obj);
-      sharedStrings.internValuesOf(kept);
+      sharedValues.internValuesOf(kept);
       return kept;
     };
     this.#logger = (options.logger ?? silentLogger()).child({ informer: options.name });
@@ -186,7 +187,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     const key = encodeKey(objectKeyOf(object));
     if (this.store.getByKey(key)) return false;
     if ((this.#passedOver.get(key) ?? 0) > mark || this.#passedBeyond > mark) return false;
-    this.store.upsert(object);
+    this.store.upsert(object, key);
     return true;
   }
 
@@ -367,7 +368,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           return;
         }
         run.keys.add(key);
-        const old = this.store.upsert(object);
+        const old = this.store.upsert(object, key);
         if (old && old.metadata.resourceVersion === object.metadata.resourceVersion) return;
         this.#emit(old ? { type: 'updated', object, old } : { type: 'added', object });
         return;

@@ -4,7 +4,7 @@ import type { RelatedKind } from '../related/mirror.ts';
 
 /** A Secret or ConfigMap as a staging copy names it: `cluster/Kind/namespace/name`. */
 export const relatedReferenceOf = (cluster: string, kind: RelatedKind, namespace: string, name: string): string =>
-  `${cluster}/${kind}/${namespace}/${name}`;
+  [cluster, kind, namespace, name].join('/'); // one flat string, kept as an index and count key (see encodeKey)
 
 /** The related resources a staging copy names, in its own workspace. */
 export const referencesOfCopy = (copy: KubeObject): string[] =>
