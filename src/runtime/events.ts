@@ -5,20 +5,22 @@ import type { Logger } from '../logging.ts';
 import { encodeKey, objectKeyOf } from './object-key.ts';
 
 export type EventType = 'Normal' | 'Warning';
-export type EventReason =
-  | 'Assigned'
-  | 'NoMatchingProvider'
-  | 'MigrationStarted'
-  | 'MoveRefused'
-  | 'MigrationCompleted'
-  | 'MigrationFailed'
-  | 'SyncFailed'
-  | 'RelatedResourceConflict'
-  | 'RelatedResourceRefused'
-  | 'DeletionBlocked'
-  | 'ProviderStatusTooLarge'
-  | 'StatusRefused'
-  | 'RelatedResourceNotClaimed';
+const EVENT_REASONS = [
+  'Assigned',
+  'NoMatchingProvider',
+  'MigrationStarted',
+  'MoveRefused',
+  'MigrationCompleted',
+  'MigrationFailed',
+  'SyncFailed',
+  'RelatedResourceConflict',
+  'RelatedResourceRefused',
+  'DeletionBlocked',
+  'ProviderStatusTooLarge',
+  'StatusRefused',
+  'RelatedResourceNotClaimed',
+] as const;
+export type EventReason = (typeof EVENT_REASONS)[number];
 
 /**
  * Where Events go: `events` writes them into the consumer's workspace; `log` logs them, for a
@@ -67,12 +69,12 @@ export class EventRecorder {
     // Said again where it can now be written (the workspace accepted the events claim).
     const delivery = this.#delivery(cluster);
     const said = digestOf(`${delivery}\u0000${message}`);
-    const saidBefore = this.#last.get(id) ?? [];
+    const saidBefore = this.#last.get(id);
     // Per reason, so two reasons taking turns (a truncated status that is also refused) are not said on every pass.
     if (lastSaid(saidBefore, reason) === said) return;
     const saidOf = rememberSaid(saidBefore, reason, said);
     this.#last.delete(id); // re-inserted last: the map is in least-recently-said order
-    this.#last.set(id, saidOf);
+    if (saidOf !== undefined) this.#last.set(id, saidOf);
     if (this.#last.size > REMEMBERED_OBJECTS) this.#last.delete(this.#last.keys().next().value!);
     if (delivery === 'log') {
       const fields = { cluster, namespace: obj.metadata.namespace, name: obj.metadata.name, reason, message };
@@ -110,7 +112,11 @@ export class EventRecorder {
       // Unless something newer was said for that reason meanwhile. (The same text said again
       // after forget() while this write was failing is then forgotten too, and said once more.)
       const now = this.#last.get(id);
-      if (now && lastSaid(now, reason) === said) this.#last.set(id, rememberSaid(now, reason, undefined));
+      if (now !== undefined && lastSaid(now, reason) === said) {
+        const rest = rememberSaid(now, reason, undefined);
+        if (rest === undefined) this.#last.delete(id);
+        else this.#last.set(id, rest);
+      }
       this.#logger.warn({ cluster, name: obj.metadata.name, reason, err }, 'could not record event');
     }
   }
@@ -124,38 +130,52 @@ export class EventRecorder {
 const idOf = (obj: KubeObject): string => encodeKey(objectKeyOf(obj));
 
 /**
- * What was said last about one object: reason, digest, reason, digest... An object has one or two
- * reasons at a time, and a short array with small integers costs a fraction of a Map of messages
- * (about 600 bytes per object before, for up to 10,000 objects).
+ * What was said last about one object, per reason. One reason (most objects only ever get
+ * `Assigned`) as one integer: the reason's index in EVENT_REASONS times 2^27 plus the digest,
+ * under 2^31 for up to 16 reasons, which V8 keeps unboxed: 10,000 remembered objects cost a key
+ * and an integer each, where a list cost 64 bytes more. Two or more reasons as a list: reason,
+ * digest, reason, digest...
  */
-type SaidLast = (EventReason | number)[];
+type SaidLast = number | (EventReason | number)[];
 
-const lastSaid = (said: SaidLast, reason: EventReason): number | undefined => {
-  const at = said.indexOf(reason);
-  return at < 0 ? undefined : (said[at + 1] as number);
+const DIGEST_RANGE = 2 ** 27;
+const REASON_INDEX = new Map<EventReason, number>(EVENT_REASONS.map((reason, index) => [reason, index]));
+
+const listOf = (said: SaidLast | undefined): (EventReason | number)[] => {
+  if (said === undefined) return [];
+  if (typeof said !== 'number') return said;
+  return [EVENT_REASONS[Math.floor(said / DIGEST_RANGE)] ?? 'Assigned', said % DIGEST_RANGE];
+};
+
+const lastSaid = (said: SaidLast | undefined, reason: EventReason): number | undefined => {
+  const list = listOf(said);
+  const at = list.indexOf(reason);
+  return at < 0 ? undefined : (list[at + 1] as number);
 };
 
 /**
  * `digest` undefined: forgets the reason (its Event was not written, so it is said again next
- * time). A new array when the length changes: one grown by push keeps room for 16 more.
+ * time); undefined when nothing is left to remember.
  */
-const rememberSaid = (said: SaidLast, reason: EventReason, digest: number | undefined): SaidLast => {
-  const at = said.indexOf(reason);
-  if (digest === undefined) return at < 0 ? said : [...said.slice(0, at), ...said.slice(at + 2)];
-  if (at < 0) return [...said, reason, digest];
-  said[at + 1] = digest;
-  return said;
+const rememberSaid = (said: SaidLast | undefined, reason: EventReason, digest: number | undefined): SaidLast | undefined => {
+  const list = listOf(said);
+  const at = list.indexOf(reason);
+  const rest = at < 0 ? list : [...list.slice(0, at), ...list.slice(at + 2)];
+  const next = digest === undefined ? rest : [...rest, reason, digest];
+  if (next.length === 0) return undefined;
+  if (next.length > 2) return next;
+  return (REASON_INDEX.get(next[0] as EventReason) ?? 0) * DIGEST_RANGE + (next[1] as number);
 };
 
 /**
- * FNV-1a over the text, in 31 bits (a small integer V8 keeps unboxed). Two different texts for one
- * object and reason sharing a digest would leave the second unsaid: about one chance in two
- * billion, for an Event, which is best effort anyway.
+ * FNV-1a over the text, in 27 bits (see SaidLast). Two different texts for one object and reason
+ * sharing a digest would leave the second unsaid: about one chance in 134 million, for an Event,
+ * which is best effort anyway.
  */
 const digestOf = (text: string): number => {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return hash >>> 1;
+  return (hash >>> 0) % DIGEST_RANGE;
 };
 
 /** What controllers need of an EventRecorder (unit tests hand in a list). */
