@@ -13,8 +13,9 @@ import { SharedValues } from './shared-values.ts';
  * One table for every informer: the values worth sharing (cluster ids, annotations, a gvk) are
  * common across resources too: a consumer's object, its staging copy, its Assignment and its
  * Secrets all name the same clusters. 2,048 strings of at most 256 characters (about 1 MiB at
- * most, 0.6 MiB when they are one-byte strings, as kcp's names and ids are) and 2,048 leaves of
- * at most 512 characters of JSON (about 1.4 MiB at most; the common ones are under 100).
+ * most, 0.6 MiB when they are one-byte strings, as kcp's names and ids are) and 2,048 leaves
+ * holding at most 256 Ki characters of JSON text between them (about 1 MiB at most, with hostile
+ * shapes; the common leaves are under 100 characters).
  */
 const sharedValues = new SharedValues({ capacity: 2048, longest: 256 });
 
@@ -178,6 +179,8 @@ export class Informer<T extends KubeObject = KubeObject> {
    * stream's version is as new or newer) or the stream passed over the key since the mark (a
    * change or deletion not kept, or a `forget`: the read may be older than what the server has).
    * Later events replace it. Not announced to handlers: the caller read it. Whether it was stored.
+   * Like every cached object, what is stored is read only (its small leaves shared and frozen):
+   * without a copying transform that is `obj` itself, which the caller must not change after.
    */
   admit(obj: T, mark: number): boolean {
     // Without `keep` the stream holds everything, and nothing records what a read could miss.

@@ -93,4 +93,20 @@ describe('SharedValues', () => {
       expect(table.size.leaves).toBeLessThanOrEqual(8);
     }
   });
+
+  it('never shares a leaf whose JSON text hides a difference (-0, undefined), and bounds leaves by their text as well as their count', () => {
+    const table = new SharedValues({ capacity: 4096, longest: 256 });
+    const zero = { ref: { x: 0, y: 'a' } };
+    const negative = { ref: JSON.parse('{"x":-0,"y":"a"}') as { x: number } };
+    const missing = { ref: { k: 'v', extra: undefined } };
+    const plain = { ref: { k: 'v' } };
+    for (const o of [zero, negative, plain, missing]) table.internValuesOf(o);
+    expect(negative.ref).not.toBe(zero.ref);
+    expect(Object.is(negative.ref.x, -0)).toBe(true);
+    expect(missing.ref).not.toBe(plain.ref);
+    expect(Object.keys(missing.ref)).toEqual(['k', 'extra']);
+    // Leaves of about 500 characters each: far fewer than the count allows fit the text budget.
+    for (let i = 0; i < 2000; i++) table.internValuesOf({ spec: { a: `${i}-${'x'.repeat(240)}`, b: 'y'.repeat(240) } });
+    expect(table.size.leaves).toBeLessThan(600);
+  });
 });

@@ -11,14 +11,16 @@
  * frozen: cached objects are read, never changed in place (every write builds a new object), and
  * a change attempted anyway throws instead of reaching every object that shares the leaf.
  *
- * Bounded both ways: strings longer than `longest` (and leaves whose text is longer than a few of
- * them) are left alone, and a table that is full starts over, so values unique to one object
+ * Bounded both ways: strings longer than `longest` and leaves whose text is longer than
+ * MAX_LEAF_TEXT are left alone, and a table that is full (by count, and leaves by their text too)
+ * starts over, so values unique to one object
  * (names) cost at most one table's worth, and a common value is shared again from its next
  * sighting.
  */
 export class SharedValues {
   readonly #strings = new Map<string, string>();
   readonly #leaves = new Map<string, object>();
+  #leafText = 0;
   readonly #capacity: number;
   readonly #longest: number;
 
@@ -96,20 +98,48 @@ export class SharedValues {
 
   /** The shared, frozen copy of a leaf equal to this one (this one, frozen, the first time). */
   #share(leaf: object): object {
-    // The JSON text is the leaf's identity: its values are primitives, so it says all of it.
     const array = Array.isArray(leaf);
     // Only what JSON.parse makes: an object without a prototype must not become one with it.
     if (Object.getPrototypeOf(leaf) !== (array ? Array.prototype : Object.prototype)) return leaf;
+    // Sized before it is written out, so a leaf of long values costs no JSON text.
+    let length = 0;
+    for (const [key, value] of Object.entries(leaf)) {
+      if (!textSaysAll(value)) return leaf;
+      length += key.length + (typeof value === 'string' ? value.length : 24) + 6;
+    }
+    if (length > MAX_LEAF_TEXT) return leaf;
+    // The JSON text is the leaf's identity: textSaysAll holds for each value.
     const text = `${array ? 'a' : 'o'}${JSON.stringify(leaf)}`;
-    if (text.length > this.#longest * 2) return leaf;
     const shared = this.#leaves.get(text);
     if (shared !== undefined) return shared;
-    if (this.#leaves.size >= this.#capacity) this.#leaves.clear();
+    if (this.#leaves.size >= this.#capacity || this.#leafText + text.length > LEAF_TEXT_BUDGET) {
+      this.#leaves.clear();
+      this.#leafText = 0;
+    }
     this.#leaves.set(text, Object.freeze(leaf));
+    this.#leafText += text.length;
     return leaf;
   }
 }
 
+/**
+ * Whether a value's JSON text tells it apart from every other value: not `undefined` (left out of
+ * the text), not -0 (written `0`, yet a deep comparison tells them apart), not NaN or an infinity
+ * (written `null`). JSON.parse makes only -0 of these; a transform could make the others.
+ */
+const textSaysAll = (value: unknown): boolean =>
+  typeof value === 'string' ||
+  typeof value === 'boolean' ||
+  value === null ||
+  (typeof value === 'number' && Number.isFinite(value) && !Object.is(value, -0));
+
+/** Longest leaf text shared, in characters. */
+const MAX_LEAF_TEXT = 512;
+/**
+ * Characters of leaf text the table holds before it starts over: with the leaves themselves
+ * (each of a shape of its own, in the worst case) about 1 MiB at most, whatever a tenant sends.
+ */
+const LEAF_TEXT_BUDGET = 256 * 1024;
 const MAX_DEPTH = 12;
 /** Objects and arrays of more values than this are not shared: the small ones repeat. */
 const LEAF_FIELDS = 8;
