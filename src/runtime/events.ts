@@ -163,8 +163,9 @@ const rememberSaid = (said: SaidLast | undefined, reason: EventReason, digest: n
   const rest = at < 0 ? list : [...list.slice(0, at), ...list.slice(at + 2)];
   const next = digest === undefined ? rest : [...rest, reason, digest];
   if (next.length === 0) return undefined;
-  if (next.length > 2) return next;
-  return (REASON_INDEX.get(next[0] as EventReason) ?? 0) * DIGEST_RANGE + (next[1] as number);
+  const index = REASON_INDEX.get(next[0] as EventReason);
+  if (next.length > 2 || index === undefined) return next;
+  return index * DIGEST_RANGE + (next[1] as number);
 };
 
 /**

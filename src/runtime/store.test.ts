@@ -66,7 +66,8 @@ describe('ObjectStore tallies', () => {
     store.upsert(object('before', 'x'));
     const owner = (o: KubeObject): string | undefined => o.metadata.annotations?.['owner'] || undefined;
     store.addTally('owner', owner);
-    store.addTally('owner', () => 'ignored'); // the first tally of a name stays
+    store.addTally('owner', owner); // the same again: kept once
+    expect(() => store.addTally('owner', () => 'other')).toThrow('tally owner is kept already, by another function');
     expect(Object.fromEntries(store.tally('owner'))).toEqual({ x: 1 }); // objects stored before it are counted
     store.upsert(object('a', 'x'));
     store.upsert(object('b', 'y'));

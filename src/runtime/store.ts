@@ -51,11 +51,13 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
   /**
    * Adds a tally: how many stored objects give each value of `fn` (`undefined`: not counted).
    * Unlike an index it keeps no keys, only a number per value, so a figure over every object
-   * (load per provider) costs nothing per object and no scan. Adding a name again keeps the first:
-   * several owners may share one store.
+   * (load per provider) costs nothing per object and no scan. Adding a name again with the same
+   * function keeps the first: several owners may share one store.
    */
   addTally(name: string, fn: (obj: T) => string | undefined): void {
-    if (this.#tallies.has(name)) return;
+    const existing = this.#tallies.get(name);
+    if (existing && existing.fn !== fn) throw new Error(`tally ${name} is kept already, by another function`);
+    if (existing) return;
     const counts = new Map<string, number>();
     this.#tallies.set(name, { fn, counts });
     for (const obj of this.#objects.values()) count(counts, fn(obj), 1);
@@ -116,7 +118,8 @@ type IndexEntry = string | Set<string>;
 const count = (counts: Map<string, number>, value: string | undefined, by: 1 | -1): void => {
   if (value === undefined) return;
   const next = (counts.get(value) ?? 0) + by;
-  if (next === 0) counts.delete(value);
+  // Below 0 only if a stored object was changed in place: never counted negative.
+  if (next <= 0) counts.delete(value);
   else counts.set(value, next);
 };
 

@@ -179,4 +179,18 @@ describe('PlacementLoad', () => {
     assignments.remove(assignment('w4', 'b'));
     expect(Object.fromEntries(load.byProvider())).toEqual({ a: 2, b: 1 });
   });
+
+  it('counts no Assignment as another resource or provider, whatever its names hold', () => {
+    const assignments = new ObjectStore<Assignment>();
+    const load = new PlacementLoad({ assignments, coordinationCluster: COORD, gvr: WIDGETS });
+    const odd = (name: string, gvr: Assignment['spec']['gvr'], providerCluster: string): Assignment => ({
+      metadata: { name, annotations: { [CLUSTER_ANNOTATION]: COORD } },
+      spec: { consumerCluster: 'c', gvr, name, providerCluster, acceptAPIName: 'x' },
+    });
+    assignments.upsert(odd('shifted-resource', { ...WIDGETS, resource: `${WIDGETS.resource}\u0000p9` }, 'p1'));
+    assignments.upsert(odd('shifted-provider', WIDGETS, 'p1\u0000z'));
+    assignments.upsert(odd('dotted', { ...WIDGETS, group: `x.${WIDGETS.group}` }, 'p1'));
+    expect(Object.fromEntries(load.byProvider())).toEqual({ 'p1\u0000z': 1 });
+    expect(Object.fromEntries(load.byAcceptAPI())).toEqual({ 'p1\u0000z/x': 1 });
+  });
 });

@@ -9,13 +9,19 @@ const PLACING_TTL_MS = 30_000;
 /** The Assignment store's tally of where Assignments serve (`placedAt`), shared by every resource's PlacementLoad. */
 const PLACED_TALLY = 'placedAt';
 
-const SEPARATOR = '\u0000';
-
-const resourceOf = (gvr: GroupVersionResource): string => `${gvr.group ?? ''}${SEPARATOR}${gvr.version}${SEPARATOR}${gvr.resource}`;
-
-/** Where an Assignment counts: its resource, then the provider and AcceptAPI of its status, or of its spec's decision before that. */
+/**
+ * Where an Assignment counts: its resource, then the provider and AcceptAPI of its status, or of
+ * its spec's decision before that. As JSON, so no value (the API puts no pattern on them) can
+ * shift the fields and count as another provider.
+ */
 const placedAt = (a: Assignment): string =>
-  `${resourceOf(a.spec.gvr)}${SEPARATOR}${a.status?.providerCluster ?? a.spec.providerCluster}${SEPARATOR}${a.status?.acceptAPIName ?? a.spec.acceptAPIName}`;
+  JSON.stringify([
+    ...resourceOf(a.spec.gvr),
+    a.status?.providerCluster ?? a.spec.providerCluster,
+    a.status?.acceptAPIName ?? a.spec.acceptAPIName,
+  ]);
+
+const resourceOf = (gvr: GroupVersionResource): [string, string, string] => [gvr.group ?? '', gvr.version, gvr.resource];
 
 export class PlacementLoad {
   readonly #assignments: ObjectStore<Assignment>;
@@ -47,11 +53,11 @@ export class PlacementLoad {
 
   /** Assignments of this resource per provider and AcceptAPI, from the store's tally: no scan, however many there are. */
   *#placed(): Generator<{ provider: string; acceptAPIName: string; count: number }> {
-    const prefix = `${resourceOf(this.#gvr)}${SEPARATOR}`;
+    const [group, version, resource] = resourceOf(this.#gvr);
     for (const [at, count] of this.#assignments.tally(PLACED_TALLY)) {
-      if (!at.startsWith(prefix)) continue;
-      const [provider = '', acceptAPIName = ''] = at.slice(prefix.length).split(SEPARATOR);
-      yield { provider, acceptAPIName, count };
+      const fields = JSON.parse(at) as string[];
+      if (fields[0] !== group || fields[1] !== version || fields[2] !== resource) continue;
+      yield { provider: fields[3] ?? '', acceptAPIName: fields[4] ?? '', count };
     }
   }
 
@@ -65,11 +71,11 @@ export class PlacementLoad {
     if (this.#moves.revisions === revisions) return this.#moves;
     const incoming = new Map<string, number>();
     const projected = new Map<string, number>();
-    const resource = resourceOf(this.#gvr);
+    const resource = resourceOf(this.#gvr).join('/');
     for (const m of this.#migrations?.list() ?? []) {
       if (m.status?.state === 'CutoverCompleted' || m.status?.state === 'Failed') continue;
       const a = this.#assignments.get({ cluster: this.#cluster, namespace: '', name: m.spec.assignment });
-      if (!a || resourceOf(a.spec.gvr) !== resource) continue;
+      if (!a || resourceOf(a.spec.gvr).join('/') !== resource) continue;
       add(incoming, acceptAPIKey(m.spec.to.providerCluster, m.spec.to.acceptAPIName), 1);
       // Cut over already (the Assignment's status names the destination, the Migration not yet
       // marked done): the Assignment counts where it is, once.
