@@ -24,6 +24,11 @@ const MIGRATION_BY_STAGING = 'stagingWorkspace';
 const MIGRATION_IN_FLIGHT_OUT_OF = 'inFlightOutOf';
 const STAGING_BY_CLUSTER = 'cluster';
 const ASSIGNMENT_BY_RELATED_OWNER = 'relatedOwner';
+const ASSIGNMENTS_PER_STAGING_RESOURCE = 'perStagingResource';
+
+/** A staging workspace and a resource (group and resource, as its view claims them), as a tally value. */
+const stagingResource = (stagingWorkspace: string, gvr: { group?: string; resource: string }): string =>
+  JSON.stringify([stagingWorkspace, gvr.group ?? '', gvr.resource]);
 
 /** One kind of coordination object: its cache and the client that writes it. */
 export type CoordinationKind<T extends Assignment | StagingWorkspace | Migration | MigrationConfiguration> = {
@@ -66,6 +71,9 @@ export class Coordination {
     this.assignments.store.addIndex(ASSIGNMENT_BY_RELATED_OWNER, (a) => [
       relatedOwnerOf(a.spec.consumerCluster, a.spec.gvr, a.spec.namespace ?? '', a.spec.name),
     ]);
+    this.assignments.store.addTally(ASSIGNMENTS_PER_STAGING_RESOURCE, (a) =>
+      a.status?.stagingWorkspace ? stagingResource(a.status.stagingWorkspace, a.spec.gvr) : undefined,
+    );
     this.stagingWorkspaces.store.addIndex(STAGING_BY_CLUSTER, (w) => (w.status?.clusterName ? [w.status.clusterName] : []));
     // A rolled-back migration no longer holds its destination.
     this.migrations.store.addIndex(MIGRATION_IN_FLIGHT_OUT_OF, (m) =>
@@ -107,6 +115,11 @@ export class Coordination {
   /** Assignments whose status names the staging workspace (reference counting). */
   assignmentsIn(stagingWorkspace: string): Assignment[] {
     return this.assignments.store.byIndex(ASSIGNMENT_BY_STAGING, stagingWorkspace);
+  }
+
+  /** How many Assignments place objects of one resource (its group and resource) in a staging workspace. */
+  assignmentsOfResourceIn(stagingWorkspace: string, gvr: { group?: string; resource: string }): number {
+    return this.assignments.store.tally(ASSIGNMENTS_PER_STAGING_RESOURCE).get(stagingResource(stagingWorkspace, gvr)) ?? 0;
   }
 
   /** Assignments served by one AcceptAPI (`providerCluster`, `name`). */

@@ -222,15 +222,24 @@ describe('StagingWorkspaceController', () => {
     expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
 
-  it('is woken by an Assignment only when its reference changes, not by its other status writes', () => {
+  it('is woken by an Assignment only when the resources placed in a workspace change, not by other writes or more of the same', () => {
     const assignments = controller.watches()[1]!;
-    const a = api.get<Assignment>(COORD, ASSIGNMENT_GVR, '', 'a-1')!;
     const keysOf = (event: object): string[] => [...assignments.toKeys(event as never)];
-    const reasons = { ...a, status: { ...a.status, conditions: [] } };
-    expect(keysOf({ type: 'updated', old: a, object: reasons })).toEqual([]);
-    expect(keysOf({ type: 'updated', old: a, object: { ...a, status: { stagingWorkspace: 'other' } } })).toEqual(['other', SW]);
-    expect(keysOf({ type: 'updated', old: { ...a, status: {} }, object: a })).toEqual([SW]);
-    expect(keysOf({ type: 'added', object: a })).toEqual([SW]);
-    expect(keysOf({ type: 'deleted', object: a })).toEqual([SW]);
+    // As the informer calls it: after the store took the event.
+    const a = api.get<Assignment>(COORD, ASSIGNMENT_GVR, '', 'a-1')!;
+    expect(keysOf({ type: 'updated', old: a, object: { ...a, status: { ...a.status, conditions: [] } } })).toEqual([]);
+    expect(keysOf({ type: 'updated', old: { ...a, status: {} }, object: a })).toEqual([SW]); // the first widget in sw-1
+    const b = assign('a-2');
+    expect(keysOf({ type: 'added', object: b })).toEqual([]); // sw-1 holds widgets already
+    const moved = api.put<Assignment>(COORD, ASSIGNMENT_GVR, { ...a, status: { stagingWorkspace: 'other' } });
+    expect(keysOf({ type: 'updated', old: a, object: moved })).toEqual(['other']); // sw-1 still holds a-2
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-2');
+    expect(keysOf({ type: 'deleted', object: b })).toEqual([SW]); // the last widget left sw-1
+    const gadget = api.put<Assignment>(COORD, ASSIGNMENT_GVR, {
+      ...moved,
+      metadata: { name: 'a-3' },
+      spec: { ...moved.spec, gvr: { ...moved.spec.gvr, resource: 'gadgets' }, name: 'a-3' },
+    });
+    expect(keysOf({ type: 'added', object: gadget })).toEqual(['other']); // a resource its view does not claim yet
   });
 });

@@ -95,14 +95,21 @@ export class StagingWorkspaceController implements Controller {
     const { informers } = this.#o;
     return [
       watchOf(informers.stagingWorkspaces, (e) => [e.object.metadata.name ?? '']),
-      // Reference counting: an Assignment that moved on may have released its old workspace. Only
-      // a change of reference counts: an Assignment's other status writes (two per object) would
-      // each cost a workspace and two APIBinding reads.
+      // What a workspace needs changes only with the resources placed in it: the first object of a
+      // resource placed there (its view must claim the resource) and the last one leaving (the
+      // workspace released, or its claims narrowed). Any other Assignment write would cost a
+      // workspace and two APIBinding reads: in a burst, nearly every object placed in a workspace
+      // already Ready. Read after the store took the event, so the counts include it.
       watchOf(informers.assignments, (e) => {
-        const now = e.object.status?.stagingWorkspace;
-        const before = e.type === 'updated' ? e.old.status?.stagingWorkspace : undefined;
-        if (e.type === 'updated' && now === before) return [];
-        return [now, before].filter((n): n is string => !!n);
+        const now = e.type === 'deleted' ? undefined : e.object.status?.stagingWorkspace;
+        const before =
+          e.type === 'deleted' ? e.object.status?.stagingWorkspace : e.type === 'updated' ? e.old.status?.stagingWorkspace : undefined;
+        if (now === before) return [];
+        const { coordination } = this.#o;
+        const first = now !== undefined && coordination.assignmentsOfResourceIn(now, e.object.spec.gvr) === 1;
+        const gone =
+          before !== undefined && coordination.assignmentsOfResourceIn(before, (e.type === 'updated' ? e.old : e.object).spec.gvr) === 0;
+        return [...(first ? [now] : []), ...(gone ? [before] : [])];
       }),
       watchOf(informers.migrations, (e) => [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]),
       // A view deleted (released as its last user went, while another was setting up to use it)
