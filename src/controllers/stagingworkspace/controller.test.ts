@@ -222,7 +222,7 @@ describe('StagingWorkspaceController', () => {
     expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
 
-  it('is woken by an Assignment only when the resources placed in a workspace change, not by other writes or more of the same', () => {
+  it('is woken by an Assignment only for a resource new to a workspace or its last object leaving, not by other writes or more of the same', () => {
     const assignments = controller.watches()[1]!;
     const keysOf = (event: object): string[] => [...assignments.toKeys(event as never)];
     // As the informer calls it: after the store took the event.
@@ -241,5 +241,12 @@ describe('StagingWorkspaceController', () => {
       spec: { ...moved.spec, gvr: { ...moved.spec.gvr, resource: 'gadgets' }, name: 'a-3' },
     });
     expect(keysOf({ type: 'added', object: gadget })).toEqual(['other']); // a resource its view does not claim yet
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-3');
+    expect(keysOf({ type: 'deleted', object: gadget })).toEqual([]); // claims only widen, and other still holds a-1
+    const sprocket = api.put<Assignment>(COORD, ASSIGNMENT_GVR, {
+      ...moved,
+      spec: { ...moved.spec, gvr: { ...moved.spec.gvr, resource: 'sprockets' } },
+    });
+    expect(keysOf({ type: 'updated', old: moved, object: sprocket })).toEqual(['other']); // its resource changed in place
   });
 });

@@ -96,20 +96,23 @@ export class StagingWorkspaceController implements Controller {
     return [
       watchOf(informers.stagingWorkspaces, (e) => [e.object.metadata.name ?? '']),
       // What a workspace needs changes only with the resources placed in it: the first object of a
-      // resource placed there (its view must claim the resource) and the last one leaving (the
-      // workspace released, or its claims narrowed). Any other Assignment write would cost a
-      // workspace and two APIBinding reads: in a burst, nearly every object placed in a workspace
-      // already Ready. Read after the store took the event, so the counts include it.
+      // resource placed there (its view must claim the resource) and the last object leaving it
+      // (released). Any other Assignment write would cost a workspace and two APIBinding reads: in
+      // a burst, nearly every object lands in a workspace already Ready. Read after the store took
+      // the event, so the counts include it.
       watchOf(informers.assignments, (e) => {
+        const old = e.type === 'updated' ? e.old : e.type === 'deleted' ? e.object : undefined;
         const now = e.type === 'deleted' ? undefined : e.object.status?.stagingWorkspace;
-        const before =
-          e.type === 'deleted' ? e.object.status?.stagingWorkspace : e.type === 'updated' ? e.old.status?.stagingWorkspace : undefined;
-        if (now === before) return [];
+        const before = old?.status?.stagingWorkspace;
+        if (now === before && (!old || resourceKey(old.spec.gvr) === resourceKey(e.object.spec.gvr))) return [];
         const { coordination } = this.#o;
         const first = now !== undefined && coordination.assignmentsOfResourceIn(now, e.object.spec.gvr) === 1;
-        const gone =
-          before !== undefined && coordination.assignmentsOfResourceIn(before, (e.type === 'updated' ? e.old : e.object).spec.gvr) === 0;
-        return [...(first ? [now] : []), ...(gone ? [before] : [])];
+        const last =
+          before !== undefined &&
+          old !== undefined &&
+          coordination.assignmentsOfResourceIn(before, old.spec.gvr) === 0 &&
+          coordination.assignmentsIn(before).length === 0;
+        return [...new Set([...(first ? [now] : []), ...(last ? [before] : [])])];
       }),
       watchOf(informers.migrations, (e) => [e.object.spec.fromStagingWorkspace, e.object.spec.stagingWorkspace]),
       // A view deleted (released as its last user went, while another was setting up to use it)
@@ -228,7 +231,7 @@ export class StagingWorkspaceController implements Controller {
       ...coordination.assignmentsIn(stagingWorkspace).map((a) => a.spec.gvr),
       ...coordination.migrationsIn(stagingWorkspace).map((m) => coordination.assignment(m.spec.assignment)?.spec.gvr),
     ];
-    return new Set(gvrs.filter((g) => g !== undefined).map((g) => `${g.group}/${g.resource}`));
+    return new Set(gvrs.filter((g) => g !== undefined).map(resourceKey));
   }
 
   /**
@@ -422,3 +425,6 @@ export class StagingWorkspaceController implements Controller {
     await this.#o.coordination.stagingWorkspaces.client.updateStatus({ ...sw, status }, signal);
   }
 }
+
+/** A resource as a staging view claims it: group and resource, whatever the version. */
+const resourceKey = (gvr: { group?: string; resource: string }): string => `${gvr.group ?? ''}/${gvr.resource}`;
