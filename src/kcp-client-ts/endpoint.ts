@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, fetch as undiciFetch, request as undiciRequest } from './undici-parts.ts';
 import { ApiError } from './errors.ts';
@@ -48,6 +49,13 @@ export type KcpEndpointOptions = {
   onWrite?: (method: string, url: string) => void;
 };
 
+/**
+ * HTTP/1.1 connections per kcp origin for requests with a body. Writes are short; more at once
+ * than this wait for a connection (each reconcile has its deadline), and kcp on its cores is slower
+ * than this many connections at a time (measured: the burst's objects per second unchanged).
+ */
+const WRITE_CONNECTIONS = 16;
+
 /** A write refused before it was sent: this process may not write now (it does not hold the leader lease). */
 export class WriteFencedError extends Error {
   constructor(reason: string, method: string, url: string) {
@@ -87,12 +95,16 @@ export class KcpEndpoint {
     this.serverUrl = `${server.origin}${server.pathname.replace(/\/+$/, '')}`;
     this.#authorization = options.bearerToken ? `Bearer ${options.bearerToken}` : undefined;
     this.#ownsDispatcher = options.dispatcher === undefined;
-    const connect = {
-      ca: options.ca,
-      cert: options.cert,
-      key: options.key,
-      rejectUnauthorized: !options.insecureSkipTLSVerify,
-    };
+    // One TLS context for every connection: given `ca`, `cert` and `key`, tls.connect builds a
+    // context per connection (the certificates parsed again, kept until the socket's wrapper is
+    // collected, which at rest is late), and a burst of writes opens dozens of connections.
+    const connect =
+      options.dispatcher && options.bodyDispatcher
+        ? {}
+        : {
+            secureContext: createSecureContext({ ca: options.ca, cert: options.cert, key: options.key }),
+            rejectUnauthorized: !options.insecureSkipTLSVerify,
+          };
     this.dispatcher =
       options.dispatcher ??
       new Agent({
@@ -107,7 +119,10 @@ export class KcpEndpoint {
     // for ever, sending empty DATA frames and growing memory, when a stream is destroyed while
     // its body is still queued (an aborted or early-answered write): the broker then ignored
     // SIGTERM. Writes are few and short; reads and watches keep sharing HTTP/2 connections.
-    this.#bodyDispatcher = options.bodyDispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, allowH2: false });
+    // At most WRITE_CONNECTIONS per origin: without a cap a burst opened one per concurrent write
+    // (about a hundred over three origins at 1,000 objects, 50-120 KiB of TLS state each).
+    this.#bodyDispatcher =
+      options.bodyDispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, allowH2: false, connections: WRITE_CONNECTIONS });
   }
 
   /**
