@@ -10,12 +10,18 @@ describe('KcpEndpoint write fence', () => {
   let server: Server;
   let origin = '';
   const received: string[] = [];
+  const held: (() => void)[] = [];
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       received.push(`${req.method} ${req.url}`);
       res.setHeader('content-type', 'application/json');
       // An answer whose body comes after its headers, as a long list or a slow server sends it.
+      // An answer held until the test lets it go: a write kcp is slow to answer.
+      if (req.url?.endsWith('/held')) {
+        held.push(() => res.end('{"metadata":{}}'));
+        return;
+      }
       if (req.url?.endsWith('/slow-body')) {
         res.write('{"metadata":');
         setTimeout(() => res.end('{}}'), 300);
@@ -57,6 +63,24 @@ describe('KcpEndpoint write fence', () => {
     await fenced.close();
     await endpoint.json({ method: 'PUT', url: `${url}/a`, body: {} });
     expect(received.at(-1)).toBe('PUT /clusters/root/api/v1/namespaces/default/configmaps/a');
+    await endpoint.close();
+  });
+
+  it("keeps the lease's writes off the connections the broker's writes fill: a capped pool of their own", async () => {
+    const endpoint = new KcpEndpoint({ serverOrigin: origin, allowH2: false });
+    const fenced = endpoint.fenced({ writeFence: () => undefined });
+    const url = `${origin}/clusters/root/api/v1/namespaces/default/configmaps`;
+    // More writes than the broker's connections, each answered only when the test lets it go.
+    const slow = Array.from({ length: 20 }, () => fenced.json({ method: 'POST', url: `${url}/held`, body: {} }));
+    await expect.poll(() => held.length, { timeout: 5_000 }).toBe(16); // the cap: the other four wait for a connection
+    await endpoint.json({ method: 'PUT', url: `${url}/lease`, body: {} }); // the lease lock's write is not among them
+    expect(received.at(-1)).toBe('PUT /clusters/root/api/v1/namespaces/default/configmaps/lease');
+    while (held.length > 0 || received.filter((r) => r.endsWith('/held')).length < 20) {
+      for (const release of held.splice(0)) release();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await Promise.all(slow);
+    await fenced.close();
     await endpoint.close();
   });
 

@@ -165,11 +165,14 @@ export class KcpEndpoint {
   }
 
   /**
-   * The same server, identity and connections, with every write asked of `writeFence` first
-   * (and reported to `onWrite` once accepted). Reads and watches are not fenced.
+   * The same server and identity, with every write asked of `writeFence` first (and reported to
+   * `onWrite` once accepted). Reads and watches are not fenced and share this endpoint's
+   * connections; writes get a capped pool of their own, so a burst of them never makes this
+   * endpoint's writes (the lease lock's renewals) wait for a connection.
    */
   fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'writeDeadline' | 'onWrite'>): KcpEndpoint {
-    return new KcpEndpoint({ ...this.#options, ...options, dispatcher: this.dispatcher, bodyDispatcher: this.#bodyDispatcher });
+    const { bodyDispatcher: _own, ...shared } = this.#options;
+    return new KcpEndpoint({ ...shared, ...options, dispatcher: this.dispatcher });
   }
 
   /**
