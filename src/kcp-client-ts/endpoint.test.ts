@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCA } from '../../hack/kcp/pki.ts';
 import { KcpEndpoint, WriteFencedError } from './endpoint.ts';
@@ -75,6 +76,7 @@ describe('KcpEndpoint write fence', () => {
     await expect.poll(() => held.length, { timeout: 5_000 }).toBe(16); // the cap: the other four wait for a connection
     await endpoint.json({ method: 'PUT', url: `${url}/lease`, body: {} }); // the lease lock's write is not among them
     expect(received.at(-1)).toBe('PUT /clusters/root/api/v1/namespaces/default/configmaps/lease');
+    expect(received.filter((r) => r.endsWith('/held'))).toHaveLength(16);
     while (held.length > 0 || received.filter((r) => r.endsWith('/held')).length < 20) {
       for (const release of held.splice(0)) release();
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -95,6 +97,7 @@ describe('KcpEndpoint write fence', () => {
     // A deadline from a monotonic clock is fractional: the write is sent all the same.
     deadline = Date.now() + 10_000.5;
     await fenced.json({ method: 'POST', url, body: {} });
+    await fenced.close();
     await endpoint.close();
   });
 
@@ -105,6 +108,7 @@ describe('KcpEndpoint write fence', () => {
     const response = await fenced.fetch(new Request(url, { method: 'PUT', body: '{}' }));
     // The server has answered, so the write landed; its body arrives 300 ms on, past the deadline.
     expect(await response.json()).toEqual({ metadata: {} });
+    await fenced.close();
     await endpoint.close();
   });
 });
@@ -153,6 +157,53 @@ describe('KcpEndpoint protocols', () => {
       'GET HTTP/2.0',
     ]);
     await endpoint.close();
+  });
+});
+
+describe('KcpEndpoint TLS', () => {
+  it('verifies the server with the given CA and presents the client certificate, on reads, writes and a fenced endpoint alike', async () => {
+    const authority = await TestCA.create('endpoint-tls-ca');
+    const other = await TestCA.create('endpoint-tls-other-ca');
+    const client = await authority.clientCert('broker-user');
+    const users: string[] = [];
+    const server = createSecureServer(
+      {
+        ...(await authority.serverCert('127.0.0.1')),
+        allowHTTP1: true,
+        ca: authority.certPem,
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        users.push(`${req.method} ${(req.socket as TLSSocket).getPeerCertificate().subject.CN}`);
+        req.resume();
+        req.on('end', () => res.end('{"metadata":{}}'));
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const url = `${origin}/clusters/root/api/v1/namespaces/default/configmaps`;
+    try {
+      const endpoint = new KcpEndpoint({ serverOrigin: origin, ca: authority.certPem, ...client });
+      const fenced = endpoint.fenced({ writeFence: () => undefined });
+      await endpoint.json({ method: 'GET', url });
+      await fenced.json({ method: 'POST', url, body: {} });
+      await endpoint.json({ method: 'PUT', url: `${url}/a`, body: {} });
+      expect(users).toEqual(['GET broker-user', 'POST broker-user', 'PUT broker-user']);
+      await fenced.close();
+      await endpoint.close();
+      // A server its CA did not sign is refused, on either pool; so is a client without a certificate.
+      const wrongCa = new KcpEndpoint({ serverOrigin: origin, ca: other.certPem, ...client });
+      await expect(wrongCa.json({ method: 'GET', url })).rejects.toThrow();
+      await expect(wrongCa.fenced({}).json({ method: 'POST', url, body: {} })).rejects.toThrow();
+      await wrongCa.close();
+      const anonymous = new KcpEndpoint({ serverOrigin: origin, ca: authority.certPem });
+      await expect(anonymous.json({ method: 'POST', url, body: {} })).rejects.toThrow();
+      await anonymous.close();
+      expect(users).toHaveLength(3);
+    } finally {
+      server.close();
+    }
   });
 });
 

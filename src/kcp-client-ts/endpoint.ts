@@ -1,4 +1,4 @@
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, fetch as undiciFetch, request as undiciRequest } from './undici-parts.ts';
 import { ApiError } from './errors.ts';
@@ -14,6 +14,8 @@ export type KcpEndpointOptions = {
   key?: string | Buffer | undefined;
   bearerToken?: string | undefined;
   insecureSkipTLSVerify?: boolean;
+  /** The TLS context built from `ca`, `cert` and `key` already (a fenced endpoint shares its parent's). */
+  secureContext?: SecureContext | undefined;
   /**
    * HTTP/2 (default on): every request and watch to the server is a stream on a few shared
    * connections. With HTTP/1.1 each open watch holds a socket of its own.
@@ -55,6 +57,8 @@ export type KcpEndpointOptions = {
  * than this many connections at a time (measured: the burst's objects per second unchanged).
  */
 const WRITE_CONNECTIONS = 16;
+/** How long a write waits for kcp's answer to begin. */
+const WRITE_ANSWER_TIMEOUT_MS = 60_000;
 
 /** A write refused before it was sent: this process may not write now (it does not hold the leader lease). */
 export class WriteFencedError extends Error {
@@ -86,6 +90,7 @@ export class KcpEndpoint {
   readonly #onRequest: (method: string, url: string) => void;
   readonly #ownsDispatcher: boolean;
   readonly #bodyDispatcher: Agent;
+  readonly #secureContext: SecureContext;
 
   constructor(options: KcpEndpointOptions) {
     this.#options = options;
@@ -98,13 +103,8 @@ export class KcpEndpoint {
     // One TLS context for every connection: given `ca`, `cert` and `key`, tls.connect builds a
     // context per connection (the certificates parsed again, kept until the socket's wrapper is
     // collected, which at rest is late), and a burst of writes opens dozens of connections.
-    const connect =
-      options.dispatcher && options.bodyDispatcher
-        ? {}
-        : {
-            secureContext: createSecureContext({ ca: options.ca, cert: options.cert, key: options.key }),
-            rejectUnauthorized: !options.insecureSkipTLSVerify,
-          };
+    this.#secureContext = options.secureContext ?? createSecureContext({ ca: options.ca, cert: options.cert, key: options.key });
+    const connect = { secureContext: this.#secureContext, rejectUnauthorized: !options.insecureSkipTLSVerify };
     this.dispatcher =
       options.dispatcher ??
       new Agent({
@@ -122,7 +122,16 @@ export class KcpEndpoint {
     // At most WRITE_CONNECTIONS per origin: without a cap a burst opened one per concurrent write
     // (about a hundred over three origins at 1,000 objects, 50-120 KiB of TLS state each).
     this.#bodyDispatcher =
-      options.bodyDispatcher ?? new Agent({ connect, keepAliveTimeout: 30_000, allowH2: false, connections: WRITE_CONNECTIONS });
+      options.bodyDispatcher ??
+      new Agent({
+        connect,
+        keepAliveTimeout: 30_000,
+        allowH2: false,
+        connections: WRITE_CONNECTIONS,
+        // A write kcp does not answer gives its connection back within a minute whoever sent it
+        // (undici's default: five), so a few unanswered ones cannot hold the capped pool for long.
+        headersTimeout: WRITE_ANSWER_TIMEOUT_MS,
+      });
   }
 
   /**
@@ -172,7 +181,7 @@ export class KcpEndpoint {
    */
   fenced(options: Pick<KcpEndpointOptions, 'writeFence' | 'writeDeadline' | 'onWrite'>): KcpEndpoint {
     const { bodyDispatcher: _own, ...shared } = this.#options;
-    return new KcpEndpoint({ ...shared, ...options, dispatcher: this.dispatcher });
+    return new KcpEndpoint({ ...shared, ...options, dispatcher: this.dispatcher, secureContext: this.#secureContext });
   }
 
   /**

@@ -30,6 +30,8 @@ export type EventDelivery = 'events' | 'log';
 
 /** Objects whose last Event is remembered (to skip repeats); the oldest are forgotten first. */
 const REMEMBERED_OBJECTS = 10_000;
+/** How long an Event's write may take before it is given up (Events are best effort). */
+const EVENT_WRITE_TIMEOUT_MS = 10_000;
 /** Longest Event message written, in characters (what events.k8s.io allows for a note). */
 const MAX_MESSAGE = 1024;
 
@@ -86,27 +88,32 @@ export class EventRecorder {
     const namespace = obj.metadata.namespace || 'default';
     const now = new Date().toISOString();
     try {
-      await this.#virtualWorkspace.client(cluster, EVENTS).create({
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: `${obj.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },
-        involvedObject: {
-          ...this.#involvedType,
-          name: obj.metadata.name,
-          ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-          uid: obj.metadata.uid,
-          resourceVersion: obj.metadata.resourceVersion,
+      await this.#virtualWorkspace.client(cluster, EVENTS).create(
+        {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { name: `${obj.metadata.name}.${randomBytes(6).toString('hex')}`, namespace },
+          involvedObject: {
+            ...this.#involvedType,
+            name: obj.metadata.name,
+            ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+            uid: obj.metadata.uid,
+            resourceVersion: obj.metadata.resourceVersion,
+          },
+          type,
+          reason,
+          message,
+          source: { component: 'resource-broker' },
+          reportingComponent: 'resource-broker',
+          reportingInstance: 'resource-broker',
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
         },
-        type,
-        reason,
-        message,
-        source: { component: 'resource-broker' },
-        reportingComponent: 'resource-broker',
-        reportingInstance: 'resource-broker',
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+        // Best effort, and not awaited by the reconcile that says it: bounded, so Events kcp is
+        // slow to answer cannot hold the broker's write connections (capped per origin) for long.
+        AbortSignal.timeout(EVENT_WRITE_TIMEOUT_MS),
+      );
     } catch (err) {
       // Events are best effort: a consumer that did not accept the events claim still gets served.
       // Unless something newer was said for that reason meanwhile. (The same text said again
