@@ -23,6 +23,14 @@ const placedAt = (a: Assignment): string =>
 
 const resourceOf = (gvr: GroupVersionResource): [string, string, string] => [gvr.group ?? '', gvr.version, gvr.resource];
 
+/**
+ * The load placement spreads by: Assignments per provider as cached (a tally the Assignment store
+ * keeps), plus the ones this process is creating that the cache does not show yet. Without the
+ * second part a burst of objects, placed before any of their Assignments come back through the
+ * watch, would all see the same load and land wherever the tie-break sends each, instead of
+ * spreading. An entry the cache never shows (the Assignment deleted at once) stops counting after
+ * a TTL.
+ */
 export class PlacementLoad {
   readonly #assignments: ObjectStore<Assignment>;
   readonly #cluster: string;
