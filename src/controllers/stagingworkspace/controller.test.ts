@@ -6,6 +6,7 @@ import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import { silentLogger } from '../../logging.ts';
 import { memoryCoordination } from '../../../test/fakes/coordination.ts';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
+import { ApiError } from '../../kcp-client-ts/errors.ts';
 import { StagingWorkspaceController } from './controller.ts';
 
 const COORD = 'coord';
@@ -91,7 +92,18 @@ describe('StagingWorkspaceController', () => {
     expect(api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)?.metadata.annotations).toMatchObject({
       'broker.platform-mesh.io/staging-view': VIEW,
     });
-    await controller.reconcile(SW, signal); // creates the staging view and binds it
+    await controller.reconcile(SW, signal); // creates the staging view
+    expect(api.get<APIBindingObject>(CLUSTER, APIBINDINGS, '', VIEW)).toBeUndefined(); // bound next round: a shard may not know it yet
+    // This workspace's shard does not know the new view yet: waited for and said, not a failure.
+    api.failNextWrite(
+      { verb: 'create', resource: 'apibindings' },
+      new ApiError({ status: 403, reason: 'Forbidden', message: 'no permission to bind to export', method: 'POST', url: 'u' }),
+    );
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: expect.any(Number) });
+    expect(JSON.stringify(api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)?.status?.conditions)).toContain(
+      'not bindable here yet: no permission to bind to export',
+    );
+    await controller.reconcile(SW, signal); // binds it
     expect(phase()).toBe('Pending');
     bindView();
     await controller.reconcile(SW, signal); // accepts the view's claims

@@ -6,6 +6,7 @@ import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.t
 import type { Coordination } from '../../coordination/coordination.ts';
 import { APIBINDINGS, APIEXPORTS, apiBindingTo, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
+import { ApiError } from '../../kcp-client-ts/errors.ts';
 import type { ShardSelector, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
@@ -270,8 +271,13 @@ export class StagingWorkspaceController implements Controller {
       { group: '', resource: 'configmaps' },
     ];
     const exports = this.#o.clients.inWorkspace<APIExportObject>(this.#o.stagingRoot, APIEXPORTS);
-    const existing = (await this.#viewExport(name, signal)) ?? (await exports.createIfAbsent(stagingViewExport(name, wanted), signal));
-    if (!existing) return { waiting: `view ${name} is being created` };
+    const existing = await this.#viewExport(name, signal);
+    if (!existing) {
+      // Bound from the next round, not this one: on a sharded kcp the shard of this workspace may
+      // not know the new export yet, and refuses the binding (403) until it does.
+      await exports.createIfAbsent(stagingViewExport(name, wanted), signal);
+      return { waiting: `view ${name} is being created` };
+    }
     const claims = existing.spec.permissionClaims ?? [];
     const missing = wanted.filter((w) => !claims.some((c) => claimKey(c) === claimKey(w)));
     // Widened, never narrowed: other staging workspaces of the export may use what this one does not.
@@ -285,7 +291,13 @@ export class StagingWorkspaceController implements Controller {
       );
       return { waiting: `view ${name} widened to ${missing.map((m) => m.resource).join(', ')}` };
     }
-    const binding = await this.#bind(cluster, { path: this.#o.stagingRoot, name }, () => true, signal);
+    const binding = await this.#bind(cluster, { path: this.#o.stagingRoot, name }, () => true, signal).catch((err: unknown) => {
+      // The view is new to this workspace's shard (kcp's cache server has not brought it there
+      // yet): waited for, said on the StagingWorkspace. A refusal that lasts stays said there.
+      if (err instanceof ApiError && err.status === 403) return { refused: err.serverMessage ?? err.message };
+      throw err;
+    });
+    if ('refused' in binding) return { waiting: `view ${name} not bindable here yet: ${binding.refused}` };
     if (binding.status?.phase !== 'Bound') return { waiting: bindingProblem(binding) };
     // Ready only once kcp applied every claim this workspace needs: until then the view does not
     // show its copies, and a sync would wait for events that never come.
