@@ -20,6 +20,7 @@ export class ApiError extends Error {
 
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
+export const isForbidden = (err: unknown): err is ApiError => err instanceof ApiError && err.status === 403;
 export const isAlreadyExists = (err: unknown): boolean => err instanceof ApiError && err.status === 409 && err.reason === 'AlreadyExists';
 /** 410 Gone: the resourceVersion asked for is older than what the server keeps. */
 export const isGone = (err: unknown): boolean =>

@@ -6,7 +6,7 @@ import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.t
 import type { Coordination } from '../../coordination/coordination.ts';
 import { APIBINDINGS, APIEXPORTS, apiBindingTo, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
-import { ApiError } from '../../kcp-client-ts/errors.ts';
+import { isForbidden } from '../../kcp-client-ts/errors.ts';
 import type { ShardSelector, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
 import { watchOf, type Controller, type Watch } from '../../runtime/controller.ts';
@@ -294,7 +294,7 @@ export class StagingWorkspaceController implements Controller {
     const binding = await this.#bind(cluster, { path: this.#o.stagingRoot, name }, () => true, signal).catch((err: unknown) => {
       // The view is new to this workspace's shard (kcp's cache server has not brought it there
       // yet): waited for, said on the StagingWorkspace. A refusal that lasts stays said there.
-      if (err instanceof ApiError && err.status === 403) return { refused: err.serverMessage ?? err.message };
+      if (isForbidden(err)) return { refused: err.serverMessage };
       throw err;
     });
     if ('refused' in binding) return { waiting: `view ${name} not bindable here yet: ${binding.refused}` };
