@@ -488,7 +488,17 @@ try {
   };
 
   log('status round through the broker');
+  const cpuBeforeStatus = cpuSecondsOf(broker!.pid!);
+  // Monotonic microseconds, the clock of a V8 CPU profile (`--broker-node-flags=--cpu-prof ...`),
+  // so the round can be cut out of one.
+  const roundStartUs = process.hrtime.bigint() / 1000n;
+  const statusRoundStart = performance.now();
   const statusUp = await statusRound('bench-broker');
+  const statusRoundSeconds = Math.round((performance.now() - statusRoundStart) / 100) / 10;
+  const brokerCpuSecondsStatusRound = Math.round((cpuSecondsOf(broker!.pid!) - cpuBeforeStatus) * 10) / 10;
+  log(
+    `status round: ${statusRoundSeconds} s, broker CPU ${brokerCpuSecondsStatusRound} s, monotonic us ${roundStartUs}-${process.hrtime.bigint() / 1000n}`,
+  );
   statusToken = '';
 
   // Migration: the first provider stops accepting; its objects move make-before-break to the other.
@@ -669,6 +679,8 @@ try {
     objectsPerSecond: Math.round((N / (allAvailableMs / 1000)) * 10) / 10,
     rawCreatesPerSecond,
     brokerCpuSecondsBurst,
+    statusRoundSeconds,
+    brokerCpuSecondsStatusRound,
     throughputOverRawCreates: Math.round((N / (allAvailableMs / 1000) / rawCreatesPerSecond) * 100) / 100,
     requestsPerObject,
     requestsPerObjectByResource,

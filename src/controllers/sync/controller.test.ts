@@ -245,6 +245,35 @@ describe('SyncController', () => {
     expect(world.api.list(CONSUMER, SECRETS)).toEqual([]);
   });
 
+  it("never deletes a Secret in another consumer's workspace that carries this object's owner label", async () => {
+    const other = 'consumer-2';
+    world = new SyncWorld({ consumerClusters: [CONSUMER, other] });
+    world.acceptAPI('provider-a', 'widgets-a', 'export-a');
+    key = world.createWidget('default', 'w1', { size: 2 });
+    world.provider = publishingSecret();
+    await world.settle(key);
+    // The owner label is a hash of names anyone may know: another tenant can put it on its own Secret.
+    const forged = world.api.put(other, SECRETS, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'w1-tls',
+        namespace: 'default',
+        labels: { [OWNER_LABEL]: relatedOwnerOf(CONSUMER, WIDGETS, 'default', 'w1'), [MANAGED_BY_LABEL]: MANAGER },
+        annotations: { [OWNER_UID_ANNOTATION]: world.widget(key)?.metadata.uid ?? '' },
+      },
+      data: { theirs: 'eA==' },
+    });
+
+    const copy = world.copyIn(STAGING, key)!;
+    world.api.put(WS, WIDGETS, { ...copy, status: { status: 'Available' } }); // the provider stops naming its Secret
+    const mark = world.api.writes.length;
+    await world.settle(key);
+
+    expect(since(world, mark)).toEqual([`updateStatus ${CONSUMER}/widgets default/w1`, `delete ${CONSUMER}/secrets default/w1-tls`]);
+    expect(JSON.stringify(world.api.get(other, SECRETS, 'default', 'w1-tls'))).toBe(JSON.stringify(forged));
+  });
+
   it("leaves the consumer's own Secret of the same name untouched and says so with a RelatedResourceConflict Event", async () => {
     world.provider = publishingSecret();
     const mine = world.api.put(CONSUMER, SECRETS, {

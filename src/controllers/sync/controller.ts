@@ -58,6 +58,15 @@ import type { StagingSide } from './staging.ts';
 const RECONCILE_DEADLINE_MS = 60_000;
 
 const CLUSTER_INDEX = 'cluster';
+/**
+ * The related copies in consumer workspaces by their owner label: finding one object's copies
+ * must not scan every copy of every consumer (that made each status relay cost O(objects)).
+ */
+const OWNER_INDEX = 'owner';
+const ownerOf = (o: KubeObject): string[] => {
+  const owner = o.metadata.labels?.[OWNER_LABEL];
+  return owner === undefined ? [] : [owner];
+};
 
 /** The consumer side: the brokered export's virtual workspace, all consumers at once. */
 export type ConsumerSide = {
@@ -142,6 +151,7 @@ export class SyncController implements Controller, SyncSteps {
     this.#logger = options.logger;
     // A consumer accepting a claim re-syncs that workspace's objects.
     options.consumers.objects.store.addIndex(CLUSTER_INDEX, (o) => [clusterOf(o)]);
+    for (const cache of [options.consumers.secrets, options.consumers.configMaps]) cache?.store.addIndex(OWNER_INDEX, ownerOf);
     const concurrency = options.concurrency ?? 32;
     this.queue = new WorkQueue({
       name: this.name,
@@ -589,10 +599,14 @@ export class SyncController implements Controller, SyncSteps {
     return {
       client: (kind) => this.#consumerClient(cluster, kind === 'Secret' ? SECRETS : CONFIGMAPS),
       find: async (kind, namespace, name) => cacheIn(kind)?.store.get({ cluster, namespace, name }),
-      labelled: async (kind, labels) =>
-        cacheIn(kind)?.store.list(
-          (o) => clusterOf(o) === cluster && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v),
-        ) ?? [],
+      labelled: async (kind, labels) => {
+        const store = cacheIn(kind)?.store;
+        if (!store) return [];
+        const owner = labels[OWNER_LABEL];
+        // The owner label is a hash anyone can copy: the cluster and every label are still checked.
+        const candidates = owner === undefined ? store.list() : store.byIndex(OWNER_INDEX, owner);
+        return candidates.filter((o) => clusterOf(o) === cluster && Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v));
+      },
     };
   }
 
