@@ -11,7 +11,7 @@
  * captures a stack (a measurable share of the broker's CPU when every request and reconcile made
  * one), and nothing waits on a signal whose work has ended.
  */
-const ENDED = new DOMException('The work this signal bounded ended', 'AbortError');
+const ENDED = Object.freeze(new DOMException('The work this signal bounded ended', 'AbortError'));
 
 export const deadlineSignal = (
   parent: AbortSignal | undefined,
