@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RecentKeys } from './recent-keys.ts';
 
 describe('RecentKeys', () => {
@@ -19,5 +19,23 @@ describe('RecentKeys', () => {
     keys.add('c'); // re-adding makes it the newest
     keys.add('e');
     expect([keys.has('c'), keys.has('d'), keys.has('e')]).toEqual([true, false, true]);
+  });
+
+  it('lets its expired keys go at rest, without being asked', () => {
+    vi.useFakeTimers();
+    try {
+      const keys = new RecentKeys({ capacity: 10, ttlMs: 100, now: () => Date.now() });
+      keys.add('a');
+      vi.advanceTimersByTime(60);
+      keys.add('b');
+      expect(keys.size).toBe(2);
+      vi.advanceTimersByTime(50); // a expired
+      expect(keys.size).toBe(1);
+      vi.advanceTimersByTime(60); // b expired
+      expect(keys.size).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

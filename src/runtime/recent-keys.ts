@@ -10,6 +10,8 @@ export class RecentKeys {
   readonly #now: () => number;
   /** Key -> when it was added; in insertion order, so the first entry is the oldest. */
   readonly #added = new Map<string, number>();
+  /** Drops expired keys once nothing asks any more (a burst's keys would otherwise stay at rest). */
+  #sweep: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: { capacity: number; ttlMs?: number; now?: () => number }) {
     this.#capacity = options.capacity;
@@ -21,6 +23,29 @@ export class RecentKeys {
     this.#added.delete(key);
     this.#added.set(key, this.#now());
     if (this.#added.size > this.#capacity) this.#added.delete(this.#added.keys().next().value!);
+    this.#dropExpired();
+  }
+
+  /** Deletes the expired keys (the oldest first, so it stops at the first one still fresh) and sets the timer for the next. */
+  #dropExpired(): void {
+    if (this.#ttlMs === Number.POSITIVE_INFINITY) return;
+    const now = this.#now();
+    for (const [key, at] of this.#added) {
+      if (now - at < this.#ttlMs) {
+        if (this.#sweep === undefined) {
+          this.#sweep = setTimeout(
+            () => {
+              this.#sweep = undefined;
+              this.#dropExpired();
+            },
+            at + this.#ttlMs - now,
+          );
+          this.#sweep.unref();
+        }
+        return;
+      }
+      this.#added.delete(key);
+    }
   }
 
   has(key: string): boolean {
