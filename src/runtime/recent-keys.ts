@@ -8,6 +8,8 @@ export class RecentKeys {
   readonly #ttlMs: number;
   readonly #capacity: number;
   readonly #now: () => number;
+  /** Only on the real clock: a timer runs on real time, so against an injected clock it would fire for ever. */
+  readonly #sweepsAtRest: boolean;
   /** Key -> when it was added; in insertion order, so the first entry is the oldest. */
   readonly #added = new Map<string, number>();
   /** Drops expired keys once nothing asks any more (a burst's keys would otherwise stay at rest). */
@@ -17,6 +19,7 @@ export class RecentKeys {
     this.#capacity = options.capacity;
     this.#ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY;
     this.#now = options.now ?? Date.now;
+    this.#sweepsAtRest = options.now === undefined;
   }
 
   add(key: string): void {
@@ -32,7 +35,7 @@ export class RecentKeys {
     const now = this.#now();
     for (const [key, at] of this.#added) {
       if (now - at < this.#ttlMs) {
-        if (this.#sweep === undefined) {
+        if (this.#sweepsAtRest && this.#sweep === undefined) {
           this.#sweep = setTimeout(
             () => {
               this.#sweep = undefined;
