@@ -19,7 +19,7 @@ import {
 import { RELATED_COPY_SELECTOR, SyncController } from '../controllers/sync/controller.ts';
 import { StagingCaches } from '../controllers/sync/staging.ts';
 import { StagingViews } from '../controllers/sync/staging-views.ts';
-import { StagingWorkspaceController } from '../controllers/stagingworkspace/controller.ts';
+import { StagingWorkspaceController, workspaceStateOf } from '../controllers/stagingworkspace/controller.ts';
 import { watchCoordination, type Coordination } from '../coordination/coordination.ts';
 import { APIBINDINGS, APIEXPORTS, type APIExportObject } from '../kcp-client-ts/bindings.ts';
 import { Clients } from '../kcp-client-ts/clients.ts';
@@ -36,7 +36,7 @@ import {
 } from '../kcp-client-ts/types.ts';
 import { workspaceAccess, type WorkspaceAccess } from '../kcp-client-ts/workspace-access.ts';
 import { VirtualWorkspace } from '../kcp-client-ts/virtual-workspace.ts';
-import { type ShardSelector, Workspaces } from '../kcp-client-ts/workspaces.ts';
+import { type ShardSelector, WORKSPACES, type WorkspaceObject, Workspaces } from '../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../logging.ts';
 import { ControllerManager, watchOf, type Controller, type Watch } from '../runtime/controller.ts';
 import { EventRecorder } from '../runtime/events.ts';
@@ -164,10 +164,18 @@ export class Broker {
       configurations: coordination.configurations.store,
       logger: logger.child({ controller: 'migration-stages' }),
     });
+    // The staging workspaces themselves, as their parent lists them: their progress as events.
+    const stagingTree = this.#scope.informer(clients.inWorkspace<WorkspaceObject>(paths.stagingRoot, WORKSPACES), {
+      name: 'staging tree',
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGER}`,
+      transform: workspaceStateOf,
+      logger,
+    });
     const stagingController = new StagingWorkspaceController({
       coordination,
       informers: coordinationInformers,
       stagingViews: viewExports,
+      stagingTree,
       workspaces,
       clients,
       stagingRoot: paths.stagingRoot,
@@ -179,7 +187,7 @@ export class Broker {
       name: 'apiexports',
       logger,
     });
-    this.#core = [...Object.values(coordinationInformers), slices, apiExports, viewExports, viewSlices];
+    this.#core = [...Object.values(coordinationInformers), slices, apiExports, viewExports, viewSlices, stagingTree];
     // One budget for every brokered resource: it paces the platform's moves overall and per provider.
     const budget = new MigrationBudget({
       migrations: coordination.migrations.store,

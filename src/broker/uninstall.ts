@@ -22,11 +22,9 @@ import type { KcpEndpoint } from '../kcp-client-ts/endpoint.ts';
 import { ApiError, isConflict, isNotFound } from '../kcp-client-ts/errors.ts';
 import { ResourceClient } from '../kcp-client-ts/resources.ts';
 import { createKcpClient, unwrap } from '../kcp-client-ts/typed-client.ts';
+import { WORKSPACES } from '../kcp-client-ts/workspaces.ts';
 import { CONFIGMAPS, SECRETS, clusterOf, type GroupVersionResource, type KubeObject } from '../kcp-client-ts/types.ts';
 import { LeaseLock } from '../leader/lease-lock.ts';
-
-/** kcp Workspaces, listed inside the staging and verification roots. */
-const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
 import type { Logger } from '../logging.ts';
 
 export type UninstallOptions = {

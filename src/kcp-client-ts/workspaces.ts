@@ -2,6 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KcpEndpoint } from './endpoint.ts';
 import { isAlreadyExists, isNotFound } from './errors.ts';
 import { createKcpClient, unwrap, type Workspace } from './typed-client.ts';
+import type { GroupVersionResource, KubeObject } from './types.ts';
+
+/** kcp Workspaces, as a parent workspace lists them (for ResourceClient and informers). */
+export const WORKSPACES: GroupVersionResource = { group: 'tenancy.kcp.io', version: 'v1alpha1', resource: 'workspaces' };
+
+/** A Workspace as a KubeObject. */
+export type WorkspaceObject = Workspace & KubeObject;
 
 export type ReadyWorkspace = {
   /** `root:a:b` */

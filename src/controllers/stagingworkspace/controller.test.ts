@@ -2,12 +2,12 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { ASSIGNMENT_GVR, STAGINGWORKSPACE_GVR, type Assignment, type StagingWorkspace } from '../../apis/types.ts';
 import { stagingViewName } from '../../apis/names.ts';
 import { APIBINDINGS, APIEXPORTS, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
-import type { Workspaces } from '../../kcp-client-ts/workspaces.ts';
+import { WORKSPACES, type WorkspaceObject, type Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import { silentLogger } from '../../logging.ts';
 import { memoryCoordination } from '../../../test/fakes/coordination.ts';
 import { MemoryApi } from '../../../test/fakes/memory-api.ts';
 import { ApiError } from '../../kcp-client-ts/errors.ts';
-import { StagingWorkspaceController } from './controller.ts';
+import { StagingWorkspaceController, workspaceStateOf } from './controller.ts';
 
 const COORD = 'coord';
 const SW = 'sw-1';
@@ -260,5 +260,63 @@ describe('StagingWorkspaceController', () => {
       spec: { ...moved.spec, gvr: { ...moved.spec.gvr, resource: 'sprockets' } },
     });
     expect(keysOf({ type: 'updated', old: moved, object: sprocket })).toEqual(['other']); // its resource changed in place
+  });
+
+  it('watches the staging tree: a workspace kcp is still making is read from the cache and waits for its event, not polled', async () => {
+    const TREE = 'tree-cluster';
+    const stagingTree = api.informer<WorkspaceObject>(WORKSPACES, { clusters: [TREE], transform: workspaceStateOf });
+    const kcpReads: string[] = [];
+    const watched = new StagingWorkspaceController({
+      ...memoryCoordination(api, COORD),
+      workspaces: {
+        get: async (parent, name) => {
+          kcpReads.push(`${parent}:${name}`);
+          return undefined;
+        },
+        // kcp's Workspace as it is made: with the fields the cache does not keep.
+        create: async (_parent, name) => {
+          api.put<WorkspaceObject>(TREE, WORKSPACES, {
+            apiVersion: 'tenancy.kcp.io/v1alpha1',
+            kind: 'Workspace',
+            metadata: { name, managedFields: [{ manager: 'kcp' }] },
+            spec: { type: { name: 'universal', path: 'root' } },
+            status: { phase: 'Scheduling', conditions: [{ type: 'WorkspaceScheduled', status: 'False' }] },
+          } as WorkspaceObject);
+        },
+        delete: async () => true,
+      },
+      clients: { inWorkspace: (cluster, gvr) => api.client(cluster, gvr) as never },
+      stagingRoot: 'root:staging',
+      stagingTree,
+      logger: silentLogger(),
+    });
+    api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
+      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+      kind: 'StagingWorkspace',
+      metadata: { name: 'sw-new' },
+      spec: { consumerCluster: 'consumer', providerCluster: 'provider', apiExportName: 'widgets' },
+    } as StagingWorkspace);
+    api.put(COORD, ASSIGNMENT_GVR, { ...assign('n-1'), status: { stagingWorkspace: 'sw-new' } });
+    expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // created: its added event brings the next round
+    expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // still Scheduling
+    const sw = api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', 'sw-new')!;
+    expect(sw.status?.conditions?.find((c) => c.type === 'WorkspaceReady')?.message).toBe('workspace phase Scheduling');
+    expect(kcpReads).toEqual([]);
+    // The cache keeps the phase and cluster only.
+    const cached = stagingTree.store.list()[0]!;
+    expect(cached.metadata.managedFields).toBeUndefined();
+    expect(cached.spec).toEqual({});
+    expect(cached.status).toEqual({ phase: 'Scheduling' });
+    // kcp makes it Ready: the event names the StagingWorkspace, whose next round goes on to bind.
+    const ready = { ...api.get<WorkspaceObject>(TREE, WORKSPACES, '', 'sw-new')!, spec: { cluster: 'c-new' }, status: { phase: 'Ready' } };
+    api.put(TREE, WORKSPACES, ready);
+    const treeWatch = watched.watches().find((w) => w.informer === (stagingTree as unknown))!;
+    expect([...treeWatch.toKeys({ type: 'updated', old: ready, object: ready } as never)]).toEqual(['sw-new']);
+    await watched.reconcile('sw-new', signal);
+    expect(api.get<APIBindingObject>('c-new', APIBINDINGS, '', 'widgets')?.spec.reference.export).toEqual({
+      path: 'provider',
+      name: 'widgets',
+    });
+    expect(kcpReads).toEqual([]);
   });
 });
