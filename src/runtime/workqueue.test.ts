@@ -1,7 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../kcp-client-ts/errors.ts';
-import { createLogger } from '../logging.ts';
 import { NotReadyError } from './errors.ts';
 import { WorkQueue, type Reconciler } from './workqueue.ts';
 
@@ -338,33 +336,6 @@ describe('WorkQueue', () => {
     expect(signals).toHaveLength(20);
     // Node holds a signal with a listener until it aborts; before, that was the deadline, a minute on.
     expect(signals.every((s) => s.aborted && (s.reason as DOMException).name === 'AbortError')).toBe(true);
-    await queue.shutdown();
-  });
-
-  it('retries a conflict quietly once, and warns when the key keeps losing', async () => {
-    const lines: string[] = [];
-    const logger = createLogger({ format: 'json', level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
-    let runs = 0;
-    const conflict = new ApiError({ status: 409, reason: 'Conflict', message: 'the object has been modified', method: 'PUT', url: 'u' });
-    const queue = new WorkQueue({
-      name: 't',
-      logger,
-      backoff: { initialMs: 1, maxMs: 1 },
-      reconcile: async () => {
-        if (++runs <= 2) throw conflict;
-      },
-    });
-    queue.start();
-    queue.add('a');
-    for (let i = 0; i < 100 && runs < 3; i++) await sleep(5);
-    await queue.idle();
-    const levels = lines
-      .map((l) => JSON.parse(l) as { level: string; msg: string; failures?: number })
-      .filter((l) => l.msg === 'reconcile failed, requeueing');
-    expect(levels.map((l) => [l.failures, l.level])).toEqual([
-      [1, 'debug'],
-      [2, 'warn'],
-    ]);
     await queue.shutdown();
   });
 });

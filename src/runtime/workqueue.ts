@@ -2,7 +2,6 @@ import { silentLogger, type Logger } from '../logging.ts';
 import { backoffDelay } from './backoff.ts';
 import { NotReadyError, TerminalError } from './errors.ts';
 import { deadlineSignal } from '../kcp-client-ts/deadline.ts';
-import { isConflict } from '../kcp-client-ts/errors.ts';
 
 /** What a reconcile returns, after controller-runtime's Result. */
 export type ReconcileResult = { requeueAfterMs?: number } | undefined;
@@ -328,10 +327,7 @@ export class WorkQueue {
     const failures = (this.#failures.get(key) ?? 0) + 1;
     this.#failures.set(key, failures);
     const delay = backoffDelay(failures, this.#options.backoff ?? { initialMs: 100, maxMs: 60_000 });
-    // A first conflict is optimistic concurrency at work (the cache was a write behind; the retry
-    // reads the newer version), not worth a warning; a key that keeps losing is.
-    if (isConflict(err) && failures === 1) this.#logger.debug({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
-    else this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
+    this.#logger.warn({ key, failures, delayMs: delay, err }, 'reconcile failed, requeueing');
     this.#observer?.({ type: 'retried' });
     this.addAfter(key, delay);
   }

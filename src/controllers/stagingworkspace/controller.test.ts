@@ -212,6 +212,18 @@ describe('StagingWorkspaceController', () => {
     expect(workspaces.deleted).toEqual(['root:staging:sw-1']);
   });
 
+  it('starts no teardown from a mark that lost to a newer version: the 2 s count from the mark that lands', async () => {
+    api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
+    const conflict = new ApiError({ status: 409, reason: 'Conflict', message: 'the object has been modified', method: 'PUT', url: 'u' });
+    api.failNextWrite({ verb: 'updateStatus', resource: 'stagingworkspaces' }, conflict);
+    expect(await controller.reconcile(SW, signal)).toBeUndefined(); // the newer version's event brings the next round
+    expect(phase()).toBe('Ready');
+    clock += 5_000;
+    expect(await controller.reconcile(SW, signal)).toEqual({ requeueAfterMs: 2_000 }); // marked now: 2 s from here
+    expect(phase()).toBe('Terminating');
+    expect(workspaces.deleted).toEqual([]);
+  });
+
   it('keeps the workspace when an Assignment comes between the mark and the delete (a sync that read Ready)', async () => {
     api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
     await controller.reconcile(SW, signal);
@@ -262,61 +274,120 @@ describe('StagingWorkspaceController', () => {
     expect(keysOf({ type: 'updated', old: moved, object: sprocket })).toEqual(['other']); // its resource changed in place
   });
 
-  it('watches the staging tree: a workspace kcp is still making is read from the cache and waits for its event, not polled', async () => {
+  describe('with the staging tree watched', () => {
     const TREE = 'tree-cluster';
-    const stagingTree = api.informer<WorkspaceObject>(WORKSPACES, { clusters: [TREE], transform: workspaceStateOf });
-    const kcpReads: string[] = [];
-    const watched = new StagingWorkspaceController({
-      ...memoryCoordination(api, COORD),
-      workspaces: {
-        get: async (parent, name) => {
-          kcpReads.push(`${parent}:${name}`);
-          return undefined;
+    const MANAGED = { 'app.kubernetes.io/managed-by': 'resource-broker' };
+    let stagingTree: ReturnType<typeof api.informer<WorkspaceObject>>;
+    let kcpReads: string[];
+    let watched: StagingWorkspaceController;
+    /** kcp's Workspace, with the fields the cache does not keep. */
+    const kcpWorkspace = (name: string, fields: { labels?: Record<string, string>; phase: string; cluster?: string }): WorkspaceObject =>
+      api.put<WorkspaceObject>(TREE, WORKSPACES, {
+        apiVersion: 'tenancy.kcp.io/v1alpha1',
+        kind: 'Workspace',
+        metadata: { name, creationTimestamp: new Date(0).toISOString(), managedFields: [{ manager: 'kcp' }], labels: fields.labels ?? {} },
+        spec: { type: { name: 'universal', path: 'root' }, ...(fields.cluster ? { cluster: fields.cluster } : {}) },
+        status: { phase: fields.phase, conditions: [{ type: 'WorkspaceScheduled', status: 'False' }] },
+      } as WorkspaceObject);
+    const swStatus = (name: string) => api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', name)?.status;
+
+    beforeEach(() => {
+      stagingTree = api.informer<WorkspaceObject>(WORKSPACES, {
+        clusters: [TREE],
+        labelSelector: 'app.kubernetes.io/managed-by=resource-broker',
+        transform: workspaceStateOf,
+      });
+      kcpReads = [];
+      watched = new StagingWorkspaceController({
+        ...memoryCoordination(api, COORD),
+        workspaces: {
+          get: async (parent, name) => {
+            kcpReads.push(`${parent}:${name}`);
+            return api.get<WorkspaceObject>(TREE, WORKSPACES, '', name);
+          },
+          create: async (_parent, name, options) => {
+            if (api.get(TREE, WORKSPACES, '', name)) return; // kcp's AlreadyExists, which create swallows
+            kcpWorkspace(name, { labels: options?.labels ?? {}, phase: 'Scheduling' });
+          },
+          delete: async () => true,
         },
-        // kcp's Workspace as it is made: with the fields the cache does not keep.
-        create: async (_parent, name) => {
-          api.put<WorkspaceObject>(TREE, WORKSPACES, {
-            apiVersion: 'tenancy.kcp.io/v1alpha1',
-            kind: 'Workspace',
-            metadata: { name, managedFields: [{ manager: 'kcp' }] },
-            spec: { type: { name: 'universal', path: 'root' } },
-            status: { phase: 'Scheduling', conditions: [{ type: 'WorkspaceScheduled', status: 'False' }] },
-          } as WorkspaceObject);
+        clients: { inWorkspace: (cluster, gvr) => api.client(cluster, gvr) as never },
+        stagingRoot: 'root:staging',
+        stagingTree,
+        logger: silentLogger(),
+        now: () => clock,
+      });
+    });
+
+    it('reads a workspace kcp is still making from the cache and waits for its event, not polled', async () => {
+      api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
+        apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
+        kind: 'StagingWorkspace',
+        metadata: { name: 'sw-new' },
+        spec: { consumerCluster: 'consumer', providerCluster: 'provider', apiExportName: 'widgets' },
+      } as StagingWorkspace);
+      api.put(COORD, ASSIGNMENT_GVR, { ...assign('n-1'), status: { stagingWorkspace: 'sw-new' } });
+      expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // created (absence asked of kcp); its event brings the next round
+      expect(kcpReads).toEqual(['root:staging:sw-new']);
+      expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // still Scheduling
+      expect(swStatus('sw-new')?.conditions?.find((c) => c.type === 'WorkspaceReady')?.message).toBe('workspace phase Scheduling');
+      expect(kcpReads).toHaveLength(1);
+      // The cache keeps what the controller reads, no more.
+      expect(stagingTree.store.list()).toEqual([
+        {
+          apiVersion: 'tenancy.kcp.io/v1alpha1',
+          kind: 'Workspace',
+          metadata: expect.objectContaining({ name: 'sw-new', creationTimestamp: expect.any(String) }),
+          spec: {},
+          status: { phase: 'Scheduling' },
         },
-        delete: async () => true,
-      },
-      clients: { inWorkspace: (cluster, gvr) => api.client(cluster, gvr) as never },
-      stagingRoot: 'root:staging',
-      stagingTree,
-      logger: silentLogger(),
+      ]);
+      expect(stagingTree.store.list()[0]!.metadata).not.toHaveProperty('managedFields');
+      const deleting = workspaceStateOf({
+        ...api.get<WorkspaceObject>(TREE, WORKSPACES, '', 'sw-new')!,
+        metadata: { name: 'sw-new', deletionTimestamp: 'then' },
+      });
+      expect(deleting.metadata.deletionTimestamp).toBe('then');
+      // kcp makes it Ready: the event names the StagingWorkspace, whose next round goes on to bind.
+      const ready = kcpWorkspace('sw-new', { labels: MANAGED, phase: 'Ready', cluster: 'c-new' });
+      const treeWatch = watched.watches().find((w) => w.informer === (stagingTree as unknown))!;
+      expect([...treeWatch.toKeys({ type: 'updated', old: ready, object: ready } as never)]).toEqual(['sw-new']);
+      await watched.reconcile('sw-new', signal);
+      expect(api.get<APIBindingObject>('c-new', APIBINDINGS, '', 'widgets')?.spec.reference.export).toEqual({
+        path: 'provider',
+        name: 'widgets',
+      });
+      expect(kcpReads).toHaveLength(1);
     });
-    api.put<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, {
-      apiVersion: 'coord.broker.platform-mesh.io/v1alpha1',
-      kind: 'StagingWorkspace',
-      metadata: { name: 'sw-new' },
-      spec: { consumerCluster: 'consumer', providerCluster: 'provider', apiExportName: 'widgets' },
-    } as StagingWorkspace);
-    api.put(COORD, ASSIGNMENT_GVR, { ...assign('n-1'), status: { stagingWorkspace: 'sw-new' } });
-    expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // created: its added event brings the next round
-    expect(await watched.reconcile('sw-new', signal)).toBeUndefined(); // still Scheduling
-    const sw = api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', 'sw-new')!;
-    expect(sw.status?.conditions?.find((c) => c.type === 'WorkspaceReady')?.message).toBe('workspace phase Scheduling');
-    expect(kcpReads).toEqual([]);
-    // The cache keeps the phase and cluster only.
-    const cached = stagingTree.store.list()[0]!;
-    expect(cached.metadata.managedFields).toBeUndefined();
-    expect(cached.spec).toEqual({});
-    expect(cached.status).toEqual({ phase: 'Scheduling' });
-    // kcp makes it Ready: the event names the StagingWorkspace, whose next round goes on to bind.
-    const ready = { ...api.get<WorkspaceObject>(TREE, WORKSPACES, '', 'sw-new')!, spec: { cluster: 'c-new' }, status: { phase: 'Ready' } };
-    api.put(TREE, WORKSPACES, ready);
-    const treeWatch = watched.watches().find((w) => w.informer === (stagingTree as unknown))!;
-    expect([...treeWatch.toKeys({ type: 'updated', old: ready, object: ready } as never)]).toEqual(['sw-new']);
-    await watched.reconcile('sw-new', signal);
-    expect(api.get<APIBindingObject>('c-new', APIBINDINGS, '', 'widgets')?.spec.reference.export).toEqual({
-      path: 'provider',
-      name: 'widgets',
+
+    it("goes by kcp, and keeps polling, for a workspace the cache does not show (not labelled as the broker's): never created again, never released", async () => {
+      kcpWorkspace(SW, { phase: 'Initializing' }); // its label removed by hand
+      expect(await watched.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+      expect(swStatus(SW)?.conditions?.find((c) => c.type === 'WorkspaceReady')?.message).toBe('workspace phase Initializing');
+      // Its last object goes: the record is released only once kcp says the workspace is gone.
+      api.remove(COORD, ASSIGNMENT_GVR, '', 'a-1');
+      for (let round = 0; round < 4; round++) {
+        await watched.reconcile(SW, signal);
+        clock += 2_000;
+      }
+      expect(swStatus(SW)?.phase).toBe('Terminating');
+      expect(api.get(COORD, STAGINGWORKSPACE_GVR, '', SW)).toBeDefined();
     });
-    expect(kcpReads).toEqual([]);
+
+    it("marks a workspace Ready by kcp's word, not by a cache still showing it Ready after the teardown deleted it", async () => {
+      // The served workspace of the outer set-up, as the cache last saw it.
+      kcpWorkspace(SW, { labels: MANAGED, phase: 'Ready', cluster: CLUSTER });
+      // The teardown marked it and deleted the workspace; an Assignment comes before the cache hears of the delete.
+      const sw = api.get<StagingWorkspace>(COORD, STAGINGWORKSPACE_GVR, '', SW)!;
+      api.put(COORD, STAGINGWORKSPACE_GVR, { ...sw, status: { ...sw.status!, phase: 'Terminating' } });
+      const cached = stagingTree.store.list()[0]!;
+      api.put(TREE, WORKSPACES, {
+        ...api.get<WorkspaceObject>(TREE, WORKSPACES, '', SW)!,
+        metadata: { ...cached.metadata, labels: {}, deletionTimestamp: 'now' },
+      });
+      stagingTree.store.upsert(cached); // the cache, a step behind
+      expect(await watched.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+      expect(swStatus(SW)?.phase).toBe('Terminating');
+    });
   });
 });

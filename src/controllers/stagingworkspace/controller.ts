@@ -6,7 +6,7 @@ import type { Assignment, Migration, StagingWorkspace } from '../../apis/types.t
 import type { Coordination } from '../../coordination/coordination.ts';
 import { APIBINDINGS, APIEXPORTS, apiBindingTo, type APIBindingObject, type APIExportObject } from '../../kcp-client-ts/bindings.ts';
 import type { Clients } from '../../kcp-client-ts/clients.ts';
-import { isForbidden } from '../../kcp-client-ts/errors.ts';
+import { isConflict, isForbidden } from '../../kcp-client-ts/errors.ts';
 import { CLUSTER_ANNOTATION, clusterOf } from '../../kcp-client-ts/types.ts';
 import type { ShardSelector, WorkspaceObject, Workspaces } from '../../kcp-client-ts/workspaces.ts';
 import type { Logger } from '../../logging.ts';
@@ -64,7 +64,7 @@ export const workspaceStateOf = (ws: WorkspaceObject): WorkspaceObject => {
       ...(deletionTimestamp ? { deletionTimestamp } : {}),
       annotations: { [CLUSTER_ANNOTATION]: clusterOf(ws) },
     },
-    spec: ws.spec.cluster ? { cluster: ws.spec.cluster } : {},
+    spec: ws.spec?.cluster ? { cluster: ws.spec.cluster } : {},
     ...(ws.status?.phase ? { status: { phase: ws.status.phase } } : {}),
   };
 };
@@ -190,7 +190,7 @@ export class StagingWorkspaceController implements Controller {
         { type: 'WorkspaceReady', status: 'False', reason: 'Creating', message: `creating workspace ${parent}:${treeName}` },
         signal,
       );
-      return this.#untilWorkspaceChanges();
+      return this.#untilWorkspaceChanges(treeName);
     }
     if (ws.metadata.deletionTimestamp) {
       // Wanted again while an earlier teardown deletes it: wait for it to go, then start afresh.
@@ -205,7 +205,7 @@ export class StagingWorkspaceController implements Controller {
         },
         signal,
       );
-      return this.#untilWorkspaceChanges();
+      return this.#untilWorkspaceChanges(treeName);
     }
     if (ws.status?.phase !== 'Ready' || !ws.spec.cluster) {
       await this.#setStatus(
@@ -214,7 +214,7 @@ export class StagingWorkspaceController implements Controller {
         { type: 'WorkspaceReady', status: 'False', reason: 'Initializing', message: `workspace phase ${ws.status?.phase ?? 'unknown'}` },
         signal,
       );
-      return this.#untilWorkspaceChanges();
+      return this.#untilWorkspaceChanges(treeName);
     }
     const cluster = ws.spec.cluster;
     const binding = await this.#ensureBinding(sw, cluster, signal).catch((err: unknown) => {
@@ -248,20 +248,36 @@ export class StagingWorkspaceController implements Controller {
       );
       return { requeueAfterMs: SETTLE_MS };
     }
+    if (sw.status?.phase !== 'Ready' && this.#o.stagingTree) {
+      // Made Ready by kcp's word: a cache behind the teardown's delete still shows the old workspace
+      // Ready, and syncs would write copies into a workspace kcp is deleting.
+      const current = await workspaces.get(parent, treeName, signal);
+      if (current?.spec.cluster !== cluster || current.metadata.deletionTimestamp) return { requeueAfterMs: SETTLE_MS };
+    }
     await this.#setStatus(sw, { phase: 'Ready', clusterName: cluster }, undefined, signal);
     return;
   }
 
-  /** The staging workspace as the watched tree shows it, or read from kcp while that cache is not synced (or not there). */
+  /**
+   * The staging workspace as the watched tree shows it; kcp is asked when the cache has none. What
+   * follows "absent" (a create, or the record's release) goes by kcp's word: a cache a step behind
+   * a create would otherwise have a workspace released with nothing left pointing to it.
+   */
   async #workspace(parent: string, name: string, signal: AbortSignal): Promise<WorkspaceObject | undefined> {
-    const tree = this.#o.stagingTree;
-    if (tree?.synced) return tree.store.byIndex(NAME_INDEX, name)[0];
-    return this.#o.workspaces.get(parent, name, signal);
+    return this.#cachedWorkspace(name) ?? this.#o.workspaces.get(parent, name, signal);
   }
 
-  /** While kcp makes (or deletes) a workspace: its watch event brings the next round; polled when it is not watched. */
-  #untilWorkspaceChanges(): ReconcileResult {
-    return this.#o.stagingTree?.synced ? undefined : { requeueAfterMs: SETTLE_MS };
+  #cachedWorkspace(name: string): WorkspaceObject | undefined {
+    const tree = this.#o.stagingTree;
+    return tree?.synced ? tree.store.byIndex(NAME_INDEX, name)[0] : undefined;
+  }
+
+  /**
+   * While kcp makes (or deletes) a workspace: its watch event brings the next round. Polled while
+   * the cache does not show it (just created, or not labelled as the broker's: no event would come).
+   */
+  #untilWorkspaceChanges(name: string): ReconcileResult {
+    return this.#cachedWorkspace(name) ? undefined : { requeueAfterMs: SETTLE_MS };
   }
 
   /**
@@ -389,8 +405,9 @@ export class StagingWorkspaceController implements Controller {
   async #teardown(sw: StagingWorkspace, parent: string, name: string, signal: AbortSignal): Promise<ReconcileResult> {
     const { coordination, workspaces } = this.#o;
     const key = sw.metadata.name ?? '';
-    // Marked first, so that no sync writes into it from then on (they wait for Ready).
-    if (sw.status?.phase !== 'Terminating') await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal);
+    // Marked first, so that no sync writes into it from then on (they wait for Ready). A mark that
+    // did not land (a stale read) starts nothing: the newer version's round marks it again.
+    if (sw.status?.phase !== 'Terminating' && !(await this.#setStatus(sw, { phase: 'Terminating' }, undefined, signal))) return;
     if (!sw.metadata.deletionTimestamp) {
       // Deleted only once the mark is RELEASE_DELAY_MS old and the Assignment and Migration
       // caches are live: a sync that read Ready just before the mark has written its Assignment
@@ -451,12 +468,13 @@ export class StagingWorkspaceController implements Controller {
     this.#logger.info({ view }, 'staging view released');
   }
 
+  /** Writes the status when it changes; false when the write lost to a newer version (nothing written). */
   async #setStatus(
     sw: StagingWorkspace,
     fields: { phase: 'Pending' | 'Ready' | 'Terminating'; clusterName?: string },
     failing: { type: 'WorkspaceReady' | 'BindingReady'; status: 'False'; reason: string; message: string } | undefined,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<boolean> {
     let conditions = sw.status?.conditions;
     const workspaceReady = fields.clusterName !== undefined || fields.phase === 'Ready';
     conditions = setCondition(
@@ -482,8 +500,17 @@ export class StagingWorkspaceController implements Controller {
         : { type: 'Ready', status: 'False', reason: fields.phase, message: failing?.message ?? '' },
     );
     const status = { ...sw.status, ...fields, conditions };
-    if (isDeepStrictEqual(status, sw.status)) return;
-    await this.#o.coordination.stagingWorkspaces.client.updateStatus({ ...sw, status }, signal);
+    if (isDeepStrictEqual(status, sw.status)) return true;
+    try {
+      await this.#o.coordination.stagingWorkspaces.client.updateStatus({ ...sw, status }, signal);
+      return true;
+    } catch (err) {
+      // Read from a cache a write behind (a Workspace event can come before this controller's own
+      // last status write reached the cache): the newer version's event brings the next round.
+      if (!isConflict(err)) throw err;
+      this.#logger.debug({ stagingWorkspace: sw.metadata.name, err }, 'status written from a stale read, waiting for the newer version');
+      return false;
+    }
   }
 }
 
