@@ -357,7 +357,9 @@ describe('StagingWorkspaceController', () => {
         path: 'provider',
         name: 'widgets',
       });
-      expect(kcpReads).toHaveLength(1);
+      expect(kcpReads).toHaveLength(2); // kcp's word on a workspace new to the record, once
+      await watched.reconcile('sw-new', signal); // the binding settling: from the cache
+      expect(kcpReads).toHaveLength(2);
     });
 
     it("goes by kcp, and keeps polling, for a workspace the cache does not show (not labelled as the broker's): never created again, never released", async () => {
@@ -386,8 +388,34 @@ describe('StagingWorkspaceController', () => {
         metadata: { ...cached.metadata, labels: {}, deletionTimestamp: 'now' },
       });
       stagingTree.store.upsert(cached); // the cache, a step behind
+      const writes = api.writes.length;
       expect(await watched.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
       expect(swStatus(SW)?.phase).toBe('Terminating');
+      expect(api.writes.slice(writes)).toEqual([]); // nothing written into the workspace kcp is deleting
+    });
+
+    it("asks kcp and polls while the tree's watch is down (its cache may be any age)", async () => {
+      kcpWorkspace(SW, { labels: MANAGED, phase: 'Initializing' });
+      Object.defineProperty(stagingTree, 'connected', { get: () => false });
+      expect(await watched.reconcile(SW, signal)).toEqual({ requeueAfterMs: 500 });
+      expect(kcpReads).toEqual([`root:staging:${SW}`]);
+      expect(swStatus(SW)?.phase).toBe('Pending');
+    });
+
+    it("takes a Ready record back to Pending by kcp's word only, not by a cache a step behind", async () => {
+      expect(swStatus(SW)).toMatchObject({ phase: 'Ready', clusterName: CLUSTER });
+      // The cache's first news of the workspace comes late, older than what kcp says now.
+      kcpWorkspace(SW, { labels: MANAGED, phase: 'Ready', cluster: CLUSTER });
+      stagingTree.store.upsert(
+        workspaceStateOf({ ...api.get<WorkspaceObject>(TREE, WORKSPACES, '', SW)!, status: { phase: 'Initializing' } }),
+      );
+      await watched.reconcile(SW, signal);
+      expect(swStatus(SW)).toMatchObject({ phase: 'Ready', clusterName: CLUSTER });
+      expect(kcpReads).toEqual([`root:staging:${SW}`]);
+      // kcp says so too: Pending.
+      kcpWorkspace(SW, { labels: MANAGED, phase: 'Initializing' });
+      await watched.reconcile(SW, signal);
+      expect(swStatus(SW)?.phase).toBe('Pending');
     });
   });
 });

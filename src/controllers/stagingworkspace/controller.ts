@@ -180,7 +180,7 @@ export class StagingWorkspaceController implements Controller {
     if (!referenced || sw.metadata.deletionTimestamp) return this.#teardown(sw, parent, treeName, signal);
     this.#terminatingSince.delete(name);
 
-    const ws = await this.#workspace(parent, treeName, signal);
+    const ws = await this.#workspace(parent, treeName, signal, sw);
     if (!ws) {
       // A cache that lags behind an earlier create answers "absent": kcp then says it exists.
       await workspaces.create(parent, treeName, { labels: { [MANAGED_BY_LABEL]: MANAGER }, location: this.#o.location, signal });
@@ -217,6 +217,13 @@ export class StagingWorkspaceController implements Controller {
       return this.#untilWorkspaceChanges(treeName);
     }
     const cluster = ws.spec.cluster;
+    if (this.#o.stagingTree && (sw.status?.clusterName !== cluster || sw.status.phase === 'Terminating')) {
+      // A workspace new to the record goes by kcp's word before anything is written into it: a
+      // cache behind the teardown's delete still shows the old workspace Ready, and bindings, then
+      // syncs' copies, would go into a workspace kcp is deleting. Once per workspace.
+      const current = await workspaces.get(parent, treeName, signal);
+      if (current?.spec.cluster !== cluster || current.metadata.deletionTimestamp) return { requeueAfterMs: SETTLE_MS };
+    }
     const binding = await this.#ensureBinding(sw, cluster, signal).catch((err: unknown) => {
       if (err instanceof BindingConflictError) return err;
       throw err;
@@ -248,12 +255,6 @@ export class StagingWorkspaceController implements Controller {
       );
       return { requeueAfterMs: SETTLE_MS };
     }
-    if (sw.status?.phase !== 'Ready' && this.#o.stagingTree) {
-      // Made Ready by kcp's word: a cache behind the teardown's delete still shows the old workspace
-      // Ready, and syncs would write copies into a workspace kcp is deleting.
-      const current = await workspaces.get(parent, treeName, signal);
-      if (current?.spec.cluster !== cluster || current.metadata.deletionTimestamp) return { requeueAfterMs: SETTLE_MS };
-    }
     await this.#setStatus(sw, { phase: 'Ready', clusterName: cluster }, undefined, signal);
     return;
   }
@@ -263,13 +264,21 @@ export class StagingWorkspaceController implements Controller {
    * follows "absent" (a create, or the record's release) goes by kcp's word: a cache a step behind
    * a create would otherwise have a workspace released with nothing left pointing to it.
    */
-  async #workspace(parent: string, name: string, signal: AbortSignal): Promise<WorkspaceObject | undefined> {
-    return this.#cachedWorkspace(name) ?? this.#o.workspaces.get(parent, name, signal);
+  async #workspace(parent: string, name: string, signal: AbortSignal, sw?: StagingWorkspace): Promise<WorkspaceObject | undefined> {
+    const cached = this.#cachedWorkspace(name);
+    if (!cached) return this.#o.workspaces.get(parent, name, signal);
+    // A step back from Ready goes by kcp's word too: a cache a step behind the read that found the
+    // workspace Ready (kcp's, while the cache had none) would take the record back to Pending.
+    const agrees =
+      sw?.status?.phase !== 'Ready' ||
+      (cached.status?.phase === 'Ready' && !cached.metadata.deletionTimestamp && cached.spec.cluster === sw.status.clusterName);
+    return agrees ? cached : this.#o.workspaces.get(parent, name, signal);
   }
 
+  /** From the tree's cache while its watch is up; nothing otherwise (then kcp is asked, and the workspace polled). */
   #cachedWorkspace(name: string): WorkspaceObject | undefined {
     const tree = this.#o.stagingTree;
-    return tree?.synced ? tree.store.byIndex(NAME_INDEX, name)[0] : undefined;
+    return tree?.synced && tree.connected ? tree.store.byIndex(NAME_INDEX, name)[0] : undefined;
   }
 
   /**
